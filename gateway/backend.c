@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Plugin loader; see backend.h.  Plugins are loaded only from the
+ * configured plugin directory (never from an environment variable), with
+ * RTLD_NOW | RTLD_LOCAL so a missing symbol fails at load time and two
+ * plugins cannot see each other's symbols.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "log.h"
+
+#define INSTANCE_MAX (1u << 20)
+
+static void host_log(enum drgw_log_level level, const char *fmt, ...)
+	DRGW_PRINTF(2, 3);
+static void host_log(enum drgw_log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!drgw_log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	drgw_log(level, "%s", msg);
+}
+
+static const struct drgw_host host = {
+	.abi_version = DRGW_BACKEND_ABI_VERSION,
+	.struct_size = sizeof(struct drgw_host),
+	.log = host_log,
+};
+
+/* <dir>/drgw-<scheme>.so, else <dir>/<scheme>/drgw-<scheme>.so (the
+ * build tree's layout). */
+static int find_plugin(const char *dir, const char *scheme, char *path,
+		       size_t size, struct drgw_err *err)
+{
+	struct stat st;
+
+	snprintf(path, size, "%s/drgw-%s.so", dir, scheme);
+	if (stat(path, &st) < 0) {
+		snprintf(path, size, "%s/%s/drgw-%s.so", dir, scheme, scheme);
+		if (stat(path, &st) < 0) {
+			drgw_err_set(err,
+				     "no plugin for %s:// URLs in %s (looked for drgw-%s.so); check --plugin-dir",
+				     scheme, dir, scheme);
+			return -ENOENT;
+		}
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 022)) {
+		drgw_err_set(err,
+			     "refusing to load plugin %s: not a regular file or writable by group/others",
+			     path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int validate_ops(const struct drgw_backend_ops *ops, const char *scheme,
+			const char *path, struct drgw_err *err)
+{
+	if (!ops || ops->abi_version < 1 ||
+	    ops->abi_version > DRGW_BACKEND_ABI_VERSION) {
+		drgw_err_set(err, "plugin %s has unsupported ABI version %u",
+			     path, ops ? ops->abi_version : 0);
+		return -EPROTONOSUPPORT;
+	}
+	if (ops->struct_size < offsetof(struct drgw_backend_ops, ctl) ||
+	    !ops->open || !ops->close || !ops->scheme ||
+	    strcmp(ops->scheme, scheme) || !ops->name ||
+	    strlen(ops->name) > 64 || ops->instance_size > INSTANCE_MAX) {
+		drgw_err_set(err, "plugin %s has an invalid ops table", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int drgw_backend_load(const char *plugin_dir, const struct drgw_backend_conf *bc,
+		      bool read_only, struct drgw_backend **ret,
+		      struct drgw_err *err)
+{
+	const struct drgw_backend_ops *(*entry)(void);
+	const struct drgw_backend_ops *ops;
+	struct drgw_backend_config bcfg = { 0 };
+	struct drgw_backend *b;
+	struct drgw_err e2 = { 0 };
+	char path[PATH_MAX];
+	size_t n;
+	int r;
+
+	r = find_plugin(plugin_dir, bc->scheme, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	drgw_strlcpy(b->name, bc->name, sizeof(b->name));
+	b->url = strdup(bc->url);
+	b->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!b->url || !b->dl) {
+		drgw_err_set(err, "cannot load plugin %s: %s", path,
+			     b->dl ? "out of memory" : dlerror());
+		r = -ELIBBAD;
+		goto fail;
+	}
+	*(void **)&entry = dlsym(b->dl, DRGW_BACKEND_ENTRY_SYMBOL);
+	if (!entry) {
+		drgw_err_set(err, "plugin %s does not export %s", path,
+			     DRGW_BACKEND_ENTRY_SYMBOL);
+		r = -ELIBBAD;
+		goto fail;
+	}
+	ops = entry();
+	r = validate_ops(ops, bc->scheme, path, err);
+	if (r < 0)
+		goto fail;
+	/* Copy what the plugin has; newer fields stay NULL. */
+	n = ops->struct_size < sizeof(b->ops) ? ops->struct_size : sizeof(b->ops);
+	memcpy(&b->ops, ops, n);
+	b->inst = calloc(1, b->ops.instance_size ? b->ops.instance_size : 1);
+	if (!b->inst) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	bcfg.struct_size = sizeof(bcfg);
+	bcfg.name = b->name;
+	bcfg.url = b->url;
+	bcfg.options = bc->options;
+	bcfg.n_options = bc->n_options;
+	bcfg.read_only = read_only;
+	bcfg.host = &host;
+	r = b->ops.open(b->inst, &bcfg, &e2);
+	if (r < 0) {
+		drgw_err_set(err, "backend %s: %s", b->name,
+			     e2.msg[0] ? e2.msg : strerror(-r));
+		free(b->inst);
+		b->inst = NULL;
+		goto fail;
+	}
+	memset(&e2, 0, sizeof(e2));
+	if (b->ops.ctl && b->ops.ctl(b->inst, DRGW_CTL_DESCRIBE, &e2) == 0 &&
+	    e2.msg[0])
+		drgw_strlcpy(b->description, e2.msg, sizeof(b->description));
+	else
+		drgw_strlcpy(b->description, b->url, sizeof(b->description));
+	log_debug("loaded plugin %s (%s, abi %u, caps 0x%llx) for backend %s",
+		  path, b->ops.name, b->ops.abi_version,
+		  (unsigned long long)b->ops.caps, b->name);
+	*ret = b;
+	return 0;
+fail:
+	drgw_backend_free(b);
+	return r;
+}
+
+struct drgw_backend *drgw_backend_free(struct drgw_backend *b)
+{
+	if (!b)
+		return NULL;
+	if (b->inst)
+		b->ops.close(b->inst);
+	free(b->inst);
+	if (b->dl)
+		dlclose(b->dl);
+	free(b->url);
+	free(b);
+	return NULL;
+}
+
+/* Makes sure a failure carries a message. */
+static int check(struct drgw_backend *b, int r, struct drgw_err *err,
+		 const char *what)
+{
+	if (r < 0 && err && !err->msg[0])
+		drgw_err_set(err, "%s failed: %s", what, strerror(-r));
+	return r;
+}
+
+int drgw_backend_put(struct drgw_backend *b, const char *key,
+		     struct drgw_put_source *src, struct drgw_err *err)
+{
+	if (!b->ops.put)
+		return -ENOSYS;
+	return check(b, b->ops.put(b->inst, key, src, err), err, "upload");
+}
+
+int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
+		      void *buf, size_t len, struct drgw_err *err)
+{
+	size_t got = 0;
+	int r;
+
+	if (!b->ops.get)
+		return -ENOSYS;
+	r = check(b, b->ops.get(b->inst, key, off, buf, len, &got, err), err,
+		  "read");
+	if (r == 0 && got != len) {
+		drgw_err_set(err,
+			     "object %s is shorter than expected (got %zu of %zu bytes at offset %llu): truncated",
+			     key, got, len, (unsigned long long)off);
+		return -EIO;
+	}
+	return r;
+}
+
+int drgw_backend_stat(struct drgw_backend *b, const char *key,
+		      struct drgw_object_info *ret, struct drgw_err *err)
+{
+	if (!b->ops.stat)
+		return -ENOSYS;
+	return check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+}
+
+int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
+			  drgw_list_fn fn, void *arg, struct drgw_err *err)
+{
+	char *token = NULL, *next = NULL;
+	const size_t token_size = 8192;
+	int r = 0;
+
+	if (!b->ops.list)
+		return -ENOSYS;
+	token = calloc(1, token_size);
+	next = calloc(1, token_size);
+	if (!token || !next) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		char *t;
+
+		next[0] = '\0';
+		r = check(b, b->ops.list(b->inst, prefix, token[0] ? token : NULL,
+					 fn, arg, next, token_size, err),
+			  err, "list");
+		if (r < 0 || !next[0])
+			break;
+		if (!strcmp(next, token)) {
+			drgw_err_set(err, "backend returned the same page token twice");
+			r = -EIO;
+			break;
+		}
+		t = token;
+		token = next;
+		next = t;
+	}
+out:
+	free(token);
+	free(next);
+	return r;
+}
+
+int drgw_backend_remove(struct drgw_backend *b, const char *key,
+			struct drgw_err *err)
+{
+	if (!b->ops.remove)
+		return -ENOSYS;
+	return check(b, b->ops.remove(b->inst, key, err), err, "remove");
+}
+
+int drgw_backend_abort_put(struct drgw_backend *b, const char *key,
+			   const void *token, size_t len, struct drgw_err *err)
+{
+	if (!b->ops.abort_put)
+		return 0;
+	return check(b, b->ops.abort_put(b->inst, key, token, len, err), err,
+		     "abort upload");
+}
+
+int drgw_backend_ping(struct drgw_backend *b, struct drgw_err *err)
+{
+	int r;
+
+	if (!b->ops.ctl)
+		return 0;
+	r = b->ops.ctl(b->inst, DRGW_CTL_PING, err);
+	return r == -ENOTSUP || r == -ENOSYS ? 0 : check(b, r, err, "ping");
+}
+
+bool drgw_backend_error_transient(int r)
+{
+	switch (r) {
+	case -EAGAIN:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -ECONNABORTED:
+	case -EBUSY:
+	case -EINTR:
+		return true;
+	default:
+		return false;
+	}
+}

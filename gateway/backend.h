@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loading and calling backend plugins (include/drgw/backend.h is the ABI).
+ * A struct drgw_backend is one configured backend: the plugin's ops table,
+ * clamped to what this gateway knows, and the instance memory the plugin
+ * asked for.  The call wrappers turn missing methods into -ENOSYS and keep
+ * plugins from leaving err->msg empty on failure.
+ */
+#ifndef DRGW_BACKEND_LOADER_H
+#define DRGW_BACKEND_LOADER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "util.h"
+
+struct drgw_backend {
+	char name[DRGW_BACKEND_NAME_MAX + 1];
+	char *url;
+	struct drgw_backend_ops ops;
+	void *dl;
+	void *inst;
+	/* Where it stores objects, from ctl(DESCRIBE) or the URL. */
+	char description[256];
+};
+
+/* Loads drgw-<scheme>.so from plugin_dir and opens the backend. */
+int drgw_backend_load(const char *plugin_dir, const struct drgw_backend_conf *bc,
+		      bool read_only, struct drgw_backend **ret,
+		      struct drgw_err *err);
+struct drgw_backend *drgw_backend_free(struct drgw_backend *b);
+
+int drgw_backend_put(struct drgw_backend *b, const char *key,
+		     struct drgw_put_source *src, struct drgw_err *err);
+/* Reads exactly len bytes at off, or fails with -EIO ("object is shorter
+ * than expected"). */
+int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
+		      void *buf, size_t len, struct drgw_err *err);
+int drgw_backend_stat(struct drgw_backend *b, const char *key,
+		      struct drgw_object_info *ret, struct drgw_err *err);
+/* Lists every key under prefix, following pages. */
+int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
+			  drgw_list_fn fn, void *arg, struct drgw_err *err);
+int drgw_backend_remove(struct drgw_backend *b, const char *key,
+			struct drgw_err *err);
+int drgw_backend_abort_put(struct drgw_backend *b, const char *key,
+			   const void *token, size_t len, struct drgw_err *err);
+int drgw_backend_ping(struct drgw_backend *b, struct drgw_err *err);
+
+/* Is this errno worth retrying later (network, server busy)? */
+bool drgw_backend_error_transient(int r);
+
+#endif

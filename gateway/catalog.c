@@ -1,0 +1,1141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The catalog; see catalog.h.  Plain SQL with prepared statements, one
+ * transaction per state change.  synchronous=FULL: state changes are rare
+ * (a few per snapshot and per uploaded part), and a resume token that is
+ * lost to a power cut would mean re-uploading a whole object.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+
+struct drgw_catalog {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);\n"
+	"CREATE TABLE IF NOT EXISTS versions(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  vid TEXT NOT NULL UNIQUE,\n"
+	"  name TEXT NOT NULL,\n"
+	"  size INTEGER NOT NULL,\n"
+	"  mtime_ns INTEGER NOT NULL,\n"
+	"  mode INTEGER NOT NULL,\n"
+	"  created_ns INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(state IN ('sealed','encoded')),\n"
+	"  stored_size INTEGER NOT NULL DEFAULT 0,\n"
+	"  sha256 TEXT NOT NULL DEFAULT '',\n"
+	"  object_sha256 TEXT NOT NULL DEFAULT '',\n"
+	"  error TEXT,\n"
+	"  next_attempt_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	"  encoded_ns INTEGER NOT NULL DEFAULT 0);\n"
+	"CREATE INDEX IF NOT EXISTS versions_by_name ON versions(name, created_ns);\n"
+	"CREATE INDEX IF NOT EXISTS versions_by_state ON versions(state, next_attempt_ns);\n"
+	"CREATE TABLE IF NOT EXISTS backends(\n"
+	"  name TEXT PRIMARY KEY,\n"
+	"  url TEXT NOT NULL,\n"
+	"  last_ok_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  last_error_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  last_error TEXT,\n"
+	"  uploaded_bytes INTEGER NOT NULL DEFAULT 0,\n"
+	"  failures INTEGER NOT NULL DEFAULT 0);\n"
+	"CREATE TABLE IF NOT EXISTS replicas(\n"
+	"  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(state IN ('pending','uploading','done','failing')),\n"
+	"  resume_token BLOB,\n"
+	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	"  last_error TEXT,\n"
+	"  next_attempt_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  bytes_done INTEGER NOT NULL DEFAULT 0,\n"
+	"  done_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  PRIMARY KEY(version_id, backend));\n"
+	"CREATE INDEX IF NOT EXISTS replicas_due ON replicas(state, next_attempt_ns);\n"
+	"CREATE TABLE IF NOT EXISTS settling(\n"
+	"  name TEXT PRIMARY KEY,\n"
+	"  since_ns INTEGER NOT NULL);\n"
+	"CREATE TABLE IF NOT EXISTS remote_objects(\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  object_size INTEGER NOT NULL,\n"
+	"  etag TEXT NOT NULL,\n"
+	"  vid TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  size INTEGER NOT NULL,\n"
+	"  mtime_ns INTEGER NOT NULL,\n"
+	"  created_ns INTEGER NOT NULL,\n"
+	"  mode INTEGER NOT NULL,\n"
+	"  sha256 TEXT NOT NULL,\n"
+	"  PRIMARY KEY(backend, key));\n";
+
+static const char *const version_states[] = { "sealed", "encoded" };
+static const char *const replica_states[] = { "pending", "uploading", "done",
+					      "failing" };
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static sqlite3_stmt *prep(struct drgw_catalog *c, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	return st;
+}
+
+/* Runs a statement that returns no rows; finalises it. */
+static int run(sqlite3_stmt *st)
+{
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_errno(rc) ?: -EIO;
+}
+
+static int exec(struct drgw_catalog *c, const char *sql)
+{
+	return sql_errno(sqlite3_exec(c->db, sql, NULL, NULL, NULL));
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	drgw_strlcpy(buf, s ? (const char *)s : "", size);
+}
+
+static int parse_state(const char *s, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s && !strcmp(s, names[i]))
+			return (int)i;
+	return 0;
+}
+
+int drgw_catalog_open(const char *path, bool read_only,
+		      struct drgw_catalog **ret, struct drgw_err *err)
+{
+	struct drgw_catalog *c;
+	int flags = SQLITE_OPEN_FULLMUTEX |
+		    (read_only ? SQLITE_OPEN_READONLY :
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	int rc, r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		drgw_err_set(err, "cannot open catalog %s: %s", path,
+			     c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		r = sql_errno(rc) ?: -EIO;
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, 10000);
+	sqlite3_extended_result_codes(c->db, 0);
+	if (!read_only) {
+		r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+		if (r == 0)
+			r = exec(c, schema_sql);
+		if (r == 0)
+			r = exec(c,
+				 "INSERT OR IGNORE INTO meta VALUES('schema_version','1')");
+		if (r < 0) {
+			drgw_err_set(err, "cannot initialise catalog %s: %s", path,
+				     sqlite3_errmsg(c->db));
+			goto fail;
+		}
+	}
+	r = exec(c, "PRAGMA foreign_keys=ON;");
+	if (r == 0) {
+		sqlite3_stmt *st =
+			prep(c, "SELECT value FROM meta WHERE key='schema_version'");
+		if (st && sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_int(st, 0) > DRGW_CATALOG_SCHEMA_VERSION) {
+			drgw_err_set(err,
+				     "catalog %s was written by a newer drgw; upgrade drgw",
+				     path);
+			r = -EPROTONOSUPPORT;
+		} else if (!st) {
+			drgw_err_set(err, "catalog %s is not a drgw catalog: %s",
+				     path, sqlite3_errmsg(c->db));
+			r = -EIO;
+		}
+		sqlite3_finalize(st);
+	}
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return r;
+}
+
+struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c)
+{
+	if (!c)
+		return NULL;
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return NULL;
+}
+
+void drgw_version_release(struct drgw_version *v)
+{
+	free(v->name);
+	free(v->error);
+	v->name = v->error = NULL;
+}
+
+void drgw_replica_release(struct drgw_replica *r)
+{
+	free(r->key);
+	free(r->token);
+	free(r->last_error);
+	r->key = r->last_error = NULL;
+	r->token = NULL;
+}
+
+void drgw_backend_row_release(struct drgw_backend_row *b)
+{
+	free(b->url);
+	free(b->last_error);
+	b->url = b->last_error = NULL;
+}
+
+void drgw_remote_object_release(struct drgw_remote_object *o)
+{
+	free(o->key);
+	free(o->name);
+	o->key = o->name = NULL;
+}
+
+#define VERSION_COLS                                                         \
+	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
+	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns"
+
+static void read_version(sqlite3_stmt *st, struct drgw_version *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = sqlite3_column_int64(st, 0);
+	col_copy(st, 1, v->vid, sizeof(v->vid));
+	v->name = col_strdup(st, 2);
+	v->size = (uint64_t)sqlite3_column_int64(st, 3);
+	v->mtime_ns = sqlite3_column_int64(st, 4);
+	v->mode = (uint32_t)sqlite3_column_int64(st, 5);
+	v->created_ns = sqlite3_column_int64(st, 6);
+	v->state = parse_state((const char *)sqlite3_column_text(st, 7),
+			       version_states, ARRAY_SIZE(version_states));
+	v->stored_size = (uint64_t)sqlite3_column_int64(st, 8);
+	col_copy(st, 9, v->sha256, sizeof(v->sha256));
+	col_copy(st, 10, v->object_sha256, sizeof(v->object_sha256));
+	v->error = col_strdup(st, 11);
+	v->next_attempt_ns = sqlite3_column_int64(st, 12);
+	v->attempts = (uint32_t)sqlite3_column_int64(st, 13);
+	v->encoded_ns = sqlite3_column_int64(st, 14);
+}
+
+#define REPLICA_COLS                                                      \
+	"version_id, backend, key, state, resume_token, attempts, last_error, " \
+	"next_attempt_ns, bytes_done, done_ns"
+
+static int read_replica(sqlite3_stmt *st, struct drgw_replica *r)
+{
+	const void *tok = sqlite3_column_blob(st, 4);
+	int tok_len = sqlite3_column_bytes(st, 4);
+
+	memset(r, 0, sizeof(*r));
+	r->version_id = sqlite3_column_int64(st, 0);
+	col_copy(st, 1, r->backend, sizeof(r->backend));
+	r->key = col_strdup(st, 2);
+	r->state = parse_state((const char *)sqlite3_column_text(st, 3),
+			       replica_states, ARRAY_SIZE(replica_states));
+	if (tok && tok_len > 0) {
+		r->token = malloc((size_t)tok_len);
+		if (!r->token)
+			return -ENOMEM;
+		memcpy(r->token, tok, (size_t)tok_len);
+		r->token_len = (size_t)tok_len;
+	}
+	r->attempts = (uint32_t)sqlite3_column_int64(st, 5);
+	r->last_error = col_strdup(st, 6);
+	r->next_attempt_ns = sqlite3_column_int64(st, 7);
+	r->bytes_done = (uint64_t)sqlite3_column_int64(st, 8);
+	r->done_ns = sqlite3_column_int64(st, 9);
+	return r->key ? 0 : -ENOMEM;
+}
+
+int drgw_catalog_add_backend(struct drgw_catalog *c, const char *name,
+			     const char *url)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO backends(name, url) VALUES(?, ?) "
+		     "ON CONFLICT(name) DO UPDATE SET url = excluded.url");
+	if (st) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, url, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_recover(struct drgw_catalog *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "UPDATE replicas SET state = 'pending' "
+		    "WHERE state = 'uploading'");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
+			      bool settling)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, settling ? "INSERT OR IGNORE INTO settling VALUES(?1, ?2)" :
+				"DELETE FROM settling WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		if (settling)
+			sqlite3_bind_int64(st, 2, drgw_now_ns());
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_clear_settling(struct drgw_catalog *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "DELETE FROM settling");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
+		     "created_ns, state) VALUES(?, ?, ?, ?, ?, ?, 'sealed')");
+	if (st) {
+		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)v->size);
+		sqlite3_bind_int64(st, 4, v->mtime_ns);
+		sqlite3_bind_int64(st, 5, v->mode);
+		sqlite3_bind_int64(st, 6, v->created_ns);
+	}
+	r = run(st);
+	if (r == 0) {
+		v->id = sqlite3_last_insert_rowid(c->db);
+		v->state = DRGW_VERSION_SEALED;
+		st = prep(c, "DELETE FROM settling WHERE name = ?");
+		if (st)
+			sqlite3_bind_text(st, 1, v->name, -1, SQLITE_TRANSIENT);
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_reschedule_version(struct drgw_catalog *c, int64_t id,
+				    int64_t next_attempt_ns)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE versions SET next_attempt_ns = ? WHERE id = ? "
+		     "AND state = 'sealed'");
+	if (st) {
+		sqlite3_bind_int64(st, 1, next_attempt_ns);
+		sqlite3_bind_int64(st, 2, id);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Runs a query expected to return at most one version row. */
+static int one_version(sqlite3_stmt *st, struct drgw_version *ret)
+{
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_version(st, ret);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return ret->name ? 0 : -ENOMEM;
+	return rc == SQLITE_DONE ? -ENOENT : sql_errno(rc) ?: -EIO;
+}
+
+int drgw_catalog_next_sealed(struct drgw_catalog *c, int64_t now_ns,
+			     struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE "
+		     "state = 'sealed' AND next_attempt_ns <= ? "
+		     "ORDER BY created_ns, id LIMIT 1");
+	if (st)
+		sqlite3_bind_int64(st, 1, now_ns);
+	r = one_version(st, ret);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Runs a query returning one integer, default when NULL or no row. */
+static int64_t one_int(sqlite3_stmt *st, int64_t dflt)
+{
+	int64_t v = dflt;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c)
+{
+	int64_t v;
+
+	pthread_mutex_lock(&c->lock);
+	v = one_int(prep(c, "SELECT MIN(next_attempt_ns) FROM versions "
+			    "WHERE state = 'sealed'"),
+		    INT64_MAX);
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
+int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
+			     const char *const *backends, size_t n_backends,
+			     const char *key)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
+		     "sha256 = ?, object_sha256 = ?, error = NULL, "
+		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ?");
+	if (st) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
+		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, v->object_sha256, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, v->encoded_ns);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
+		sqlite3_bind_int64(st, 6, v->mtime_ns);
+		sqlite3_bind_int64(st, 7, v->id);
+	}
+	r = run(st);
+	for (size_t i = 0; r == 0 && i < n_backends; i++) {
+		st = prep(c, "INSERT OR IGNORE INTO replicas(version_id, backend, "
+			     "key, state) VALUES(?, ?, ?, 'pending')");
+		if (st) {
+			sqlite3_bind_int64(st, 1, v->id);
+			sqlite3_bind_text(st, 2, backends[i], -1,
+					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_encode_failed(struct drgw_catalog *c, int64_t id,
+				   const char *error, int64_t next_attempt_ns)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE versions SET error = ?, next_attempt_ns = ?, "
+		     "attempts = attempts + 1 WHERE id = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, error, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, next_attempt_ns);
+		sqlite3_bind_int64(st, 3, id);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_delete_version(struct drgw_catalog *c, int64_t id)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "DELETE FROM versions WHERE id = ?");
+	if (st)
+		sqlite3_bind_int64(st, 1, id);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_claim_replica(struct drgw_catalog *c, int64_t now_ns,
+			       const char *const *backends, const bool *busy,
+			       size_t n_backends, struct drgw_replica *ret,
+			       int64_t *ret_next_due)
+{
+	int64_t next_due = INT64_MAX;
+	sqlite3_stmt *st;
+	bool found = false;
+	int r = 0, rc;
+
+	pthread_mutex_lock(&c->lock);
+	/* Oldest snapshots first, so the RPO of each backend is as good as it
+	 * can be; a failing backend's rows wait out their backoff and do not
+	 * block the others (no head-of-line blocking). */
+	st = prep(c, "SELECT r.version_id, r.backend, r.key, r.state, "
+		     "r.resume_token, r.attempts, r.last_error, "
+		     "r.next_attempt_ns, r.bytes_done, r.done_ns "
+		     "FROM replicas r JOIN versions v ON v.id = r.version_id "
+		     "WHERE r.state IN ('pending', 'failing') "
+		     "ORDER BY r.next_attempt_ns > ?, v.created_ns, v.id");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now_ns);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *b = (const char *)sqlite3_column_text(st, 1);
+		int64_t due = sqlite3_column_int64(st, 7);
+		size_t i;
+
+		for (i = 0; i < n_backends; i++)
+			if (b && !strcmp(b, backends[i]))
+				break;
+		if (i == n_backends || busy[i])
+			continue;
+		if (due > now_ns) {
+			if (due < next_due)
+				next_due = due;
+			continue;
+		}
+		r = read_replica(st, ret);
+		found = r == 0;
+		break;
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		goto out;
+	if (!found) {
+		*ret_next_due = next_due;
+		r = -ENOENT;
+		goto out;
+	}
+	st = prep(c, "UPDATE replicas SET state = 'uploading' "
+		     "WHERE version_id = ? AND backend = ?");
+	if (st) {
+		sqlite3_bind_int64(st, 1, ret->version_id);
+		sqlite3_bind_text(st, 2, ret->backend, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	if (r < 0)
+		drgw_replica_release(ret);
+	else
+		ret->state = DRGW_REPLICA_UPLOADING;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* UPDATE replicas ... WHERE version_id = ?1 AND backend = ?2, with the
+ * statement's own parameters from ?3 on bound by the caller. */
+static sqlite3_stmt *prep_replica(struct drgw_catalog *c, const char *sql,
+				  int64_t version_id, const char *backend)
+{
+	sqlite3_stmt *st = prep(c, sql);
+
+	if (st) {
+		sqlite3_bind_int64(st, 1, version_id);
+		sqlite3_bind_text(st, 2, backend, -1, SQLITE_TRANSIENT);
+	}
+	return st;
+}
+
+int drgw_catalog_save_token(struct drgw_catalog *c, int64_t version_id,
+			    const char *backend, const void *token, size_t len)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep_replica(c, "UPDATE replicas SET resume_token = ?3 "
+			     "WHERE version_id = ?1 AND backend = ?2",
+			  version_id, backend);
+	if (st)
+		sqlite3_bind_blob(st, 3, token, (int)len, SQLITE_TRANSIENT);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_progress(struct drgw_catalog *c, int64_t version_id,
+			      const char *backend, uint64_t bytes_done)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep_replica(c, "UPDATE replicas SET bytes_done = ?3 "
+			     "WHERE version_id = ?1 AND backend = ?2",
+			  version_id, backend);
+	if (st)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes_done);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_replica_done(struct drgw_catalog *c, int64_t version_id,
+			      const char *backend, uint64_t bytes)
+{
+	int64_t now = drgw_now_ns();
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep_replica(c, "UPDATE replicas SET state = 'done', "
+			     "resume_token = NULL, last_error = NULL, "
+			     "bytes_done = ?3, done_ns = ?4, "
+			     "attempts = attempts + 1 "
+			     "WHERE version_id = ?1 AND backend = ?2",
+			  version_id, backend);
+	if (st) {
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
+		sqlite3_bind_int64(st, 4, now);
+	}
+	r = run(st);
+	if (r == 0) {
+		st = prep(c, "UPDATE backends SET last_ok_ns = ?, "
+			     "uploaded_bytes = uploaded_bytes + ? WHERE name = ?");
+		if (st) {
+			sqlite3_bind_int64(st, 1, now);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes);
+			sqlite3_bind_text(st, 3, backend, -1, SQLITE_TRANSIENT);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_replica_failed(struct drgw_catalog *c, int64_t version_id,
+				const char *backend, const char *error,
+				int64_t next_attempt_ns)
+{
+	int64_t now = drgw_now_ns();
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep_replica(c, "UPDATE replicas SET state = 'failing', "
+			     "last_error = ?3, next_attempt_ns = ?4, "
+			     "attempts = attempts + 1 "
+			     "WHERE version_id = ?1 AND backend = ?2",
+			  version_id, backend);
+	if (st) {
+		sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, next_attempt_ns);
+	}
+	r = run(st);
+	if (r == 0) {
+		st = prep(c, "UPDATE backends SET last_error = ?, "
+			     "last_error_ns = ?, failures = failures + 1 "
+			     "WHERE name = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, error, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 2, now);
+			sqlite3_bind_text(st, 3, backend, -1, SQLITE_TRANSIENT);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_replica_release(struct drgw_catalog *c, int64_t version_id,
+				 const char *backend)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep_replica(c, "UPDATE replicas SET state = CASE WHEN "
+			     "last_error IS NULL THEN 'pending' ELSE 'failing' END "
+			     "WHERE version_id = ?1 AND backend = ?2 "
+			     "AND state = 'uploading'",
+			  version_id, backend);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_all_replicated(struct drgw_catalog *c, int64_t version_id,
+				bool *ret)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT COUNT(*) FROM replicas WHERE version_id = ? "
+		     "AND state != 'done'");
+	if (st)
+		sqlite3_bind_int64(st, 1, version_id);
+	n = one_int(st, -1);
+	pthread_mutex_unlock(&c->lock);
+	if (n < 0)
+		return -EIO;
+	*ret = n == 0;
+	return 0;
+}
+
+int drgw_catalog_get_version(struct drgw_catalog *c, const char *vid,
+			     struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE vid = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+	r = one_version(st, ret);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
+				   struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE id = ?");
+	if (st)
+		sqlite3_bind_int64(st, 1, id);
+	r = one_version(st, ret);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
+				struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE name = ? "
+		     "ORDER BY created_ns DESC, id DESC LIMIT 1");
+	if (st)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	r = one_version(st, ret);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static bool name_wanted(const char *const *names, const char *name)
+{
+	if (!names)
+		return true;
+	for (; *names; names++)
+		if (!strcmp(*names, name))
+			return true;
+	return false;
+}
+
+int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
+			      const char *const *names, drgw_version_fn fn,
+			      void *arg)
+{
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	/* Rows are collected under the lock and handed out after, so fn may
+	 * call back into the catalog. */
+	struct drgw_version *rows = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, latest_only ?
+			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
+			     "(SELECT id FROM versions w WHERE w.name = v.name "
+			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
+			     "ORDER BY name" :
+			     "SELECT " VERSION_COLS " FROM versions "
+			     "ORDER BY name, created_ns, id");
+	if (!st)
+		r = -EIO;
+	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+
+		if (!name || !name_wanted(names, name))
+			continue;
+		if (n == cap) {
+			struct drgw_version *nr;
+
+			cap = cap ? cap * 2 : 64;
+			nr = realloc(rows, cap * sizeof(*rows));
+			if (!nr) {
+				r = -ENOMEM;
+				break;
+			}
+			rows = nr;
+		}
+		read_version(st, &rows[n++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_version_release(&rows[i]);
+	}
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
+			      drgw_replica_fn fn, void *arg)
+{
+	struct drgw_replica *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " REPLICA_COLS " FROM replicas WHERE "
+		     "version_id = ? ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_int64(st, 1, version_id);
+	while (st && r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			struct drgw_replica *nr;
+
+			cap = cap ? cap * 2 : 4;
+			nr = realloc(rows, cap * sizeof(*rows));
+			if (!nr) {
+				r = -ENOMEM;
+				break;
+			}
+			rows = nr;
+		}
+		r = read_replica(st, &rows[n++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_replica_release(&rows[i]);
+	}
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_backend(struct drgw_catalog *c, drgw_backend_fn fn,
+			      void *arg)
+{
+	struct drgw_backend_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT name, url, last_ok_ns, last_error_ns, last_error, "
+		     "uploaded_bytes, failures FROM backends ORDER BY name");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_backend_row *b;
+
+		if (n == cap) {
+			struct drgw_backend_row *nr;
+
+			cap = cap ? cap * 2 : 4;
+			nr = realloc(rows, cap * sizeof(*rows));
+			if (!nr) {
+				r = -ENOMEM;
+				break;
+			}
+			rows = nr;
+		}
+		b = &rows[n++];
+		memset(b, 0, sizeof(*b));
+		col_copy(st, 0, b->name, sizeof(b->name));
+		b->url = col_strdup(st, 1);
+		b->last_ok_ns = sqlite3_column_int64(st, 2);
+		b->last_error_ns = sqlite3_column_int64(st, 3);
+		b->last_error = col_strdup(st, 4);
+		b->uploaded_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+		b->failures = (uint64_t)sqlite3_column_int64(st, 6);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_backend_row_release(&rows[i]);
+	}
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_set_backend_health(struct drgw_catalog *c, const char *name,
+				    bool ok, const char *error)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, ok ? "UPDATE backends SET last_ok_ns = ?1 WHERE name = ?2" :
+			  "UPDATE backends SET last_error_ns = ?1, "
+			  "last_error = ?3 WHERE name = ?2");
+	if (st) {
+		sqlite3_bind_int64(st, 1, drgw_now_ns());
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+		if (!ok)
+			sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
+			     struct drgw_queue_stats *ret)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_lock(&c->lock);
+	ret->files_settling = (uint64_t)one_int(
+		prep(c, "SELECT COUNT(*) FROM settling"), 0);
+	ret->versions_unencoded = (uint64_t)one_int(
+		prep(c, "SELECT COUNT(*) FROM versions WHERE state = 'sealed'"),
+		0);
+	st = prep(c, "SELECT COUNT(*), SUM(v.stored_size - r.bytes_done), "
+		     "SUM(r.state = 'failing') FROM replicas r "
+		     "JOIN versions v ON v.id = r.version_id "
+		     "WHERE r.state != 'done' AND (?1 IS NULL OR r.backend = ?1)");
+	if (st) {
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			ret->replicas_pending = (uint64_t)sqlite3_column_int64(st, 0);
+			ret->bytes_pending = (uint64_t)sqlite3_column_int64(st, 1);
+			ret->replicas_failing = (uint64_t)sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	} else {
+		r = -EIO;
+	}
+	/* Unencoded versions count as pending everywhere; their size is the
+	 * best estimate of the bytes they will need. */
+	if (!backend) {
+		st = prep(c, "SELECT COALESCE(SUM(size), 0) FROM versions "
+			     "WHERE state = 'sealed'");
+		ret->bytes_pending += (uint64_t)one_int(st, 0);
+	}
+	st = prep(c, "SELECT MIN(v.created_ns) FROM versions v WHERE "
+		     "(?1 IS NULL AND v.state = 'sealed') OR EXISTS "
+		     "(SELECT 1 FROM replicas r WHERE r.version_id = v.id AND "
+		     "r.state != 'done' AND (?1 IS NULL OR r.backend = ?1))");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	ret->oldest_pending_ns = one_int(st, 0);
+	ret->versions = (uint64_t)one_int(prep(c, "SELECT COUNT(*) FROM versions"),
+					  0);
+	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.state = "
+		     "'encoded' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
+		     "r.version_id = v.id AND r.state != 'done' AND "
+		     "(?1 IS NULL OR r.backend = ?1))");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	ret->versions_replicated = (uint64_t)one_int(st, 0);
+	st = prep(c, "SELECT MAX(v.created_ns) FROM versions v JOIN replicas r "
+		     "ON r.version_id = v.id WHERE r.state = 'done' AND "
+		     "(?1 IS NULL OR r.backend = ?1)");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	ret->newest_replicated_ns = one_int(st, 0);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_put_remote(struct drgw_catalog *c,
+			    const struct drgw_remote_object *o)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
+		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
+		     "mode, sha256) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)o->object_size);
+		sqlite3_bind_text(st, 4, o->etag, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, o->vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 6, o->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)o->size);
+		sqlite3_bind_int64(st, 8, o->mtime_ns);
+		sqlite3_bind_int64(st, 9, o->created_ns);
+		sqlite3_bind_int64(st, 10, o->mode);
+		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
+			    const char *key, uint64_t object_size,
+			    const char *etag, struct drgw_remote_object *ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT vid, name, size, mtime_ns, created_ns, mode, "
+		     "sha256 FROM remote_objects WHERE backend = ? AND key = ? "
+		     "AND object_size = ? AND etag = ?");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)object_size);
+	sqlite3_bind_text(st, 4, etag, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		memset(ret, 0, sizeof(*ret));
+		drgw_strlcpy(ret->backend, backend, sizeof(ret->backend));
+		ret->key = strdup(key);
+		ret->object_size = object_size;
+		drgw_strlcpy(ret->etag, etag, sizeof(ret->etag));
+		col_copy(st, 0, ret->vid, sizeof(ret->vid));
+		ret->name = col_strdup(st, 1);
+		ret->size = (uint64_t)sqlite3_column_int64(st, 2);
+		ret->mtime_ns = sqlite3_column_int64(st, 3);
+		ret->created_ns = sqlite3_column_int64(st, 4);
+		ret->mode = (uint32_t)sqlite3_column_int64(st, 5);
+		col_copy(st, 6, ret->sha256, sizeof(ret->sha256));
+		r = ret->key && ret->name ? 0 : -ENOMEM;
+		if (r < 0)
+			drgw_remote_object_release(ret);
+	}
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}

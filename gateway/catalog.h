@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The catalog: SQLite (WAL) at <cache>/catalog.db.  It records every
+ * snapshot version, the state of its replica on every backend, and a cache
+ * of what restore mounts found on the backends.  Every state change is one
+ * transaction, so after a crash the daemon resumes from exactly what the
+ * catalog says.  The catalog is a cache of the truth, not the truth: remote
+ * objects describe themselves, so a restore with an empty cache works.
+ *
+ * State machines (docs/OPERATIONS.md draws them):
+ *   version: sealed --encode ok--> encoded      (file changed: row deleted)
+ *            sealed --encode failed--> sealed with error and next attempt
+ *   replica: pending --claim--> uploading --ok--> done
+ *            uploading --error--> failing --claim--> uploading
+ *            uploading --daemon restart--> pending (resume token kept)
+ *
+ * A struct drgw_catalog is one connection; all functions on it are
+ * serialised by an internal mutex and thus thread-safe.  Several processes
+ * may open the same catalog (the daemon writes, `drgw ls` reads).
+ */
+#ifndef DRGW_CATALOG_H
+#define DRGW_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define DRGW_CATALOG_SCHEMA_VERSION 1
+
+struct drgw_catalog;
+
+enum drgw_version_state {
+	DRGW_VERSION_SEALED,
+	DRGW_VERSION_ENCODED,
+};
+
+enum drgw_replica_state {
+	DRGW_REPLICA_PENDING,
+	DRGW_REPLICA_UPLOADING,
+	DRGW_REPLICA_DONE,
+	DRGW_REPLICA_FAILING,
+};
+
+struct drgw_version {
+	int64_t id;
+	char vid[64];
+	char *name; /* malloc()ed; drgw_version_release() */
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	int64_t created_ns;
+	enum drgw_version_state state;
+	uint64_t stored_size;
+	char sha256[65];
+	char object_sha256[65];
+	char *error; /* malloc()ed or NULL */
+	int64_t next_attempt_ns;
+	uint32_t attempts;
+	int64_t encoded_ns;
+};
+
+struct drgw_replica {
+	int64_t version_id;
+	char backend[64];
+	char *key; /* malloc()ed */
+	enum drgw_replica_state state;
+	void *token; /* malloc()ed resume token or NULL */
+	size_t token_len;
+	uint32_t attempts;
+	char *last_error;
+	int64_t next_attempt_ns;
+	uint64_t bytes_done;
+	int64_t done_ns;
+};
+
+struct drgw_backend_row {
+	char name[64];
+	char *url;
+	int64_t last_ok_ns;
+	int64_t last_error_ns;
+	char *last_error;
+	uint64_t uploaded_bytes;
+	uint64_t failures;
+};
+
+/* What a restore mount learnt about one remote object. */
+struct drgw_remote_object {
+	char backend[64];
+	char *key;
+	uint64_t object_size;
+	char etag[128];
+	char vid[64];
+	char *name;
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t created_ns;
+	uint32_t mode;
+	char sha256[65];
+};
+
+int drgw_catalog_open(const char *path, bool read_only,
+		      struct drgw_catalog **ret, struct drgw_err *err);
+struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c);
+
+void drgw_version_release(struct drgw_version *v);
+void drgw_replica_release(struct drgw_replica *r);
+void drgw_backend_row_release(struct drgw_backend_row *b);
+void drgw_remote_object_release(struct drgw_remote_object *o);
+
+/* --- writers (the daemon) --- */
+
+/* Registers a configured backend (idempotent). */
+int drgw_catalog_add_backend(struct drgw_catalog *c, const char *name,
+			     const char *url);
+/* After a crash: uploading replicas go back to pending (tokens kept). */
+int drgw_catalog_recover(struct drgw_catalog *c);
+
+/* Files closed after a change and waiting out the settle delay, so that
+ * `drgw wait` and `drgw status` see them before they are sealed. */
+int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
+			      bool settling);
+int drgw_catalog_clear_settling(struct drgw_catalog *c);
+
+/* Inserts a sealed version (and ends name's settling); v->id is set. */
+int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v);
+/* The oldest sealed version due for encoding, or -ENOENT. */
+int drgw_catalog_next_sealed(struct drgw_catalog *c, int64_t now_ns,
+			     struct drgw_version *ret);
+/* Earliest next attempt of any sealed version, or INT64_MAX. */
+int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c);
+/* Marks v encoded and adds a pending replica per backend, atomically. */
+int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
+			     const char *const *backends, size_t n_backends,
+			     const char *key);
+/* Makes a sealed version due again at next_attempt_ns without counting a
+ * failure (the file changed; the next encode reads the newer content). */
+int drgw_catalog_reschedule_version(struct drgw_catalog *c, int64_t id,
+				    int64_t next_attempt_ns);
+int drgw_catalog_set_encode_failed(struct drgw_catalog *c, int64_t id,
+				   const char *error, int64_t next_attempt_ns);
+int drgw_catalog_delete_version(struct drgw_catalog *c, int64_t id);
+
+/*
+ * Claims the replica due first (next_attempt <= now) whose backend is one of
+ * backends[] and not excluded by busy[i]; marks it uploading.  -ENOENT if
+ * none is due; *ret_next_due then holds the earliest next attempt.
+ */
+int drgw_catalog_claim_replica(struct drgw_catalog *c, int64_t now_ns,
+			       const char *const *backends, const bool *busy,
+			       size_t n_backends, struct drgw_replica *ret,
+			       int64_t *ret_next_due);
+int drgw_catalog_save_token(struct drgw_catalog *c, int64_t version_id,
+			    const char *backend, const void *token, size_t len);
+int drgw_catalog_set_progress(struct drgw_catalog *c, int64_t version_id,
+			      const char *backend, uint64_t bytes_done);
+int drgw_catalog_replica_done(struct drgw_catalog *c, int64_t version_id,
+			      const char *backend, uint64_t bytes);
+int drgw_catalog_replica_failed(struct drgw_catalog *c, int64_t version_id,
+				const char *backend, const char *error,
+				int64_t next_attempt_ns);
+/* A replica put back to pending without counting an attempt (shutdown). */
+int drgw_catalog_replica_release(struct drgw_catalog *c, int64_t version_id,
+				 const char *backend);
+/* True when every replica of the version is done (spool can go). */
+int drgw_catalog_all_replicated(struct drgw_catalog *c, int64_t version_id,
+				bool *ret);
+
+/* --- readers --- */
+
+int drgw_catalog_get_version(struct drgw_catalog *c, const char *vid,
+			     struct drgw_version *ret);
+int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
+				   struct drgw_version *ret);
+/* Latest encoded-or-sealed version of name, or -ENOENT. */
+int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
+				struct drgw_version *ret);
+
+typedef int (*drgw_version_fn)(void *arg, const struct drgw_version *v);
+/* Versions ordered by name then created_ns; latest_only keeps the newest
+ * of each name.  names (NULL-terminated, may be NULL) filters by name. */
+int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
+			      const char *const *names, drgw_version_fn fn,
+			      void *arg);
+typedef int (*drgw_replica_fn)(void *arg, const struct drgw_replica *r);
+int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
+			      drgw_replica_fn fn, void *arg);
+typedef int (*drgw_backend_fn)(void *arg, const struct drgw_backend_row *b);
+int drgw_catalog_each_backend(struct drgw_catalog *c, drgw_backend_fn fn,
+			      void *arg);
+int drgw_catalog_set_backend_health(struct drgw_catalog *c, const char *name,
+				    bool ok, const char *error);
+
+/* Queue summary for `drgw status` and `drgw wait`. */
+struct drgw_queue_stats {
+	uint64_t files_settling;
+	uint64_t versions_unencoded;
+	uint64_t replicas_pending;
+	uint64_t bytes_pending;
+	uint64_t replicas_failing;
+	/* created_ns of the oldest version not replicated everywhere, 0 if none */
+	int64_t oldest_pending_ns;
+	uint64_t versions;
+	uint64_t versions_replicated;
+	/* created_ns of the newest version replicated (to backend, or to any
+	 * backend): how old the newest off-site copy is, the live RPO. */
+	int64_t newest_replicated_ns;
+};
+/* backend NULL: all backends. */
+int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
+			     struct drgw_queue_stats *ret);
+
+/* --- restore listing cache --- */
+int drgw_catalog_put_remote(struct drgw_catalog *c,
+			    const struct drgw_remote_object *o);
+/* The cached entry for (backend, key) if its size and etag still match. */
+int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
+			    const char *key, uint64_t object_size,
+			    const char *etag, struct drgw_remote_object *ret);
+
+#endif

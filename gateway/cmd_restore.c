@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `drgw restore` and `drgw verify`: reading snapshots back without FUSE.
+ * Both find objects from the backends themselves (remote.h), so they work
+ * on a new machine with nothing but the key and the backend URLs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "restore.h"
+
+enum { OPT_VERSION = 1000, OPT_FORCE, OPT_JSON, OPT_ALL };
+
+struct args {
+	const char *vid;
+	bool force;
+	bool json;
+	bool all;
+};
+
+static int on_opt(void *arg, int id, const char *value)
+{
+	struct args *a = arg;
+
+	switch (id) {
+	case OPT_VERSION:
+		if (!drgw_vid_ok(value)) {
+			drgw_cli_error("invalid --version '%s'", value);
+			return -EINVAL;
+		}
+		a->vid = value;
+		return 0;
+	case OPT_FORCE:
+		a->force = true;
+		return 0;
+	case OPT_JSON:
+		a->json = true;
+		return 0;
+	case OPT_ALL:
+		a->all = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* What both commands set up: a gateway on the backends, a reader, and the
+ * scan of what the backends hold. */
+struct session {
+	struct drgw_config cfg;
+	char tmp_cache[256];
+	struct drgw_gateway *gw;
+	struct drgw_reader *rd;
+	struct drgw_remote_set set;
+};
+
+static int session_open(struct session *s)
+{
+	struct drgw_reader_opts ro;
+	struct drgw_err err = { 0 };
+	int r;
+
+	if (!s->cfg.cache_dir &&
+	    drgw_cli_temp_cache(&s->cfg, s->tmp_cache, sizeof(s->tmp_cache)) < 0) {
+		drgw_cli_error("cannot create a temporary cache directory: %s",
+			       strerror(errno));
+		return -1;
+	}
+	r = drgw_gateway_open(&s->cfg, DRGW_MODE_CLIENT_BACKENDS,
+			      DRGW_OPEN_NEED_KEY | DRGW_OPEN_NEED_BACKENDS, &s->gw,
+			      &err);
+	if (r == 0) {
+		drgw_reader_opts_from_config(&s->cfg, &ro);
+		r = drgw_reader_new(&ro, &s->gw->keys, &s->rd);
+	}
+	if (r == 0)
+		r = drgw_remote_scan(s->gw, s->rd, &s->set, &err);
+	if (r < 0) {
+		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+static void session_close(struct session *s)
+{
+	drgw_remote_set_release(&s->set);
+	drgw_reader_free(s->rd);
+	drgw_gateway_close(s->gw);
+	drgw_cli_temp_cache_remove(s->tmp_cache);
+	drgw_config_release(&s->cfg);
+}
+
+/* --- restore --- */
+
+static const struct cli_opt restore_opts[] = {
+	{ "version", required_argument, OPT_VERSION, 0 },
+	{ "force", no_argument, OPT_FORCE, 0 },
+	{ 0 },
+};
+
+static const struct cli_cmd restore_cmd = {
+	.name = "restore",
+	.synopsis = "[--version VID] [--force] NAME DEST",
+	.help = "Copies the newest version of snapshot NAME (or version VID) from the\n"
+		"backends to DEST (a file, or a directory to put it in), checking its\n"
+		"content hash; DEST gets the original mode and mtime.  If a backend\n"
+		"fails, the next one holding the same version is used.",
+	.opts = restore_opts,
+	.opts_help = "options:\n"
+		     "  --version VID     restore that version instead of the newest\n"
+		     "  --force           replace DEST if it exists\n",
+	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
+		  CLI_COMMON_READ,
+};
+
+/* Restores s into dest via a temp file renamed into place. */
+static int restore_to(struct session *s, const struct drgw_snapshot *sn,
+		      const char *dest, bool force)
+{
+	char tmp[4200], sha[32];
+	struct drgw_err err = { 0 };
+	struct timespec times[2];
+	int64_t t0 = drgw_mono_ns();
+	struct stat st;
+	size_t loc;
+	int fd, r = -EIO;
+
+	if (!force && lstat(dest, &st) == 0) {
+		drgw_cli_error("%s exists; use --force to replace it", dest);
+		return -EEXIST;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.drgw-restore.tmp", dest);
+	for (loc = 0; loc < sn->n_locs; loc++) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			drgw_cli_error("cannot create %s: %s", tmp, strerror(errno));
+			return -errno;
+		}
+		memset(&err, 0, sizeof(err));
+		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
+				      (uint8_t *)sha, &err);
+		if (r == 0 && fchmod(fd, sn->meta.mode & 07777) < 0)
+			r = -errno;
+		times[0].tv_sec = times[1].tv_sec = sn->meta.mtime_ns / NSEC_PER_SEC;
+		times[0].tv_nsec = times[1].tv_nsec = sn->meta.mtime_ns % NSEC_PER_SEC;
+		if (r == 0 && futimens(fd, times) < 0)
+			r = -errno;
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		close(fd);
+		if (r == 0)
+			break;
+		log_error("cannot restore %s from %s: %s", sn->meta.name,
+			  s->gw->backend_names[sn->locs[loc].backend],
+			  err.msg[0] ? err.msg : strerror(-r));
+	}
+	if (r == 0 && rename(tmp, dest) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		drgw_cli_error("cannot restore %s: %s", sn->meta.name,
+			       err.msg[0] ? err.msg : strerror(-r));
+		return r;
+	}
+	printf("restored %s (version %s, %llu bytes) from %s to %s in %.2fs\n",
+	       sn->meta.name, sn->meta.vid, (unsigned long long)sn->meta.size,
+	       s->gw->backend_names[sn->locs[loc].backend], dest,
+	       (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+	return 0;
+}
+
+int drgw_cmd_restore(int argc, char **argv)
+{
+	struct session s = { 0 };
+	const struct drgw_snapshot *sn;
+	struct args a = { 0 };
+	char dest[4096];
+	struct stat st;
+	int i, r = 1;
+
+	drgw_config_init(&s.cfg);
+	i = drgw_cli_parse(&restore_cmd, argc, argv, &s.cfg, on_opt, &a);
+	if (i < 0 || argc - i != 2) {
+		drgw_config_release(&s.cfg);
+		return i == -2 ? 0 :
+		       i < 0	? EXIT_USAGE :
+				  drgw_cli_usage_error(&restore_cmd, "expected NAME and DEST");
+	}
+	drgw_cli_apply_log(&s.cfg);
+	if (session_open(&s) < 0)
+		goto out;
+	sn = drgw_remote_find(&s.set, argv[i], a.vid);
+	if (!sn) {
+		drgw_cli_error("no snapshot named %s%s%s on the backends (see 'drgw ls --remote')",
+			       argv[i], a.vid ? " with version " : "",
+			       a.vid ? a.vid : "");
+		goto out;
+	}
+	if (stat(argv[i + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
+		char *name = strdup(sn->meta.name);
+
+		snprintf(dest, sizeof(dest), "%s/%s", argv[i + 1],
+			 name ? basename(name) : "restored");
+		free(name);
+	} else {
+		drgw_strlcpy(dest, argv[i + 1], sizeof(dest));
+	}
+	r = restore_to(&s, sn, dest, a.force) < 0 ? 1 : 0;
+out:
+	session_close(&s);
+	return r;
+}
+
+/* --- verify --- */
+
+static const struct cli_opt verify_opts[] = {
+	{ "json", no_argument, OPT_JSON, 0 },
+	{ "all-versions", no_argument, OPT_ALL, 0 },
+	{ 0 },
+};
+
+static const struct cli_cmd verify_cmd = {
+	.name = "verify",
+	.synopsis = "[--json] [--all-versions] [NAME...]",
+	.help = "Re-reads every replica of the newest version of each snapshot (or of\n"
+		"NAMEs; or every version) from every backend, authenticates every chunk\n"
+		"and checks the content hash; and checks that what the catalog says is\n"
+		"replicated is on the backends.  Exits 1 if anything is wrong.",
+	.opts = verify_opts,
+	.opts_help = "options:\n"
+		     "  --json            machine-readable output\n"
+		     "  --all-versions    check every version, not only the newest\n",
+	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
+		  CLI_COMMON_READ,
+};
+
+struct verify_ctx {
+	struct session *s;
+	json_t *json;
+	unsigned ok, bad;
+};
+
+static void report(struct verify_ctx *x, const char *name, const char *vid,
+		   const char *backend, const char *problem)
+{
+	if (problem)
+		x->bad++;
+	else
+		x->ok++;
+	if (x->json) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "version", json_string(vid));
+		json_object_set_new(o, "backend", json_string(backend));
+		json_object_set_new(o, "ok", json_boolean(!problem));
+		if (problem)
+			json_object_set_new(o, "error", json_string(problem));
+		json_array_append_new(x->json, o);
+		return;
+	}
+	printf("%-32s %-26s %-12s %s\n", name, vid, backend,
+	       problem ? problem : "ok");
+}
+
+static bool wanted(char **names, int n, const char *name)
+{
+	if (n == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
+/* A replica the catalog calls done must be among what the scan found. */
+struct catalog_check {
+	struct verify_ctx *x;
+	const struct drgw_version *v;
+};
+
+static int check_replica(void *arg, const struct drgw_replica *r)
+{
+	struct catalog_check *cc = arg;
+	const struct drgw_snapshot *sn;
+	size_t bi;
+
+	if (r->state != DRGW_REPLICA_DONE)
+		return 0;
+	for (bi = 0; bi < cc->x->s->gw->n_backends; bi++)
+		if (!strcmp(cc->x->s->gw->backend_names[bi], r->backend))
+			break;
+	if (bi == cc->x->s->gw->n_backends)
+		return 0; /* not configured for this run */
+	sn = drgw_remote_find(&cc->x->s->set, NULL, cc->v->vid);
+	for (size_t l = 0; sn && l < sn->n_locs; l++)
+		if (sn->locs[l].backend == bi)
+			return 0;
+	report(cc->x, cc->v->name, cc->v->vid, r->backend,
+	       "catalog says replicated, but the backend does not have it");
+	return 0;
+}
+
+static int check_version(void *arg, const struct drgw_version *v)
+{
+	struct catalog_check cc = { .x = arg, .v = v };
+
+	return drgw_catalog_each_replica(cc.x->s->gw->cat, v->id, check_replica,
+					 &cc);
+}
+
+int drgw_cmd_verify(int argc, char **argv)
+{
+	struct session s = { 0 };
+	struct verify_ctx x = { .s = &s };
+	struct args a = { 0 };
+	int i, r = 1;
+
+	drgw_config_init(&s.cfg);
+	i = drgw_cli_parse(&verify_cmd, argc, argv, &s.cfg, on_opt, &a);
+	if (i < 0) {
+		drgw_config_release(&s.cfg);
+		return i == -2 ? 0 : EXIT_USAGE;
+	}
+	drgw_cli_apply_log(&s.cfg);
+	if (session_open(&s) < 0)
+		goto out;
+	x.json = a.json ? json_array() : NULL;
+	if (!a.json)
+		printf("%-32s %-26s %-12s %s\n", "NAME", "VERSION", "BACKEND",
+		       "RESULT");
+	for (size_t k = 0; k < s.set.n; k++) {
+		const struct drgw_snapshot *sn = &s.set.snaps[k];
+
+		if (!wanted(argv + i, argc - i, sn->meta.name) ||
+		    (!a.all && !drgw_remote_is_latest(&s.set, k)))
+			continue;
+		for (size_t l = 0; l < sn->n_locs; l++) {
+			struct drgw_err err = { 0 };
+			struct drgw_version cv;
+			uint8_t sha[32];
+			char hex[65];
+			int rr;
+
+			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, true, sha,
+					       &err);
+			drgw_hex(sha, 32, hex);
+			/* The catalog's hash was taken when the file was
+			 * encoded, before it ever left the machine. */
+			if (rr == 0 &&
+			    drgw_catalog_get_version(s.gw->cat, sn->meta.vid, &cv) == 0) {
+				if (cv.state == DRGW_VERSION_ENCODED &&
+				    strcmp(cv.sha256, hex)) {
+					rr = -EBADMSG;
+					drgw_err_set(&err, "content hash differs from the catalog's");
+				}
+				drgw_version_release(&cv);
+			}
+			report(&x, sn->meta.name, sn->meta.vid,
+			       s.gw->backend_names[sn->locs[l].backend],
+			       rr < 0 ? err.msg : NULL);
+		}
+	}
+	drgw_catalog_each_version(s.gw->cat, !a.all,
+				  argc > i ? (const char *const *)argv + i : NULL,
+				  check_version, &x);
+	if (s.set.n_bad) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "%zu unreadable objects; first: %s",
+			 s.set.n_bad, s.set.first_bad);
+		report(&x, "-", "-", "-", msg);
+	}
+	if (s.set.n_unreachable)
+		report(&x, "-", "-", "-", s.set.first_unreachable);
+	if (x.json)
+		drgw_cli_print_json(x.json);
+	else
+		printf("\n%u replicas ok, %u problems\n", x.ok, x.bad);
+	r = x.bad || (x.ok == 0 && argc > i) ? 1 : 0;
+	if (x.ok == 0 && x.bad == 0 && argc > i)
+		drgw_cli_error("no snapshot named %s on the backends", argv[i]);
+out:
+	session_close(&s);
+	return r;
+}

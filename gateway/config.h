@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration: one struct filled from an INI file (parsed with libinih)
+ * and then from the command line.  Every setting has one name, used both as
+ * the INI key and as the long option (`settle-delay = 2s` in the file is
+ * `--settle-delay 2s` on the command line), and one setter,
+ * drgw_config_set(), so the two can never disagree.  docs/drgw.conf.example
+ * documents every key.
+ */
+#ifndef DRGW_CONFIG_H
+#define DRGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "util.h"
+
+#define DRGW_BACKEND_NAME_MAX 63
+#define DRGW_MAX_BACKENDS 16
+#define DRGW_MAX_EXCLUDES 64
+#define DRGW_KEYRING_MAX_FILES 8
+
+struct drgw_backend_conf {
+	char name[DRGW_BACKEND_NAME_MAX + 1];
+	/* scheme://rest without the query string */
+	char *url;
+	char scheme[32];
+	struct drgw_option *options; /* keys and values malloc()ed */
+	size_t n_options;
+};
+
+struct drgw_config {
+	char *cache_dir;
+	char *key_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_key_files;
+	char *plugin_dir;
+	struct drgw_backend_conf backends[DRGW_MAX_BACKENDS];
+	size_t n_backends;
+
+	/* sealing */
+	int64_t settle_ns;
+	char *excludes[DRGW_MAX_EXCLUDES];
+	size_t n_excludes;
+	bool excludes_set; /* an explicit list replaced the defaults */
+
+	/* encoding */
+	int compression_level;
+	uint32_t chunk_size;
+	unsigned encode_threads;
+
+	/* replication */
+	unsigned upload_workers;
+	unsigned backend_concurrency;
+	int64_t retry_min_ns;
+	int64_t retry_max_ns;
+	int64_t drain_timeout_ns;
+
+	/* restore reads */
+	uint64_t read_cache_bytes;
+	unsigned readahead_chunks;
+
+	/* process */
+	enum drgw_log_level log_level;
+	enum drgw_log_format log_format;
+	char *log_file;
+	bool allow_other;
+};
+
+void drgw_config_init(struct drgw_config *cfg);
+void drgw_config_release(struct drgw_config *cfg);
+
+/* Sets one setting by name.  -ENOENT unknown name, -EINVAL bad value; err
+ * says which and why. */
+int drgw_config_set(struct drgw_config *cfg, const char *name,
+		    const char *value, struct drgw_err *err);
+/* Loads an INI file ([drgw] and [backend "NAME"] sections). */
+int drgw_config_load(struct drgw_config *cfg, const char *path,
+		     struct drgw_err *err);
+/* Adds or replaces a backend from "NAME=URL[?k=v&...]". */
+int drgw_config_add_backend_arg(struct drgw_config *cfg, const char *arg,
+				struct drgw_err *err);
+/* Adds or replaces backend name with url; options from the URL query. */
+int drgw_config_add_backend(struct drgw_config *cfg, const char *name,
+			    const char *url, struct drgw_err *err);
+/* Adds an option to a backend (config file keys other than url). */
+int drgw_backend_conf_add_option(struct drgw_backend_conf *b, const char *key,
+				 const char *value);
+/* The exclude patterns in effect (defaults unless set). */
+const char *const *drgw_config_excludes(const struct drgw_config *cfg,
+					size_t *ret_n);
+/* True when the file name (last path component) is excluded. */
+bool drgw_config_excluded(const struct drgw_config *cfg, const char *path);
+
+/* Checks a backend name: 1..63 of [A-Za-z0-9_-]. */
+bool drgw_backend_name_ok(const char *name);
+
+#endif

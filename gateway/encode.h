@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Encoder: turns one sealed file into one object of the drgw format.  The
+ * file is read once; chunks are compressed and sealed on several threads
+ * and written in order, while the calling thread hashes the plaintext
+ * (SHA-256, the content hash operators can compare with sha256sum) and the
+ * encoded object (handed to backends that verify uploads).
+ */
+#ifndef DRGW_ENCODE_H
+#define DRGW_ENCODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+
+struct drgw_encode_opts {
+	uint32_t chunk_size;
+	int level;
+	/* Worker threads; 0 means one per online CPU. */
+	unsigned threads;
+	/* Polled between chunks: return -ESTALE when the source changed,
+	 * -ECANCELED to stop, 0 to go on.  May be NULL. */
+	int (*check)(void *arg);
+	void *check_arg;
+};
+
+struct drgw_encode_result {
+	uint64_t stored_size;
+	uint8_t object_sha256[32];
+};
+
+/*
+ * Encodes meta->size bytes of in_fd (read with pread from offset 0) as an
+ * object named by meta (name, vid, mtime, created, mode set by the caller;
+ * sha256 is filled in), appending it to out_fd.  -ESTALE when the file is
+ * not meta->size bytes long any more or check() says so, -ENOSPC and other
+ * write errors from out_fd, -ECANCELED.
+ */
+int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
+		const struct drgw_key *key, const struct drgw_encode_opts *opts,
+		int out_fd, struct drgw_encode_result *ret,
+		struct drgw_err *err);
+
+#endif

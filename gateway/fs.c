@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gateway mount: a pass-through of <cache>/files/ that tells the sealer
+ * when files change and are closed.  Everything else is what a local file
+ * system does, so sqlite3, cp, rsync, tar and mv run unchanged.
+ *
+ * Speed comes from the kernel's writeback cache: SQLite's page-sized
+ * pwrite()s land in the page cache and reach us as large WRITE requests
+ * (up to 1 MiB), which write_buf() splices into the backing file.  POSIX
+ * and flock locks are left to the kernel (no lock handlers), which is
+ * exactly right for one node; see docs/OPERATIONS.md.
+ *
+ * Change tracking: open-for-write, write, truncate and fallocate bump the
+ * node's change counter before touching data (see nodes.h); release of the
+ * last writable handle schedules the seal.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+
+struct handle {
+	int fd;
+	struct drgw_node *node; /* NULL for read-only handles */
+};
+
+static struct drgw_gateway *gw_of(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* "/a/b" -> "a/b"; "/" -> "." (for the *at() calls on files_fd). */
+static const char *rel(const char *path)
+{
+	return path[1] ? path + 1 : ".";
+}
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* New files belong to the caller, as on a local file system. */
+static void chown_to_caller(int dirfd, const char *path, int fd)
+{
+	struct fuse_context *ctx = fuse_get_context();
+
+	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
+		return;
+	if (fd >= 0)
+		(void)!fchown(fd, ctx->uid, ctx->gid);
+	else
+		(void)!fchownat(dirfd, path, ctx->uid, ctx->gid,
+				AT_SYMLINK_NOFOLLOW);
+}
+
+static void *gw_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->use_ino = 1;
+	cfg->nullpath_ok = 1;
+	/* Unlinked-but-open files stay usable through their handle, without
+	 * libfuse's .fuse_hidden renames in the working set. */
+	cfg->hard_remove = 1;
+	cfg->entry_timeout = 1.0;
+	cfg->attr_timeout = 1.0;
+	cfg->negative_timeout = 0;
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	conn->want |= FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE;
+	conn->time_gran = 1;
+	return fuse_get_context()->private_data;
+}
+
+static int gw_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	struct drgw_gateway *gw = gw_of();
+	int r;
+
+	if (fi)
+		r = fstat(handle_of(fi)->fd, st);
+	else
+		r = fstatat(gw->files_fd, rel(path), st, AT_SYMLINK_NOFOLLOW);
+	return r < 0 ? -errno : 0;
+}
+
+static int gw_readlink(const char *path, char *buf, size_t size)
+{
+	ssize_t n = readlinkat(gw_of()->files_fd, rel(path), buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int gw_mkdir(const char *path, mode_t mode)
+{
+	struct drgw_gateway *gw = gw_of();
+
+	if (mkdirat(gw->files_fd, rel(path), mode) < 0)
+		return -errno;
+	chown_to_caller(gw->files_fd, rel(path), -1);
+	return 0;
+}
+
+static int gw_symlink(const char *target, const char *path)
+{
+	struct drgw_gateway *gw = gw_of();
+
+	if (symlinkat(target, gw->files_fd, rel(path)) < 0)
+		return -errno;
+	chown_to_caller(gw->files_fd, rel(path), -1);
+	return 0;
+}
+
+static int gw_unlink(const char *path)
+{
+	struct drgw_gateway *gw = gw_of();
+
+	if (unlinkat(gw->files_fd, rel(path), 0) < 0)
+		return -errno;
+	drgw_nodes_lock(gw->nodes);
+	drgw_nodes_unlink_locked(gw->nodes, rel(path));
+	drgw_nodes_unlock(gw->nodes);
+	drgw_catalog_set_settling(gw->cat, rel(path), false);
+	return 0;
+}
+
+static int gw_rmdir(const char *path)
+{
+	return unlinkat(gw_of()->files_fd, rel(path), AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* A file arrived under path by rename(): that name gets a snapshot of it,
+ * unless it is excluded. */
+static void mark_renamed(struct drgw_gateway *gw, const char *path)
+{
+	struct drgw_node *n;
+
+	if (drgw_config_excluded(gw->cfg, path))
+		return;
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, path);
+	if (n) {
+		atomic_fetch_add(&n->gen, 1);
+		atomic_store(&n->dirty, true);
+		drgw_seal_schedule_locked(gw, n);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	drgw_catalog_set_settling(gw->cat, path, true);
+}
+
+static int gw_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct drgw_gateway *gw = gw_of();
+	struct stat st;
+	int r;
+
+	if (fstatat(gw->files_fd, rel(from), &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (renameat2(gw->files_fd, rel(from), gw->files_fd, rel(to), flags) < 0)
+		return -errno;
+	drgw_nodes_lock(gw->nodes);
+	if (flags & RENAME_EXCHANGE) {
+		/* Swap the two nodes through a name no file can have. */
+		drgw_nodes_rename_locked(gw->nodes, rel(from), "/exchange", false);
+		drgw_nodes_rename_locked(gw->nodes, rel(to), rel(from), false);
+		r = drgw_nodes_rename_locked(gw->nodes, "/exchange", rel(to),
+					     false);
+	} else {
+		r = drgw_nodes_rename_locked(gw->nodes, rel(from), rel(to),
+					     S_ISDIR(st.st_mode));
+	}
+	drgw_nodes_unlock(gw->nodes);
+
+	if (S_ISDIR(st.st_mode)) {
+		/* Every file below has a new name; the scan seals those whose
+		 * name has no snapshot of their content yet. */
+		drgw_seal_scan_dir(gw, rel(to));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode))
+		return r;
+	if (flags & RENAME_EXCHANGE) {
+		mark_renamed(gw, rel(from));
+	} else {
+		drgw_catalog_set_settling(gw->cat, rel(from), false);
+	}
+	mark_renamed(gw, rel(to));
+	return r;
+}
+
+static int gw_link(const char *from, const char *to)
+{
+	struct drgw_gateway *gw = gw_of();
+
+	return linkat(gw->files_fd, rel(from), gw->files_fd, rel(to), 0) < 0 ?
+		       -errno : 0;
+}
+
+static int gw_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	int r;
+
+	if (fi)
+		r = fchmod(handle_of(fi)->fd, mode);
+	else
+		r = fchmodat(gw_of()->files_fd, rel(path), mode, 0);
+	return r < 0 ? -errno : 0;
+}
+
+static int gw_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	int r;
+
+	if (fi)
+		r = fchown(handle_of(fi)->fd, uid, gid);
+	else
+		r = fchownat(gw_of()->files_fd, rel(path), uid, gid,
+			     AT_SYMLINK_NOFOLLOW);
+	return r < 0 ? -errno : 0;
+}
+
+/* A change to the data of path when no handle is at hand (truncate). */
+static void touch_path(struct drgw_gateway *gw, const char *path)
+{
+	struct drgw_node *n;
+
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, path);
+	if (n) {
+		drgw_node_touch(n);
+		drgw_seal_schedule_locked(gw, n);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+}
+
+static int gw_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct drgw_gateway *gw = gw_of();
+	int fd, r;
+
+	if (fi) {
+		struct handle *h = handle_of(fi);
+
+		if (h->node)
+			drgw_node_touch(h->node);
+		return ftruncate(h->fd, size) < 0 ? -errno : 0;
+	}
+	touch_path(gw, rel(path));
+	fd = openat(gw->files_fd, rel(path), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	r = ftruncate(fd, size) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int gw_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	int r;
+
+	if (fi)
+		r = futimens(handle_of(fi)->fd, tv);
+	else
+		r = utimensat(gw_of()->files_fd, rel(path), tv,
+			      AT_SYMLINK_NOFOLLOW);
+	return r < 0 ? -errno : 0;
+}
+
+/* Opens path with flags; registers a writer on its node if writable. */
+static int open_handle(const char *path, int flags, mode_t mode, bool create,
+		       struct fuse_file_info *fi)
+{
+	struct drgw_gateway *gw = gw_of();
+	bool writable = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	struct handle *h;
+	int fd;
+
+	/* With the writeback cache the kernel reads pages of files opened
+	 * write-only, and implements O_APPEND itself. */
+	if ((flags & O_ACCMODE) == O_WRONLY) {
+		flags &= ~O_ACCMODE;
+		flags |= O_RDWR;
+	}
+	flags &= ~O_APPEND;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	if (writable) {
+		drgw_nodes_lock(gw->nodes);
+		h->node = drgw_nodes_get_locked(gw->nodes, rel(path));
+		if (h->node) {
+			h->node->writers++;
+			h->node->seal_at = 0;
+			/* Counted as a change before any byte moves, so an
+			 * encoder reading the file right now discards it. */
+			atomic_fetch_add(&h->node->gen, 1);
+			if (create || (flags & O_TRUNC))
+				atomic_store(&h->node->dirty, true);
+		}
+		drgw_nodes_unlock(gw->nodes);
+		if (!h->node) {
+			free(h);
+			return -ENOMEM;
+		}
+	}
+	fd = openat(gw->files_fd, rel(path), flags | O_CLOEXEC | O_NOFOLLOW,
+		    mode);
+	if (fd < 0) {
+		int e = errno;
+
+		if (h->node) {
+			drgw_nodes_lock(gw->nodes);
+			h->node->writers--;
+			drgw_nodes_put_locked(gw->nodes, h->node);
+			drgw_nodes_unlock(gw->nodes);
+		}
+		free(h);
+		return -e;
+	}
+	if (create)
+		chown_to_caller(gw->files_fd, rel(path), fd);
+	h->fd = fd;
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static int gw_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return open_handle(path, fi->flags | O_CREAT, mode, true, fi);
+}
+
+static int gw_open(const char *path, struct fuse_file_info *fi)
+{
+	return open_handle(path, fi->flags, 0, false, fi);
+}
+
+static int gw_read_buf(const char *path, struct fuse_bufvec **bufp,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fuse_bufvec *bv = malloc(sizeof(*bv));
+
+	if (!bv)
+		return -ENOMEM;
+	*bv = FUSE_BUFVEC_INIT(size);
+	bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv->buf[0].fd = handle_of(fi)->fd;
+	bv->buf[0].pos = off;
+	*bufp = bv;
+	return 0;
+}
+
+static int gw_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
+
+	if (h->node)
+		drgw_node_touch(h->node);
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	dst.buf[0].fd = h->fd;
+	dst.buf[0].pos = off;
+	return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+static int gw_statfs(const char *path, struct statvfs *st)
+{
+	return fstatvfs(gw_of()->files_fd, st) < 0 ? -errno : 0;
+}
+
+static int gw_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct drgw_gateway *gw = gw_of();
+	struct handle *h = handle_of(fi);
+	char *name = NULL;
+
+	/* flush() is synchronous with close(2), unlike release(): record the
+	 * settling file now, so a `drgw wait` right after close sees it. */
+	if (!h->node || !atomic_load(&h->node->dirty))
+		return 0;
+	drgw_nodes_lock(gw->nodes);
+	if (!h->node->unlinked && !drgw_config_excluded(gw->cfg, h->node->path))
+		name = strdup(h->node->path);
+	drgw_nodes_unlock(gw->nodes);
+	if (name)
+		drgw_catalog_set_settling(gw->cat, name, true);
+	free(name);
+	return 0;
+}
+
+static int gw_release(const char *path, struct fuse_file_info *fi)
+{
+	struct drgw_gateway *gw = gw_of();
+	struct handle *h = handle_of(fi);
+
+	close(h->fd);
+	if (h->node) {
+		drgw_nodes_lock(gw->nodes);
+		h->node->writers--;
+		drgw_seal_schedule_locked(gw, h->node);
+		drgw_nodes_put_locked(gw->nodes, h->node);
+		drgw_nodes_unlock(gw->nodes);
+	}
+	free(h);
+	return 0;
+}
+
+static int gw_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	int fd = handle_of(fi)->fd;
+
+	return (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+}
+
+static int gw_opendir(const char *path, struct fuse_file_info *fi)
+{
+	int fd = openat(gw_of()->files_fd, rel(path),
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static int gw_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	DIR *d = (DIR *)(uintptr_t)fi->fh;
+	struct dirent *de;
+
+	if (off == 0)
+		rewinddir(d);
+	else
+		seekdir(d, off);
+	while ((de = readdir(d))) {
+		struct stat st = { .st_ino = de->d_ino,
+				   .st_mode = (mode_t)DTTOIF(de->d_type) };
+
+		if (filler(buf, de->d_name, &st, telldir(d), 0))
+			break;
+	}
+	return 0;
+}
+
+static int gw_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	closedir((DIR *)(uintptr_t)fi->fh);
+	return 0;
+}
+
+static int gw_fsyncdir(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	int fd = dirfd((DIR *)(uintptr_t)fi->fh);
+
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int gw_fallocate(const char *path, int mode, off_t off, off_t len,
+			struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->node)
+		drgw_node_touch(h->node);
+	return fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+}
+
+static off_t gw_lseek(const char *path, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	off_t r = lseek(handle_of(fi)->fd, off, whence);
+
+	return r < 0 ? -errno : r;
+}
+
+static const struct fuse_operations gateway_ops = {
+	.init = gw_init,
+	.getattr = gw_getattr,
+	.readlink = gw_readlink,
+	.mkdir = gw_mkdir,
+	.symlink = gw_symlink,
+	.unlink = gw_unlink,
+	.rmdir = gw_rmdir,
+	.rename = gw_rename,
+	.link = gw_link,
+	.chmod = gw_chmod,
+	.chown = gw_chown,
+	.truncate = gw_truncate,
+	.utimens = gw_utimens,
+	.create = gw_create,
+	.open = gw_open,
+	.read_buf = gw_read_buf,
+	.write_buf = gw_write_buf,
+	.statfs = gw_statfs,
+	.flush = gw_flush,
+	.release = gw_release,
+	.fsync = gw_fsync,
+	.opendir = gw_opendir,
+	.readdir = gw_readdir,
+	.releasedir = gw_releasedir,
+	.fsyncdir = gw_fsyncdir,
+	.fallocate = gw_fallocate,
+	.lseek = gw_lseek,
+};
+
+const struct fuse_operations *drgw_fs_gateway_ops(void)
+{
+	return &gateway_ops;
+}

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gateway lifecycle; see gateway.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drgw-build.h"
+#include "gateway.h"
+#include "log.h"
+
+static int open_dir(const char *path, int *ret_fd, struct drgw_err *err)
+{
+	int r = drgw_mkdir_p(path, 0700);
+
+	if (r == 0) {
+		*ret_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = *ret_fd < 0 ? -errno : 0;
+	}
+	if (r < 0)
+		drgw_err_set(err, "cannot use directory %s: %s", path,
+			     strerror(-r));
+	return r;
+}
+
+static int take_lock(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	char path[PATH_MAX + 8], pid[32];
+	long other = 0;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/lock", gw->cache_dir);
+	gw->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (gw->lock_fd < 0) {
+		drgw_err_set(err, "cannot create %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(gw->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		drgw_gateway_daemon_running(gw->cache_dir, &other);
+		if (e == EWOULDBLOCK)
+			drgw_err_set(err,
+				     "cache directory %s is in use by another drgw (pid %ld); stop it or use another --cache",
+				     gw->cache_dir, other);
+		else
+			drgw_err_set(err, "cannot lock %s: %s", path, strerror(e));
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(gw->lock_fd, 0) < 0 ||
+	    drgw_pwrite_full(gw->lock_fd, pid, (size_t)n, 0) < 0) {
+		drgw_err_set(err, "cannot write %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid)
+{
+	char path[PATH_MAX + 8], buf[32] = "";
+	bool running = false;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", cache_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		running = true;
+	n = drgw_pread_full(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0 && ret_pid) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		uint64_t pid;
+		*ret_pid = drgw_parse_u64(buf, &pid) == 0 ? (long)pid : 0;
+	}
+	close(fd);
+	return running;
+}
+
+static int load_keys(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	const struct drgw_config *cfg = gw->cfg;
+
+	if (cfg->n_key_files == 0) {
+		drgw_err_set(err,
+			     "no key: pass --key-file FILE (create one with 'drgw keygen FILE') or set key-file in the config");
+		return -ENOKEY;
+	}
+	for (size_t i = 0; i < cfg->n_key_files; i++) {
+		int r = drgw_keyring_add_file(&gw->keys, cfg->key_files[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int load_backends(struct drgw_gateway *gw, bool read_only,
+			 struct drgw_err *err)
+{
+	const struct drgw_config *cfg = gw->cfg;
+	const char *dir = cfg->plugin_dir ? cfg->plugin_dir : DRGW_PLUGIN_DIR;
+
+	if (cfg->n_backends == 0) {
+		drgw_err_set(err,
+			     "no backend: pass --backend NAME=URL (e.g. --backend offsite=local:///srv/backup) or add a [backend \"NAME\"] section to the config");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->n_backends; i++) {
+		int r = drgw_backend_load(dir, &cfg->backends[i], read_only,
+					  &gw->backends[i], err);
+
+		if (r < 0)
+			return r;
+		gw->backend_names[i] = gw->backends[i]->name;
+		gw->n_backends = i + 1;
+	}
+	return 0;
+}
+
+int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode,
+		      unsigned flags, struct drgw_gateway **ret,
+		      struct drgw_err *err)
+{
+	bool exclusive = mode == DRGW_MODE_DAEMON || mode == DRGW_MODE_RESTORE;
+	pthread_condattr_t ca;
+	char path[PATH_MAX + 16];
+	struct drgw_gateway *gw;
+	int r;
+
+	if (!cfg->cache_dir) {
+		drgw_err_set(err,
+			     "no cache directory: pass --cache DIR or set cache in the config");
+		return -EINVAL;
+	}
+	if (strlen(cfg->cache_dir) > PATH_MAX - 64) {
+		drgw_err_set(err, "cache directory path is too long");
+		return -ENAMETOOLONG;
+	}
+	if (sodium_init() < 0) {
+		drgw_err_set(err, "cannot initialise libsodium");
+		return -EIO;
+	}
+	gw = calloc(1, sizeof(*gw));
+	if (!gw)
+		return -ENOMEM;
+	gw->cfg = cfg;
+	gw->mode = mode;
+	gw->files_fd = gw->spool_fd = gw->lock_fd = -1;
+	gw->poll_ns = 5 * NSEC_PER_SEC;
+	pthread_mutex_init(&gw->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&gw->seal_cond, &ca);
+	pthread_cond_init(&gw->encode_cond, &ca);
+	pthread_cond_init(&gw->replicate_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	drgw_strlcpy(gw->cache_dir, cfg->cache_dir, sizeof(gw->cache_dir));
+	snprintf(gw->files_dir, sizeof(gw->files_dir), "%s/files", gw->cache_dir);
+
+	if (exclusive) {
+		r = drgw_mkdir_p(gw->cache_dir, 0700);
+		if (r < 0) {
+			drgw_err_set(err, "cannot create cache directory %s: %s",
+				     gw->cache_dir, strerror(-r));
+			goto fail;
+		}
+		r = take_lock(gw, err);
+		if (r < 0)
+			goto fail;
+	} else if (access(gw->cache_dir, F_OK) < 0 &&
+		   mode == DRGW_MODE_CLIENT) {
+		drgw_err_set(err,
+			     "cache directory %s does not exist: nothing was backed up with it yet",
+			     gw->cache_dir);
+		r = -ENOENT;
+		goto fail;
+	}
+	if (mode == DRGW_MODE_DAEMON) {
+		r = open_dir(gw->files_dir, &gw->files_fd, err);
+		if (r == 0) {
+			snprintf(path, sizeof(path), "%s/spool", gw->cache_dir);
+			r = open_dir(path, &gw->spool_fd, err);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (mode == DRGW_MODE_CLIENT_BACKENDS)
+		drgw_mkdir_p(gw->cache_dir, 0700);
+	snprintf(path, sizeof(path), "%s/catalog.db", gw->cache_dir);
+	if (mode == DRGW_MODE_CLIENT && access(path, F_OK) < 0) {
+		drgw_err_set(err,
+			     "no catalog in %s: nothing was backed up with this cache directory yet",
+			     gw->cache_dir);
+		r = -ENOENT;
+		goto fail;
+	}
+	r = drgw_catalog_open(path, false, &gw->cat, err);
+	if (r < 0)
+		goto fail;
+	if (flags & DRGW_OPEN_NEED_KEY) {
+		r = load_keys(gw, err);
+		if (r < 0)
+			goto fail;
+	}
+	if (flags & DRGW_OPEN_NEED_BACKENDS) {
+		r = load_backends(gw, mode != DRGW_MODE_DAEMON, err);
+		if (r < 0)
+			goto fail;
+	}
+	if (mode == DRGW_MODE_DAEMON) {
+		for (size_t i = 0; i < gw->n_backends; i++) {
+			r = drgw_catalog_add_backend(gw->cat, gw->backend_names[i],
+						     gw->backends[i]->url);
+			if (r < 0) {
+				drgw_err_set(err, "cannot update catalog: %s",
+					     strerror(-r));
+				goto fail;
+			}
+		}
+		gw->nodes = drgw_nodes_new();
+		if (!gw->nodes) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	*ret = gw;
+	return 0;
+fail:
+	drgw_gateway_close(gw);
+	return r;
+}
+
+struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
+{
+	if (!gw)
+		return NULL;
+	if (gw->started)
+		drgw_gateway_stop(gw, 0);
+	for (size_t i = 0; i < gw->n_backends; i++)
+		gw->backends[i] = drgw_backend_free(gw->backends[i]);
+	drgw_catalog_close(gw->cat);
+	drgw_keyring_clear(&gw->keys);
+	drgw_nodes_free(gw->nodes);
+	if (gw->files_fd >= 0)
+		close(gw->files_fd);
+	if (gw->spool_fd >= 0)
+		close(gw->spool_fd);
+	if (gw->lock_fd >= 0)
+		close(gw->lock_fd); /* releases the flock */
+	pthread_cond_destroy(&gw->seal_cond);
+	pthread_cond_destroy(&gw->encode_cond);
+	pthread_cond_destroy(&gw->replicate_cond);
+	pthread_mutex_destroy(&gw->lock);
+	free(gw->replicators);
+	free(gw);
+	return NULL;
+}
+
+static void kick(struct drgw_gateway *gw, pthread_cond_t *cond,
+		 uint64_t *kicks)
+{
+	pthread_mutex_lock(&gw->lock);
+	(*kicks)++;
+	pthread_cond_broadcast(cond);
+	pthread_mutex_unlock(&gw->lock);
+}
+
+void drgw_gateway_kick_sealer(struct drgw_gateway *gw)
+{
+	kick(gw, &gw->seal_cond, &gw->seal_kicks);
+}
+
+void drgw_gateway_kick_encoder(struct drgw_gateway *gw)
+{
+	kick(gw, &gw->encode_cond, &gw->encode_kicks);
+}
+
+void drgw_gateway_kick_replicators(struct drgw_gateway *gw)
+{
+	kick(gw, &gw->replicate_cond, &gw->replicate_kicks);
+}
+
+void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
+		       const uint64_t *kicks, uint64_t *seen,
+		       int64_t timeout_ns)
+{
+	struct timespec ts;
+	int64_t abs;
+
+	/* The condition variables run on the monotonic clock, so a clock step
+	 * cannot make a worker sleep for hours; and no sleep is longer than
+	 * poll_ns, so even a missed deadline costs little. */
+	if (timeout_ns > gw->poll_ns)
+		timeout_ns = gw->poll_ns;
+	pthread_mutex_lock(&gw->lock);
+	if (*kicks == *seen && timeout_ns > 0) {
+		abs = drgw_mono_ns() + timeout_ns;
+		ts.tv_sec = abs / NSEC_PER_SEC;
+		ts.tv_nsec = abs % NSEC_PER_SEC;
+		pthread_cond_timedwait(cond, &gw->lock, &ts);
+	}
+	*seen = *kicks;
+	pthread_mutex_unlock(&gw->lock);
+}
+
+int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts)
+{
+	int64_t lo = gw->cfg->retry_min_ns, hi = lo;
+
+	for (unsigned i = 0; i < attempts && hi < gw->cfg->retry_max_ns; i++)
+		hi *= 2;
+	if (hi > gw->cfg->retry_max_ns)
+		hi = gw->cfg->retry_max_ns;
+	if (hi <= lo)
+		return lo;
+	return lo + (int64_t)((double)(hi - lo) * randombytes_uniform(1u << 30) /
+			      (double)(1u << 30));
+}
+
+int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	unsigned n = gw->cfg->upload_workers;
+	int r;
+
+	r = drgw_catalog_recover(gw->cat);
+	if (r == 0)
+		r = drgw_spool_cleanup(gw);
+	if (r == 0)
+		r = drgw_seal_scan(gw);
+	if (r < 0) {
+		drgw_err_set(err, "cannot recover state from %s: %s",
+			     gw->cache_dir, strerror(-r));
+		return r;
+	}
+	gw->replicators = calloc(n, sizeof(*gw->replicators));
+	if (!gw->replicators)
+		return -ENOMEM;
+	if (pthread_create(&gw->sealer, NULL, drgw_sealer_main, gw) ||
+	    pthread_create(&gw->encoder, NULL, drgw_encoder_main, gw)) {
+		drgw_err_set(err, "cannot start threads");
+		return -EAGAIN;
+	}
+	gw->started = true;
+	for (; gw->n_replicators < n; gw->n_replicators++)
+		if (pthread_create(&gw->replicators[gw->n_replicators], NULL,
+				   drgw_replicator_main, gw))
+			break;
+	return 0;
+}
+
+/* Anything still to do that the threads can make progress on? */
+static bool busy(struct drgw_gateway *gw)
+{
+	struct drgw_queue_stats qs;
+	bool in_flight;
+
+	pthread_mutex_lock(&gw->lock);
+	in_flight = gw->inflight_total > 0 || gw->encoding;
+	pthread_mutex_unlock(&gw->lock);
+	if (in_flight)
+		return true;
+	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
+		return false;
+	return qs.versions_unencoded > 0 || qs.replicas_pending > 0;
+}
+
+uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns)
+{
+	int64_t deadline = drgw_mono_ns() + drain_ns;
+	struct drgw_queue_stats qs = { 0 };
+
+	if (!gw->started)
+		return 0;
+	/* Phase 1: seal everything that is closed, without the settle delay. */
+	atomic_store(&gw->sealing_stopped, true);
+	drgw_gateway_kick_sealer(gw);
+	pthread_join(gw->sealer, NULL);
+
+	/* Phase 2: let the encoder and the replicators work until idle or
+	 * until the drain deadline. */
+	atomic_store(&gw->draining, true);
+	drgw_gateway_kick_encoder(gw);
+	drgw_gateway_kick_replicators(gw);
+	while (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain) &&
+	       busy(gw))
+		usleep(50 * 1000);
+
+	/* Phase 3: stop; uploads in flight save their resume tokens. */
+	atomic_store(&gw->exiting, true);
+	atomic_store(&gw->cancel_uploads, true);
+	drgw_gateway_kick_encoder(gw);
+	drgw_gateway_kick_replicators(gw);
+	pthread_join(gw->encoder, NULL);
+	for (unsigned i = 0; i < gw->n_replicators; i++)
+		pthread_join(gw->replicators[i], NULL);
+	gw->started = false;
+	drgw_catalog_queue_stats(gw->cat, NULL, &qs);
+	return qs.replicas_pending + qs.versions_unencoded;
+}

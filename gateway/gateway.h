@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The gateway: everything one drgw process holds for a cache directory.
+ *
+ *   <cache>/files/     the working set the mount shows (gateway mode)
+ *   <cache>/spool/     encoded objects waiting for replication
+ *   <cache>/catalog.db the catalog (catalog.h)
+ *   <cache>/lock       flock()ed by the daemon; holds its pid
+ *
+ * drgw_gateway_open() checks and loads everything that can be wrong in the
+ * configuration (cache dir, key, backends) so the daemon fails before it
+ * mounts; drgw_gateway_start() starts the sealer, encoder and replicator
+ * threads (seal.c, spool.c, replicate.c); drgw_gateway_stop() drains and
+ * stops them.
+ */
+#ifndef DRGW_GATEWAY_H
+#define DRGW_GATEWAY_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "backend.h"
+#include "catalog.h"
+#include "config.h"
+#include "key.h"
+#include "nodes.h"
+
+enum drgw_gateway_mode {
+	/* The daemon behind a gateway mount: exclusive, read-write. */
+	DRGW_MODE_DAEMON,
+	/* The daemon behind a restore mount: exclusive, backends read-only. */
+	DRGW_MODE_RESTORE,
+	/* A CLI command next to a running daemon: shared, catalog only. */
+	DRGW_MODE_CLIENT,
+	/* A CLI command that reads backends (restore, verify). */
+	DRGW_MODE_CLIENT_BACKENDS,
+};
+
+/* Flags for drgw_gateway_open(). */
+#define DRGW_OPEN_NEED_KEY (1u << 0)
+#define DRGW_OPEN_NEED_BACKENDS (1u << 1)
+
+struct drgw_gateway {
+	const struct drgw_config *cfg;
+	enum drgw_gateway_mode mode;
+	char cache_dir[PATH_MAX - 64];
+	char files_dir[PATH_MAX];
+	int files_fd;
+	int spool_fd;
+	int lock_fd;
+	struct drgw_catalog *cat;
+	struct drgw_keyring keys;
+	struct drgw_backend *backends[DRGW_MAX_BACKENDS];
+	const char *backend_names[DRGW_MAX_BACKENDS];
+	size_t n_backends;
+	struct drgw_nodes *nodes;
+
+	/* Protects the wait conditions below and the replicator's counters. */
+	pthread_mutex_t lock;
+	pthread_cond_t seal_cond;
+	pthread_cond_t encode_cond;
+	pthread_cond_t replicate_cond;
+	/* Wake-up counters, under lock: a waiter sleeps only if the counter
+	 * did not move since it last looked, so no kick is ever lost. */
+	uint64_t seal_kicks;
+	uint64_t encode_kicks;
+	uint64_t replicate_kicks;
+	/* Workers sleep at most this long between catalog polls. */
+	int64_t poll_ns;
+
+	/* Shutdown phases, in order: no new seals are scheduled and pending
+	 * ones are sealed at once; then threads exit when idle; then uploads
+	 * in flight are cancelled (they save their resume tokens). */
+	atomic_bool sealing_stopped;
+	atomic_bool draining;
+	atomic_bool exiting;
+	atomic_bool cancel_uploads;
+	/* Set from a signal handler: give up draining now. */
+	atomic_bool abort_drain;
+
+	/* Replicator state, under lock. */
+	unsigned inflight[DRGW_MAX_BACKENDS];
+	unsigned inflight_total;
+	bool encoding; /* the encoder is busy with a version */
+
+	pthread_t sealer;
+	pthread_t encoder;
+	pthread_t *replicators;
+	unsigned n_replicators;
+	bool started;
+};
+
+int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode,
+		      unsigned flags, struct drgw_gateway **ret,
+		      struct drgw_err *err);
+struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw);
+
+/* Starts the sealer, encoder and replicator threads (daemon mode).  Call
+ * after fork()ing into the background. */
+int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err);
+/* Seals what is waiting, then waits up to drain_ns for the encoder and the
+ * replicator to finish, then cancels what is left and joins all threads.
+ * Returns the number of replicas still pending. */
+uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns);
+
+/* Is a daemon holding the cache dir's lock?  *ret_pid when known. */
+bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid);
+
+/* Wakes the threads.  Callers may hold the nodes lock but not gw->lock. */
+void drgw_gateway_kick_sealer(struct drgw_gateway *gw);
+void drgw_gateway_kick_encoder(struct drgw_gateway *gw);
+void drgw_gateway_kick_replicators(struct drgw_gateway *gw);
+/* Sleeps on cond for up to timeout_ns (capped at poll_ns) unless *kicks
+ * moved past *seen; updates *seen.  Takes gw->lock itself. */
+void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
+		       const uint64_t *kicks, uint64_t *seen,
+		       int64_t timeout_ns);
+
+/* Backoff before attempt n+1: full jitter between retry-min and
+ * min(retry-max, retry-min * 2^n). */
+int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts);
+
+/* --- seal.c --- */
+/* Scans the working set for files changed while no daemon ran and
+ * schedules them for sealing. */
+int drgw_seal_scan(struct drgw_gateway *gw);
+/* The same for the files below dir (after a directory was renamed). */
+int drgw_seal_scan_dir(struct drgw_gateway *gw, const char *dir);
+/* Schedules n (held under the nodes lock) to be sealed after the settle
+ * delay, unless excluded or open for writing. */
+void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n);
+void *drgw_sealer_main(void *arg);
+
+/* --- spool.c --- */
+void *drgw_encoder_main(void *arg);
+/* Removes leftovers in the spool: temp files and objects of versions that
+ * are fully replicated or unknown. */
+int drgw_spool_cleanup(struct drgw_gateway *gw);
+/* "<vid>.drgw": the key of a version's object, in the spool and remotely. */
+void drgw_spool_name(const char *vid, char *buf, size_t size);
+
+/* --- replicate.c --- */
+void *drgw_replicator_main(void *arg);
+
+#endif

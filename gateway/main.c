@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * drgw: one binary, git-style subcommands.  This file dispatches and holds
+ * the smallest commands; the others live in cmd_*.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "drgw-build.h"
+#include "key.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "mount", drgw_cmd_mount, "mount the gateway (or, with --restore, the restore view)" },
+	{ "ls", drgw_cmd_ls, "list snapshots and where they are replicated" },
+	{ "status", drgw_cmd_status, "show the replication queue and backend health" },
+	{ "wait", drgw_cmd_wait, "wait until every snapshot is replicated" },
+	{ "restore", drgw_cmd_restore, "copy a snapshot out of the backends" },
+	{ "verify", drgw_cmd_verify, "re-read replicas and check them end to end" },
+	{ "keygen", drgw_cmd_keygen, "write a new random key file" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: drgw COMMAND [options] [args]\n\n"
+		     "drgw is a FUSE backup gateway: files written to its mount are\n"
+		     "compressed, encrypted and replicated to off-cluster backends.\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'drgw COMMAND --help' describes a command; 'drgw --version' the version.\n");
+}
+
+static const struct cli_cmd keygen_cmd = {
+	.name = "keygen",
+	.synopsis = "KEYFILE",
+	.help = "Writes a new random 32-byte master key to KEYFILE (base64, mode 0600).\n"
+		"Refuses to overwrite an existing file.  Keep a copy of the key\n"
+		"outside the cluster: without it no backup can be restored.",
+};
+
+int drgw_cmd_keygen(int argc, char **argv)
+{
+	struct drgw_config cfg;
+	struct drgw_err err = { 0 };
+	int i, r;
+
+	drgw_config_init(&cfg);
+	i = drgw_cli_parse(&keygen_cmd, argc, argv, &cfg, NULL, NULL);
+	drgw_config_release(&cfg);
+	if (i < 0)
+		return i == -2 ? 0 : EXIT_USAGE;
+	if (argc - i != 1)
+		return drgw_cli_usage_error(&keygen_cmd, "expected one KEYFILE");
+	r = drgw_key_generate(argv[i], &err);
+	if (r < 0) {
+		drgw_cli_error("%s", err.msg);
+		return 1;
+	}
+	printf("wrote a new key to %s\n", argv[i]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("drgw %s\n", DRGW_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "drgw: unknown command '%s' (see 'drgw --help')\n",
+		argv[1]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mounting and serving a FUSE file system; see fs.h.  Everything that can
+ * fail for a reason the user can fix (mount point, permissions) fails
+ * before we fork into the background, so `drgw mount` reports it on the
+ * terminal with a non-zero exit code.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+
+static int check_mountpoint(const char *mp, struct drgw_err *err)
+{
+	struct stat st;
+
+	if (stat(mp, &st) < 0) {
+		int e = errno;
+
+		if (e == ENOTCONN)
+			drgw_err_set(err,
+				     "%s is a dead FUSE mount (a drgw was killed); run 'fusermount3 -u %s' or 'umount -l %s' first",
+				     mp, mp, mp);
+		else
+			drgw_err_set(err, "mount point %s: %s", mp, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		drgw_err_set(err, "mount point %s is not a directory", mp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+int drgw_fuse_run(const struct fuse_operations *ops, void *priv,
+		  const struct drgw_mount_opts *mo, struct drgw_err *err)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se;
+	struct fuse *f = NULL;
+	char opts[1024];
+	int r;
+
+	r = check_mountpoint(mo->mountpoint, err);
+	if (r < 0)
+		return r;
+	snprintf(opts, sizeof(opts),
+		 "fsname=drgw,subtype=drgw,default_permissions%s%s%s%s",
+		 mo->read_only ? ",ro" : "",
+		 mo->allow_other && geteuid() == 0 ? ",allow_other" : "",
+		 mo->fuse_options ? "," : "",
+		 mo->fuse_options ? mo->fuse_options : "");
+	if (fuse_opt_add_arg(&args, "drgw") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	f = fuse_new(&args, ops, sizeof(*ops), priv);
+	if (!f) {
+		drgw_err_set(err, "invalid FUSE options: %s", opts);
+		r = -EINVAL;
+		goto out;
+	}
+	if (fuse_mount(f, mo->mountpoint) != 0) {
+		drgw_err_set(err,
+			     "cannot mount on %s: is /dev/fuse available and are you root (or in a privileged container)?",
+			     mo->mountpoint);
+		r = -EPERM;
+		goto out_destroy;
+	}
+	se = fuse_get_session(f);
+	if (fuse_daemonize(mo->foreground) != 0) {
+		drgw_err_set(err, "cannot go to the background");
+		r = -ECHILD;
+		goto out_unmount;
+	}
+	if (mo->started && (r = mo->started(mo->arg, err)) < 0)
+		goto out_unmount;
+	if (fuse_set_signal_handlers(se) != 0) {
+		drgw_err_set(err, "cannot install signal handlers");
+		r = -EIO;
+		goto out_unmount;
+	}
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	log_info("serving %s", mo->mountpoint);
+	r = fuse_loop_mt(f, lc);
+	fuse_loop_cfg_destroy(lc);
+	fuse_remove_signal_handlers(se);
+	if (r != 0 && r != SIGTERM && r != SIGINT && r != SIGHUP) {
+		drgw_err_set(err, "FUSE session ended with error %d", r);
+		r = r < 0 ? r : -EIO;
+	} else {
+		r = 0;
+	}
+out_unmount:
+	fuse_unmount(f);
+out_destroy:
+	fuse_destroy(f);
+out:
+	fuse_opt_free_args(&args);
+	return r;
+}

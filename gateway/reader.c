@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Remote reader; see reader.h.
+ *
+ * The chunk cache is an LRU list of entries keyed by (file, chunk).  An
+ * entry is LOADING while one thread fetches it (others wait on the
+ * condition variable instead of fetching it twice), then READY, or FAILED
+ * for the waiters to see before it is dropped so a later read retries.
+ * Readers pin an entry while they copy out of it; only unpinned READY
+ * entries are evicted.  The cache is small (tens of entries), so lookups
+ * walk the list.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reader.h"
+
+#define TAIL_READ (64u << 10)
+
+enum centry_state { C_LOADING, C_READY, C_FAILED };
+
+struct centry {
+	struct drgw_rfile *f; /* referenced */
+	uint64_t index;
+	enum centry_state state;
+	int error;
+	char errmsg[256];
+	uint8_t *data;
+	size_t len;
+	unsigned pins;
+	struct centry *prev, *next; /* LRU: head is most recent */
+};
+
+struct job {
+	struct centry *e;
+	struct job *next;
+};
+
+struct drgw_reader {
+	struct drgw_reader_opts opts;
+	const struct drgw_keyring *kr;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	  /* entry state changes */
+	pthread_cond_t job_cond;  /* jobs queued or stop */
+	/* Protected by lock. */
+	struct centry *head, *tail;
+	uint64_t bytes;
+	struct job *jobs, *jobs_tail;
+	bool stop;
+	pthread_t *threads;
+	unsigned n_threads;
+};
+
+struct drgw_rfile {
+	struct drgw_reader *rd;
+	struct drgw_backend *b;
+	char *key;
+	struct drgw_obj obj;
+	struct drgw_obj_index idx;
+	/* Protected by rd->lock.  refs counts users and cache entries; opens
+	 * only users, and when it drops to 0 the cached chunks go too. */
+	unsigned refs;
+	unsigned opens;
+	uint64_t next_seq; /* chunk a sequential reader wants next */
+};
+
+static void rfile_unref_locked(struct drgw_rfile *f)
+{
+	if (--f->refs)
+		return;
+	drgw_obj_clear(&f->obj);
+	drgw_obj_index_clear(&f->idx);
+	free(f->key);
+	free(f);
+}
+
+static void lru_unlink(struct drgw_reader *rd, struct centry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		rd->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		rd->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct drgw_reader *rd, struct centry *e)
+{
+	e->prev = NULL;
+	e->next = rd->head;
+	if (rd->head)
+		rd->head->prev = e;
+	rd->head = e;
+	if (!rd->tail)
+		rd->tail = e;
+}
+
+static void entry_free_locked(struct drgw_reader *rd, struct centry *e)
+{
+	lru_unlink(rd, e);
+	rd->bytes -= e->len;
+	free(e->data);
+	rfile_unref_locked(e->f);
+	free(e);
+}
+
+static struct centry *find_locked(struct drgw_reader *rd,
+				  const struct drgw_rfile *f, uint64_t index)
+{
+	for (struct centry *e = rd->head; e; e = e->next)
+		if (e->f == f && e->index == index)
+			return e;
+	return NULL;
+}
+
+/* Evicts unpinned, settled entries from the cold end until need bytes
+ * fit.  Overshoots rather than waits when everything is in use. */
+static void make_room_locked(struct drgw_reader *rd, size_t need)
+{
+	struct centry *e = rd->tail, *prev;
+
+	for (; e && rd->bytes + need > rd->opts.cache_bytes; e = prev) {
+		prev = e->prev;
+		if (e->pins == 0 && e->state != C_LOADING)
+			entry_free_locked(rd, e);
+	}
+}
+
+static struct centry *new_entry_locked(struct drgw_reader *rd,
+				       struct drgw_rfile *f, uint64_t index)
+{
+	struct centry *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	make_room_locked(rd, f->obj.chunk_size);
+	e->f = f;
+	f->refs++;
+	e->index = index;
+	e->state = C_LOADING;
+	lru_push_front(rd, e);
+	return e;
+}
+
+/* Fetches and decodes chunk e->index of e->f; runs without the lock. */
+static int fetch(struct centry *e, uint8_t **ret_data, size_t *ret_len,
+		 struct drgw_err *err)
+{
+	struct drgw_rfile *f = e->f;
+	uint64_t off = f->idx.offsets[e->index];
+	size_t ct_len = (size_t)(f->idx.offsets[e->index + 1] - off);
+	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.meta.size,
+						    f->obj.chunk_size, e->index);
+	uint8_t *ct = malloc(ct_len), *plain = malloc(plain_len ? plain_len : 1);
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	int r = -ENOMEM;
+
+	if (!ct || !plain || !dctx)
+		goto out;
+	r = drgw_backend_read(f->b, f->key, off, ct, ct_len, err);
+	if (r == 0)
+		r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len,
+					plain, plain_len, err);
+out:
+	ZSTD_freeDCtx(dctx);
+	free(ct);
+	if (r < 0) {
+		free(plain);
+		return r;
+	}
+	*ret_data = plain;
+	*ret_len = plain_len;
+	return 0;
+}
+
+/* Runs fetch() for a LOADING entry and publishes the result. */
+static void load(struct drgw_reader *rd, struct centry *e)
+{
+	struct drgw_err err = { 0 };
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r = fetch(e, &data, &len, &err);
+
+	pthread_mutex_lock(&rd->lock);
+	if (r == 0) {
+		e->data = data;
+		e->len = len;
+		rd->bytes += len;
+		e->state = C_READY;
+	} else {
+		e->state = C_FAILED;
+		e->error = r;
+		drgw_strlcpy(e->errmsg, err.msg, sizeof(e->errmsg));
+	}
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+static void *fetch_thread(void *arg)
+{
+	struct drgw_reader *rd = arg;
+
+	pthread_mutex_lock(&rd->lock);
+	for (;;) {
+		struct job *j;
+
+		while (!rd->stop && !rd->jobs)
+			pthread_cond_wait(&rd->job_cond, &rd->lock);
+		if (rd->stop)
+			break;
+		j = rd->jobs;
+		rd->jobs = j->next;
+		if (!rd->jobs)
+			rd->jobs_tail = NULL;
+		pthread_mutex_unlock(&rd->lock);
+		load(rd, j->e);
+		free(j);
+		pthread_mutex_lock(&rd->lock);
+	}
+	pthread_mutex_unlock(&rd->lock);
+	return NULL;
+}
+
+int drgw_reader_new(const struct drgw_reader_opts *opts,
+		    const struct drgw_keyring *kr, struct drgw_reader **ret)
+{
+	struct drgw_reader *rd = calloc(1, sizeof(*rd));
+
+	if (!rd)
+		return -ENOMEM;
+	rd->opts = *opts;
+	if (rd->opts.threads == 0)
+		rd->opts.threads = 4;
+	rd->kr = kr;
+	pthread_mutex_init(&rd->lock, NULL);
+	pthread_cond_init(&rd->cond, NULL);
+	pthread_cond_init(&rd->job_cond, NULL);
+	rd->threads = calloc(rd->opts.threads, sizeof(*rd->threads));
+	if (!rd->threads) {
+		drgw_reader_free(rd);
+		return -ENOMEM;
+	}
+	*ret = rd;
+	return 0;
+}
+
+struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
+{
+	if (!rd)
+		return NULL;
+	pthread_mutex_lock(&rd->lock);
+	rd->stop = true;
+	pthread_cond_broadcast(&rd->job_cond);
+	pthread_mutex_unlock(&rd->lock);
+	for (unsigned i = 0; i < rd->n_threads; i++)
+		pthread_join(rd->threads[i], NULL);
+	/* Queued jobs reference LOADING entries; nobody waits for them. */
+	while (rd->jobs) {
+		struct job *j = rd->jobs;
+
+		rd->jobs = j->next;
+		free(j);
+	}
+	while (rd->head)
+		entry_free_locked(rd, rd->head);
+	free(rd->threads);
+	pthread_cond_destroy(&rd->cond);
+	pthread_cond_destroy(&rd->job_cond);
+	pthread_mutex_destroy(&rd->lock);
+	free(rd);
+	return NULL;
+}
+
+static int open_tail(struct drgw_rfile *f, uint64_t object_size,
+		     struct drgw_err *err)
+{
+	size_t tail_len = object_size < TAIL_READ ? (size_t)object_size : TAIL_READ;
+	uint64_t tail_off = object_size - tail_len;
+	struct drgw_obj_trailer t;
+	uint8_t *buf, *footer;
+	int r;
+
+	if (object_size < DRGW_OBJ_HEADER_SIZE + DRGW_OBJ_TRAILER_SIZE) {
+		drgw_err_set(err, "object is too small to be a drgw object (%llu bytes): truncated",
+			     (unsigned long long)object_size);
+		return -EIO;
+	}
+	buf = malloc(tail_len);
+	if (!buf)
+		return -ENOMEM;
+	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
+	if (r == 0)
+		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
+					   object_size, &t, err);
+	if (r == 0)
+		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+	if (r < 0)
+		goto out;
+	if (t.footer_off >= tail_off) {
+		footer = buf + (t.footer_off - tail_off);
+		r = drgw_obj_open_footer(&f->obj, &t, footer, t.footer_len,
+					 &f->idx, err);
+	} else {
+		footer = malloc(t.footer_len);
+		if (!footer) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = drgw_backend_read(f->b, f->key, t.footer_off, footer,
+				      t.footer_len, err);
+		if (r == 0)
+			r = drgw_obj_open_footer(&f->obj, &t, footer,
+						 t.footer_len, &f->idx, err);
+		free(footer);
+	}
+out:
+	free(buf);
+	return r;
+}
+
+int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		    const char *key, uint64_t object_size,
+		    struct drgw_rfile **ret, struct drgw_err *err)
+{
+	struct drgw_rfile *f;
+	int r;
+
+	if (object_size == 0) {
+		struct drgw_object_info info;
+
+		r = drgw_backend_stat(b, key, &info, err);
+		if (r < 0)
+			return r;
+		object_size = info.size;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->rd = rd;
+	f->b = b;
+	f->refs = 1;
+	f->opens = 1;
+	f->key = strdup(key);
+	r = f->key ? open_tail(f, object_size, err) : -ENOMEM;
+	if (r < 0) {
+		drgw_err_prefix(err, "%s on %s", key, b->name);
+		drgw_obj_clear(&f->obj);
+		free(f->key);
+		free(f);
+		return r;
+	}
+	*ret = f;
+	return 0;
+}
+
+const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
+{
+	return &f->idx.meta;
+}
+
+uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
+{
+	return f->idx.object_size;
+}
+
+void drgw_rfile_ref(struct drgw_rfile *f)
+{
+	pthread_mutex_lock(&f->rd->lock);
+	f->refs++;
+	f->opens++;
+	pthread_mutex_unlock(&f->rd->lock);
+}
+
+void drgw_rfile_close(struct drgw_rfile *f)
+{
+	struct drgw_reader *rd;
+
+	if (!f)
+		return;
+	rd = f->rd;
+	pthread_mutex_lock(&rd->lock);
+	/* Its chunks are of no use to anyone else. */
+	for (struct centry *e = --f->opens ? NULL : rd->head, *next; e;
+	     e = next) {
+		next = e->next;
+		if (e->f == f && e->pins == 0 && e->state != C_LOADING)
+			entry_free_locked(rd, e);
+	}
+	rfile_unref_locked(f);
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/* Fetch threads start with the first read-ahead, not in
+ * drgw_reader_new(): a daemon creates its reader before it forks into the
+ * background, and threads do not survive fork(). */
+static void start_threads_locked(struct drgw_reader *rd)
+{
+	while (rd->n_threads < rd->opts.threads &&
+	       pthread_create(&rd->threads[rd->n_threads], NULL, fetch_thread,
+			      rd) == 0)
+		rd->n_threads++;
+}
+
+/* Queues fetches of the chunks after last that are not cached. */
+static void readahead_locked(struct drgw_rfile *f, uint64_t last)
+{
+	struct drgw_reader *rd = f->rd;
+
+	if (rd->n_threads == 0)
+		start_threads_locked(rd);
+	if (rd->n_threads == 0)
+		return;
+	for (uint64_t i = last + 1;
+	     i <= last + rd->opts.readahead && i < f->idx.n_chunks; i++) {
+		struct centry *e;
+		struct job *j;
+
+		if (find_locked(rd, f, i))
+			continue;
+		e = new_entry_locked(rd, f, i);
+		j = malloc(sizeof(*j));
+		if (!e || !j) {
+			if (e)
+				entry_free_locked(rd, e);
+			free(j);
+			return;
+		}
+		j->e = e;
+		j->next = NULL;
+		if (rd->jobs_tail)
+			rd->jobs_tail->next = j;
+		else
+			rd->jobs = j;
+		rd->jobs_tail = j;
+		pthread_cond_signal(&rd->job_cond);
+	}
+}
+
+/* Returns chunk index pinned and READY, fetching it if needed. */
+static int get_chunk(struct drgw_rfile *f, uint64_t index,
+		     struct centry **ret, struct drgw_err *err)
+{
+	struct drgw_reader *rd = f->rd;
+	struct centry *e;
+
+	pthread_mutex_lock(&rd->lock);
+	e = find_locked(rd, f, index);
+	if (!e) {
+		e = new_entry_locked(rd, f, index);
+		if (!e) {
+			pthread_mutex_unlock(&rd->lock);
+			return -ENOMEM;
+		}
+		e->pins++;
+		pthread_mutex_unlock(&rd->lock);
+		load(rd, e);
+		pthread_mutex_lock(&rd->lock);
+	} else {
+		e->pins++;
+		lru_unlink(rd, e);
+		lru_push_front(rd, e);
+	}
+	while (e->state == C_LOADING)
+		pthread_cond_wait(&rd->cond, &rd->lock);
+	if (e->state == C_FAILED) {
+		int r = e->error;
+
+		drgw_err_set(err, "%s", e->errmsg);
+		/* Drop it once the last waiter saw the error. */
+		if (--e->pins == 0)
+			entry_free_locked(rd, e);
+		pthread_mutex_unlock(&rd->lock);
+		return r;
+	}
+	pthread_mutex_unlock(&rd->lock);
+	*ret = e;
+	return 0;
+}
+
+static void unpin(struct drgw_reader *rd, struct centry *e)
+{
+	pthread_mutex_lock(&rd->lock);
+	e->pins--;
+	pthread_mutex_unlock(&rd->lock);
+}
+
+ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
+			 uint64_t off, struct drgw_err *err)
+{
+	struct drgw_reader *rd = f->rd;
+	uint64_t size = f->idx.meta.size, cs = f->obj.chunk_size;
+	uint64_t first, last;
+	size_t done = 0;
+
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	first = off / cs;
+	last = (off + len - 1) / cs;
+
+	pthread_mutex_lock(&rd->lock);
+	if (first == f->next_seq || first + 1 == f->next_seq)
+		readahead_locked(f, last);
+	f->next_seq = last + 1;
+	pthread_mutex_unlock(&rd->lock);
+
+	for (uint64_t i = first; i <= last; i++) {
+		uint64_t cstart = i * cs;
+		size_t from = off + done > cstart ? (size_t)(off + done - cstart) : 0;
+		struct centry *e = NULL;
+		size_t n;
+		int r;
+
+		r = get_chunk(f, i, &e, err);
+		if (r < 0)
+			return r;
+		n = e->len - from;
+		if (n > len - done)
+			n = len - done;
+		memcpy((char *)buf + done, e->data + from, n);
+		unpin(rd, e);
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err)
+{
+	uint8_t h[DRGW_OBJ_HEADER_SIZE];
+	int r = drgw_backend_read(f->b, f->key, 0, h, sizeof(h), err);
+
+	if (r < 0)
+		return r;
+	if (memcmp(h, f->obj.header, sizeof(h))) {
+		drgw_err_set(err,
+			     "object header does not match its trailer: corrupt object");
+		return -EIO;
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remote reader: random-access reads of objects stored on a backend.
+ * Opening an object costs one ranged read of its tail (two if the footer is
+ * large); each chunk then costs one ranged read, authenticated and
+ * decompressed before any byte of it is returned.  Decoded chunks live in a
+ * cache bounded in bytes and shared by all open objects, and sequential
+ * readers get the next chunks fetched in parallel ahead of them.
+ *
+ * A read either returns the exact plaintext or fails (-EIO, -EBADMSG, or
+ * the backend's errno): never short (except at end of file), never zeros,
+ * never unauthenticated bytes.
+ */
+#ifndef DRGW_READER_H
+#define DRGW_READER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.h"
+#include "format.h"
+
+struct drgw_reader;
+struct drgw_rfile;
+
+struct drgw_reader_opts {
+	uint64_t cache_bytes;
+	/* Chunks fetched ahead of a sequential reader. */
+	unsigned readahead;
+	/* Fetch threads. */
+	unsigned threads;
+};
+
+int drgw_reader_new(const struct drgw_reader_opts *opts,
+		    const struct drgw_keyring *kr, struct drgw_reader **ret);
+/* All rfiles must be closed first. */
+struct drgw_reader *drgw_reader_free(struct drgw_reader *rd);
+
+/* Opens key on b; object_size 0 means "stat it first". */
+int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		    const char *key, uint64_t object_size,
+		    struct drgw_rfile **ret, struct drgw_err *err);
+const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
+/* Bytes of the stored object (header to trailer). */
+uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);
+/* Reads len plaintext bytes at off; returns the count (short only at the
+ * end of the file) or a negative errno.  Thread-safe. */
+ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
+			 uint64_t off, struct drgw_err *err);
+/* Takes another reference; each is dropped with drgw_rfile_close(). */
+void drgw_rfile_ref(struct drgw_rfile *f);
+void drgw_rfile_close(struct drgw_rfile *f);
+
+/* Reads the object's first bytes and checks they are the header the
+ * trailer names (a full verification reads the chunks too). */
+int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err);
+
+#endif

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Remote scan; see remote.h.  Tails are read by a few threads at once:
+ * for an object store, the scan of a bucket is latency-bound.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "remote.h"
+
+#define SCAN_THREADS 8
+
+struct found {
+	size_t backend;
+	char key[80];
+	struct drgw_object_info info;
+	/* Filled by the scan. */
+	int r;
+	struct drgw_obj_meta *meta;
+	char err[256];
+};
+
+struct scan {
+	struct drgw_gateway *gw;
+	struct drgw_reader *rd;
+	size_t backend;
+	struct found *items;
+	size_t n, cap;
+	pthread_mutex_t lock;
+	size_t next;
+};
+
+static bool key_is_object(const char *key)
+{
+	size_t n = strlen(key);
+	char vid[80];
+
+	if (n <= 5 || n - 5 >= sizeof(vid) || strcmp(key + n - 5, ".drgw"))
+		return false;
+	memcpy(vid, key, n - 5);
+	vid[n - 5] = '\0';
+	return drgw_vid_ok(vid);
+}
+
+static int on_key(void *arg, const char *key,
+		  const struct drgw_object_info *info)
+{
+	struct scan *s = arg;
+
+	if (!key_is_object(key)) {
+		log_debug("ignoring %s on %s: not a drgw object name", key,
+			  s->gw->backend_names[s->backend]);
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct found *p = realloc(s->items, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->items = p;
+		s->cap = cap;
+	}
+	memset(&s->items[s->n], 0, sizeof(s->items[s->n]));
+	s->items[s->n].backend = s->backend;
+	drgw_strlcpy(s->items[s->n].key, key, sizeof(s->items[s->n].key));
+	s->items[s->n].info = *info;
+	s->n++;
+	return 0;
+}
+
+static int from_cache(struct drgw_gateway *gw, struct found *f)
+{
+	struct drgw_remote_object o;
+	struct drgw_obj_meta *m;
+
+	if (drgw_catalog_get_remote(gw->cat, gw->backend_names[f->backend],
+				    f->key, f->info.size, f->info.etag, &o) < 0)
+		return -ENOENT;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		drgw_remote_object_release(&o);
+		return -ENOMEM;
+	}
+	drgw_strlcpy(m->name, o.name, sizeof(m->name));
+	drgw_strlcpy(m->vid, o.vid, sizeof(m->vid));
+	m->size = o.size;
+	m->mtime_ns = o.mtime_ns;
+	m->created_ns = o.created_ns;
+	m->mode = o.mode;
+	drgw_unhex(o.sha256, m->sha256, sizeof(m->sha256));
+	drgw_remote_object_release(&o);
+	f->meta = m;
+	return 0;
+}
+
+static void to_cache(struct drgw_gateway *gw, const struct found *f)
+{
+	struct drgw_remote_object o = { 0 };
+
+	drgw_strlcpy(o.backend, gw->backend_names[f->backend], sizeof(o.backend));
+	o.key = (char *)f->key;
+	o.object_size = f->info.size;
+	drgw_strlcpy(o.etag, f->info.etag, sizeof(o.etag));
+	drgw_strlcpy(o.vid, f->meta->vid, sizeof(o.vid));
+	o.name = (char *)f->meta->name;
+	o.size = f->meta->size;
+	o.mtime_ns = f->meta->mtime_ns;
+	o.created_ns = f->meta->created_ns;
+	o.mode = f->meta->mode;
+	drgw_hex(f->meta->sha256, 32, o.sha256);
+	drgw_catalog_put_remote(gw->cat, &o);
+}
+
+static void open_one(struct scan *s, struct found *f)
+{
+	struct drgw_err err = { 0 };
+	struct drgw_rfile *rf;
+
+	if (s->gw->cat && from_cache(s->gw, f) == 0)
+		return;
+	f->r = drgw_rfile_open(s->rd, s->gw->backends[f->backend], f->key,
+			       f->info.size, &rf, &err);
+	if (f->r < 0) {
+		drgw_strlcpy(f->err, err.msg, sizeof(f->err));
+		return;
+	}
+	f->meta = malloc(sizeof(*f->meta));
+	if (!f->meta) {
+		f->r = -ENOMEM;
+	} else {
+		*f->meta = *drgw_rfile_meta(rf);
+		/* The key must be the version the footer names, or an object
+		 * was copied under another version's name. */
+		if (strncmp(f->key, f->meta->vid, strlen(f->meta->vid)) ||
+		    strcmp(f->key + strlen(f->meta->vid), ".drgw")) {
+			f->r = -EIO;
+			snprintf(f->err, sizeof(f->err),
+				 "%s holds version %s under another name", f->key,
+				 f->meta->vid);
+			free(f->meta);
+			f->meta = NULL;
+		} else if (s->gw->cat) {
+			to_cache(s->gw, f);
+		}
+	}
+	drgw_rfile_close(rf);
+}
+
+static void *scan_thread(void *arg)
+{
+	struct scan *s = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&s->lock);
+		i = s->next++;
+		pthread_mutex_unlock(&s->lock);
+		if (i >= s->n)
+			break;
+		open_one(s, &s->items[i]);
+	}
+	return NULL;
+}
+
+static int cmp_snap(const void *a, const void *b)
+{
+	const struct drgw_snapshot *x = a, *y = b;
+	int c = strcmp(x->meta.name, y->meta.name);
+
+	if (c)
+		return c;
+	if (x->meta.created_ns != y->meta.created_ns)
+		return x->meta.created_ns < y->meta.created_ns ? -1 : 1;
+	return strcmp(x->meta.vid, y->meta.vid);
+}
+
+/* Adds a found object to the set, merging copies of one version. */
+static int add_found(struct drgw_remote_set *set, const struct found *f,
+		     size_t *cap)
+{
+	struct drgw_snapshot *sn = NULL;
+	struct drgw_location *loc;
+
+	for (size_t i = 0; i < set->n; i++)
+		if (!strcmp(set->snaps[i].meta.vid, f->meta->vid))
+			sn = &set->snaps[i];
+	if (!sn) {
+		if (set->n == *cap) {
+			size_t c = *cap ? *cap * 2 : 64;
+			struct drgw_snapshot *p = realloc(set->snaps,
+							  c * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			set->snaps = p;
+			*cap = c;
+		}
+		sn = &set->snaps[set->n++];
+		memset(sn, 0, sizeof(*sn));
+		sn->meta = *f->meta;
+	}
+	if (sn->n_locs == DRGW_MAX_BACKENDS)
+		return 0;
+	loc = &sn->locs[sn->n_locs++];
+	loc->backend = f->backend;
+	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
+	loc->object_size = f->info.size;
+	return 0;
+}
+
+int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
+		     struct drgw_remote_set *ret, struct drgw_err *err)
+{
+	struct drgw_remote_set set = { 0 };
+	size_t cap = 0, listed = 0;
+	int r = 0;
+
+	for (size_t b = 0; b < gw->n_backends; b++) {
+		struct scan s = { .gw = gw, .rd = rd, .backend = b };
+		struct drgw_err e = { 0 };
+		pthread_t tids[SCAN_THREADS];
+		unsigned nt = 0;
+
+		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
+		if (r < 0) {
+			log_warning("cannot list backend %s: %s",
+				    gw->backend_names[b], e.msg);
+			if (!set.n_unreachable++)
+				snprintf(set.first_unreachable,
+					 sizeof(set.first_unreachable),
+					 "backend %s: %s", gw->backend_names[b],
+					 e.msg);
+			free(s.items);
+			r = 0;
+			continue;
+		}
+		listed++;
+		pthread_mutex_init(&s.lock, NULL);
+		for (; nt < SCAN_THREADS && nt < s.n; nt++)
+			if (pthread_create(&tids[nt], NULL, scan_thread, &s))
+				break;
+		if (nt == 0)
+			scan_thread(&s);
+		for (unsigned i = 0; i < nt; i++)
+			pthread_join(tids[i], NULL);
+		pthread_mutex_destroy(&s.lock);
+
+		for (size_t i = 0; i < s.n; i++) {
+			struct found *f = &s.items[i];
+
+			if (f->r < 0) {
+				log_warning("skipping %s on %s: %s", f->key,
+					    gw->backend_names[b], f->err);
+				if (!set.n_bad++)
+					snprintf(set.first_bad,
+						 sizeof(set.first_bad), "%s",
+						 f->err);
+			} else if (r == 0) {
+				r = add_found(&set, f, &cap);
+			}
+			free(f->meta);
+		}
+		free(s.items);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && listed == 0) {
+		drgw_err_set(err, "no backend could be listed: %s",
+			     set.first_unreachable);
+		r = -EHOSTUNREACH;
+	} else if (r == 0 && set.n == 0 && set.n_bad > 0) {
+		drgw_err_set(err, "no object on the backends could be read: %s",
+			     set.first_bad);
+		r = -EIO;
+	}
+	if (r < 0) {
+		drgw_remote_set_release(&set);
+		return r;
+	}
+	qsort(set.snaps, set.n, sizeof(*set.snaps), cmp_snap);
+	*ret = set;
+	return 0;
+}
+
+void drgw_remote_set_release(struct drgw_remote_set *set)
+{
+	free(set->snaps);
+	memset(set, 0, sizeof(*set));
+}
+
+bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i)
+{
+	return i + 1 == set->n ||
+	       strcmp(set->snaps[i].meta.name, set->snaps[i + 1].meta.name);
+}
+
+const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
+					     const char *name, const char *vid)
+{
+	const struct drgw_snapshot *best = NULL;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct drgw_snapshot *s = &set->snaps[i];
+
+		if (vid && !strcmp(s->meta.vid, vid) &&
+		    (!name || !strcmp(s->meta.name, name)))
+			return s;
+		if (!vid && !strcmp(s->meta.name, name))
+			best = s; /* sorted: the last match is the newest */
+	}
+	return best;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the backends hold, found from the objects themselves: every object
+ * named "<vid>.drgw" is opened (one ranged read of its tail) and its
+ * authenticated footer says which file and version it is.  Results are
+ * cached in the catalog keyed by (backend, key, size, etag), so a second
+ * scan with the same cache reads no tails.  Nothing else of a bucket is
+ * trusted: names come only from authenticated footers, and objects that do
+ * not open (foreign, corrupt, another key) are reported and skipped.
+ */
+#ifndef DRGW_REMOTE_H
+#define DRGW_REMOTE_H
+
+#include "gateway.h"
+#include "reader.h"
+
+/* Where one version is stored. */
+struct drgw_location {
+	size_t backend; /* index into gw->backends */
+	char key[80];
+	uint64_t object_size;
+};
+
+struct drgw_snapshot {
+	struct drgw_obj_meta meta;
+	struct drgw_location locs[DRGW_MAX_BACKENDS];
+	size_t n_locs;
+};
+
+struct drgw_remote_set {
+	/* Sorted by name, then created_ns (oldest first). */
+	struct drgw_snapshot *snaps;
+	size_t n;
+	/* Objects that could not be opened, with the first reason. */
+	size_t n_bad;
+	char first_bad[512];
+	/* Backends that could not be listed. */
+	size_t n_unreachable;
+	char first_unreachable[512];
+};
+
+/* Scans every backend of gw.  Fails only if no backend could be listed
+ * or every object failed for the same reason as the first one (wrong key). */
+int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
+		     struct drgw_remote_set *ret, struct drgw_err *err);
+void drgw_remote_set_release(struct drgw_remote_set *set);
+
+/* The newest version of name, or of the version vid if given; NULL if
+ * there is none. */
+const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
+					     const char *name, const char *vid);
+/* True if s is the newest version of its name in the set. */
+bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i);
+
+#endif

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The replicator: a pool of workers that upload (version, backend) jobs
+ * from the spool.  Jobs come from the catalog, oldest snapshot first; at
+ * most backend-concurrency run per backend, so a slow or failing backend
+ * never takes every worker, and a failed job waits out a jittered,
+ * exponential backoff before it is tried again.  A resume token the plugin
+ * saves goes straight into the catalog, so a crash mid-upload resumes
+ * where the upload stood.  When an object is on every backend its spool
+ * copy is deleted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway.h"
+#include "log.h"
+
+/* The catalog takes progress updates at most this often per upload. */
+#define PROGRESS_EVERY_NS (2 * NSEC_PER_SEC)
+
+struct upload {
+	struct drgw_put_source src;
+	struct drgw_gateway *gw;
+	const struct drgw_replica *job;
+	int64_t last_progress_ns;
+};
+
+static struct upload *upload_of(struct drgw_put_source *src)
+{
+	/* src is the first member (STYLE.md: base struct first). */
+	return (struct upload *)src;
+}
+
+static int src_read_at(struct drgw_put_source *src, void *buf, size_t len,
+		       uint64_t off)
+{
+	ssize_t n;
+
+	if (off > src->size || len > src->size - off)
+		return -EINVAL;
+	n = drgw_pread_full(src->fd, buf, len, off);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static int src_save_token(struct drgw_put_source *src, const void *token,
+			  size_t len)
+{
+	struct upload *u = upload_of(src);
+
+	if (len > 64 * 1024)
+		return -E2BIG;
+	return drgw_catalog_save_token(u->gw->cat, u->job->version_id,
+				       u->job->backend, token, len);
+}
+
+static void src_progress(struct drgw_put_source *src, uint64_t done)
+{
+	struct upload *u = upload_of(src);
+	int64_t now = drgw_mono_ns();
+
+	/* Racy between a plugin's threads, which is fine for a progress
+	 * figure: the worst case is one extra or one skipped update. */
+	if (now - u->last_progress_ns < PROGRESS_EVERY_NS)
+		return;
+	u->last_progress_ns = now;
+	drgw_catalog_set_progress(u->gw->cat, u->job->version_id,
+				  u->job->backend, done);
+}
+
+static int src_cancelled(struct drgw_put_source *src)
+{
+	return atomic_load(&upload_of(src)->gw->cancel_uploads);
+}
+
+static struct drgw_backend *backend_by_name(struct drgw_gateway *gw,
+					    const char *name, size_t *ret_i)
+{
+	for (size_t i = 0; i < gw->n_backends; i++) {
+		if (!strcmp(gw->backend_names[i], name)) {
+			*ret_i = i;
+			return gw->backends[i];
+		}
+	}
+	return NULL;
+}
+
+static void release_spool_if_done(struct drgw_gateway *gw,
+				  const struct drgw_version *v)
+{
+	bool all = false;
+	char name[128];
+
+	if (drgw_catalog_all_replicated(gw->cat, v->id, &all) < 0 || !all)
+		return;
+	drgw_spool_name(v->vid, name, sizeof(name));
+	if (unlinkat(gw->spool_fd, name, 0) < 0 && errno != ENOENT)
+		log_warning("cannot remove spool object %s: %s", name,
+			    strerror(errno));
+}
+
+static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
+		    const struct drgw_replica *job)
+{
+	struct upload u = { .gw = gw, .job = job };
+	struct drgw_err err = { 0 };
+	struct drgw_version v = { 0 };
+	char name[128], msg[sizeof(err.msg) + 200], sz[32];
+	int64_t t0 = drgw_mono_ns();
+	struct stat st;
+	int r;
+
+	r = drgw_catalog_get_version_by_id(gw->cat, job->version_id, &v);
+	if (r < 0) {
+		drgw_catalog_replica_failed(gw->cat, job->version_id, job->backend,
+					    "version missing from the catalog",
+					    INT64_MAX);
+		return;
+	}
+	drgw_spool_name(v.vid, name, sizeof(name));
+	u.src.fd = openat(gw->spool_fd, name, O_RDONLY | O_CLOEXEC);
+	if (u.src.fd < 0 || fstat(u.src.fd, &st) < 0 ||
+	    (uint64_t)st.st_size != v.stored_size) {
+		snprintf(msg, sizeof(msg),
+			 "spool object %s/spool/%s is missing or damaged; the local file must be written again to back it up",
+			 gw->cache_dir, name);
+		r = -EIO;
+		goto failed;
+	}
+	u.src.size = v.stored_size;
+	u.src.read_at = src_read_at;
+	u.src.resume_token = job->token;
+	u.src.resume_token_len = job->token_len;
+	u.src.save_resume_token = src_save_token;
+	u.src.progress = src_progress;
+	u.src.cancelled = src_cancelled;
+	drgw_unhex(v.object_sha256, u.src.sha256, sizeof(u.src.sha256));
+
+	log_debug("uploading %s (%s) to %s%s", v.name, v.vid, b->name,
+		  job->token ? " (resuming)" : "");
+	r = drgw_backend_put(b, job->key, &u.src, &err);
+	if (r == 0) {
+		drgw_catalog_replica_done(gw->cat, job->version_id, job->backend,
+					  v.stored_size);
+		drgw_format_size(v.stored_size, sz, sizeof(sz));
+		log_info("replicated %s version %s to %s (%s in %.2fs)", v.name,
+			 v.vid, b->name, sz,
+			 (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+		release_spool_if_done(gw, &v);
+		goto out;
+	}
+	if (r == -ECANCELED) {
+		drgw_catalog_replica_release(gw->cat, job->version_id,
+					     job->backend);
+		log_info("upload of %s to %s interrupted by shutdown; it resumes on the next start",
+			 v.name, b->name);
+		goto out;
+	}
+	snprintf(msg, sizeof(msg), "%s", err.msg);
+failed: {
+	int64_t wait = drgw_gateway_backoff(gw, job->attempts);
+	char when[32];
+
+	drgw_catalog_replica_failed(gw->cat, job->version_id, job->backend, msg,
+				    drgw_now_ns() + wait);
+	drgw_format_duration(wait, when, sizeof(when));
+	/* The first failure is an error; repeats only a warning, so a long
+	 * outage does not flood the log at error level. */
+	drgw_log(job->attempts == 0 || job->state != DRGW_REPLICA_FAILING ?
+			 DRGW_LOG_ERROR :
+			 DRGW_LOG_WARNING,
+		 "cannot replicate %s to %s: %s (attempt %u, next in %s)",
+		 v.name ? v.name : job->key, b->name, msg, job->attempts + 1,
+		 when);
+}
+out:
+	if (u.src.fd >= 0)
+		close(u.src.fd);
+	drgw_version_release(&v);
+}
+
+void *drgw_replicator_main(void *arg)
+{
+	struct drgw_gateway *gw = arg;
+	uint64_t seen = 0;
+	bool busy[DRGW_MAX_BACKENDS];
+
+	while (!atomic_load(&gw->exiting)) {
+		struct drgw_replica job;
+		struct drgw_backend *b = NULL;
+		int64_t next_due = INT64_MAX;
+		size_t bi = 0;
+		int r;
+
+		pthread_mutex_lock(&gw->lock);
+		for (size_t i = 0; i < gw->n_backends; i++)
+			busy[i] = gw->inflight[i] >= gw->cfg->backend_concurrency;
+		r = drgw_catalog_claim_replica(gw->cat, drgw_now_ns(),
+					       gw->backend_names, busy,
+					       gw->n_backends, &job, &next_due);
+		if (r == 0) {
+			b = backend_by_name(gw, job.backend, &bi);
+			gw->inflight[bi]++;
+			gw->inflight_total++;
+		}
+		pthread_mutex_unlock(&gw->lock);
+		if (r < 0) {
+			drgw_gateway_wait(gw, &gw->replicate_cond,
+					  &gw->replicate_kicks, &seen,
+					  next_due == INT64_MAX ?
+						  INT64_MAX :
+						  next_due - drgw_now_ns());
+			continue;
+		}
+		run_job(gw, b, &job);
+		drgw_replica_release(&job);
+		pthread_mutex_lock(&gw->lock);
+		gw->inflight[bi]--;
+		gw->inflight_total--;
+		pthread_mutex_unlock(&gw->lock);
+		/* A free slot on this backend may unblock another worker. */
+		drgw_gateway_kick_replicators(gw);
+	}
+	return NULL;
+}

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The restore view: a read-only mount that shows the newest version of
+ * every snapshot found on the backends, as a plain file with its original
+ * name, size, mode and mtime.  Reads go through the remote reader, so a
+ * restore never needs a full download before the first byte is usable,
+ * and a read that cannot be served correctly fails with EIO.  If one
+ * backend fails to serve a chunk, the next backend that holds the same
+ * version is tried.
+ *
+ * The tree is built once at mount time and never changes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "log.h"
+#include "restore.h"
+
+struct rnode {
+	char *name; /* component */
+	bool is_dir;
+	const struct drgw_snapshot *snap; /* files */
+	struct rnode **children;	  /* dirs, sorted by name */
+	size_t n_children;
+	uint64_t ino;
+
+	/* Open state of a file, under the view's lock. */
+	struct drgw_rfile *rf;
+	size_t rf_loc; /* which location rf reads */
+	unsigned opens;
+};
+
+struct drgw_restore_view {
+	struct drgw_gateway *gw;
+	struct drgw_reader *rd;
+	struct drgw_remote_set set;
+	struct rnode *root;
+	uint64_t next_ino;
+	int64_t mount_ns;
+	pthread_mutex_t lock;
+};
+
+static struct drgw_restore_view *view_of(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static struct rnode *new_rnode(struct drgw_restore_view *v, const char *name,
+			       size_t len, bool is_dir)
+{
+	struct rnode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = strndup(name, len);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	n->is_dir = is_dir;
+	n->ino = ++v->next_ino;
+	return n;
+}
+
+static struct rnode *child(const struct rnode *dir, const char *name,
+			   size_t len)
+{
+	for (size_t i = 0; i < dir->n_children; i++)
+		if (strlen(dir->children[i]->name) == len &&
+		    !memcmp(dir->children[i]->name, name, len))
+			return dir->children[i];
+	return NULL;
+}
+
+static int add_child(struct rnode *dir, struct rnode *c)
+{
+	struct rnode **p = realloc(dir->children,
+				   (dir->n_children + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	dir->children = p;
+	p[dir->n_children++] = c;
+	return 0;
+}
+
+/* Places snapshot s at its path, creating directories on the way.  A name
+ * that collides with a directory of another snapshot's path is skipped. */
+static int place(struct drgw_restore_view *v, const struct drgw_snapshot *s)
+{
+	const char *p = s->meta.name;
+	struct rnode *dir = v->root;
+
+	for (;;) {
+		size_t len = strcspn(p, "/");
+		bool last = p[len] == '\0';
+		struct rnode *c = child(dir, p, len);
+
+		if (!c) {
+			c = new_rnode(v, p, len, !last);
+			if (!c || add_child(dir, c) < 0) {
+				if (c)
+					free(c->name);
+				free(c);
+				return -ENOMEM;
+			}
+		}
+		if (last) {
+			if (c->is_dir) {
+				log_warning("snapshot %s collides with a directory; not shown",
+					    s->meta.name);
+				return 0;
+			}
+			c->snap = s;
+			return 0;
+		}
+		if (!c->is_dir) {
+			log_warning("snapshot %s is below a file of the same name; not shown",
+				    s->meta.name);
+			return 0;
+		}
+		dir = c;
+		p += len + 1;
+	}
+}
+
+static int cmp_rnode(const void *a, const void *b)
+{
+	return strcmp((*(struct rnode *const *)a)->name,
+		      (*(struct rnode *const *)b)->name);
+}
+
+static void sort_tree(struct rnode *n)
+{
+	qsort(n->children, n->n_children, sizeof(*n->children), cmp_rnode);
+	for (size_t i = 0; i < n->n_children; i++)
+		if (n->children[i]->is_dir)
+			sort_tree(n->children[i]);
+}
+
+static void free_tree(struct rnode *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->n_children; i++)
+		free_tree(n->children[i]);
+	drgw_rfile_close(n->rf);
+	free(n->children);
+	free(n->name);
+	free(n);
+}
+
+int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
+			  struct drgw_restore_view **ret, struct drgw_err *err)
+{
+	struct drgw_restore_view *v = calloc(1, sizeof(*v));
+	size_t shown = 0;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	v->gw = gw;
+	v->rd = rd;
+	v->mount_ns = drgw_now_ns();
+	pthread_mutex_init(&v->lock, NULL);
+	v->root = new_rnode(v, "", 0, true);
+	if (!v->root) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = drgw_remote_scan(gw, rd, &v->set, err);
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < v->set.n; i++) {
+		if (!drgw_remote_is_latest(&v->set, i))
+			continue;
+		r = place(v, &v->set.snaps[i]);
+		if (r < 0)
+			goto fail;
+		shown++;
+	}
+	sort_tree(v->root);
+	log_info("restore view: %zu snapshots (%zu versions) from %zu backends",
+		 shown, v->set.n, gw->n_backends);
+	if (v->set.n_bad)
+		log_warning("%zu objects could not be read; first: %s",
+			    v->set.n_bad, v->set.first_bad);
+	*ret = v;
+	return 0;
+fail:
+	drgw_restore_view_free(v);
+	return r;
+}
+
+struct drgw_restore_view *drgw_restore_view_free(struct drgw_restore_view *v)
+{
+	if (!v)
+		return NULL;
+	free_tree(v->root);
+	drgw_remote_set_release(&v->set);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	return NULL;
+}
+
+static struct rnode *lookup(struct drgw_restore_view *v, const char *path)
+{
+	struct rnode *n = v->root;
+
+	path++;
+	while (n && *path) {
+		size_t len = strcspn(path, "/");
+
+		if (!n->is_dir)
+			return NULL;
+		n = child(n, path, len);
+		path += len;
+		if (*path == '/')
+			path++;
+	}
+	return n;
+}
+
+static void fill_stat(const struct drgw_restore_view *v, const struct rnode *n,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	if (n->is_dir) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		st->st_mtim.tv_sec = v->mount_ns / NSEC_PER_SEC;
+	} else {
+		const struct drgw_obj_meta *m = &n->snap->meta;
+
+		st->st_mode = S_IFREG | (m->mode & 0444 ? m->mode & 0444 : 0444);
+		st->st_nlink = 1;
+		st->st_size = (off_t)m->size;
+		st->st_blocks = (blkcnt_t)((m->size + 511) / 512);
+		st->st_mtim.tv_sec = m->mtime_ns / NSEC_PER_SEC;
+		st->st_mtim.tv_nsec = m->mtime_ns % NSEC_PER_SEC;
+	}
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+	st->st_blksize = 1 << 20;
+}
+
+static void *rv_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	/* Nothing here ever changes: let the kernel cache everything. */
+	cfg->entry_timeout = 3600;
+	cfg->attr_timeout = 3600;
+	cfg->negative_timeout = 3600;
+	cfg->kernel_cache = 1;
+	cfg->use_ino = 1;
+	conn->max_readahead = 1 << 20;
+	return fuse_get_context()->private_data;
+}
+
+static int rv_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	struct drgw_restore_view *v = view_of();
+	struct rnode *n = lookup(v, path);
+
+	if (!n)
+		return -ENOENT;
+	fill_stat(v, n, st);
+	return 0;
+}
+
+static int rv_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct drgw_restore_view *v = view_of();
+	struct rnode *n = lookup(v, path);
+
+	if (!n)
+		return -ENOENT;
+	if (!n->is_dir)
+		return -ENOTDIR;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	for (size_t i = 0; i < n->n_children; i++) {
+		struct stat st;
+
+		fill_stat(v, n->children[i], &st);
+		if (filler(buf, n->children[i]->name, &st, 0, 0))
+			break;
+	}
+	return 0;
+}
+
+/* Opens rf on the first location of n's snapshot that works. */
+static int open_remote(struct drgw_restore_view *v, struct rnode *n,
+		       size_t first, struct drgw_err *err)
+{
+	const struct drgw_snapshot *s = n->snap;
+	int r = -EIO;
+
+	for (size_t i = 0; i < s->n_locs; i++) {
+		size_t li = (first + i) % s->n_locs;
+		const struct drgw_location *loc = &s->locs[li];
+
+		memset(err, 0, sizeof(*err));
+		r = drgw_rfile_open(v->rd, v->gw->backends[loc->backend],
+				    loc->key, loc->object_size, &n->rf, err);
+		if (r == 0) {
+			n->rf_loc = li;
+			return 0;
+		}
+		log_error("cannot open %s: %s", s->meta.name, err->msg);
+	}
+	return r;
+}
+
+static int rv_open(const char *path, struct fuse_file_info *fi)
+{
+	struct drgw_restore_view *v = view_of();
+	struct rnode *n = lookup(v, path);
+	struct drgw_err err = { 0 };
+	int r = 0;
+
+	if (!n)
+		return -ENOENT;
+	if (n->is_dir)
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	pthread_mutex_lock(&v->lock);
+	if (!n->rf)
+		r = open_remote(v, n, 0, &err);
+	if (r == 0)
+		n->opens++;
+	pthread_mutex_unlock(&v->lock);
+	if (r < 0)
+		return r == -ENOENT ? -EIO : (r == -ENOMEM ? r : -EIO);
+	fi->fh = (uintptr_t)n;
+	fi->keep_cache = 1;
+	return 0;
+}
+
+/* The file's current rfile, referenced for the caller. */
+static struct drgw_rfile *current_rfile(struct drgw_restore_view *v,
+					struct rnode *n)
+{
+	struct drgw_rfile *rf;
+
+	pthread_mutex_lock(&v->lock);
+	rf = n->rf;
+	drgw_rfile_ref(rf);
+	pthread_mutex_unlock(&v->lock);
+	return rf;
+}
+
+static int rv_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct drgw_restore_view *v = view_of();
+	struct rnode *n = (struct rnode *)(uintptr_t)fi->fh;
+
+	for (size_t attempt = 0; attempt < n->snap->n_locs; attempt++) {
+		struct drgw_rfile *rf = current_rfile(v, n);
+		struct drgw_err err = { 0 };
+		ssize_t got = drgw_rfile_pread(rf, buf, size, (uint64_t)off,
+					       &err);
+
+		if (got >= 0) {
+			drgw_rfile_close(rf);
+			return (int)got;
+		}
+		log_error("cannot read %s at offset %lld from %s: %s",
+			  n->snap->meta.name, (long long)off,
+			  v->gw->backend_names[n->snap->locs[n->rf_loc].backend],
+			  err.msg);
+		/* Another backend may hold a good copy of this version. */
+		pthread_mutex_lock(&v->lock);
+		if (n->rf == rf && n->snap->n_locs > 1 &&
+		    open_remote(v, n, n->rf_loc + 1, &err) == 0)
+			drgw_rfile_close(rf); /* the reference n->rf had */
+		pthread_mutex_unlock(&v->lock);
+		drgw_rfile_close(rf);
+	}
+	return -EIO;
+}
+
+static int rv_release(const char *path, struct fuse_file_info *fi)
+{
+	struct drgw_restore_view *v = view_of();
+	struct rnode *n = (struct rnode *)(uintptr_t)fi->fh;
+
+	pthread_mutex_lock(&v->lock);
+	if (--n->opens == 0) {
+		drgw_rfile_close(n->rf);
+		n->rf = NULL;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+static int rv_statfs(const char *path, struct statvfs *st)
+{
+	struct drgw_restore_view *v = view_of();
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < v->set.n; i++)
+		if (drgw_remote_is_latest(&v->set, i))
+			total += v->set.snaps[i].meta.size;
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = st->f_frsize = 4096;
+	st->f_blocks = total / 4096 + 1;
+	st->f_files = v->next_ino;
+	st->f_namemax = 255;
+	return 0;
+}
+
+static const struct fuse_operations restore_ops = {
+	.init = rv_init,
+	.getattr = rv_getattr,
+	.readdir = rv_readdir,
+	.open = rv_open,
+	.read = rv_read,
+	.release = rv_release,
+	.statfs = rv_statfs,
+};
+
+const struct fuse_operations *drgw_fs_restore_ops(void)
+{
+	return &restore_ops;
+}

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The encoder thread: sealed versions become objects in <cache>/spool/,
+ * oldest first.  An object is written to "<vid>.drgw.tmp", fsync()ed and
+ * renamed to "<vid>.drgw" before the catalog marks the version encoded, so
+ * a crash leaves either no object (the version is encoded again) or a
+ * complete one.  Every backend then uploads that same object.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "gateway.h"
+#include "log.h"
+
+void drgw_spool_name(const char *vid, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.drgw", vid);
+}
+
+struct watch {
+	struct drgw_gateway *gw;
+	struct drgw_node *node;
+	uint64_t gen;
+};
+
+/* The encoder's check(): has anyone touched the file since we started? */
+static int watch_check(void *arg)
+{
+	struct watch *w = arg;
+
+	if (atomic_load(&w->gw->exiting))
+		return -ECANCELED;
+	if (atomic_load(&w->node->gen) != w->gen)
+		return -ESTALE;
+	return 0;
+}
+
+/* Takes a reference on the node of name, creating it if the file exists
+ * but was not opened since the daemon started.  NULL if it was unlinked or
+ * is open for writing right now (*ret_busy). */
+static struct drgw_node *hold_node(struct drgw_gateway *gw, const char *name,
+				   bool *ret_busy)
+{
+	struct drgw_node *n;
+
+	*ret_busy = false;
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, name);
+	if (n && n->writers > 0) {
+		*ret_busy = true;
+		drgw_nodes_put_locked(gw->nodes, n);
+		n = NULL;
+	}
+	drgw_nodes_unlock(gw->nodes);
+	return n;
+}
+
+static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
+{
+	drgw_nodes_lock(gw->nodes);
+	drgw_nodes_put_locked(gw->nodes, n);
+	drgw_nodes_unlock(gw->nodes);
+}
+
+static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
+			int in_fd, struct watch *w, struct drgw_err *err)
+{
+	struct drgw_encode_opts opts = {
+		.chunk_size = gw->cfg->chunk_size,
+		.level = gw->cfg->compression_level,
+		.threads = gw->cfg->encode_threads,
+		.check = watch_check,
+		.check_arg = w,
+	};
+	struct drgw_obj_meta *meta;
+	struct drgw_encode_result res;
+	char name[128], tmp[140];
+	int out_fd, r;
+
+	meta = calloc(1, sizeof(*meta));
+	if (!meta)
+		return -ENOMEM;
+	meta->size = v->size;
+	meta->mtime_ns = v->mtime_ns;
+	meta->created_ns = v->created_ns;
+	meta->mode = v->mode;
+	drgw_strlcpy(meta->name, v->name, sizeof(meta->name));
+	drgw_strlcpy(meta->vid, v->vid, sizeof(meta->vid));
+
+	drgw_spool_name(v->vid, name, sizeof(name));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	out_fd = openat(gw->spool_fd, tmp,
+			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out_fd < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot create spool object: %s", strerror(-r));
+		free(meta);
+		return r;
+	}
+	r = drgw_encode(in_fd, meta, &gw->keys.keys[0], &opts, out_fd, &res,
+			err);
+	if (r == 0 && fsync(out_fd) < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot fsync spool object: %s", strerror(-r));
+	}
+	close(out_fd);
+	/* The last look: a change after this point is a new version. */
+	if (r == 0)
+		r = watch_check(w);
+	if (r == 0 && renameat(gw->spool_fd, tmp, gw->spool_fd, name) < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot publish spool object: %s",
+			     strerror(-r));
+	}
+	if (r == 0 && fsync(gw->spool_fd) < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot fsync spool: %s", strerror(-r));
+	}
+	if (r < 0) {
+		unlinkat(gw->spool_fd, tmp, 0);
+	} else {
+		drgw_hex(meta->sha256, 32, v->sha256);
+		drgw_hex(res.object_sha256, 32, v->object_sha256);
+		v->stored_size = res.stored_size;
+	}
+	free(meta);
+	return r;
+}
+
+static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
+{
+	struct drgw_err err = { 0 };
+	struct watch w = { .gw = gw };
+	char key[128], sz[32], st_sz[32];
+	int64_t t0 = drgw_mono_ns();
+	struct stat st;
+	bool busy;
+	int fd = -1, r;
+
+	w.node = hold_node(gw, v->name, &busy);
+	if (!w.node) {
+		/* Being written again: encode once the writer is done. */
+		drgw_catalog_reschedule_version(
+			gw->cat, v->id, drgw_now_ns() + gw->cfg->settle_ns);
+		return;
+	}
+	w.gen = atomic_load(&w.node->gen);
+	fd = openat(gw->files_fd, v->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = fd < 0 ? -errno : -EINVAL;
+		if (r == -ENOENT || r == -EINVAL || r == -ELOOP) {
+			log_warning("%s was removed before it was encoded; version %s is not replicated",
+				    v->name, v->vid);
+			drgw_catalog_delete_version(gw->cat, v->id);
+		} else {
+			log_error("cannot open %s for encoding: %s", v->name,
+				  strerror(-r));
+			drgw_catalog_set_encode_failed(
+				gw->cat, v->id, strerror(-r),
+				drgw_now_ns() +
+					drgw_gateway_backoff(gw, v->attempts));
+		}
+		goto out;
+	}
+	/* Record what is encoded, which may be newer than what was sealed. */
+	v->size = (uint64_t)st.st_size;
+	v->mtime_ns = (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC +
+		      st.st_mtim.tv_nsec;
+	v->mode = st.st_mode & 07777;
+
+	r = write_object(gw, v, fd, &w, &err);
+	if (r == -ESTALE) {
+		log_info("%s changed while it was being encoded; encoding it again once it settles",
+			 v->name);
+		drgw_catalog_reschedule_version(
+			gw->cat, v->id, drgw_now_ns() + gw->cfg->settle_ns);
+		goto out;
+	}
+	if (r == -ECANCELED)
+		goto out;
+	if (r < 0) {
+		char msg[sizeof(err.msg) + 256];
+
+		if (r == -ENOSPC || r == -EDQUOT)
+			snprintf(msg, sizeof(msg),
+				 "cache disk full: cannot encode %s into %s/spool (needs about %llu bytes); free space there",
+				 v->name, gw->cache_dir,
+				 (unsigned long long)v->size);
+		else
+			snprintf(msg, sizeof(msg), "cannot encode %s: %s",
+				 v->name, err.msg);
+		log_error("%s", msg);
+		drgw_catalog_set_encode_failed(
+			gw->cat, v->id, msg,
+			drgw_now_ns() + drgw_gateway_backoff(gw, v->attempts));
+		goto out;
+	}
+
+	v->encoded_ns = drgw_now_ns();
+	drgw_spool_name(v->vid, key, sizeof(key));
+	r = drgw_catalog_set_encoded(gw->cat, v, gw->backend_names,
+				     gw->n_backends, key);
+	if (r < 0) {
+		/* The spool object stays; cleanup removes it next start. */
+		log_error("cannot record encoded version %s: %s", v->vid,
+			  strerror(-r));
+		goto out;
+	}
+	drgw_format_size(v->size, sz, sizeof(sz));
+	drgw_format_size(v->stored_size, st_sz, sizeof(st_sz));
+	log_info("encoded %s version %s: %s -> %s in %.2fs", v->name, v->vid,
+		 sz, st_sz, (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+	drgw_gateway_kick_replicators(gw);
+out:
+	if (fd >= 0)
+		close(fd);
+	drop_node(gw, w.node);
+}
+
+void *drgw_encoder_main(void *arg)
+{
+	struct drgw_gateway *gw = arg;
+	uint64_t seen = 0;
+
+	while (!atomic_load(&gw->exiting)) {
+		struct drgw_version v;
+		int64_t due;
+		int r;
+
+		pthread_mutex_lock(&gw->lock);
+		gw->encoding = true;
+		pthread_mutex_unlock(&gw->lock);
+		r = drgw_catalog_next_sealed(gw->cat, drgw_now_ns(), &v);
+		if (r == 0) {
+			encode_version(gw, &v);
+			drgw_version_release(&v);
+		}
+		pthread_mutex_lock(&gw->lock);
+		gw->encoding = false;
+		pthread_mutex_unlock(&gw->lock);
+		if (r == 0)
+			continue;
+		due = drgw_catalog_next_sealed_due(gw->cat);
+		drgw_gateway_wait(gw, &gw->encode_cond, &gw->encode_kicks, &seen,
+				  due == INT64_MAX ? INT64_MAX :
+						     due - drgw_now_ns());
+	}
+	return NULL;
+}
+
+/* Should spool entry name stay?  Only the objects of encoded versions that
+ * still wait for a replica somewhere. */
+static bool spool_keep(struct drgw_gateway *gw, const char *name)
+{
+	char vid[64];
+	size_t n = strlen(name);
+	struct drgw_version v;
+	bool replicated = true;
+
+	if (n < 6 || n - 5 >= sizeof(vid) || strcmp(name + n - 5, ".drgw"))
+		return false;
+	memcpy(vid, name, n - 5);
+	vid[n - 5] = '\0';
+	if (drgw_catalog_get_version(gw->cat, vid, &v) < 0)
+		return false;
+	if (v.state == DRGW_VERSION_ENCODED &&
+	    drgw_catalog_all_replicated(gw->cat, v.id, &replicated) < 0)
+		replicated = false; /* when in doubt, keep */
+	drgw_version_release(&v);
+	return v.state == DRGW_VERSION_ENCODED && !replicated;
+}
+
+int drgw_spool_cleanup(struct drgw_gateway *gw)
+{
+	int fd = openat(gw->spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (spool_keep(gw, de->d_name))
+			continue;
+		log_debug("removing stale spool entry %s", de->d_name);
+		unlinkat(gw->spool_fd, de->d_name, 0);
+	}
+	closedir(d);
+	return 0;
+}
