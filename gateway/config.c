@@ -541,23 +541,25 @@ static int on_ini(void *user, const char *section, const char *name,
 {
 	struct ini_ctx *x = user;
 	int lineno = x->line;
+
+	/* libinih wants non-zero for "go on"; errors are kept in x->r. */
 	char bname[DRGW_BACKEND_NAME_MAX + 1];
 	int r;
 
 	if (x->r < 0)
-		return 0;
+		return 1;
 	r = backend_section(section, bname, sizeof(bname));
 	if (x->in_backend && (r < 0 || strcmp(bname, x->cur_backend))) {
 		x->r = flush_backend(x);
 		if (x->r < 0)
-			return 0;
+			return 1;
 	}
 	if (r == -EINVAL) {
 		drgw_err_set(x->err,
 			     "%s:%d: invalid section [%s]: use [backend \"NAME\"] with NAME of letters, digits, '-' or '_'",
 			     x->path, lineno, section);
 		x->r = -EINVAL;
-		return 0;
+		return 1;
 	}
 	if (r == 0) {
 		if (!x->in_backend) {
@@ -583,7 +585,7 @@ static int on_ini(void *user, const char *section, const char *name,
 		drgw_err_prefix(x->err, "%s:%d", x->path, lineno);
 		x->r = r;
 	}
-	return 0;
+	return 1;
 }
 
 int drgw_config_load(struct drgw_config *cfg, const char *path,

@@ -196,7 +196,8 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 	nthreads = opts->threads ? opts->threads : default_threads();
 	r = drgw_obj_init_new(&obj, key,
 			      drgw_obj_pick_chunk_size(opts->chunk_size,
-						       meta->size));
+						       meta->size),
+			      opts->salt);
 	if (r < 0) {
 		drgw_err_set(err, "invalid chunk size %u", opts->chunk_size);
 		return r;

@@ -23,6 +23,8 @@ struct drgw_encode_opts {
 	 * -ECANCELED to stop, 0 to go on.  May be NULL. */
 	int (*check)(void *arg);
 	void *check_arg;
+	/* Fixed 32-byte salt for test vectors; NULL (random) otherwise. */
+	const uint8_t *salt;
 };
 
 struct drgw_encode_result {

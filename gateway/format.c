@@ -6,6 +6,7 @@
  * says otherwise, and the trailer never is authenticated on its own.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ static void derive_subkey(struct drgw_obj *o, const uint8_t *master,
 }
 
 int drgw_obj_init_new(struct drgw_obj *o, const struct drgw_key *key,
-		      uint32_t chunk_size)
+		      uint32_t chunk_size, const uint8_t *salt)
 {
 	uint8_t *h = o->header;
 
@@ -96,7 +97,10 @@ int drgw_obj_init_new(struct drgw_obj *o, const struct drgw_key *key,
 	h[11] = COMPRESSION_ZSTD;
 	put_u32(h + 12, chunk_size);
 	memcpy(h + 16, key->id, DRGW_KEY_ID_BYTES);
-	randombytes_buf(h + 24, 32);
+	if (salt)
+		memcpy(h + 24, salt, 32);
+	else
+		randombytes_buf(h + 24, 32);
 	o->chunk_size = chunk_size;
 	memcpy(o->key_id, key->id, DRGW_KEY_ID_BYTES);
 	derive_subkey(o, key->key, h + 24);
@@ -447,4 +451,71 @@ void drgw_obj_index_clear(struct drgw_obj_index *idx)
 {
 	free(idx->offsets);
 	idx->offsets = NULL;
+}
+
+int drgw_obj_decode_mem(const uint8_t *obj, size_t len,
+			const struct drgw_keyring *kr, uint8_t **ret_plain,
+			struct drgw_obj_meta *ret_meta, struct drgw_err *err)
+{
+	struct drgw_obj_index idx = { 0 };
+	struct drgw_obj_trailer t;
+	struct drgw_obj o = { 0 };
+	ZSTD_DCtx *dctx = NULL;
+	uint8_t *plain = NULL, *buf = NULL;
+	uint8_t sha[32];
+	int r;
+
+	if (len < DRGW_OBJ_TRAILER_SIZE) {
+		drgw_err_set(err, "not a complete drgw object (no trailer): truncated or foreign");
+		return -EIO;
+	}
+	r = drgw_obj_parse_trailer(obj + len - DRGW_OBJ_TRAILER_SIZE, len, &t,
+				   err);
+	if (r == 0)
+		r = drgw_obj_init_header(&o, t.header, kr, err);
+	if (r < 0)
+		return r;
+	if (memcmp(obj, t.header, DRGW_OBJ_HEADER_SIZE)) {
+		drgw_err_set(err, "object header does not match its trailer: corrupt object");
+		r = -EIO;
+		goto out;
+	}
+	/* The AEAD decrypts in place; work on a copy of the input. */
+	buf = malloc(len);
+	dctx = ZSTD_createDCtx();
+	if (!buf || !dctx) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(buf, obj, len);
+	r = drgw_obj_open_footer(&o, &t, buf + t.footer_off, t.footer_len, &idx,
+				 err);
+	/* Sized from the authenticated footer, not the trailer. */
+	if (r == 0 && !(plain = malloc(idx.meta.size + 1)))
+		r = -ENOMEM;
+	for (uint64_t i = 0; r == 0 && i < idx.n_chunks; i++)
+		r = drgw_obj_open_chunk(
+			&o, dctx, i, buf + idx.offsets[i],
+			(size_t)(idx.offsets[i + 1] - idx.offsets[i]),
+			plain + i * o.chunk_size,
+			drgw_obj_chunk_plain_len(idx.meta.size, o.chunk_size, i),
+			err);
+	if (r < 0)
+		goto out;
+	EVP_Digest(plain, idx.meta.size, sha, NULL, EVP_sha256(), NULL);
+	if (memcmp(sha, idx.meta.sha256, 32)) {
+		drgw_err_set(err, "content hash mismatch");
+		r = -EBADMSG;
+		goto out;
+	}
+	*ret_meta = idx.meta;
+	*ret_plain = plain;
+	plain = NULL;
+out:
+	drgw_obj_index_clear(&idx);
+	drgw_obj_clear(&o);
+	ZSTD_freeDCtx(dctx);
+	free(buf);
+	free(plain);
+	return r;
 }

@@ -79,9 +79,10 @@ struct drgw_obj_index {
 	uint64_t object_size;
 };
 
-/* Starts a new object with a fresh salt under key. */
+/* Starts a new object under key with salt, or a fresh random salt if salt
+ * is NULL (fixed salts are for test vectors only). */
 int drgw_obj_init_new(struct drgw_obj *o, const struct drgw_key *key,
-		      uint32_t chunk_size);
+		      uint32_t chunk_size, const uint8_t *salt);
 /* Rebuilds the context from a stored header, choosing the key by its id.
  * -EIO "not a drgw object", -EPROTONOSUPPORT newer format, -ENOKEY key id
  * not in the ring. */
@@ -135,6 +136,15 @@ int drgw_obj_parse_footer(const uint8_t *p, size_t len, uint64_t n_chunks,
 			  uint64_t footer_off, uint32_t chunk_size,
 			  struct drgw_obj_index *ret, struct drgw_err *err);
 void drgw_obj_index_clear(struct drgw_obj_index *idx);
+
+/*
+ * Decodes a whole object held in memory: checks the header, every chunk
+ * and the content hash.  *ret_plain is malloc()ed (meta.size bytes).  For
+ * tests, fuzzers and tools; the daemon reads through reader.h.
+ */
+int drgw_obj_decode_mem(const uint8_t *obj, size_t len,
+			const struct drgw_keyring *kr, uint8_t **ret_plain,
+			struct drgw_obj_meta *ret_meta, struct drgw_err *err);
 
 /* Valid version id: 1..63 of [A-Za-z0-9_-]. */
 bool drgw_vid_ok(const char *vid);

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Object format: round trips through the real encoder, every tamper case
+ * the format must detect (any flipped byte, any truncation, reordered
+ * chunks, a footer from another object, a wrong key), and the test vector
+ * published in docs/FORMAT.md.
+ */
+#define TEST_MAIN
+#include "test.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "format.h"
+
+static struct drgw_keyring ring(uint8_t seed)
+{
+	struct drgw_keyring kr = { 0 };
+	uint8_t k[DRGW_KEY_BYTES];
+
+	for (int i = 0; i < DRGW_KEY_BYTES; i++)
+		k[i] = (uint8_t)(seed + i);
+	CHECK_OK(drgw_keyring_add_bytes(&kr, k));
+	return kr;
+}
+
+static int memfd_with(const void *data, size_t len)
+{
+	int fd = memfd_create("drgw-test", MFD_CLOEXEC);
+
+	CHECK(fd >= 0);
+	CHECK_OK(drgw_write_full(fd, data, len));
+	return fd;
+}
+
+static uint8_t *read_all(int fd, size_t *ret_len)
+{
+	off_t len = lseek(fd, 0, SEEK_END);
+	uint8_t *buf = malloc((size_t)len + 1);
+
+	CHECK(buf);
+	CHECK_INT(drgw_pread_full(fd, buf, (size_t)len, 0), ==, len);
+	*ret_len = (size_t)len;
+	return buf;
+}
+
+/* Encodes data as an object with the real (threaded) encoder. */
+static uint8_t *encode(const struct drgw_keyring *kr, const void *data,
+		       size_t len, uint32_t chunk_size, int level,
+		       const uint8_t *salt, size_t *ret_len)
+{
+	struct drgw_encode_opts opts = { .chunk_size = chunk_size,
+					 .level = level,
+					 .threads = 2,
+					 .salt = salt };
+	struct drgw_obj_meta meta = { .size = len,
+				      .mtime_ns = 1764000000123456789LL,
+				      .created_ns = 1764000001000000000LL,
+				      .mode = 0640 };
+	struct drgw_encode_result res;
+	struct drgw_err err = { 0 };
+	int in = memfd_with(data, len);
+	int out = memfd_create("drgw-out", MFD_CLOEXEC);
+	uint8_t *obj;
+
+	snprintf(meta.name, sizeof(meta.name), "dir/app-%zu.db", len);
+	snprintf(meta.vid, sizeof(meta.vid), "20260101T000000Z-%08zx", len);
+	CHECK(out >= 0);
+	if (drgw_encode(in, &meta, &kr->keys[0], &opts, out, &res, &err))
+		FAIL("encode: %s", err.msg);
+	obj = read_all(out, ret_len);
+	CHECK_INT(res.stored_size, ==, *ret_len);
+	close(in);
+	close(out);
+	return obj;
+}
+
+static int decode(const struct drgw_keyring *kr, const uint8_t *obj,
+		  size_t len, uint8_t **plain, struct drgw_obj_meta *meta,
+		  struct drgw_err *err)
+{
+	memset(err, 0, sizeof(*err));
+	return drgw_obj_decode_mem(obj, len, kr, plain, meta, err);
+}
+
+static void fill(uint8_t *p, size_t n, bool compressible)
+{
+	if (compressible)
+		for (size_t i = 0; i < n; i++)
+			p[i] = (uint8_t)("row,value,42\n"[i % 13]);
+	else
+		randombytes_buf(p, n);
+}
+
+TEST(round_trip_sizes)
+{
+	struct drgw_keyring kr = ring(1);
+	const size_t cs = 64 << 10;
+	const size_t sizes[] = { 0, 1, cs - 1, cs, cs + 1, 3 * cs + cs / 2,
+				 9 * cs };
+
+	for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
+		for (int comp = 0; comp < 2; comp++) {
+			uint8_t *data = malloc(sizes[s] + 1), *plain = NULL;
+			struct drgw_obj_meta meta;
+			struct drgw_err err;
+			uint8_t sha[32];
+			size_t olen;
+			uint8_t *obj;
+
+			fill(data, sizes[s], comp);
+			obj = encode(&kr, data, sizes[s], (uint32_t)cs, 3, NULL,
+				     &olen);
+			if (decode(&kr, obj, olen, &plain, &meta, &err))
+				FAIL("decode of %zu bytes: %s", sizes[s], err.msg);
+			CHECK_INT(meta.size, ==, sizes[s]);
+			CHECK(memcmp(plain, data, sizes[s]) == 0);
+			CHECK_INT(meta.mode, ==, 0640);
+			CHECK_INT(meta.mtime_ns, ==, 1764000000123456789LL);
+			CHECK_INT(meta.created_ns, ==, 1764000001000000000LL);
+			CHECK_CONTAINS(meta.name, "dir/app-");
+			EVP_Digest(data, sizes[s], sha, NULL, EVP_sha256(), NULL);
+			CHECK(memcmp(sha, meta.sha256, 32) == 0);
+			if (comp && sizes[s] > cs)
+				CHECK_INT(olen, <, sizes[s] / 4);
+			free(data);
+			free(plain);
+			free(obj);
+		}
+	}
+	drgw_keyring_clear(&kr);
+}
+
+TEST(every_flipped_byte_is_detected)
+{
+	struct drgw_keyring kr = ring(2);
+	uint8_t data[3000];
+	size_t olen;
+	uint8_t *obj;
+
+	/* Small chunks: header, three chunks, footer and trailer are all
+	 * within a few KiB, so every single byte can be flipped. */
+	fill(data, sizeof(data), false);
+	obj = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &olen);
+	for (size_t i = 0; i < olen; i++) {
+		uint8_t *plain = NULL;
+		struct drgw_obj_meta meta;
+		struct drgw_err err;
+		int r;
+
+		obj[i] ^= 0x01;
+		r = decode(&kr, obj, olen, &plain, &meta, &err);
+		if (r == 0)
+			FAIL("flipping byte %zu of %zu went unnoticed", i, olen);
+		CHECK(err.msg[0]);
+		obj[i] ^= 0x01;
+	}
+	free(obj);
+	drgw_keyring_clear(&kr);
+}
+
+TEST(every_truncation_is_detected)
+{
+	struct drgw_keyring kr = ring(3);
+	uint8_t data[200000];
+	size_t olen;
+	uint8_t *obj;
+
+	fill(data, sizeof(data), false);
+	obj = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &olen);
+	for (size_t len = 0; len < olen; len += len < 512 ? 1 : 509) {
+		uint8_t *plain = NULL;
+		struct drgw_obj_meta meta;
+		struct drgw_err err;
+
+		if (decode(&kr, obj, len, &plain, &meta, &err) == 0)
+			FAIL("truncation to %zu of %zu bytes went unnoticed", len,
+			     olen);
+	}
+	/* And the object with bytes appended. */
+	{
+		uint8_t *longer = malloc(olen + 1), *plain = NULL;
+		struct drgw_obj_meta meta;
+		struct drgw_err err;
+
+		memcpy(longer, obj, olen);
+		longer[olen] = 0;
+		CHECK(decode(&kr, longer, olen + 1, &plain, &meta, &err) != 0);
+		free(longer);
+	}
+	free(obj);
+	drgw_keyring_clear(&kr);
+}
+
+TEST(reordered_chunks_are_detected)
+{
+	struct drgw_keyring kr = ring(4);
+	const size_t cs = 64 << 10;
+	uint8_t *data = malloc(3 * cs), *plain = NULL, *obj, *tmp;
+	struct drgw_obj_meta meta;
+	struct drgw_err err;
+	size_t olen, clen;
+
+	/* Random data: every chunk stores the same number of bytes, so a
+	 * swap keeps all offsets valid and only the AEAD can notice. */
+	fill(data, 3 * cs, false);
+	obj = encode(&kr, data, 3 * cs, (uint32_t)cs, 3, NULL, &olen);
+	clen = (olen - DRGW_OBJ_HEADER_SIZE - DRGW_OBJ_TRAILER_SIZE - 100) / 3;
+	CHECK_OK(decode(&kr, obj, olen, &plain, &meta, &err));
+	free(plain);
+	/* Find the real chunk length from the footer-free layout: the three
+	 * chunks are equal, the footer is what remains. */
+	{
+		struct drgw_obj_trailer t;
+
+		CHECK_OK(drgw_obj_parse_trailer(obj + olen - DRGW_OBJ_TRAILER_SIZE,
+						olen, &t, &err));
+		clen = (size_t)(t.footer_off - DRGW_OBJ_HEADER_SIZE) / 3;
+		CHECK_INT(clen * 3 + DRGW_OBJ_HEADER_SIZE, ==, t.footer_off);
+	}
+	tmp = malloc(clen);
+	memcpy(tmp, obj + DRGW_OBJ_HEADER_SIZE, clen);
+	memcpy(obj + DRGW_OBJ_HEADER_SIZE, obj + DRGW_OBJ_HEADER_SIZE + clen, clen);
+	memcpy(obj + DRGW_OBJ_HEADER_SIZE + clen, tmp, clen);
+	CHECK_INT(decode(&kr, obj, olen, &plain, &meta, &err), ==, -EBADMSG);
+	CHECK_CONTAINS(err.msg, "authentication");
+	free(tmp);
+	free(obj);
+	free(data);
+	drgw_keyring_clear(&kr);
+}
+
+TEST(footer_from_another_object_is_detected)
+{
+	struct drgw_keyring kr = ring(5);
+	uint8_t data[100000], *plain = NULL;
+	struct drgw_obj_meta meta;
+	struct drgw_err err;
+	size_t alen, blen;
+	uint8_t *a, *b;
+
+	fill(data, sizeof(data), false);
+	a = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &alen);
+	b = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &blen);
+	CHECK_INT(alen, ==, blen);
+	/* Same key, same sizes, same name: only the per-object salt differs.
+	 * Graft b's footer (and trailer) onto a's chunks, and the reverse. */
+	{
+		struct drgw_obj_trailer t;
+
+		CHECK_OK(drgw_obj_parse_trailer(a + alen - DRGW_OBJ_TRAILER_SIZE,
+						alen, &t, &err));
+		memcpy(a + t.footer_off, b + t.footer_off, t.footer_len);
+		CHECK_INT(decode(&kr, a, alen, &plain, &meta, &err), ==, -EBADMSG);
+		memcpy(a + t.footer_off, b + t.footer_off,
+		       alen - t.footer_off);
+		CHECK(decode(&kr, a, alen, &plain, &meta, &err) != 0);
+	}
+	free(a);
+	free(b);
+	drgw_keyring_clear(&kr);
+}
+
+TEST(wrong_key_names_both_key_ids)
+{
+	struct drgw_keyring kr = ring(6), other = ring(7), both = ring(7);
+	uint8_t data[1000], *plain = NULL;
+	struct drgw_obj_meta meta;
+	struct drgw_err err;
+	char want[17];
+	size_t olen;
+	uint8_t *obj;
+
+	fill(data, sizeof(data), true);
+	obj = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &olen);
+	CHECK_INT(decode(&other, obj, olen, &plain, &meta, &err), ==, -ENOKEY);
+	drgw_key_id_hex(kr.keys[0].id, want);
+	CHECK_CONTAINS(err.msg, want);
+	CHECK_CONTAINS(err.msg, "wrong key");
+	/* A keyring holding the old key as a second key reads it. */
+	CHECK_OK(drgw_keyring_add_bytes(&both, kr.keys[0].key));
+	CHECK_OK(decode(&both, obj, olen, &plain, &meta, &err));
+	CHECK(memcmp(plain, data, sizeof(data)) == 0);
+	free(plain);
+	free(obj);
+	drgw_keyring_clear(&kr);
+	drgw_keyring_clear(&other);
+	drgw_keyring_clear(&both);
+}
+
+TEST(foreign_bytes_are_not_an_object)
+{
+	struct drgw_keyring kr = ring(8);
+	uint8_t junk[4096], *plain = NULL;
+	struct drgw_obj_meta meta;
+	struct drgw_err err;
+
+	randombytes_buf(junk, sizeof(junk));
+	CHECK_INT(decode(&kr, junk, sizeof(junk), &plain, &meta, &err), ==, -EIO);
+	CHECK_CONTAINS(err.msg, "drgw object");
+	drgw_keyring_clear(&kr);
+}
+
+/* docs/FORMAT.md, "Test vector": key bytes 0x00..0x1f, salt 0x20..0x3f. */
+#include "format_vector.h"
+
+TEST(published_test_vector_decodes)
+{
+	struct drgw_keyring kr = ring(0);
+	struct drgw_obj_meta meta;
+	struct drgw_err err;
+	uint8_t *plain = NULL;
+
+	if (decode(&kr, format_vector, sizeof(format_vector), &plain, &meta,
+		   &err))
+		FAIL("test vector: %s", err.msg);
+	CHECK_INT(meta.size, ==, strlen(FORMAT_VECTOR_PLAINTEXT));
+	CHECK(memcmp(plain, FORMAT_VECTOR_PLAINTEXT, meta.size) == 0);
+	CHECK_STR(meta.name, "backup/app-20260101.db");
+	CHECK_STR(meta.vid, "20260101T000000Z-00000000");
+	CHECK_INT(meta.mode, ==, 0600);
+	free(plain);
+	drgw_keyring_clear(&kr);
+}
+
+TEST(encoding_is_deterministic_for_a_fixed_salt)
+{
+	struct drgw_keyring kr = ring(0);
+	uint8_t salt[32], data[200000];
+	size_t alen, blen;
+	uint8_t *a, *b;
+
+	for (int i = 0; i < 32; i++)
+		salt[i] = (uint8_t)(0x20 + i);
+	fill(data, sizeof(data), true);
+	/* Threads finish chunks in any order; the output must not care. */
+	a = encode(&kr, data, sizeof(data), 64 << 10, 3, salt, &alen);
+	b = encode(&kr, data, sizeof(data), 64 << 10, 3, salt, &blen);
+	CHECK_INT(alen, ==, blen);
+	CHECK(memcmp(a, b, alen) == 0);
+	free(a);
+	free(b);
+	drgw_keyring_clear(&kr);
+}
