@@ -77,7 +77,12 @@ static void on_drain_signal(int sig)
 
 static int start_daemon(void *arg, struct drgw_err *err)
 {
-	return drgw_gateway_start(arg, err);
+	struct drgw_gateway *gw = arg;
+
+	for (size_t i = 0; i < gw->n_backends; i++)
+		log_info("backend %s: %s (plugin %s)", gw->backend_names[i],
+			 gw->backends[i]->description, gw->backends[i]->ops.name);
+	return drgw_gateway_start(gw, err);
 }
 
 static int run_gateway(struct drgw_config *cfg, const struct mount_args *a,
@@ -103,9 +108,6 @@ static int run_gateway(struct drgw_config *cfg, const struct mount_args *a,
 		return 1;
 	}
 	mo.arg = gw;
-	for (size_t i = 0; i < gw->n_backends; i++)
-		log_info("backend %s: %s (plugin %s)", gw->backend_names[i],
-			 gw->backends[i]->description, gw->backends[i]->ops.name);
 	r = drgw_fuse_run(drgw_fs_gateway_ops(), gw, &mo, &err);
 	if (r < 0 && !gw->started) {
 		drgw_cli_error("%s", err.msg);

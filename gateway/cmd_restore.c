@@ -61,7 +61,7 @@ struct session {
 	struct drgw_remote_set set;
 };
 
-static int session_open(struct session *s)
+static int session_open(struct session *s, bool need_readable)
 {
 	struct drgw_reader_opts ro;
 	struct drgw_err err = { 0 };
@@ -82,6 +82,8 @@ static int session_open(struct session *s)
 	}
 	if (r == 0)
 		r = drgw_remote_scan(s->gw, s->rd, &s->set, &err);
+	if (r == 0 && need_readable)
+		r = drgw_remote_require_readable(&s->set, &err);
 	if (r < 0) {
 		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
 		return -1;
@@ -195,7 +197,7 @@ int drgw_cmd_restore(int argc, char **argv)
 				  drgw_cli_usage_error(&restore_cmd, "expected NAME and DEST");
 	}
 	drgw_cli_apply_log(&s.cfg);
-	if (session_open(&s) < 0)
+	if (session_open(&s, true) < 0)
 		goto out;
 	sn = drgw_remote_find(&s.set, argv[i], a.vid);
 	if (!sn) {
@@ -331,7 +333,7 @@ int drgw_cmd_verify(int argc, char **argv)
 		return i == -2 ? 0 : EXIT_USAGE;
 	}
 	drgw_cli_apply_log(&s.cfg);
-	if (session_open(&s) < 0)
+	if (session_open(&s, false) < 0)
 		goto out;
 	x.json = a.json ? json_array() : NULL;
 	if (!a.json)
@@ -372,13 +374,9 @@ int drgw_cmd_verify(int argc, char **argv)
 	drgw_catalog_each_version(s.gw->cat, !a.all,
 				  argc > i ? (const char *const *)argv + i : NULL,
 				  check_version, &x);
-	if (s.set.n_bad) {
-		char msg[600];
-
-		snprintf(msg, sizeof(msg), "%zu unreadable objects; first: %s",
-			 s.set.n_bad, s.set.first_bad);
-		report(&x, "-", "-", "-", msg);
-	}
+	for (size_t k = 0; k < s.set.n_bad; k++)
+		report(&x, s.set.bad[k].key, "-",
+		       s.gw->backend_names[s.set.bad[k].backend], s.set.bad[k].why);
 	if (s.set.n_unreachable)
 		report(&x, "-", "-", "-", s.set.first_unreachable);
 	if (x.json)

@@ -263,6 +263,8 @@ static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 		r = drgw_reader_new(&ro, &gw->keys, &rd);
 		if (r == 0)
 			r = drgw_remote_scan(gw, rd, &set, &err);
+		if (r == 0)
+			r = drgw_remote_require_readable(&set, &err);
 	}
 	if (r < 0) {
 		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
@@ -306,9 +308,8 @@ static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 	}
 	if (arr)
 		r = drgw_cli_print_json(arr) ? -EIO : 0;
-	if (set.n_bad)
-		drgw_cli_error("warning: %zu objects could not be read; first: %s",
-			       set.n_bad, set.first_bad);
+	for (size_t i = 0; i < set.n_bad; i++)
+		drgw_cli_error("warning: cannot read %s", set.bad[i].why);
 	if (set.n_unreachable)
 		drgw_cli_error("warning: %s", set.first_unreachable);
 out:

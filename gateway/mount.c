@@ -6,6 +6,7 @@
  * terminal with a non-zero exit code.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +17,66 @@
 #include "fs.h"
 #include "log.h"
 
+/* /proc/self/mounts writes ' ', '\t', '\n' and '\\' as octal escapes. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Is path already a mount point?  A killed drgw leaves its FUSE mount
+ * behind, and the kernel may still answer stat() on it from its attribute
+ * cache, so ask /proc rather than the mount itself. */
+static bool already_mounted(const char *path, char *fstype, size_t size)
+{
+	char real[PATH_MAX], dir[PATH_MAX], type[64], line[2 * PATH_MAX];
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(path, real))
+		return false;
+	f = fopen("/proc/self/mounts", "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %4095s %63s", dir, type) != 2)
+			continue;
+		unescape_octal(dir);
+		if (!strcmp(dir, real)) {
+			drgw_strlcpy(fstype, type, size);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 static int check_mountpoint(const char *mp, struct drgw_err *err)
 {
+	char fstype[64];
 	struct stat st;
 
+	if (already_mounted(mp, fstype, sizeof(fstype))) {
+		if (!strcmp(fstype, "fuse.drgw"))
+			drgw_err_set(err,
+				     "%s is already a drgw mount (a running drgw, or a dead mount of a killed one: then run 'fusermount3 -u %s' or 'umount -l %s')",
+				     mp, mp, mp);
+		else
+			drgw_err_set(err, "%s is already a mount point (%s); choose an empty directory",
+				     mp, fstype);
+		return -EBUSY;
+	}
 	if (stat(mp, &st) < 0) {
 		int e = errno;
 

@@ -21,7 +21,7 @@ struct found {
 	/* Filled by the scan. */
 	int r;
 	struct drgw_obj_meta *meta;
-	char err[256];
+	char err[400];
 };
 
 struct scan {
@@ -214,6 +214,21 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	return 0;
 }
 
+static int add_bad(struct drgw_remote_set *set, const struct found *f)
+{
+	struct drgw_bad_object *p = realloc(set->bad,
+					    (set->n_bad + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	set->bad = p;
+	p += set->n_bad++;
+	p->backend = f->backend;
+	drgw_strlcpy(p->key, f->key, sizeof(p->key));
+	drgw_strlcpy(p->why, f->err, sizeof(p->why));
+	return 0;
+}
+
 int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_remote_set *ret, struct drgw_err *err)
 {
@@ -229,8 +244,6 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 
 		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
 		if (r < 0) {
-			log_warning("cannot list backend %s: %s",
-				    gw->backend_names[b], e.msg);
 			if (!set.n_unreachable++)
 				snprintf(set.first_unreachable,
 					 sizeof(set.first_unreachable),
@@ -254,16 +267,9 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		for (size_t i = 0; i < s.n; i++) {
 			struct found *f = &s.items[i];
 
-			if (f->r < 0) {
-				log_warning("skipping %s on %s: %s", f->key,
-					    gw->backend_names[b], f->err);
-				if (!set.n_bad++)
-					snprintf(set.first_bad,
-						 sizeof(set.first_bad), "%s",
-						 f->err);
-			} else if (r == 0) {
-				r = add_found(&set, f, &cap);
-			}
+			if (r == 0)
+				r = f->r < 0 ? add_bad(&set, f) :
+					       add_found(&set, f, &cap);
 			free(f->meta);
 		}
 		free(s.items);
@@ -274,16 +280,13 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		drgw_err_set(err, "no backend could be listed: %s",
 			     set.first_unreachable);
 		r = -EHOSTUNREACH;
-	} else if (r == 0 && set.n == 0 && set.n_bad > 0) {
-		drgw_err_set(err, "no object on the backends could be read: %s",
-			     set.first_bad);
-		r = -EIO;
 	}
 	if (r < 0) {
 		drgw_remote_set_release(&set);
 		return r;
 	}
-	qsort(set.snaps, set.n, sizeof(*set.snaps), cmp_snap);
+	if (set.n)
+		qsort(set.snaps, set.n, sizeof(*set.snaps), cmp_snap);
 	*ret = set;
 	return 0;
 }
@@ -291,7 +294,18 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 void drgw_remote_set_release(struct drgw_remote_set *set)
 {
 	free(set->snaps);
+	free(set->bad);
 	memset(set, 0, sizeof(*set));
+}
+
+int drgw_remote_require_readable(const struct drgw_remote_set *set,
+				 struct drgw_err *err)
+{
+	if (set->n > 0 || set->n_bad == 0)
+		return 0;
+	drgw_err_set(err, "none of the %zu objects on the backends could be read: %s",
+		     set->n_bad, set->bad[0].why);
+	return -EIO;
 }
 
 bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i)

@@ -27,23 +27,34 @@ struct drgw_snapshot {
 	size_t n_locs;
 };
 
+/* An object that could not be opened, and why. */
+struct drgw_bad_object {
+	size_t backend;
+	char key[80];
+	char why[400];
+};
+
 struct drgw_remote_set {
 	/* Sorted by name, then created_ns (oldest first). */
 	struct drgw_snapshot *snaps;
 	size_t n;
-	/* Objects that could not be opened, with the first reason. */
+	/* Objects that could not be opened (foreign, corrupt, other key). */
+	struct drgw_bad_object *bad;
 	size_t n_bad;
-	char first_bad[512];
 	/* Backends that could not be listed. */
 	size_t n_unreachable;
 	char first_unreachable[512];
 };
 
-/* Scans every backend of gw.  Fails only if no backend could be listed
- * or every object failed for the same reason as the first one (wrong key). */
+/* Scans every backend of gw.  Fails only if no backend could be listed.
+ * Logs nothing: unreadable objects are in ret->bad. */
 int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_remote_set *ret, struct drgw_err *err);
 void drgw_remote_set_release(struct drgw_remote_set *set);
+/* -EIO with the first reason when objects were found but none could be
+ * read (typically: the wrong key). */
+int drgw_remote_require_readable(const struct drgw_remote_set *set,
+				 struct drgw_err *err);
 
 /* The newest version of name, or of the version vid if given; NULL if
  * there is none. */

@@ -142,8 +142,9 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 	u.src.cancelled = src_cancelled;
 	drgw_unhex(v.object_sha256, u.src.sha256, sizeof(u.src.sha256));
 
-	log_debug("uploading %s (%s) to %s%s", v.name, v.vid, b->name,
-		  job->token ? " (resuming)" : "");
+	if (job->token)
+		log_info("resuming upload of %s version %s to %s from its saved state",
+			 v.name, v.vid, b->name);
 	r = drgw_backend_put(b, job->key, &u.src, &err);
 	if (r == 0) {
 		drgw_catalog_replica_done(gw->cat, job->version_id, job->backend,

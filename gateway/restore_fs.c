@@ -136,7 +136,9 @@ static int cmp_rnode(const void *a, const void *b)
 
 static void sort_tree(struct rnode *n)
 {
-	qsort(n->children, n->n_children, sizeof(*n->children), cmp_rnode);
+	if (n->n_children)
+		qsort(n->children, n->n_children, sizeof(*n->children),
+		      cmp_rnode);
 	for (size_t i = 0; i < n->n_children; i++)
 		if (n->children[i]->is_dir)
 			sort_tree(n->children[i]);
@@ -173,6 +175,8 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 		goto fail;
 	}
 	r = drgw_remote_scan(gw, rd, &v->set, err);
+	if (r == 0)
+		r = drgw_remote_require_readable(&v->set, err);
 	if (r < 0)
 		goto fail;
 	for (size_t i = 0; i < v->set.n; i++) {
@@ -186,9 +190,10 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 	sort_tree(v->root);
 	log_info("restore view: %zu snapshots (%zu versions) from %zu backends",
 		 shown, v->set.n, gw->n_backends);
-	if (v->set.n_bad)
-		log_warning("%zu objects could not be read; first: %s",
-			    v->set.n_bad, v->set.first_bad);
+	for (size_t i = 0; i < v->set.n_bad; i++)
+		log_warning("not shown: %s", v->set.bad[i].why);
+	if (v->set.n_unreachable)
+		log_warning("%s", v->set.first_unreachable);
 	*ret = v;
 	return 0;
 fail:
