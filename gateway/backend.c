@@ -170,8 +170,9 @@ struct drgw_backend *drgw_backend_free(struct drgw_backend *b)
 	if (b->inst)
 		b->ops.close(b->inst);
 	free(b->inst);
-	if (b->dl)
-		dlclose(b->dl);
+	/* The module stays loaded: plugins keep per-thread state (curl
+	 * handles) whose destructors run at thread exit, which must not find
+	 * the code gone; and a plugin is loaded once per process anyway. */
 	free(b->url);
 	free(b);
 	return NULL;

@@ -3,6 +3,7 @@
  * drgw: one binary, git-style subcommands.  This file dispatches and holds
  * the smallest commands; the others live in cmd_*.c.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,6 +68,9 @@ int drgw_cmd_keygen(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A peer that closes a connection must be an error from write(), not
+	 * a signal that kills the daemon (libcurl runs with NOSIGNAL). */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

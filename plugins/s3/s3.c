@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The S3 backend: s3://bucket[/prefix] on AWS S3 and S3-compatible
+ * services (MinIO, Ceph RGW, R2, ...).  This file is the plugin entry:
+ * the ops table, open/close and the read side (ranged GET, HEAD, list,
+ * delete).  Uploads are in s3_put.c, request signing and retries in
+ * s3_req.c and sigv4.c, credentials in s3_creds.c, options in s3_conf.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <drgw/backend.h>
+
+#include "pcodec.h"
+#include "s3_conf.h"
+#include "s3_creds.h"
+#include "s3_put.h"
+#include "s3_req.h"
+#include "s3_xml.h"
+
+#define LIST_PAGE 1000
+
+/* Private ctl() opcodes (>= 1000), used by tests and tools. */
+enum {
+	/* arg: struct drgw_err *; receives the credential source in use. */
+	S3_CTL_CREDS_SOURCE = 0x5301,
+	/* arg: uint64_t *; receives this instance's DRGW_CAP_* bits, which
+	 * add DRGW_CAP_IMMUTABLE when Object Lock is configured (the ABI's
+	 * caps are per plugin). */
+	S3_CTL_INSTANCE_CAPS = 0x5302,
+};
+
+#define S3_CAPS \
+	(DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT | DRGW_CAP_PARALLEL_PUT)
+
+/* S3 keys are at most 1024 bytes of UTF-8, prefix included. */
+static int check_key(const struct s3 *s3, const char *op, const char *key,
+		     struct drgw_err *err)
+{
+	if (!*key) {
+		s3_set_err(err, "s3: %s %s: empty object key", op, s3->url);
+		return -EINVAL;
+	}
+	if (strlen(s3->prefix) + strlen(key) > 1024) {
+		s3_set_err(err, "s3: %s %s: key longer than S3's 1024 bytes: %s%s",
+			   op, s3->url, s3->prefix, key);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+static int s3_open(void *inst, const struct drgw_backend_config *cfg,
+		   struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+	struct phttp_config hc = { 0 };
+	struct s3_creds_config cc = { 0 };
+	int r;
+
+	r = s3_conf_parse(s3, cfg, err);
+	if (r < 0)
+		return r;
+	s3_xml_init();
+	hc.ca_bundle = s3->ca_bundle;
+	hc.tls_verify = s3->tls_verify;
+	hc.connect_timeout_ms = s3->connect_timeout_ms;
+	hc.low_speed_time_s = s3->read_timeout_s;
+	hc.user_agent = "drgw-s3/1";
+	r = phttp_client_new(&hc, &s3->http);
+	if (r < 0) {
+		s3_set_err(err, "s3: cannot initialize libcurl");
+		goto fail;
+	}
+	cc.profile = s3->profile;
+	cc.region = s3->region;
+	cc.sts_endpoint = s3->sts_endpoint;
+	cc.http = s3->http;
+	cc.host = s3->host;
+	r = s3_creds_new(&cc, &s3->creds, err);
+	if (r == -ENOENT)
+		r = -EINVAL;
+	if (r < 0)
+		goto fail;
+	s3_debug(s3, "s3: %s at %s (region %s, %s addressing, part size %llu, %u uploads in parallel)",
+		 s3->url, s3->endpoint, s3->region,
+		 s3->virtual_host ? "virtual-host" : "path",
+		 (unsigned long long)s3->part_size, s3->concurrency);
+	return 0;
+fail:
+	s3->http = phttp_client_free(s3->http);
+	s3_conf_release(s3);
+	return r;
+}
+
+static void s3_close(void *inst)
+{
+	struct s3 *s3 = inst;
+
+	s3_creds_free(s3->creds);
+	s3->creds = NULL;
+	s3->http = phttp_client_free(s3->http);
+	s3_conf_release(s3);
+}
+
+static int s3_put_op(void *inst, const char *key, struct drgw_put_source *src,
+		     struct drgw_err *err)
+{
+	int r = check_key(inst, "PUT", key, err);
+
+	return r < 0 ? r : s3_put(inst, key, src, err);
+}
+
+static int s3_backend_stat(void *inst, const char *key,
+			   struct drgw_object_info *ret_info,
+			   struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+	struct drgw_object_info info = { 0 };
+	char v[256];
+	struct s3_op op;
+	int r;
+
+	r = check_key(s3, "HEAD", key, err);
+	if (r < 0)
+		return r;
+	r = s3_req_head(&op, s3, key);
+	if (r == 0)
+		r = s3_op_run(s3, &op, err);
+	if (r < 0)
+		goto out;
+	if (phttp_header(&op.resp, "Content-Length", v, sizeof(v)) < 0 ||
+	    pcodec_parse_u64(v, UINT64_MAX, &info.size) < 0) {
+		s3_set_err(err, "s3: HEAD %s/%s%s: no Content-Length in the answer",
+			   s3->bucket, s3->prefix, key);
+		r = -EIO;
+		goto out;
+	}
+	if (phttp_header(&op.resp, "Last-Modified", v, sizeof(v)) == 0) {
+		time_t t = curl_getdate(v, NULL);
+
+		if (t != -1)
+			info.mtime_ns = (int64_t)t * 1000000000;
+	}
+	if (phttp_header(&op.resp, "ETag", v, sizeof(v)) == 0) {
+		size_t n = strlen(v);
+
+		if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+			v[n - 1] = '\0';
+			memmove(v, v + 1, n - 1);
+		}
+		snprintf(info.etag, sizeof(info.etag), "%s", v);
+	}
+	*ret_info = info;
+out:
+	s3_op_release(&op);
+	return r;
+}
+
+/* Where a ranged GET's body goes; see get(). */
+struct range {
+	char *buf;
+	size_t len;			/* wanted */
+	uint64_t off;
+	size_t got;
+	uint64_t skip;			/* body bytes before off (200 answers) */
+	int bad;
+};
+
+/* Parses "bytes a-b/total"; *total is UINT64_MAX for "*". */
+static int content_range(const struct phttp_response *resp, uint64_t *a,
+			 uint64_t *b, uint64_t *total)
+{
+	char v[128], *dash, *slash;
+
+	if (phttp_header(resp, "Content-Range", v, sizeof(v)) < 0 ||
+	    strncmp(v, "bytes ", 6))
+		return -EIO;
+	dash = strchr(v + 6, '-');
+	slash = dash ? strchr(dash, '/') : NULL;
+	if (!dash || !slash)
+		return -EIO;
+	*dash = *slash = '\0';
+	if (pcodec_parse_u64(v + 6, UINT64_MAX, a) < 0 ||
+	    pcodec_parse_u64(dash + 1, UINT64_MAX, b) < 0 || *b < *a)
+		return -EIO;
+	if (!strcmp(slash + 1, "*"))
+		*total = UINT64_MAX;
+	else if (pcodec_parse_u64(slash + 1, UINT64_MAX, total) < 0 ||
+		 *b >= *total)
+		return -EIO;
+	return 0;
+}
+
+static int range_sink(void *arg, struct phttp_response *resp,
+		      const char *data, size_t n)
+{
+	struct range *rg = arg;
+
+	/* First data of an attempt: decide how to read this answer. */
+	if (resp->body_bytes == n) {
+		uint64_t a, b, total;
+
+		rg->got = 0;
+		rg->skip = 0;
+		rg->bad = 0;
+		if (resp->status == 206) {
+			/* Servers may send more than asked (s3rver answers
+			 * bytes=0-0 with the whole object) but must start
+			 * where asked. */
+			if (content_range(resp, &a, &b, &total) < 0 ||
+			    a != rg->off) {
+				rg->bad = 1;
+				return -EIO;
+			}
+		} else {
+			/* 200: the server ignored Range and sends it all. */
+			rg->skip = rg->off;
+		}
+	}
+	if (rg->skip) {
+		size_t drop = rg->skip < n ? (size_t)rg->skip : n;
+
+		rg->skip -= drop;
+		data += drop;
+		n -= drop;
+	}
+	if (n > rg->len - rg->got)
+		n = rg->len - rg->got;
+	memcpy(rg->buf + rg->got, data, n);
+	rg->got += n;
+	return rg->got == rg->len ? 1 : 0;
+}
+
+static int s3_get(void *inst, const char *key, uint64_t off, void *buf,
+		  size_t len, size_t *ret_len, struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+	struct range rg = { .buf = buf, .len = len, .off = off };
+	uint64_t a, b, total;
+	struct s3_op op;
+	int r;
+
+	r = check_key(s3, "GET", key, err);
+	if (r < 0)
+		return r;
+	if (len == 0) {
+		struct drgw_object_info info;
+
+		r = s3_backend_stat(s3, key, &info, err);
+		if (r == 0)
+			*ret_len = 0;
+		return r;
+	}
+	if (off > UINT64_MAX - len)
+		return -EINVAL;
+	r = s3_req_get(&op, s3, key, off, off + len - 1);
+	if (r < 0)
+		goto out;
+	op.sink = range_sink;
+	op.sink_arg = &rg;
+	r = s3_op_run(s3, &op, err);
+	if (r < 0 && op.resp.status == 416) {
+		/* InvalidRange: off is at or past the end. */
+		if (err)
+			memset(err, 0, sizeof(*err));
+		*ret_len = 0;
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (rg.bad) {
+		r = -EIO;
+		goto out;
+	}
+	/* Short only at the end of the object. */
+	if (rg.got < len) {
+		if (op.resp.status == 206) {
+			if (content_range(&op.resp, &a, &b, &total) < 0 ||
+			    b + 1 != total || rg.got != b - a + 1)
+				r = -EIO;
+		} else if (op.resp.body_bytes != off + rg.got &&
+			   !(op.resp.body_bytes < off && rg.got == 0)) {
+			r = -EIO;
+		}
+		if (r < 0) {
+			s3_set_err(err,
+				   "s3: GET %s/%s%s: short answer: %zu of %zu bytes at offset %llu",
+				   s3->bucket, s3->prefix, key, rg.got, len,
+				   (unsigned long long)off);
+			goto out;
+		}
+	}
+	*ret_len = rg.got;
+out:
+	if (r == -EIO && rg.bad)
+		s3_set_err(err,
+			   "s3: GET %s/%s%s: answer is not the requested range at offset %llu",
+			   s3->bucket, s3->prefix, key, (unsigned long long)off);
+	s3_op_release(&op);
+	return r;
+}
+
+struct list_ctx {
+	const struct s3 *s3;
+	drgw_list_fn fn;
+	void *arg;
+};
+
+static int list_one(void *arg, const struct s3_xml_object *o)
+{
+	struct list_ctx *c = arg;
+	size_t pl = strlen(c->s3->prefix);
+	struct drgw_object_info info = { 0 };
+
+	/* Listed keys all start with the prefix we asked for. */
+	if (strncmp(o->key, c->s3->prefix, pl) || !o->key[pl])
+		return 0;
+	info.size = o->size;
+	info.mtime_ns = o->mtime_ns;
+	snprintf(info.etag, sizeof(info.etag), "%s", o->etag);
+	return c->fn(c->arg, o->key + pl, &info) ? 1 : 0;
+}
+
+static int s3_list(void *inst, const char *prefix, const char *page_token,
+		   drgw_list_fn fn, void *arg, char *next_token,
+		   size_t next_token_size, struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+	struct list_ctx c = { s3, fn, arg };
+	struct pbuf next = PBUF_INIT;
+	struct s3_op op;
+	int r;
+
+	next_token[0] = '\0';
+	r = s3_req_list(&op, s3, prefix ? prefix : "", page_token, LIST_PAGE);
+	if (r == 0)
+		r = s3_op_run(s3, &op, err);
+	if (r < 0)
+		goto out;
+	r = s3_xml_list(op.resp.body.buf ? op.resp.body.buf : "",
+			op.resp.body.len, list_one, &c, &next);
+	if (r == 1) {
+		r = 0; /* the callback stopped the listing */
+		goto out;
+	}
+	if (r < 0) {
+		if (r == -EIO)
+			s3_set_err(err, "s3: LIST %s/%s: unusable listing answer",
+				   s3->bucket, op.key.buf ? op.key.buf : "");
+		goto out;
+	}
+	if (next.len >= next_token_size) {
+		s3_set_err(err, "s3: LIST %s/%s: continuation token too long (%zu bytes)",
+			   s3->bucket, op.key.buf, next.len);
+		r = -EIO;
+		goto out;
+	}
+	if (next.len)
+		memcpy(next_token, next.buf, next.len + 1);
+out:
+	pbuf_release(&next);
+	s3_op_release(&op);
+	return r;
+}
+
+static int s3_remove(void *inst, const char *key, struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+	struct s3_op op;
+	int r;
+
+	if (s3->read_only) {
+		s3_set_err(err, "s3: %s is read-only", s3->url);
+		return -EROFS;
+	}
+	r = check_key(s3, "DELETE", key, err);
+	if (r < 0)
+		return r;
+	r = s3_req_delete(&op, s3, key);
+	if (r == 0)
+		r = s3_op_run(s3, &op, err);
+	if (r == -ENOENT) {
+		if (err)
+			memset(err, 0, sizeof(*err));
+		r = 0;
+	}
+	s3_op_release(&op);
+	return r;
+}
+
+static int s3_abort_put_op(void *inst, const char *key, const void *token,
+			   size_t token_len, struct drgw_err *err)
+{
+	struct s3 *s3 = inst;
+
+	if (s3->read_only) {
+		s3_set_err(err, "s3: %s is read-only", s3->url);
+		return -EROFS;
+	}
+	return s3_abort_put(s3, key, token, token_len, err);
+}
+
+static int ping(struct s3 *s3, struct drgw_err *err)
+{
+	struct s3_op op;
+	int r;
+
+	/* A one-key listing under our prefix needs only the permission
+	 * the backend needs anyway, unlike HEAD bucket. */
+	r = s3_req_list(&op, s3, "", NULL, 1);
+	if (r == 0)
+		r = s3_op_run(s3, &op, err);
+	s3_op_release(&op);
+	return r;
+}
+
+static int s3_ctl(void *inst, int op, void *arg)
+{
+	struct s3 *s3 = inst;
+
+	switch (op) {
+	case DRGW_CTL_DESCRIBE:
+		s3_set_err(arg, "%s at %s (region %s)", s3->url, s3->endpoint,
+			   s3->region);
+		return 0;
+	case DRGW_CTL_PING:
+		return ping(s3, arg);
+	case S3_CTL_CREDS_SOURCE:
+		s3_set_err(arg, "%s", s3_creds_source(s3->creds));
+		return 0;
+	case S3_CTL_INSTANCE_CAPS:
+		*(uint64_t *)arg = S3_CAPS | (s3->lock_mode ? DRGW_CAP_IMMUTABLE : 0);
+		return 0;
+	default:
+		return -ENOTSUP;
+	}
+}
+
+static const struct drgw_backend_ops s3_ops = {
+	.abi_version = DRGW_BACKEND_ABI_VERSION,
+	.struct_size = sizeof(struct drgw_backend_ops),
+	.name = "s3",
+	.caps = S3_CAPS,
+	.scheme = "s3",
+	.instance_size = sizeof(struct s3),
+	.open = s3_open,
+	.close = s3_close,
+	.put = s3_put_op,
+	.get = s3_get,
+	.stat = s3_backend_stat,
+	.list = s3_list,
+	.remove = s3_remove,
+	.abort_put = s3_abort_put_op,
+	.ctl = s3_ctl,
+};
+
+DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)
+{
+	return &s3_ops;
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * State shared by the S3 plugin's files.  struct s3 is the per-backend
+ * instance that the gateway allocates (ops.instance_size) and zeroes; open()
+ * fills it from the URL and options (s3_conf.c) and it is read-only after
+ * that, so the methods can share it across threads without locking.  The
+ * mutable parts (credential cache, idle HTTP handles) lock themselves.
+ */
+#ifndef DRGW_S3_INT_H
+#define DRGW_S3_INT_H
+
+#include <stdint.h>
+
+#include <drgw/backend.h>
+
+#include "phttp.h"
+
+struct s3_creds;
+
+#define S3_MIN_PART (5ULL << 20)
+#define S3_MAX_PART (5ULL << 30)
+#define S3_DEFAULT_PART (16ULL << 20)
+#define S3_MAX_PARTS 10000
+
+struct s3 {
+	char *url;			/* "s3://bucket/prefix", for messages */
+	char *bucket;
+	char *prefix;			/* "" or ending in '/' */
+	char *region;
+	char *endpoint;			/* "scheme://host[:port]" */
+	char *scheme;			/* "http" or "https" */
+	char *endpoint_host;		/* "host[:port]" as sent in Host: */
+	int virtual_host;		/* bucket in the host name */
+	char *storage_class;		/* NULL for the bucket default */
+	char *lock_mode;		/* NULL or GOVERNANCE/COMPLIANCE */
+	unsigned lock_days;
+	int checksum_sha256;		/* also send x-amz-checksum-sha256 */
+	uint64_t part_size;
+	unsigned concurrency;
+	int read_only;
+	struct phttp_retry retry;
+	long connect_timeout_ms;
+	long read_timeout_s;
+	char *profile;			/* explicit profile option, or NULL */
+	char *sts_endpoint;		/* option, or NULL */
+	char *ca_bundle;
+	int tls_verify;
+	const struct drgw_host *host;
+	struct phttp_client *http;
+	struct s3_creds *creds;
+};
+
+/* Writes one line into err->msg (truncating); NULL-safe. */
+void s3_set_err(struct drgw_err *err, const char *fmt, ...) DRGW_PRINTF(2, 3);
+
+/* Logs at debug level through the gateway, if it gave a logger. */
+void s3_debug(const struct s3 *s3, const char *fmt, ...) DRGW_PRINTF(2, 3);
+
+#endif /* DRGW_S3_INT_H */
