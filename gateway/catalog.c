@@ -66,6 +66,18 @@ static const char schema_sql[] =
 	"  done_ns INTEGER NOT NULL DEFAULT 0,\n"
 	"  PRIMARY KEY(version_id, backend));\n"
 	"CREATE INDEX IF NOT EXISTS replicas_due ON replicas(state, next_attempt_ns);\n"
+	"CREATE TABLE IF NOT EXISTS drills(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  started_ns INTEGER NOT NULL,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  pattern TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  vid TEXT NOT NULL,\n"
+	"  ok INTEGER NOT NULL,\n"
+	"  restore_seconds REAL NOT NULL,\n"
+	"  bytes INTEGER NOT NULL,\n"
+	"  issues TEXT,\n"
+	"  probe TEXT);\n"
 	"CREATE TABLE IF NOT EXISTS settling(\n"
 	"  name TEXT PRIMARY KEY,\n"
 	"  since_ns INTEGER NOT NULL);\n"
@@ -1144,5 +1156,120 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 	sqlite3_finalize(st);
 out:
 	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_run_pending(struct drgw_catalog *c, unsigned min_backends,
+			     uint64_t *ret_pending)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	/* A version is done when it is encoded and replicated to enough
+	 * backends: min_backends, or every backend it was queued for. */
+	st = prep(c, "SELECT (SELECT COUNT(*) FROM settling) + "
+		     "(SELECT COUNT(*) FROM versions v WHERE "
+		     " (v.state = 'sealed' OR "
+		     "  (SELECT COUNT(*) FROM replicas r WHERE r.version_id = v.id "
+		     "   AND r.state = 'done') < "
+		     "  CASE WHEN ?1 > 0 THEN MIN(?1, (SELECT COUNT(*) FROM replicas r "
+		     "   WHERE r.version_id = v.id)) ELSE "
+		     "  (SELECT COUNT(*) FROM replicas r WHERE r.version_id = v.id) END))");
+	if (st)
+		sqlite3_bind_int64(st, 1, min_backends);
+	n = one_int(st, -1);
+	pthread_mutex_unlock(&c->lock);
+	if (n < 0)
+		return -EIO;
+	*ret_pending = (uint64_t)n;
+	return 0;
+}
+
+void drgw_drill_release(struct drgw_drill *d)
+{
+	free(d->pattern);
+	free(d->name);
+	free(d->issues);
+	free(d->probe);
+	d->pattern = d->name = d->issues = d->probe = NULL;
+}
+
+int drgw_catalog_add_drill(struct drgw_catalog *c, const struct drgw_drill *d)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO drills(started_ns, backend, pattern, name, vid, "
+		     "ok, restore_seconds, bytes, issues, probe) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?)");
+	if (st) {
+		sqlite3_bind_int64(st, 1, d->started_ns);
+		sqlite3_bind_text(st, 2, d->backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, d->pattern, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, d->name ? d->name : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, d->vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 6, d->ok);
+		sqlite3_bind_double(st, 7, d->restore_seconds);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)d->bytes);
+		sqlite3_bind_text(st, 9, d->issues, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 10, d->probe, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
+				   void *arg)
+{
+	struct drgw_drill *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT started_ns, backend, pattern, name, vid, ok, "
+		     "restore_seconds, bytes, issues, probe FROM drills d WHERE id = "
+		     "(SELECT MAX(id) FROM drills e WHERE e.backend = d.backend "
+		     "AND e.pattern = d.pattern) ORDER BY backend, pattern");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_drill *d;
+
+		if (n == cap) {
+			struct drgw_drill *nr;
+
+			cap = cap ? cap * 2 : 8;
+			nr = realloc(rows, cap * sizeof(*rows));
+			if (!nr) {
+				r = -ENOMEM;
+				break;
+			}
+			rows = nr;
+		}
+		d = &rows[n++];
+		memset(d, 0, sizeof(*d));
+		d->started_ns = sqlite3_column_int64(st, 0);
+		col_copy(st, 1, d->backend, sizeof(d->backend));
+		d->pattern = col_strdup(st, 2);
+		d->name = col_strdup(st, 3);
+		col_copy(st, 4, d->vid, sizeof(d->vid));
+		d->ok = sqlite3_column_int(st, 5) != 0;
+		d->restore_seconds = sqlite3_column_double(st, 6);
+		d->bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		d->issues = col_strdup(st, 8);
+		d->probe = col_strdup(st, 9);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_drill_release(&rows[i]);
+	}
+	free(rows);
 	return r;
 }

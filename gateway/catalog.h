@@ -210,6 +210,31 @@ struct drgw_queue_stats {
 int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 			     struct drgw_queue_stats *ret);
 
+/* Versions not yet on min_backends backends (all of them when 0), plus
+ * files settling: what `drgw run` waits for. */
+int drgw_catalog_run_pending(struct drgw_catalog *c, unsigned min_backends,
+			     uint64_t *ret_pending);
+
+/* --- restore drills --- */
+struct drgw_drill {
+	int64_t started_ns;
+	char backend[64];
+	char *pattern;
+	char *name;
+	char vid[64];
+	bool ok;
+	double restore_seconds;
+	uint64_t bytes;
+	char *issues; /* NULL when ok */
+	char *probe;  /* result of the SQL probe, or NULL */
+};
+void drgw_drill_release(struct drgw_drill *d);
+int drgw_catalog_add_drill(struct drgw_catalog *c, const struct drgw_drill *d);
+typedef int (*drgw_drill_fn)(void *arg, const struct drgw_drill *d);
+/* The newest drill of every (backend, pattern). */
+int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
+				   void *arg);
+
 /* --- restore listing cache --- */
 int drgw_catalog_put_remote(struct drgw_catalog *c,
 			    const struct drgw_remote_object *o);

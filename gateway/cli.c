@@ -38,6 +38,7 @@ static const struct common common_opts[] = {
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (8)" },
 	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "BOOL let other users use the mount (on)" },
+	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (e.g. :9110)" },
 	{ "log-level", 0, "LEVEL  error, warning, info (default), debug" },
 	{ "log-format", 0, "FMT   logfmt (default) or json" },
 	{ "log-file", 0, "FILE    append the log to FILE" },
@@ -72,6 +73,15 @@ int drgw_cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* A command's own option replaces a common one of the same name. */
+static bool common_applies(const struct cli_cmd *cmd, size_t i)
+{
+	for (const struct cli_opt *o = cmd->opts; o && o->name; o++)
+		if (!strcmp(o->name, common_opts[i].name))
+			return false;
+	return !common_opts[i].group || (common_opts[i].group & cmd->common);
+}
+
 static void print_help(const struct cli_cmd *cmd)
 {
 	printf("usage: drgw %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->help);
@@ -79,15 +89,10 @@ static void print_help(const struct cli_cmd *cmd)
 		printf("\n%s", cmd->opts_help);
 	printf("\ncommon options:\n  --config FILE     read settings from an INI file (see drgw.conf(5) / docs/drgw.conf.example)\n");
 	for (size_t i = 0; i < ARRAY_SIZE(common_opts); i++)
-		if (!common_opts[i].group || (common_opts[i].group & cmd->common))
+		if (common_applies(cmd, i))
 			printf("  --%s %s\n", common_opts[i].name,
 			       common_opts[i].help);
 	printf("  -h, --help        show this help\n");
-}
-
-static bool common_applies(const struct cli_cmd *cmd, size_t i)
-{
-	return !common_opts[i].group || (common_opts[i].group & cmd->common);
 }
 
 int drgw_cli_parse(const struct cli_cmd *cmd, int argc, char **argv,

@@ -76,5 +76,7 @@ int drgw_cmd_status(int argc, char **argv);
 int drgw_cmd_wait(int argc, char **argv);
 int drgw_cmd_restore(int argc, char **argv);
 int drgw_cmd_verify(int argc, char **argv);
+int drgw_cmd_run(int argc, char **argv);
+int drgw_cmd_drill(int argc, char **argv);
 
 #endif

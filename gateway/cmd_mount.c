@@ -5,12 +5,12 @@
  * before going to the background, so errors reach the terminal.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "daemon.h"
 #include "fs.h"
 #include "log.h"
 #include "restore.h"
@@ -66,23 +66,9 @@ static int on_opt(void *arg, int id, const char *value)
 	return -EINVAL;
 }
 
-static struct drgw_gateway *draining_gw;
-
-/* A second SIGTERM/SIGINT while draining: stop waiting for uploads. */
-static void on_drain_signal(int sig)
-{
-	if (draining_gw)
-		atomic_store(&draining_gw->abort_drain, true);
-}
-
 static int start_daemon(void *arg, struct drgw_err *err)
 {
-	struct drgw_gateway *gw = arg;
-
-	for (size_t i = 0; i < gw->n_backends; i++)
-		log_info("backend %s: %s (plugin %s)", gw->backend_names[i],
-			 gw->backends[i]->description, gw->backends[i]->ops.name);
-	return drgw_gateway_start(gw, err);
+	return drgw_daemon_started(arg, err);
 }
 
 static int run_gateway(struct drgw_config *cfg, const struct mount_args *a,
@@ -96,39 +82,22 @@ static int run_gateway(struct drgw_config *cfg, const struct mount_args *a,
 		.started = start_daemon,
 	};
 	struct drgw_err err = { 0 };
-	struct drgw_gateway *gw;
-	uint64_t left;
+	struct drgw_daemon d;
 	int r;
 
-	r = drgw_gateway_open(cfg, DRGW_MODE_DAEMON,
-			      DRGW_OPEN_NEED_KEY | DRGW_OPEN_NEED_BACKENDS, &gw,
-			      &err);
-	if (r < 0) {
-		drgw_cli_error("%s", err.msg);
+	if (drgw_daemon_open(&d, cfg) < 0)
 		return 1;
-	}
-	mo.arg = gw;
-	r = drgw_fuse_run(drgw_fs_gateway_ops(), gw, &mo, &err);
-	if (r < 0 && !gw->started) {
+	mo.arg = &d;
+	r = drgw_fuse_run(drgw_fs_gateway_ops(), d.gw, &mo, &err);
+	if (r < 0 && !d.gw->started) {
 		drgw_cli_error("%s", err.msg);
-		drgw_gateway_close(gw);
+		drgw_daemon_close(&d);
 		return 1;
 	}
 	if (r < 0)
 		log_error("%s", err.msg);
-	log_info("unmounted %s; draining uploads for up to %llds", mountpoint,
-		 (long long)(cfg->drain_timeout_ns / NSEC_PER_SEC));
-	draining_gw = gw;
-	signal(SIGTERM, on_drain_signal);
-	signal(SIGINT, on_drain_signal);
-	left = drgw_gateway_stop(gw, cfg->drain_timeout_ns);
-	if (left)
-		log_warning("%llu uploads still pending; they resume on the next mount with cache %s",
-			    (unsigned long long)left, cfg->cache_dir);
-	else
-		log_info("everything is replicated; stopped");
-	draining_gw = NULL;
-	drgw_gateway_close(gw);
+	drgw_daemon_drain(&d, NULL, NULL);
+	drgw_daemon_close(&d);
 	return r < 0 ? 1 : 0;
 }
 

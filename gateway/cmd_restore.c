@@ -13,17 +13,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "cli.h"
 #include "log.h"
+#include "metrics.h"
 #include "restore.h"
 
-enum { OPT_VERSION = 1000, OPT_FORCE, OPT_JSON, OPT_ALL };
+enum { OPT_VERSION = 1000, OPT_FORCE, OPT_JSON, OPT_ALL, OPT_BACKEND,
+       OPT_CHECK_SQL };
 
 struct args {
 	const char *vid;
 	bool force;
 	bool json;
 	bool all;
+	const char *only_backend;
+	const char *check_sql;
+	struct drgw_config *cfg;
 };
 
 static int on_opt(void *arg, int id, const char *value)
@@ -46,6 +53,22 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_ALL:
 		a->all = true;
+		return 0;
+	case OPT_BACKEND: {
+		/* NAME=URL configures a backend; a bare NAME picks one. */
+		struct drgw_err err = { 0 };
+
+		if (!strchr(value, '=')) {
+			a->only_backend = value;
+			return 0;
+		}
+		if (drgw_config_add_backend_arg(a->cfg, value, &err) == 0)
+			return 0;
+		drgw_cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	case OPT_CHECK_SQL:
+		a->check_sql = value;
 		return 0;
 	}
 	return -EINVAL;
@@ -387,6 +410,296 @@ int drgw_cmd_verify(int argc, char **argv)
 	if (x.ok == 0 && x.bad == 0 && argc > i)
 		drgw_cli_error("no snapshot named %s on the backends", argv[i]);
 out:
+	session_close(&s);
+	return r;
+}
+
+/* --- drill --- */
+
+static const struct cli_opt drill_opts[] = {
+	{ "backend", required_argument, OPT_BACKEND, 0 },
+	{ "check-sql", required_argument, OPT_CHECK_SQL, 0 },
+	{ "json", no_argument, OPT_JSON, 0 },
+	{ 0 },
+};
+
+static const struct cli_cmd drill_cmd = {
+	.name = "drill",
+	.synopsis = "[--backend NAME] [--check-sql SQL] [--json]",
+	.help = "The restore test, automated: for each backend (or only NAME), restores\n"
+		"the newest snapshot of every name pattern (digits become '*':\n"
+		"app-20261125.db is app-*.db) into a scratch directory with an empty\n"
+		"cache, checks its content hash, and for SQLite files runs PRAGMA\n"
+		"integrity_check and the optional SQL probe.  Results go to the catalog\n"
+		"of --cache (shown by drgw status --prometheus and /metrics) and to\n"
+		"stdout.  Exits 1 if anything is wrong or a backend holds nothing.",
+	.opts = drill_opts,
+	.opts_help = "options:\n"
+		     "  --backend NAME     drill only this backend (NAME=URL configures one)\n"
+		     "  --check-sql SQL    also run SQL on SQLite snapshots (e.g. SELECT COUNT(*) FROM t)\n"
+		     "  --json             machine-readable output\n",
+	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
+		  CLI_COMMON_READ,
+};
+
+struct drill_run {
+	struct session *s;
+	struct args *a;
+	struct drgw_catalog *record; /* --cache's catalog, or NULL */
+	char scratch[256];
+	json_t *json;
+	unsigned ok, bad;
+};
+
+/* PRAGMA integrity_check and the probe on a restored SQLite file.  Adds
+ * what is wrong to issues; the probe's first value goes to *ret_probe. */
+static void check_sqlite(const char *path, const char *sql, char *issues,
+			 size_t size, char **ret_probe)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char found[512] = "";
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		const char *row = (const char *)sqlite3_column_text(st, 0);
+
+		if (row && strcmp(row, "ok"))
+			snprintf(found + strlen(found), sizeof(found) - strlen(found),
+				 "%s%s", found[0] ? "; " : "", row);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_OK)
+		snprintf(issues, size, "cannot open the restored database: %s",
+			 db ? sqlite3_errmsg(db) : "out of memory");
+	else if (found[0])
+		snprintf(issues, size, "integrity_check: %s", found);
+	if (rc == SQLITE_OK && sql) {
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+			const char *v = rc == SQLITE_ROW ?
+						(const char *)sqlite3_column_text(st, 0) :
+						NULL;
+
+			*ret_probe = strdup(v ? v : "(no rows)");
+		} else {
+			snprintf(issues + strlen(issues), size - strlen(issues),
+				 "%sprobe failed: %s", issues[0] ? "; " : "",
+				 sqlite3_errmsg(db));
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+static bool is_sqlite(const char *path)
+{
+	char magic[16] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	drgw_pread_full(fd, magic, sizeof(magic), 0);
+	close(fd);
+	return !memcmp(magic, "SQLite format 3", 16);
+}
+
+static void drill_report(struct drill_run *x, const struct drgw_drill *d)
+{
+	char when[32];
+
+	if (d->ok)
+		x->ok++;
+	else
+		x->bad++;
+	if (x->record)
+		drgw_catalog_add_drill(x->record, d);
+	if (x->json) {
+		json_t *o = json_object();
+
+		drgw_format_time(d->started_ns, when, sizeof(when));
+		json_object_set_new(o, "backend", json_string(d->backend));
+		json_object_set_new(o, "pattern", json_string(d->pattern));
+		json_object_set_new(o, "snapshot", json_string(d->name ? d->name : ""));
+		json_object_set_new(o, "version", json_string(d->vid));
+		json_object_set_new(o, "date", json_string(when));
+		json_object_set_new(o, "ok", json_boolean(d->ok));
+		json_object_set_new(o, "restore_seconds", json_real(d->restore_seconds));
+		json_object_set_new(o, "bytes", json_integer((json_int_t)d->bytes));
+		if (d->issues)
+			json_object_set_new(o, "issues", json_string(d->issues));
+		if (d->probe)
+			json_object_set_new(o, "probe", json_string(d->probe));
+		json_array_append_new(x->json, o);
+		return;
+	}
+	printf("%-12s %-24s %-32s %-26s %7.2fs  %s%s%s\n", d->backend, d->pattern,
+	       d->name ? d->name : "-", d->vid[0] ? d->vid : "-",
+	       d->restore_seconds, d->ok ? "ok" : d->issues,
+	       d->probe ? "; probe: " : "", d->probe ? d->probe : "");
+}
+
+/* Restores snapshot sn from backend bi and checks it. */
+static void drill_one(struct drill_run *x, size_t bi,
+		      const struct drgw_snapshot *sn, const char *pattern)
+{
+	struct drgw_drill d = { .started_ns = drgw_now_ns() };
+	struct drgw_err err = { 0 };
+	char path[300], issues[1024] = "";
+	int64_t t0 = drgw_mono_ns();
+	uint8_t sha[32];
+	size_t loc;
+	int fd, r;
+
+	drgw_strlcpy(d.backend, x->s->gw->backend_names[bi], sizeof(d.backend));
+	d.pattern = (char *)pattern;
+	d.name = (char *)sn->meta.name;
+	drgw_strlcpy(d.vid, sn->meta.vid, sizeof(d.vid));
+	for (loc = 0; loc < sn->n_locs && sn->locs[loc].backend != bi; loc++)
+		;
+	snprintf(path, sizeof(path), "%s/restored", x->scratch);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(issues, sizeof(issues), "cannot create %s: %s", path,
+			 strerror(errno));
+	} else {
+		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, true, sha,
+				      &err);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		close(fd);
+		d.restore_seconds = (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC;
+		if (r < 0)
+			snprintf(issues, sizeof(issues), "restore failed: %s",
+				 err.msg[0] ? err.msg : strerror(-r));
+		else
+			d.bytes = sn->meta.size;
+		if (r == 0 && is_sqlite(path))
+			check_sqlite(path, x->a->check_sql, issues, sizeof(issues),
+				     &d.probe);
+	}
+	unlink(path);
+	d.ok = !issues[0];
+	d.issues = d.ok ? NULL : issues;
+	drill_report(x, &d);
+	free(d.probe);
+}
+
+static void drill_backend(struct drill_run *x, size_t bi)
+{
+	const struct drgw_remote_set *set = &x->s->set;
+	char **patterns = calloc(set->n + 1, sizeof(*patterns));
+	size_t found = 0;
+
+	/* For each pattern, the newest snapshot this backend holds. */
+	for (size_t i = 0; patterns && i < set->n; i++)
+		patterns[i] = drgw_name_pattern(set->snaps[i].meta.name);
+	for (size_t i = 0; patterns && i < set->n; i++) {
+		const struct drgw_snapshot *best = NULL;
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = patterns[j] && patterns[i] &&
+			       !strcmp(patterns[j], patterns[i]);
+		if (seen || !patterns[i])
+			continue;
+		for (size_t j = i; j < set->n; j++) {
+			const struct drgw_snapshot *sn = &set->snaps[j];
+			bool here = false;
+
+			for (size_t l = 0; l < sn->n_locs; l++)
+				here |= sn->locs[l].backend == bi;
+			if (here && patterns[j] && !strcmp(patterns[j], patterns[i]) &&
+			    (!best || sn->meta.created_ns > best->meta.created_ns))
+				best = sn;
+		}
+		if (best) {
+			drill_one(x, bi, best, patterns[i]);
+			found++;
+		}
+	}
+	if (!found) {
+		struct drgw_drill d = { .started_ns = drgw_now_ns(),
+					.pattern = (char *)"*",
+					.issues = (char *)"the backend holds no readable snapshot" };
+
+		drgw_strlcpy(d.backend, x->s->gw->backend_names[bi], sizeof(d.backend));
+		drill_report(x, &d);
+	}
+	for (size_t i = 0; patterns && i < set->n; i++)
+		free(patterns[i]);
+	free(patterns);
+}
+
+int drgw_cmd_drill(int argc, char **argv)
+{
+	struct session s = { 0 };
+	struct args a = { .cfg = &s.cfg };
+	struct drill_run x = { .s = &s, .a = &a };
+	struct drgw_err err = { 0 };
+	char record_path[4200];
+	size_t matched = 0;
+	int i, r = 1;
+
+	drgw_config_init(&s.cfg);
+	i = drgw_cli_parse(&drill_cmd, argc, argv, &s.cfg, on_opt, &a);
+	if (i < 0 || argc > i) {
+		drgw_config_release(&s.cfg);
+		return i == -2 ? 0 :
+		       i < 0	? EXIT_USAGE :
+				  drgw_cli_usage_error(&drill_cmd, "unexpected argument '%s'", argv[i]);
+	}
+	drgw_cli_apply_log(&s.cfg);
+	/* Results go to --cache's catalog; the restores themselves start
+	 * from an empty cache, as after a disaster. */
+	if (s.cfg.cache_dir) {
+		drgw_mkdir_p(s.cfg.cache_dir, 0700);
+		snprintf(record_path, sizeof(record_path), "%s/catalog.db",
+			 s.cfg.cache_dir);
+		if (drgw_catalog_open(record_path, false, &x.record, &err) < 0) {
+			drgw_cli_error("%s", err.msg);
+			goto out;
+		}
+		free(s.cfg.cache_dir);
+		s.cfg.cache_dir = NULL;
+	}
+	if (session_open(&s, false) < 0)
+		goto out;
+	snprintf(x.scratch, sizeof(x.scratch), "%s/drill", s.tmp_cache);
+	if (drgw_mkdir_p(x.scratch, 0700) < 0) {
+		drgw_cli_error("cannot create %s", x.scratch);
+		goto out;
+	}
+	x.json = a.json ? json_array() : NULL;
+	if (!a.json)
+		printf("%-12s %-24s %-32s %-26s %8s  %s\n", "BACKEND", "PATTERN",
+		       "SNAPSHOT", "VERSION", "RESTORE", "RESULT");
+	for (size_t b = 0; b < s.gw->n_backends; b++) {
+		if (a.only_backend && strcmp(a.only_backend, s.gw->backend_names[b]))
+			continue;
+		matched++;
+		drill_backend(&x, b);
+	}
+	if (a.only_backend && !matched) {
+		drgw_cli_error("no backend named %s is configured", a.only_backend);
+		json_decref(x.json);
+		goto out;
+	}
+	for (size_t k = 0; k < s.set.n_bad; k++)
+		drgw_log(DRGW_LOG_WARNING, "unreadable object: %s", s.set.bad[k].why);
+	if (x.json)
+		drgw_cli_print_json(x.json);
+	else
+		printf("\n%u drills ok, %u with issues\n", x.ok, x.bad);
+	r = x.bad ? 1 : 0;
+out:
+	drgw_catalog_close(x.record);
 	session_close(&s);
 	return r;
 }

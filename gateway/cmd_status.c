@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "restore.h"
 
 enum {
@@ -22,6 +23,7 @@ enum {
 	OPT_VERSIONS,
 	OPT_REMOTE,
 	OPT_TIMEOUT,
+	OPT_PROMETHEUS,
 };
 
 static const char *const replica_words[] = { "pending", "uploading",
@@ -29,6 +31,7 @@ static const char *const replica_words[] = { "pending", "uploading",
 
 struct ls_args {
 	bool json;
+	bool prometheus;
 	bool versions;
 	bool remote;
 	int64_t timeout_ns;
@@ -47,6 +50,9 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_REMOTE:
 		a->remote = true;
+		return 0;
+	case OPT_PROMETHEUS:
+		a->prometheus = true;
 		return 0;
 	case OPT_TIMEOUT:
 		if (drgw_parse_duration(value, &a->timeout_ns) == 0)
@@ -391,6 +397,7 @@ int drgw_cmd_ls(int argc, char **argv)
 
 static const struct cli_opt status_opts[] = {
 	{ "json", no_argument, OPT_JSON, 0 },
+	{ "prometheus", no_argument, OPT_PROMETHEUS, 0 },
 	{ 0 },
 };
 
@@ -403,7 +410,8 @@ static const struct cli_cmd status_cmd = {
 		"RPO (the age of the newest snapshot it holds).",
 	.opts = status_opts,
 	.opts_help = "options:\n"
-		     "  --json            machine-readable output\n",
+		     "  --json            machine-readable output\n"
+		     "  --prometheus      the metrics of --metrics-listen, for a textfile collector\n",
 	.common = CLI_COMMON_CACHE,
 };
 
@@ -496,7 +504,16 @@ int drgw_cmd_status(int argc, char **argv)
 	drgw_format_size(qs.bytes_pending, pend, sizeof(pend));
 	drgw_format_duration(qs.oldest_pending_ns ? x.now - qs.oldest_pending_ns : -1,
 			     age, sizeof(age));
-	if (a.json) {
+	if (a.prometheus) {
+		char *text = NULL;
+
+		r = r < 0 ? r : drgw_metrics_render(x.gw->cat, running, &text);
+		if (r == 0)
+			fputs(text, stdout);
+		else
+			drgw_cli_error("cannot render metrics: %s", strerror(-r));
+		free(text);
+	} else if (a.json) {
 		json_t *o = json_object();
 
 		x.backends = json_object();

@@ -55,6 +55,7 @@ void drgw_config_release(struct drgw_config *cfg)
 	for (size_t i = 0; i < cfg->n_excludes; i++)
 		free(cfg->excludes[i]);
 	free(cfg->log_file);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -221,6 +222,8 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		return set_string(&cfg->plugin_dir, value);
 	if (!strcmp(name, "log-file"))
 		return set_string(&cfg->log_file, value);
+	if (!strcmp(name, "metrics-listen"))
+		return set_string(&cfg->metrics_listen, value);
 	if (!strcmp(name, "exclude"))
 		return add_exclude(cfg, value, err);
 	if (!strcmp(name, "backend"))

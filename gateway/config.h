@@ -65,6 +65,8 @@ struct drgw_config {
 	enum drgw_log_format log_format;
 	char *log_file;
 	bool allow_other;
+	/* --metrics-listen: serve /metrics here (NULL: off) */
+	char *metrics_listen;
 };
 
 void drgw_config_init(struct drgw_config *cfg);

@@ -246,7 +246,7 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
 	if (!gw)
 		return NULL;
 	if (gw->started)
-		drgw_gateway_stop(gw, 0);
+		drgw_gateway_stop(gw, 0, NULL, NULL);
 	for (size_t i = 0; i < gw->n_backends; i++)
 		gw->backends[i] = drgw_backend_free(gw->backends[i]);
 	drgw_catalog_close(gw->cat);
@@ -359,8 +359,8 @@ int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
 	return 0;
 }
 
-/* Anything still to do that the threads can make progress on? */
-static bool busy(struct drgw_gateway *gw)
+/* Nothing left that the threads could make progress on? */
+static bool idle(struct drgw_gateway *gw, void *arg)
 {
 	struct drgw_queue_stats qs;
 	bool in_flight;
@@ -369,13 +369,15 @@ static bool busy(struct drgw_gateway *gw)
 	in_flight = gw->inflight_total > 0 || gw->encoding;
 	pthread_mutex_unlock(&gw->lock);
 	if (in_flight)
-		return true;
-	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
 		return false;
-	return qs.versions_unencoded > 0 || qs.replicas_pending > 0;
+	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
+		return true;
+	return qs.versions_unencoded == 0 && qs.replicas_pending == 0;
 }
 
-uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns)
+uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
+			   bool (*done)(struct drgw_gateway *gw, void *arg),
+			   void *arg)
 {
 	int64_t deadline = drgw_mono_ns() + drain_ns;
 	struct drgw_queue_stats qs = { 0 };
@@ -392,8 +394,10 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns)
 	atomic_store(&gw->draining, true);
 	drgw_gateway_kick_encoder(gw);
 	drgw_gateway_kick_replicators(gw);
+	if (!done)
+		done = idle;
 	while (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain) &&
-	       busy(gw))
+	       !done(gw, arg))
 		usleep(50 * 1000);
 
 	/* Phase 3: stop; uploads in flight save their resume tokens. */

@@ -100,10 +100,13 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw);
 /* Starts the sealer, encoder and replicator threads (daemon mode).  Call
  * after fork()ing into the background. */
 int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err);
-/* Seals what is waiting, then waits up to drain_ns for the encoder and the
- * replicator to finish, then cancels what is left and joins all threads.
- * Returns the number of replicas still pending. */
-uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns);
+/* Seals what is waiting, then lets the encoder and the replicator work
+ * until done(gw, arg) says enough (NULL: until nothing is left to do) or
+ * drain_ns passed, then cancels what is left and joins all threads.
+ * Returns the number of versions and replicas still pending. */
+uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
+			   bool (*done)(struct drgw_gateway *gw, void *arg),
+			   void *arg);
 
 /* Is a daemon holding the cache dir's lock?  *ret_pid when known. */
 bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid);

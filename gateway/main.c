@@ -22,6 +22,8 @@ static const struct {
 	{ "wait", drgw_cmd_wait, "wait until every snapshot is replicated" },
 	{ "restore", drgw_cmd_restore, "copy a snapshot out of the backends" },
 	{ "verify", drgw_cmd_verify, "re-read replicas and check them end to end" },
+	{ "run", drgw_cmd_run, "mount, run a backup command, wait until it is replicated" },
+	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
 	{ "keygen", drgw_cmd_keygen, "write a new random key file" },
 };
 

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Metrics rendering; see metrics.h.  Gauges that are ages are computed at
+ * render time, so a scrape always sees the current RPO even when nothing
+ * happens.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+char *drgw_name_pattern(const char *name)
+{
+	const char *base = strrchr(name, '/');
+	char *out = malloc(strlen(name) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	base = base ? base + 1 : name;
+	memcpy(o, name, (size_t)(base - name));
+	o += base - name;
+	for (const char *p = base; *p;) {
+		if (*p >= '0' && *p <= '9') {
+			*o++ = '*';
+			while (*p >= '0' && *p <= '9')
+				p++;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A label value with \, " and newline escaped, as the format requires. */
+static void label(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void header(FILE *f, const char *name, const char *type,
+		   const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static double seconds(int64_t ns)
+{
+	return (double)ns / NSEC_PER_SEC;
+}
+
+struct render {
+	FILE *f;
+	struct drgw_catalog *c;
+	int64_t now;
+	/* Backends, collected first: each metric is one block of samples. */
+	struct drgw_backend_row *b;
+	struct drgw_queue_stats *qs;
+	size_t n, cap;
+};
+
+static int collect_backend(void *arg, const struct drgw_backend_row *row)
+{
+	struct render *x = arg;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 4;
+		struct drgw_backend_row *b = realloc(x->b, cap * sizeof(*b));
+		struct drgw_queue_stats *qs;
+
+		if (!b)
+			return -ENOMEM;
+		x->b = b;
+		qs = realloc(x->qs, cap * sizeof(*qs));
+		if (!qs)
+			return -ENOMEM;
+		x->qs = qs;
+		x->cap = cap;
+	}
+	x->b[x->n] = *row;
+	x->b[x->n].url = NULL; /* borrowed strings die after the callback */
+	x->b[x->n].last_error = NULL;
+	drgw_catalog_queue_stats(x->c, row->name, &x->qs[x->n]);
+	x->n++;
+	return 0;
+}
+
+enum bvalue {
+	B_UP,
+	B_RPO,
+	B_NEWEST,
+	B_PENDING,
+	B_PENDING_BYTES,
+	B_OLDEST_AGE,
+	B_FAILING,
+	B_UPLOADED,
+	B_FAILURES,
+	B_LAST_ERROR,
+	B_LAST_OK,
+};
+
+static const struct {
+	const char *name;
+	const char *type;
+	const char *help;
+} bmetrics[] = {
+	[B_UP] = { "drgw_backend_up", "gauge",
+		   "1 unless the last upload to the backend failed" },
+	[B_RPO] = { "drgw_backend_rpo_seconds", "gauge",
+		    "Age of the newest snapshot replicated to the backend (live RPO)" },
+	[B_NEWEST] = { "drgw_backend_newest_replicated_timestamp_seconds", "gauge",
+		       "Seal time of the newest snapshot replicated to the backend" },
+	[B_PENDING] = { "drgw_backend_pending_replicas", "gauge",
+			"Snapshots waiting to be replicated to the backend" },
+	[B_PENDING_BYTES] = { "drgw_backend_pending_bytes", "gauge",
+			      "Bytes waiting to be uploaded to the backend" },
+	[B_OLDEST_AGE] = { "drgw_backend_oldest_pending_age_seconds", "gauge",
+			   "Age of the oldest snapshot not yet on the backend (0 if none)" },
+	[B_FAILING] = { "drgw_backend_failing_replicas", "gauge",
+			"Snapshots whose last upload to the backend failed" },
+	[B_UPLOADED] = { "drgw_backend_uploaded_bytes_total", "counter",
+			 "Bytes uploaded to the backend" },
+	[B_FAILURES] = { "drgw_backend_failures_total", "counter",
+			 "Failed uploads to the backend" },
+	[B_LAST_ERROR] = { "drgw_backend_last_error_timestamp_seconds", "gauge",
+			   "Time of the last failed upload (0 if none)" },
+	[B_LAST_OK] = { "drgw_backend_last_success_timestamp_seconds", "gauge",
+			"Time of the last successful upload (0 if none)" },
+};
+
+static void backend_value(struct render *x, size_t i, enum bvalue m)
+{
+	const struct drgw_backend_row *b = &x->b[i];
+	const struct drgw_queue_stats *q = &x->qs[i];
+	FILE *f = x->f;
+
+	if (m == B_RPO && !q->newest_replicated_ns)
+		return; /* no RPO yet: absent, not zero */
+	fprintf(f, "%s{backend=", bmetrics[m].name);
+	label(f, b->name);
+	fputs("} ", f);
+	switch (m) {
+	case B_UP:
+		fprintf(f, "%d\n", b->last_error_ns > b->last_ok_ns ? 0 : 1);
+		break;
+	case B_RPO:
+		fprintf(f, "%.3f\n", seconds(x->now - q->newest_replicated_ns));
+		break;
+	case B_NEWEST:
+		fprintf(f, "%.3f\n", seconds(q->newest_replicated_ns));
+		break;
+	case B_PENDING:
+		fprintf(f, "%llu\n", (unsigned long long)q->replicas_pending);
+		break;
+	case B_PENDING_BYTES:
+		fprintf(f, "%llu\n", (unsigned long long)q->bytes_pending);
+		break;
+	case B_OLDEST_AGE:
+		fprintf(f, "%.3f\n", q->oldest_pending_ns ?
+					     seconds(x->now - q->oldest_pending_ns) :
+					     0.0);
+		break;
+	case B_FAILING:
+		fprintf(f, "%llu\n", (unsigned long long)q->replicas_failing);
+		break;
+	case B_UPLOADED:
+		fprintf(f, "%llu\n", (unsigned long long)b->uploaded_bytes);
+		break;
+	case B_FAILURES:
+		fprintf(f, "%llu\n", (unsigned long long)b->failures);
+		break;
+	case B_LAST_ERROR:
+		fprintf(f, "%.3f\n", seconds(b->last_error_ns));
+		break;
+	case B_LAST_OK:
+		fprintf(f, "%.3f\n", seconds(b->last_ok_ns));
+		break;
+	}
+}
+
+/* Drill results are rendered in three passes over the same rows. */
+struct drill_pass {
+	FILE *f;
+	int which;
+};
+
+static int drill_sample(void *arg, const struct drgw_drill *d)
+{
+	struct drill_pass *p = arg;
+	static const char *const names[] = {
+		"drgw_drill_last_run_timestamp_seconds",
+		"drgw_drill_last_success",
+		"drgw_drill_restore_seconds",
+	};
+
+	fprintf(p->f, "%s{backend=", names[p->which]);
+	label(p->f, d->backend);
+	fputs(",pattern=", p->f);
+	label(p->f, d->pattern);
+	fputs("} ", p->f);
+	if (p->which == 0)
+		fprintf(p->f, "%.3f\n", seconds(d->started_ns));
+	else if (p->which == 1)
+		fprintf(p->f, "%d\n", d->ok ? 1 : 0);
+	else
+		fprintf(p->f, "%.3f\n", d->restore_seconds);
+	return 0;
+}
+
+int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,
+			char **ret_text)
+{
+	static const char *const drill_help[][2] = {
+		{ "drgw_drill_last_run_timestamp_seconds", "When the last restore drill of the pattern ran" },
+		{ "drgw_drill_last_success", "1 if the last restore drill of the pattern found no issue" },
+		{ "drgw_drill_restore_seconds", "How long the last restore drill took to restore (RTO sample)" },
+	};
+	struct render x = { .c = c, .now = drgw_now_ns() };
+	struct drgw_queue_stats all;
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	x.f = open_memstream(&text, &len);
+	if (!x.f)
+		return -ENOMEM;
+	r = drgw_catalog_queue_stats(c, NULL, &all);
+	if (r == 0)
+		r = drgw_catalog_each_backend(c, collect_backend, &x);
+
+	header(x.f, "drgw_up", "gauge", "1 when the catalog could be read");
+	fprintf(x.f, "drgw_up %d\n", r == 0);
+	header(x.f, "drgw_daemon_running", "gauge",
+	       "1 when a drgw daemon holds the cache directory");
+	fprintf(x.f, "drgw_daemon_running %d\n", daemon_running);
+	if (r == 0) {
+		header(x.f, "drgw_files_settling", "gauge",
+		       "Closed files waiting out the settle delay");
+		fprintf(x.f, "drgw_files_settling %llu\n",
+			(unsigned long long)(daemon_running ? all.files_settling : 0));
+		header(x.f, "drgw_versions_unencoded", "gauge",
+		       "Sealed snapshots waiting to be encoded");
+		fprintf(x.f, "drgw_versions_unencoded %llu\n",
+			(unsigned long long)all.versions_unencoded);
+		header(x.f, "drgw_snapshot_versions", "gauge",
+		       "Snapshot versions in the catalog");
+		fprintf(x.f, "drgw_snapshot_versions %llu\n",
+			(unsigned long long)all.versions);
+		for (size_t m = 0; m < ARRAY_SIZE(bmetrics) && x.n; m++) {
+			header(x.f, bmetrics[m].name, bmetrics[m].type,
+			       bmetrics[m].help);
+			for (size_t i = 0; i < x.n; i++)
+				backend_value(&x, i, (enum bvalue)m);
+		}
+		for (int w = 0; w < 3; w++) {
+			struct drill_pass p = { .f = x.f, .which = w };
+
+			header(x.f, drill_help[w][0], "gauge", drill_help[w][1]);
+			drgw_catalog_each_latest_drill(c, drill_sample, &p);
+		}
+	}
+	free(x.b);
+	free(x.qs);
+	if (fclose(x.f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	*ret_text = text;
+	return 0;
+}
