@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from conftest import DRGW, make_app_db, run, sqlite
+from conftest import DRGW, make_app_db, run, unmount
 
 
 def free_port():
@@ -25,7 +25,10 @@ def drgw_run(env, script, *extra, backends=None, timeout=180, check_rc=None):
             "--retry-min", "0.2s", "--retry-max", "1s", *map(str, extra),
             "--mount", str(env.mnt), "--", "sh", "-c", script]
     env.mnt.mkdir(exist_ok=True)
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    finally:
+        unmount(env.mnt)  # only does something if drgw run failed to
     if check_rc is not None:
         assert p.returncode == check_rc, p.stderr
     return p
@@ -88,14 +91,20 @@ def test_sigterm_during_replication_then_restart(env, tmp_path):
             f"echo one > {env.mnt}/one.db; exec sleep 600"]
     env.mnt.mkdir(exist_ok=True)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        p = env.drgw("status", "--json", check=False)
-        if p.returncode == 0 and json.loads(p.stdout)["replicas_failing"] >= 1:
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            p = env.drgw("status", "--json", check=False)
+            if p.returncode == 0 and json.loads(p.stdout)["replicas_failing"] >= 1:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        unmount(env.mnt)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "passing SIGTERM to the command" in err
     assert not os.path.ismount(env.mnt)
