@@ -1,23 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * plugin-harness: drives a backend plugin the way the gateway does, through
- * dlopen() and <drgw/backend.h> only, one operation per run.
+ * dlopen() and <drgw/backend.h> only.  One instance is opened per run.
  *
  *   plugin-harness [-v] [-r] [-o key=value]... PLUGIN.so URL COMMAND ARGS...
  *
- *   put [--token FILE] [--sha256 HEX] [--cancel-file FILE] KEY SRCFILE
+ *   put [--token FILE] [--sha256 HEX] [--cancel-file FILE] [--rate BPS]
+ *       [--kill-after-saves N] KEY SRCFILE
  *        The token file stands in for the gateway's catalog: a token found
  *        there is passed as the resume token, and every token the plugin
  *        saves is written there atomically (fsync + rename) before the
  *        plugin goes on, so it survives a SIGKILL.  put() is cancelled once
- *        the cancel file exists.
+ *        the cancel file exists.  --rate slows the source's reads down to
+ *        BPS bytes per second (so that a test can interrupt an upload
+ *        midway); --kill-after-saves makes the process SIGKILL itself right
+ *        after the N-th token is durably saved (a crash at a known point).
  *   get KEY OFFSET LENGTH OUTFILE      one ranged read
  *   cat KEY OUTFILE                    whole object by 4 MiB ranged reads
  *   stat KEY
  *   list [PREFIX]                      every page; "KEY<TAB>SIZE" per line
  *   rm KEY
  *   abort KEY TOKENFILE
- *   describe | ping | creds | caps
+ *   describe | ping
+ *   ctl-msg OPCODE                     a private ctl() filling a drgw_err;
+ *                                      prints its message
+ *   ctl-u64 OPCODE                     a private ctl() filling a uint64_t;
+ *                                      prints it in hex
+ *   creds | caps                       ctl-msg 0x5301 | ctl-u64 0x5302 (the
+ *                                      S3 plugin's; caps falls back to
+ *                                      ops->caps)
+ *   batch                              reads commands from stdin, one per
+ *                                      line (fields separated by tabs if
+ *                                      the line has any, else by spaces),
+ *                                      on the one open instance, plus
+ *                                      "sleep MS"; stops at the first
+ *                                      failure
  *
  * Exit status 0 on success, 1 on failure with "plugin-harness: COMMAND:
  * ERRNO-NAME: message" on stderr, 2 on usage errors.  -v prints the
@@ -35,12 +52,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drgw/backend.h>
 
 #define MAX_OPTS 32
 #define CAT_CHUNK (4u << 20)
+#define MAX_BATCH_ARGS 16
 #define S3_CTL_CREDS_SOURCE 0x5301
 #define S3_CTL_INSTANCE_CAPS 0x5302
 
@@ -50,6 +69,8 @@ struct source {
 	struct drgw_put_source src;	/* first: the plugin gets &src */
 	const char *token_path;
 	const char *cancel_path;
+	uint64_t rate;			/* bytes per second, 0: unlimited */
+	int kill_after;			/* SIGKILL after this save, 0: never */
 	pthread_mutex_t lock;
 	int saves;
 };
@@ -111,7 +132,17 @@ static int fail(const char *cmd, int r, const struct drgw_err *err)
 static int read_at(struct drgw_put_source *src, void *buf, size_t len,
 		   uint64_t off)
 {
+	struct source *s = (struct source *)src;
 	size_t done = 0;
+
+	if (s->rate) {
+		uint64_t ns = (uint64_t)len * 1000000000u / s->rate;
+		struct timespec ts = { (time_t)(ns / 1000000000u),
+				       (long)(ns % 1000000000u) };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 
 	while (done < len) {
 		ssize_t n = pread(src->fd, (char *)buf + done, len - done,
@@ -165,6 +196,10 @@ static int save_token(struct drgw_put_source *src, const void *token,
 	if (r == 0 && rename(tmp, s->token_path) < 0)
 		r = -errno;
 	s->saves++;
+	/* A crash right after the token became durable: the worst moment
+	 * for a plugin that saves before it sends. */
+	if (r == 0 && s->kill_after && s->saves == s->kill_after)
+		raise(SIGKILL);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -248,6 +283,7 @@ static int cmd_put(const struct drgw_backend_ops *ops, void *inst, int argc,
 	struct stat st;
 	void *token = NULL;
 	size_t token_len = 0;
+	uint64_t n;
 	int i = 1, r;
 
 	pthread_mutex_init(&s.lock, NULL);
@@ -259,6 +295,12 @@ static int cmd_put(const struct drgw_backend_ops *ops, void *inst, int argc,
 			;
 		else if (!strcmp(argv[i], "--cancel-file"))
 			s.cancel_path = argv[i + 1];
+		else if (!strcmp(argv[i], "--rate") &&
+			 parse_u64(argv[i + 1], &s.rate) == 0)
+			;
+		else if (!strcmp(argv[i], "--kill-after-saves") &&
+			 parse_u64(argv[i + 1], &n) == 0 && n < 1000000)
+			s.kill_after = (int)n;
 		else
 			return 2;
 	}
@@ -403,6 +445,147 @@ static int cmd_list(const struct drgw_backend_ops *ops, void *inst,
 	return 0;
 }
 
+/* Parses a decimal or 0x-prefixed hex ctl() opcode. */
+static int parse_opcode(const char *s, int *ret)
+{
+	uint64_t v = 0;
+
+	if (!strncmp(s, "0x", 2)) {
+		if (!s[2])
+			return -EINVAL;
+		for (s += 2; *s; s++) {
+			int d = hexval(*s >= 'A' && *s <= 'F' ? *s - 'A' + 'a' : *s);
+
+			if (d < 0 || v > 0xfffffff)
+				return -EINVAL;
+			v = v * 16 + (uint64_t)d;
+		}
+	} else if (parse_u64(s, &v) < 0 || v > 0x7fffffff) {
+		return -EINVAL;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+static int ctl_msg(const struct drgw_backend_ops *ops, void *inst,
+		   const char *cmd, int op)
+{
+	struct drgw_err err = { 0 };
+	int r = ops->ctl(inst, op, &err);
+
+	if (r < 0)
+		return fail(cmd, r, &err);
+	printf("%s\n", err.msg);
+	return 0;
+}
+
+static int run_batch(const struct drgw_backend_ops *ops, void *inst);
+
+/* Runs one command (argv[0]) on the open instance; the exit status. */
+static int run_command(const struct drgw_backend_ops *ops, void *inst,
+		       int argc, char **argv, int in_batch)
+{
+	const char *cmd = argv[0];
+	struct drgw_err err = { 0 };
+	uint64_t caps, ms;
+	int r, op;
+
+	if (!strcmp(cmd, "put")) {
+		r = cmd_put(ops, inst, argc, argv);
+	} else if (!strcmp(cmd, "get") && argc == 5) {
+		uint64_t off, len;
+
+		r = parse_u64(argv[2], &off) || parse_u64(argv[3], &len) ? 2 :
+			cmd_get(ops, inst, argv[1], off, (size_t)len, argv[4]);
+	} else if (!strcmp(cmd, "cat") && argc == 3) {
+		r = cmd_cat(ops, inst, argv[1], argv[2]);
+	} else if (!strcmp(cmd, "stat") && argc == 2) {
+		struct drgw_object_info info;
+
+		r = ops->stat(inst, argv[1], &info, &err);
+		if (r < 0)
+			r = fail("stat", r, &err);
+		else
+			printf("size %" PRIu64 " mtime %" PRId64 " etag %s\n",
+			       info.size, info.mtime_ns, info.etag);
+	} else if (!strcmp(cmd, "list") && argc <= 2) {
+		r = cmd_list(ops, inst, argc == 2 ? argv[1] : "");
+	} else if (!strcmp(cmd, "rm") && argc == 2) {
+		r = ops->remove(inst, argv[1], &err);
+		r = r < 0 ? fail("rm", r, &err) : 0;
+	} else if (!strcmp(cmd, "abort") && argc == 3) {
+		size_t len = 0;
+		void *tok = load_file(argv[2], &len);
+
+		r = ops->abort_put(inst, argv[1], tok, len, &err);
+		free(tok);
+		r = r < 0 ? fail("abort", r, &err) : 0;
+	} else if (!strcmp(cmd, "describe") && argc == 1) {
+		r = ctl_msg(ops, inst, cmd, DRGW_CTL_DESCRIBE);
+	} else if (!strcmp(cmd, "creds") && argc == 1) {
+		r = ctl_msg(ops, inst, cmd, S3_CTL_CREDS_SOURCE);
+	} else if (!strcmp(cmd, "ctl-msg") && argc == 2 &&
+		   parse_opcode(argv[1], &op) == 0) {
+		r = ctl_msg(ops, inst, cmd, op);
+	} else if (!strcmp(cmd, "ping") && argc == 1) {
+		r = ops->ctl(inst, DRGW_CTL_PING, &err);
+		r = r < 0 ? fail("ping", r, &err) : 0;
+	} else if (!strcmp(cmd, "caps") && argc == 1) {
+		r = ops->ctl(inst, S3_CTL_INSTANCE_CAPS, &caps);
+		if (r < 0)
+			caps = ops->caps;
+		printf("0x%" PRIx64 "\n", caps);
+		r = 0;
+	} else if (!strcmp(cmd, "ctl-u64") && argc == 2 &&
+		   parse_opcode(argv[1], &op) == 0) {
+		r = ops->ctl(inst, op, &caps);
+		if (r < 0)
+			r = fail(cmd, r, NULL);
+		else
+			printf("0x%" PRIx64 "\n", caps);
+	} else if (!strcmp(cmd, "sleep") && argc == 2 && in_batch &&
+		   parse_u64(argv[1], &ms) == 0) {
+		struct timespec ts = { (time_t)(ms / 1000),
+				       (long)(ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		r = 0;
+	} else if (!strcmp(cmd, "batch") && argc == 1 && !in_batch) {
+		r = run_batch(ops, inst);
+	} else {
+		fprintf(stderr, "plugin-harness: bad command or arguments: %s\n", cmd);
+		r = 2;
+	}
+	fflush(stdout);
+	return r;
+}
+
+static int run_batch(const struct drgw_backend_ops *ops, void *inst)
+{
+	char line[8192];
+	int r = 0;
+
+	while (!r && fgets(line, sizeof(line), stdin)) {
+		char *args[MAX_BATCH_ARGS], *p = line;
+		const char *sep = strchr(line, '\t') ? "\t" : " ";
+		int n = 0;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		/* strsep() rather than strtok(): empty fields stay fields. */
+		while (p && n < MAX_BATCH_ARGS) {
+			char *f = strsep(&p, sep);
+
+			if (*f || *sep == '\t')
+				args[n++] = f;
+		}
+		if (n == 0)
+			continue;
+		r = run_command(ops, inst, n, args, 1);
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct drgw_option opts[MAX_OPTS];
@@ -414,7 +597,6 @@ int main(int argc, char **argv)
 	void *dl, *inst;
 	const char *cmd;
 	int i = 1, r, read_only = 0;
-	uint64_t caps;
 
 	/* As the gateway does: a peer closing a connection must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
@@ -464,59 +646,7 @@ int main(int argc, char **argv)
 		r = fail("open", r, &err);
 		goto out_free;
 	}
-	argc -= i + 2;
-	argv += i + 2;
-	memset(&err, 0, sizeof(err));
-	if (!strcmp(cmd, "put")) {
-		r = cmd_put(ops, inst, argc, argv);
-	} else if (!strcmp(cmd, "get") && argc == 5) {
-		uint64_t off, len;
-
-		r = parse_u64(argv[2], &off) || parse_u64(argv[3], &len) ? 2 :
-			cmd_get(ops, inst, argv[1], off, (size_t)len, argv[4]);
-	} else if (!strcmp(cmd, "cat") && argc == 3) {
-		r = cmd_cat(ops, inst, argv[1], argv[2]);
-	} else if (!strcmp(cmd, "stat") && argc == 2) {
-		struct drgw_object_info info;
-
-		r = ops->stat(inst, argv[1], &info, &err);
-		if (r < 0)
-			r = fail("stat", r, &err);
-		else
-			printf("size %" PRIu64 " mtime %" PRId64 " etag %s\n",
-			       info.size, info.mtime_ns, info.etag);
-	} else if (!strcmp(cmd, "list") && argc <= 2) {
-		r = cmd_list(ops, inst, argc == 2 ? argv[1] : "");
-	} else if (!strcmp(cmd, "rm") && argc == 2) {
-		r = ops->remove(inst, argv[1], &err);
-		r = r < 0 ? fail("rm", r, &err) : 0;
-	} else if (!strcmp(cmd, "abort") && argc == 3) {
-		size_t len = 0;
-		void *tok = load_file(argv[2], &len);
-
-		r = ops->abort_put(inst, argv[1], tok, len, &err);
-		free(tok);
-		r = r < 0 ? fail("abort", r, &err) : 0;
-	} else if (!strcmp(cmd, "describe") || !strcmp(cmd, "creds")) {
-		r = ops->ctl(inst, !strcmp(cmd, "describe") ? DRGW_CTL_DESCRIBE :
-						S3_CTL_CREDS_SOURCE, &err);
-		if (r < 0)
-			r = fail(cmd, r, &err);
-		else
-			printf("%s\n", err.msg);
-	} else if (!strcmp(cmd, "ping")) {
-		r = ops->ctl(inst, DRGW_CTL_PING, &err);
-		r = r < 0 ? fail("ping", r, &err) : 0;
-	} else if (!strcmp(cmd, "caps")) {
-		r = ops->ctl(inst, S3_CTL_INSTANCE_CAPS, &caps);
-		if (r < 0)
-			caps = ops->caps;
-		printf("0x%" PRIx64 "\n", caps);
-		r = 0;
-	} else {
-		fprintf(stderr, "plugin-harness: bad command or arguments: %s\n", cmd);
-		r = 2;
-	}
+	r = run_command(ops, inst, argc - (i + 2), argv + i + 2, 0);
 	ops->close(inst);
 out_free:
 	free(inst);

@@ -35,7 +35,7 @@ def _tool(env_name, rel):
 
 
 PLUGIN = _tool("DRGW_S3_PLUGIN", "plugins/s3/drgw-s3.so")
-HARNESS = _tool("DRGW_S3_HARNESS", "tests/s3/plugin-harness")
+HARNESS = _tool("DRGW_S3_HARNESS", "tests/plugin-harness/plugin-harness")
 SIGV4_DUMP = _tool("DRGW_SIGV4_DUMP", "tests/s3/sigv4-dump")
 
 
