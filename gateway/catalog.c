@@ -42,7 +42,8 @@ static const char schema_sql[] =
 	"  error TEXT,\n"
 	"  next_attempt_ns INTEGER NOT NULL DEFAULT 0,\n"
 	"  attempts INTEGER NOT NULL DEFAULT 0,\n"
-	"  encoded_ns INTEGER NOT NULL DEFAULT 0);\n"
+	"  encoded_ns INTEGER NOT NULL DEFAULT 0,\n"
+	"  reseal INTEGER NOT NULL DEFAULT 0);\n"
 	"CREATE INDEX IF NOT EXISTS versions_by_name ON versions(name, created_ns);\n"
 	"CREATE INDEX IF NOT EXISTS versions_by_state ON versions(state, next_attempt_ns);\n"
 	"CREATE TABLE IF NOT EXISTS backends(\n"
@@ -93,6 +94,7 @@ static const char schema_sql[] =
 	"  created_ns INTEGER NOT NULL,\n"
 	"  mode INTEGER NOT NULL,\n"
 	"  sha256 TEXT NOT NULL,\n"
+	"  key_id TEXT NOT NULL,\n"
 	"  PRIMARY KEY(backend, key));\n";
 
 static const char *const version_states[] = { "sealed", "encoded" };
@@ -277,7 +279,8 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
-	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns"
+	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
+	"reseal"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -298,6 +301,7 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->next_attempt_ns = sqlite3_column_int64(st, 12);
 	v->attempts = (uint32_t)sqlite3_column_int64(st, 13);
 	v->encoded_ns = sqlite3_column_int64(st, 14);
+	v->reseal = sqlite3_column_int64(st, 15);
 }
 
 #define REPLICA_COLS                                                      \
@@ -388,6 +392,22 @@ int drgw_catalog_clear_settling(struct drgw_catalog *c)
 	return r;
 }
 
+int drgw_catalog_clear_settling_below(struct drgw_catalog *c, const char *dir)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	/* substr(), not LIKE: names may contain % and _. */
+	st = prep(c, "DELETE FROM settling WHERE "
+		     "substr(name, 1, length(?1) + 1) = ?1 || '/'");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 {
 	sqlite3_stmt *st;
@@ -432,8 +452,8 @@ int drgw_catalog_reschedule_version(struct drgw_catalog *c, int64_t id,
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	st = prep(c, "UPDATE versions SET next_attempt_ns = ? WHERE id = ? "
-		     "AND state = 'sealed'");
+	st = prep(c, "UPDATE versions SET next_attempt_ns = ?, reseal = reseal + 1 "
+		     "WHERE id = ? AND state = 'sealed'");
 	if (st) {
 		sqlite3_bind_int64(st, 1, next_attempt_ns);
 		sqlite3_bind_int64(st, 2, id);
@@ -513,7 +533,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		goto out;
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
-		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ?");
+		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ? "
+		     "AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -522,8 +543,12 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
 		sqlite3_bind_int64(st, 7, v->id);
+		sqlite3_bind_int64(st, 8, v->reseal);
 	}
 	r = run(st);
+	/* Resealed (the file changed) while we encoded: the object is stale. */
+	if (r == 0 && sqlite3_changes(c->db) == 0)
+		r = -ESTALE;
 	for (size_t i = 0; r == 0 && i < n_backends; i++) {
 		st = prep(c, "INSERT OR IGNORE INTO replicas(version_id, backend, "
 			     "key, state) VALUES(?, ?, ?, 'pending')");
@@ -1098,7 +1123,7 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
 		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
-		     "mode, sha256) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+		     "mode, sha256, key_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
@@ -1111,6 +1136,7 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 		sqlite3_bind_int64(st, 9, o->created_ns);
 		sqlite3_bind_int64(st, 10, o->mode);
 		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 12, o->key_id, -1, SQLITE_TRANSIENT);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
@@ -1126,7 +1152,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "SELECT vid, name, size, mtime_ns, created_ns, mode, "
-		     "sha256 FROM remote_objects WHERE backend = ? AND key = ? "
+		     "sha256, key_id FROM remote_objects WHERE backend = ? AND key = ? "
 		     "AND object_size = ? AND etag = ?");
 	if (!st) {
 		r = -EIO;
@@ -1149,6 +1175,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 		ret->created_ns = sqlite3_column_int64(st, 4);
 		ret->mode = (uint32_t)sqlite3_column_int64(st, 5);
 		col_copy(st, 6, ret->sha256, sizeof(ret->sha256));
+		col_copy(st, 7, ret->key_id, sizeof(ret->key_id));
 		r = ret->key && ret->name ? 0 : -ENOMEM;
 		if (r < 0)
 			drgw_remote_object_release(ret);

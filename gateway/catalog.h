@@ -58,6 +58,9 @@ struct drgw_version {
 	int64_t next_attempt_ns;
 	uint32_t attempts;
 	int64_t encoded_ns;
+	/* Bumped whenever the version is made due again because its file
+	 * changed; an encode that started before a bump must not commit. */
+	int64_t reseal;
 };
 
 struct drgw_replica {
@@ -97,6 +100,8 @@ struct drgw_remote_object {
 	int64_t created_ns;
 	uint32_t mode;
 	char sha256[65];
+	/* Hex id of the key the object was written with. */
+	char key_id[17];
 };
 
 int drgw_catalog_open(const char *path, bool read_only,
@@ -121,6 +126,8 @@ int drgw_catalog_recover(struct drgw_catalog *c);
 int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 			      bool settling);
 int drgw_catalog_clear_settling(struct drgw_catalog *c);
+/* Ends settling of every file below directory dir (it was renamed). */
+int drgw_catalog_clear_settling_below(struct drgw_catalog *c, const char *dir);
 
 /* Inserts a sealed version (and ends name's settling); v->id is set. */
 int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v);
@@ -129,7 +136,8 @@ int drgw_catalog_next_sealed(struct drgw_catalog *c, int64_t now_ns,
 			     struct drgw_version *ret);
 /* Earliest next attempt of any sealed version, or INT64_MAX. */
 int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c);
-/* Marks v encoded and adds a pending replica per backend, atomically. */
+/* Marks v encoded and adds a pending replica per backend, atomically.
+ * -ESTALE (nothing changed) if v was resealed since it was read. */
 int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
 			     const char *const *backends, size_t n_backends,
 			     const char *key);

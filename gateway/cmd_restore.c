@@ -162,11 +162,14 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 		drgw_cli_error("%s exists; use --force to replace it", dest);
 		return -EEXIST;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.drgw-restore.tmp", dest);
 	for (loc = 0; loc < sn->n_locs; loc++) {
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		/* A fresh name each time (O_EXCL): a symlink planted in a
+		 * shared directory cannot redirect what root writes. */
+		snprintf(tmp, sizeof(tmp), "%s.drgw-restore-XXXXXX", dest);
+		fd = mkostemp(tmp, O_CLOEXEC);
 		if (fd < 0) {
-			drgw_cli_error("cannot create %s: %s", tmp, strerror(errno));
+			drgw_cli_error("cannot create a file next to %s: %s", dest,
+				       strerror(errno));
 			return -errno;
 		}
 		memset(&err, 0, sizeof(err));
@@ -183,14 +186,18 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 		close(fd);
 		if (r == 0)
 			break;
+		unlink(tmp);
 		log_error("cannot restore %s from %s: %s", sn->meta.name,
 			  s->gw->backend_names[sn->locs[loc].backend],
 			  err.msg[0] ? err.msg : strerror(-r));
 	}
-	if (r == 0 && rename(tmp, dest) < 0)
+	if (r == 0 && rename(tmp, dest) < 0) {
 		r = -errno;
-	if (r < 0) {
 		unlink(tmp);
+	}
+	if (r == 0)
+		drgw_fsync_parent(dest);
+	if (r < 0) {
 		drgw_cli_error("cannot restore %s: %s", sn->meta.name,
 			       err.msg[0] ? err.msg : strerror(-r));
 		return r;

@@ -324,11 +324,15 @@ int drgw_obj_parse_trailer(const uint8_t t[DRGW_OBJ_TRAILER_SIZE],
 			     "not a complete drgw object (no trailer): truncated or foreign");
 		return -EIO;
 	}
+	/* Checked without wrap-around: footer_off comes from the untrusted
+	 * trailer and may be anything up to 2^64-1. */
 	min_footer = FOOTER_FIXED + DRGW_OBJ_TAG_SIZE + 4 * n_chunks;
 	if (n_chunks > DRGW_OBJ_MAX_CHUNKS || get_u32(t + 84) != 0 ||
 	    footer_len > DRGW_OBJ_FOOTER_MAX || footer_len < min_footer ||
-	    footer_off < DRGW_OBJ_HEADER_SIZE ||
-	    footer_off + footer_len + DRGW_OBJ_TRAILER_SIZE != object_size) {
+	    footer_off < DRGW_OBJ_HEADER_SIZE || footer_off > object_size ||
+	    object_size - footer_off < (uint64_t)footer_len +
+					     DRGW_OBJ_TRAILER_SIZE ||
+	    object_size - footer_off - footer_len != DRGW_OBJ_TRAILER_SIZE) {
 		drgw_err_set(err,
 			     "drgw object framing is inconsistent with its size: truncated or corrupt");
 		return -EIO;

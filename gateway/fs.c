@@ -128,6 +128,7 @@ static int gw_unlink(const char *path)
 {
 	struct drgw_gateway *gw = gw_of();
 
+	drgw_spool_hold(gw, rel(path));
 	if (unlinkat(gw->files_fd, rel(path), 0) < 0)
 		return -errno;
 	drgw_nodes_lock(gw->nodes);
@@ -170,6 +171,16 @@ static int gw_rename(const char *from, const char *to, unsigned int flags)
 
 	if (fstatat(gw->files_fd, rel(from), &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	/* A target the rename replaces loses its last name: if its newest
+	 * version is not encoded yet, keep the content.  (The source keeps
+	 * its content under the new name, which gets a version of its own.) */
+	if (S_ISREG(st.st_mode) && !(flags & RENAME_EXCHANGE)) {
+		struct stat tst;
+
+		if (fstatat(gw->files_fd, rel(to), &tst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(tst.st_mode))
+			drgw_spool_hold(gw, rel(to));
+	}
 	if (renameat2(gw->files_fd, rel(from), gw->files_fd, rel(to), flags) < 0)
 		return -errno;
 	drgw_nodes_lock(gw->nodes);
@@ -188,6 +199,7 @@ static int gw_rename(const char *from, const char *to, unsigned int flags)
 	if (S_ISDIR(st.st_mode)) {
 		/* Every file below has a new name; the scan seals those whose
 		 * name has no snapshot of their content yet. */
+		drgw_catalog_clear_settling_below(gw->cat, rel(from));
 		drgw_seal_scan_dir(gw, rel(to));
 		return r;
 	}

@@ -30,11 +30,22 @@ static int open_dir(const char *path, int *ret_fd, struct drgw_err *err)
 	return r;
 }
 
+/* The pid in the lock file is for messages only; the flock() is what
+ * excludes a second daemon. */
+static int write_pid(struct drgw_gateway *gw)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+	if (ftruncate(gw->lock_fd, 0) < 0)
+		return -errno;
+	return drgw_pwrite_full(gw->lock_fd, pid, (size_t)n, 0);
+}
+
 static int take_lock(struct drgw_gateway *gw, struct drgw_err *err)
 {
-	char path[PATH_MAX + 8], pid[32];
+	char path[PATH_MAX + 8];
 	long other = 0;
-	int n;
 
 	snprintf(path, sizeof(path), "%s/lock", gw->cache_dir);
 	gw->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -54,9 +65,7 @@ static int take_lock(struct drgw_gateway *gw, struct drgw_err *err)
 			drgw_err_set(err, "cannot lock %s: %s", path, strerror(e));
 		return e == EWOULDBLOCK ? -EBUSY : -e;
 	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(gw->lock_fd, 0) < 0 ||
-	    drgw_pwrite_full(gw->lock_fd, pid, (size_t)n, 0) < 0) {
+	if (write_pid(gw) < 0) {
 		drgw_err_set(err, "cannot write %s: %s", path, strerror(errno));
 		return -errno;
 	}
@@ -156,7 +165,7 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 		return -ENOMEM;
 	gw->cfg = cfg;
 	gw->mode = mode;
-	gw->files_fd = gw->spool_fd = gw->lock_fd = -1;
+	gw->files_fd = gw->spool_fd = gw->held_fd = gw->lock_fd = -1;
 	gw->poll_ns = 5 * NSEC_PER_SEC;
 	pthread_mutex_init(&gw->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -191,6 +200,10 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 		if (r == 0) {
 			snprintf(path, sizeof(path), "%s/spool", gw->cache_dir);
 			r = open_dir(path, &gw->spool_fd, err);
+		}
+		if (r == 0) {
+			snprintf(path, sizeof(path), "%s/held", gw->cache_dir);
+			r = open_dir(path, &gw->held_fd, err);
 		}
 		if (r < 0)
 			goto fail;
@@ -256,6 +269,8 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
 		close(gw->files_fd);
 	if (gw->spool_fd >= 0)
 		close(gw->spool_fd);
+	if (gw->held_fd >= 0)
+		close(gw->held_fd);
 	if (gw->lock_fd >= 0)
 		close(gw->lock_fd); /* releases the flock */
 	pthread_cond_destroy(&gw->seal_cond);
@@ -328,11 +343,29 @@ int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts)
 			      (double)(1u << 30));
 }
 
+/* fuse_daemonize() may have forked us since drgw_gateway_open().  SQLite's
+ * POSIX locks belonged to the parent that exited, so the catalog must be
+ * opened again by this process: with the old connection, a `drgw ls` that
+ * closes the catalog would believe itself its last user and delete the
+ * WAL the daemon still writes to. */
+static int reopen_after_fork(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	char path[PATH_MAX + 16];
+
+	gw->cat = drgw_catalog_close(gw->cat);
+	snprintf(path, sizeof(path), "%s/catalog.db", gw->cache_dir);
+	write_pid(gw);
+	return drgw_catalog_open(path, false, &gw->cat, err);
+}
+
 int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
 {
 	unsigned n = gw->cfg->upload_workers;
 	int r;
 
+	r = reopen_after_fork(gw, err);
+	if (r < 0)
+		return r;
 	r = drgw_catalog_recover(gw->cat);
 	if (r == 0)
 		r = drgw_spool_cleanup(gw);

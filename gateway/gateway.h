@@ -4,6 +4,7 @@
  *
  *   <cache>/files/     the working set the mount shows (gateway mode)
  *   <cache>/spool/     encoded objects waiting for replication
+ *   <cache>/held/      files removed before their version was encoded
  *   <cache>/catalog.db the catalog (catalog.h)
  *   <cache>/lock       flock()ed by the daemon; holds its pid
  *
@@ -49,6 +50,9 @@ struct drgw_gateway {
 	char files_dir[PATH_MAX];
 	int files_fd;
 	int spool_fd;
+	/* <cache>/held: hard links to files removed before their version
+	 * was encoded, named by version id. */
+	int held_fd;
 	int lock_fd;
 	struct drgw_catalog *cat;
 	struct drgw_keyring keys;
@@ -141,6 +145,9 @@ void *drgw_encoder_main(void *arg);
 /* Removes leftovers in the spool: temp files and objects of versions that
  * are fully replicated or unknown. */
 int drgw_spool_cleanup(struct drgw_gateway *gw);
+/* Before name is unlinked or replaced: if its newest version is not
+ * encoded yet, keep the content for the encoder.  Called by fs.c. */
+void drgw_spool_hold(struct drgw_gateway *gw, const char *name);
 /* "<vid>.drgw": the key of a version's object, in the spool and remotely. */
 void drgw_spool_name(const char *vid, char *buf, size_t size);
 

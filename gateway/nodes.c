@@ -151,13 +151,24 @@ struct drgw_node *drgw_nodes_get_locked(struct drgw_nodes *t, const char *path)
 	return n;
 }
 
+static void detach(struct drgw_nodes *t, struct drgw_node *n);
+
 void drgw_nodes_put_locked(struct drgw_nodes *t, struct drgw_node *n)
 {
-	if (!n)
+	if (!n || --n->refs)
 		return;
-	n->refs--;
-	if (n->refs == 0 && n->unlinked)
+	if (n->unlinked) {
 		node_free(n);
+		return;
+	}
+	/* Nothing pending and nobody holding it: forget it, so the table does
+	 * not grow with every path ever opened.  A new node starts a new
+	 * change counter, which is fine: counters are only compared while a
+	 * reference is held. */
+	if (!n->writers && !n->seal_at && !atomic_load(&n->dirty)) {
+		detach(t, n);
+		node_free(n);
+	}
 }
 
 void drgw_node_touch(struct drgw_node *n)

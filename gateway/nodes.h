@@ -51,7 +51,8 @@ void drgw_nodes_unlock(struct drgw_nodes *t);
 struct drgw_node *drgw_nodes_get_locked(struct drgw_nodes *t, const char *path);
 /* Finds without creating; no reference taken.  Caller holds the lock. */
 struct drgw_node *drgw_nodes_find_locked(struct drgw_nodes *t, const char *path);
-/* Drops a reference; frees unlinked nodes with no references.  Locked. */
+/* Drops a reference; a node with none left is freed when it is unlinked,
+ * or when it has no writer, no seal due and no unsealed change.  Locked. */
 void drgw_nodes_put_locked(struct drgw_nodes *t, struct drgw_node *n);
 
 /* Records a change to the data (write, truncate); lock-free. */

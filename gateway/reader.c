@@ -364,6 +364,11 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
 	return &f->idx.meta;
 }
 
+const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
+{
+	return f->obj.key_id;
+}
+
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
 {
 	return f->idx.object_size;
@@ -442,41 +447,53 @@ static void readahead_locked(struct drgw_rfile *f, uint64_t last)
 	}
 }
 
-/* Returns chunk index pinned and READY, fetching it if needed. */
+/* Returns chunk index pinned and READY, fetching it if needed.  A chunk
+ * whose read-ahead failed is fetched once more by the reader itself: a
+ * transient error in the background must not become an EIO. */
 static int get_chunk(struct drgw_rfile *f, uint64_t index,
 		     struct centry **ret, struct drgw_err *err)
 {
 	struct drgw_reader *rd = f->rd;
 	struct centry *e;
+	bool loaded_here = false;
 
 	pthread_mutex_lock(&rd->lock);
-	e = find_locked(rd, f, index);
-	if (!e) {
-		e = new_entry_locked(rd, f, index);
+	for (;;) {
+		e = find_locked(rd, f, index);
 		if (!e) {
+			e = new_entry_locked(rd, f, index);
+			if (!e) {
+				pthread_mutex_unlock(&rd->lock);
+				return -ENOMEM;
+			}
+			e->pins++;
 			pthread_mutex_unlock(&rd->lock);
-			return -ENOMEM;
+			load(rd, e);
+			loaded_here = true;
+			pthread_mutex_lock(&rd->lock);
+		} else {
+			e->pins++;
+			lru_unlink(rd, e);
+			lru_push_front(rd, e);
 		}
-		e->pins++;
-		pthread_mutex_unlock(&rd->lock);
-		load(rd, e);
-		pthread_mutex_lock(&rd->lock);
-	} else {
-		e->pins++;
-		lru_unlink(rd, e);
-		lru_push_front(rd, e);
-	}
-	while (e->state == C_LOADING)
-		pthread_cond_wait(&rd->cond, &rd->lock);
-	if (e->state == C_FAILED) {
-		int r = e->error;
-
-		drgw_err_set(err, "%s", e->errmsg);
+		while (e->state == C_LOADING)
+			pthread_cond_wait(&rd->cond, &rd->lock);
+		if (e->state != C_FAILED)
+			break;
 		/* Drop it once the last waiter saw the error. */
+		if (loaded_here) {
+			int r = e->error;
+
+			drgw_err_set(err, "%s", e->errmsg);
+			if (--e->pins == 0)
+				entry_free_locked(rd, e);
+			pthread_mutex_unlock(&rd->lock);
+			return r;
+		}
+		/* Hide it from lookups; its last user frees it. */
+		e->index = UINT64_MAX;
 		if (--e->pins == 0)
 			entry_free_locked(rd, e);
-		pthread_mutex_unlock(&rd->lock);
-		return r;
 	}
 	pthread_mutex_unlock(&rd->lock);
 	*ret = e;

@@ -41,6 +41,8 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
+/* Id of the key the object was written with. */
+const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);
 /* Reads len plaintext bytes at off; returns the count (short only at the

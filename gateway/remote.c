@@ -73,14 +73,24 @@ static int on_key(void *arg, const char *key,
 	return 0;
 }
 
+/* A cached description of the object, if the object did not change (same
+ * size and etag) and its key is in the ring (so a wrong key still fails
+ * loudly instead of mounting files that cannot be read). */
 static int from_cache(struct drgw_gateway *gw, struct found *f)
 {
 	struct drgw_remote_object o;
 	struct drgw_obj_meta *m;
+	uint8_t id[DRGW_KEY_ID_BYTES];
 
-	if (drgw_catalog_get_remote(gw->cat, gw->backend_names[f->backend],
+	if (!f->info.etag[0] ||
+	    drgw_catalog_get_remote(gw->cat, gw->backend_names[f->backend],
 				    f->key, f->info.size, f->info.etag, &o) < 0)
 		return -ENOENT;
+	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
+	    !drgw_keyring_find(&gw->keys, id)) {
+		drgw_remote_object_release(&o);
+		return -ENOENT;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		drgw_remote_object_release(&o);
@@ -98,7 +108,8 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 	return 0;
 }
 
-static void to_cache(struct drgw_gateway *gw, const struct found *f)
+static void to_cache(struct drgw_gateway *gw, const struct found *f,
+		     const uint8_t *key_id)
 {
 	struct drgw_remote_object o = { 0 };
 
@@ -113,40 +124,48 @@ static void to_cache(struct drgw_gateway *gw, const struct found *f)
 	o.created_ns = f->meta->created_ns;
 	o.mode = f->meta->mode;
 	drgw_hex(f->meta->sha256, 32, o.sha256);
+	drgw_key_id_hex(key_id, o.key_id);
 	drgw_catalog_put_remote(gw->cat, &o);
+}
+
+/* "<vid>.drgw" must name the version the footer names, or an object was
+ * copied under another version's name. */
+static bool key_matches(const char *key, const char *vid)
+{
+	size_t n = strlen(vid);
+
+	return !strncmp(key, vid, n) && !strcmp(key + n, ".drgw");
 }
 
 static void open_one(struct scan *s, struct found *f)
 {
 	struct drgw_err err = { 0 };
-	struct drgw_rfile *rf;
+	struct drgw_rfile *rf = NULL;
 
-	if (s->gw->cat && from_cache(s->gw, f) == 0)
-		return;
-	f->r = drgw_rfile_open(s->rd, s->gw->backends[f->backend], f->key,
-			       f->info.size, &rf, &err);
-	if (f->r < 0) {
-		drgw_strlcpy(f->err, err.msg, sizeof(f->err));
-		return;
-	}
-	f->meta = malloc(sizeof(*f->meta));
-	if (!f->meta) {
-		f->r = -ENOMEM;
-	} else {
-		*f->meta = *drgw_rfile_meta(rf);
-		/* The key must be the version the footer names, or an object
-		 * was copied under another version's name. */
-		if (strncmp(f->key, f->meta->vid, strlen(f->meta->vid)) ||
-		    strcmp(f->key + strlen(f->meta->vid), ".drgw")) {
-			f->r = -EIO;
-			snprintf(f->err, sizeof(f->err),
-				 "%s holds version %s under another name", f->key,
-				 f->meta->vid);
-			free(f->meta);
-			f->meta = NULL;
-		} else if (s->gw->cat) {
-			to_cache(s->gw, f);
+	if (!s->gw->cat || from_cache(s->gw, f) < 0) {
+		f->r = drgw_rfile_open(s->rd, s->gw->backends[f->backend],
+				       f->key, f->info.size, &rf, &err);
+		if (f->r < 0) {
+			drgw_strlcpy(f->err, err.msg, sizeof(f->err));
+			return;
 		}
+		f->meta = malloc(sizeof(*f->meta));
+		if (!f->meta) {
+			f->r = -ENOMEM;
+			drgw_rfile_close(rf);
+			return;
+		}
+		*f->meta = *drgw_rfile_meta(rf);
+	}
+	if (!key_matches(f->key, f->meta->vid)) {
+		f->r = -EIO;
+		snprintf(f->err, sizeof(f->err),
+			 "%s on %s holds version %s under another name", f->key,
+			 s->gw->backend_names[f->backend], f->meta->vid);
+		free(f->meta);
+		f->meta = NULL;
+	} else if (rf && s->gw->cat) {
+		to_cache(s->gw, f, drgw_rfile_key_id(rf));
 	}
 	drgw_rfile_close(rf);
 }
@@ -180,9 +199,40 @@ static int cmp_snap(const void *a, const void *b)
 	return strcmp(x->meta.vid, y->meta.vid);
 }
 
+/* Records an object that cannot be used, with f->err or why. */
+static int add_bad(struct drgw_remote_set *set, const struct found *f,
+		   const char *bname, const char *why)
+{
+	struct drgw_bad_object *p = realloc(set->bad,
+					    (set->n_bad + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	set->bad = p;
+	p += set->n_bad++;
+	p->backend = f->backend;
+	drgw_strlcpy(p->key, f->key, sizeof(p->key));
+	if (why)
+		snprintf(p->why, sizeof(p->why), "%s on %s %s", f->key, bname,
+			 why);
+	else
+		drgw_strlcpy(p->why, f->err, sizeof(p->why));
+	return 0;
+}
+
+/* Two copies of one version must describe the same file. */
+static bool same_snapshot(const struct drgw_obj_meta *a,
+			  const struct drgw_obj_meta *b)
+{
+	return a->size == b->size && a->created_ns == b->created_ns &&
+	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
+	       !memcmp(a->sha256, b->sha256, sizeof(a->sha256)) &&
+	       !strcmp(a->name, b->name);
+}
+
 /* Adds a found object to the set, merging copies of one version. */
 static int add_found(struct drgw_remote_set *set, const struct found *f,
-		     size_t *cap)
+		     const char *bname, size_t *cap)
 {
 	struct drgw_snapshot *sn = NULL;
 	struct drgw_location *loc;
@@ -190,6 +240,9 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	for (size_t i = 0; i < set->n; i++)
 		if (!strcmp(set->snaps[i].meta.vid, f->meta->vid))
 			sn = &set->snaps[i];
+	if (sn && !same_snapshot(&sn->meta, f->meta))
+		return add_bad(set, f, bname,
+			       "claims the version of another object with other content");
 	if (!sn) {
 		if (set->n == *cap) {
 			size_t c = *cap ? *cap * 2 : 64;
@@ -211,21 +264,6 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	loc->backend = f->backend;
 	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
 	loc->object_size = f->info.size;
-	return 0;
-}
-
-static int add_bad(struct drgw_remote_set *set, const struct found *f)
-{
-	struct drgw_bad_object *p = realloc(set->bad,
-					    (set->n_bad + 1) * sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	set->bad = p;
-	p += set->n_bad++;
-	p->backend = f->backend;
-	drgw_strlcpy(p->key, f->key, sizeof(p->key));
-	drgw_strlcpy(p->why, f->err, sizeof(p->why));
 	return 0;
 }
 
@@ -268,8 +306,9 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 			struct found *f = &s.items[i];
 
 			if (r == 0)
-				r = f->r < 0 ? add_bad(&set, f) :
-					       add_found(&set, f, &cap);
+				r = f->r < 0 ?
+					    add_bad(&set, f, gw->backend_names[b], NULL) :
+					    add_found(&set, f, gw->backend_names[b], &cap);
 			free(f->meta);
 		}
 		free(s.items);
@@ -329,4 +368,29 @@ const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 			best = s; /* sorted: the last match is the newest */
 	}
 	return best;
+}
+
+int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
+		     const struct drgw_snapshot *s, size_t loc,
+		     struct drgw_rfile **ret, struct drgw_err *err)
+{
+	const struct drgw_location *l = &s->locs[loc];
+	struct drgw_rfile *rf;
+	int r;
+
+	r = drgw_rfile_open(rd, gw->backends[l->backend], l->key,
+			    l->object_size, &rf, err);
+	if (r < 0)
+		return r;
+	if (!same_snapshot(drgw_rfile_meta(rf), &s->meta) ||
+	    strcmp(drgw_rfile_meta(rf)->vid, s->meta.vid)) {
+		drgw_rfile_close(rf);
+		drgw_err_set(err,
+			     "%s on %s no longer holds %s version %s: it changed after it was listed",
+			     l->key, gw->backend_names[l->backend], s->meta.name,
+			     s->meta.vid);
+		return -EIO;
+	}
+	*ret = rf;
+	return 0;
 }

@@ -60,6 +60,12 @@ int drgw_remote_require_readable(const struct drgw_remote_set *set,
  * there is none. */
 const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 					     const char *name, const char *vid);
+/* Opens location loc of s for reading, checking that the object still is
+ * that snapshot (its footer names the same version, file and content):
+ * objects can change between a scan and a read. */
+int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
+		     const struct drgw_snapshot *s, size_t loc,
+		     struct drgw_rfile **ret, struct drgw_err *err);
 /* True if s is the newest version of its name in the set. */
 bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i);
 

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ struct upload {
 	struct drgw_put_source src;
 	struct drgw_gateway *gw;
 	const struct drgw_replica *job;
-	int64_t last_progress_ns;
+	/* Plugins report progress from several threads. */
+	atomic_int_fast64_t last_progress_ns;
 };
 
 static struct upload *upload_of(struct drgw_put_source *src)
@@ -64,12 +66,12 @@ static void src_progress(struct drgw_put_source *src, uint64_t done)
 {
 	struct upload *u = upload_of(src);
 	int64_t now = drgw_mono_ns();
+	int_fast64_t last = atomic_load(&u->last_progress_ns);
 
-	/* Racy between a plugin's threads, which is fine for a progress
-	 * figure: the worst case is one extra or one skipped update. */
-	if (now - u->last_progress_ns < PROGRESS_EVERY_NS)
+	/* One thread per interval wins the exchange and writes. */
+	if (now - last < PROGRESS_EVERY_NS ||
+	    !atomic_compare_exchange_strong(&u->last_progress_ns, &last, now))
 		return;
-	u->last_progress_ns = now;
 	drgw_catalog_set_progress(u->gw->cat, u->job->version_id,
 				  u->job->backend, done);
 }
@@ -105,6 +107,18 @@ static void release_spool_if_done(struct drgw_gateway *gw,
 			    strerror(errno));
 }
 
+/* Is the object of v on b already, complete? */
+static bool already_there(struct drgw_gateway *gw, struct drgw_backend *b,
+			  const struct drgw_replica *job,
+			  const struct drgw_version *v)
+{
+	struct drgw_object_info info;
+	struct drgw_err err = { 0 };
+
+	return drgw_backend_stat(b, job->key, &info, &err) == 0 &&
+	       info.size == v->stored_size;
+}
+
 static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 		    const struct drgw_replica *job)
 {
@@ -118,13 +132,27 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 
 	r = drgw_catalog_get_version_by_id(gw->cat, job->version_id, &v);
 	if (r < 0) {
-		drgw_catalog_replica_failed(gw->cat, job->version_id, job->backend,
-					    "version missing from the catalog",
-					    INT64_MAX);
+		/* Gone for good only if it really is gone; a busy catalog
+		 * is just a reason to try again later. */
+		drgw_catalog_replica_failed(
+			gw->cat, job->version_id, job->backend,
+			r == -ENOENT ? "version missing from the catalog" :
+				       "cannot read the catalog",
+			r == -ENOENT ? INT64_MAX :
+				       drgw_now_ns() +
+					       drgw_gateway_backoff(gw, job->attempts));
 		return;
 	}
 	drgw_spool_name(v.vid, name, sizeof(name));
 	u.src.fd = openat(gw->spool_fd, name, O_RDONLY | O_CLOEXEC);
+	if (u.src.fd < 0 && errno == ENOENT && already_there(gw, b, job, &v)) {
+		/* A power cut undid our "replicated" mark but not the spool
+		 * deletion that followed it (synchronous=NORMAL). */
+		drgw_catalog_replica_done(gw->cat, job->version_id, job->backend,
+					  v.stored_size);
+		log_info("%s version %s is already on %s", v.name, v.vid, b->name);
+		goto out;
+	}
 	if (u.src.fd < 0 || fstat(u.src.fd, &st) < 0 ||
 	    (uint64_t)st.st_size != v.stored_size) {
 		snprintf(msg, sizeof(msg),
@@ -202,15 +230,21 @@ void *drgw_replicator_main(void *arg)
 		pthread_mutex_lock(&gw->lock);
 		for (size_t i = 0; i < gw->n_backends; i++)
 			busy[i] = gw->inflight[i] >= gw->cfg->backend_concurrency;
+		pthread_mutex_unlock(&gw->lock);
+		/* Claimed without gw->lock, which FUSE threads take to kick the
+		 * sealer: they must never wait on SQLite.  Two workers may
+		 * overshoot a backend's concurrency by one meanwhile; the
+		 * claim itself is atomic in the catalog. */
 		r = drgw_catalog_claim_replica(gw->cat, drgw_now_ns(),
 					       gw->backend_names, busy,
 					       gw->n_backends, &job, &next_due);
 		if (r == 0) {
 			b = backend_by_name(gw, job.backend, &bi);
+			pthread_mutex_lock(&gw->lock);
 			gw->inflight[bi]++;
 			gw->inflight_total++;
+			pthread_mutex_unlock(&gw->lock);
 		}
-		pthread_mutex_unlock(&gw->lock);
 		if (r < 0) {
 			drgw_gateway_wait(gw, &gw->replicate_cond,
 					  &gw->replicate_kicks, &seen,

@@ -26,7 +26,6 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      bool check_header, uint8_t ret_sha256[32],
 		      struct drgw_err *err)
 {
-	const struct drgw_location *l = &s->locs[loc];
 	struct drgw_rfile *rf = NULL;
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	uint8_t *buf = malloc(COPY_STEP);
@@ -37,8 +36,7 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = drgw_rfile_open(rd, gw->backends[l->backend], l->key,
-			    l->object_size, &rf, err);
+	r = drgw_remote_open(gw, rd, s, loc, &rf, err);
 	if (r < 0)
 		goto out;
 	if (check_header && (r = drgw_rfile_check_header(rf, err)) < 0)

@@ -301,25 +301,24 @@ static int rv_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return 0;
 }
 
-/* Opens rf on the first location of n's snapshot that works. */
-static int open_remote(struct drgw_restore_view *v, struct rnode *n,
-		       size_t first, struct drgw_err *err)
+/* Opens the first location of n's snapshot, from first on, that works.
+ * Network I/O: called without the view's lock. */
+static int open_any(struct drgw_restore_view *v, const struct rnode *n,
+		    size_t first, struct drgw_rfile **ret_rf, size_t *ret_loc)
 {
 	const struct drgw_snapshot *s = n->snap;
 	int r = -EIO;
 
 	for (size_t i = 0; i < s->n_locs; i++) {
 		size_t li = (first + i) % s->n_locs;
-		const struct drgw_location *loc = &s->locs[li];
+		struct drgw_err err = { 0 };
 
-		memset(err, 0, sizeof(*err));
-		r = drgw_rfile_open(v->rd, v->gw->backends[loc->backend],
-				    loc->key, loc->object_size, &n->rf, err);
+		r = drgw_remote_open(v->gw, v->rd, s, li, ret_rf, &err);
 		if (r == 0) {
-			n->rf_loc = li;
+			*ret_loc = li;
 			return 0;
 		}
-		log_error("cannot open %s: %s", s->meta.name, err->msg);
+		log_error("cannot open %s: %s", s->meta.name, err.msg);
 	}
 	return r;
 }
@@ -328,8 +327,9 @@ static int rv_open(const char *path, struct fuse_file_info *fi)
 {
 	struct drgw_restore_view *v = view_of();
 	struct rnode *n = lookup(v, path);
-	struct drgw_err err = { 0 };
-	int r = 0;
+	struct drgw_rfile *rf = NULL;
+	size_t loc = 0;
+	bool have;
 
 	if (!n)
 		return -ENOENT;
@@ -338,26 +338,39 @@ static int rv_open(const char *path, struct fuse_file_info *fi)
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
 	pthread_mutex_lock(&v->lock);
-	if (!n->rf)
-		r = open_remote(v, n, 0, &err);
-	if (r == 0)
+	have = n->rf != NULL;
+	if (have)
 		n->opens++;
 	pthread_mutex_unlock(&v->lock);
-	if (r < 0)
-		return r == -ENOENT ? -EIO : (r == -ENOMEM ? r : -EIO);
+	if (!have) {
+		int r = open_any(v, n, 0, &rf, &loc);
+
+		if (r < 0)
+			return r == -ENOMEM ? r : -EIO;
+		pthread_mutex_lock(&v->lock);
+		if (n->rf) {
+			drgw_rfile_close(rf); /* another open won the race */
+		} else {
+			n->rf = rf;
+			n->rf_loc = loc;
+		}
+		n->opens++;
+		pthread_mutex_unlock(&v->lock);
+	}
 	fi->fh = (uintptr_t)n;
 	fi->keep_cache = 1;
 	return 0;
 }
 
-/* The file's current rfile, referenced for the caller. */
+/* The file's current rfile and its location, referenced for the caller. */
 static struct drgw_rfile *current_rfile(struct drgw_restore_view *v,
-					struct rnode *n)
+					struct rnode *n, size_t *ret_loc)
 {
 	struct drgw_rfile *rf;
 
 	pthread_mutex_lock(&v->lock);
 	rf = n->rf;
+	*ret_loc = n->rf_loc;
 	drgw_rfile_ref(rf);
 	pthread_mutex_unlock(&v->lock);
 	return rf;
@@ -370,7 +383,8 @@ static int rv_read(const char *path, char *buf, size_t size, off_t off,
 	struct rnode *n = (struct rnode *)(uintptr_t)fi->fh;
 
 	for (size_t attempt = 0; attempt < n->snap->n_locs; attempt++) {
-		struct drgw_rfile *rf = current_rfile(v, n);
+		size_t loc, next_loc;
+		struct drgw_rfile *rf = current_rfile(v, n, &loc), *next;
 		struct drgw_err err = { 0 };
 		ssize_t got = drgw_rfile_pread(rf, buf, size, (uint64_t)off,
 					       &err);
@@ -381,14 +395,20 @@ static int rv_read(const char *path, char *buf, size_t size, off_t off,
 		}
 		log_error("cannot read %s at offset %lld from %s: %s",
 			  n->snap->meta.name, (long long)off,
-			  v->gw->backend_names[n->snap->locs[n->rf_loc].backend],
+			  v->gw->backend_names[n->snap->locs[loc].backend],
 			  err.msg);
 		/* Another backend may hold a good copy of this version. */
-		pthread_mutex_lock(&v->lock);
-		if (n->rf == rf && n->snap->n_locs > 1 &&
-		    open_remote(v, n, n->rf_loc + 1, &err) == 0)
-			drgw_rfile_close(rf); /* the reference n->rf had */
-		pthread_mutex_unlock(&v->lock);
+		if (n->snap->n_locs > 1 &&
+		    open_any(v, n, loc + 1, &next, &next_loc) == 0) {
+			pthread_mutex_lock(&v->lock);
+			if (n->rf == rf) {
+				n->rf = next;
+				n->rf_loc = next_loc;
+				next = rf; /* drop the reference n->rf had */
+			}
+			pthread_mutex_unlock(&v->lock);
+			drgw_rfile_close(next);
+		}
 		drgw_rfile_close(rf);
 	}
 	return -EIO;

@@ -28,6 +28,10 @@ struct watch {
 	struct drgw_gateway *gw;
 	struct drgw_node *node;
 	uint64_t gen;
+	/* Without a node (a held file), a handle opened before the unlink
+	 * could still write: watch the inode's ctime and size instead. */
+	int fd;
+	struct stat st;
 };
 
 /* The encoder's check(): has anyone touched the file since we started? */
@@ -37,8 +41,16 @@ static int watch_check(void *arg)
 
 	if (atomic_load(&w->gw->exiting))
 		return -ECANCELED;
-	if (atomic_load(&w->node->gen) != w->gen)
-		return -ESTALE;
+	if (w->node)
+		return atomic_load(&w->node->gen) != w->gen ? -ESTALE : 0;
+	if (w->fd >= 0) {
+		struct stat now;
+
+		if (fstat(w->fd, &now) < 0 || now.st_size != w->st.st_size ||
+		    now.st_ctim.tv_sec != w->st.st_ctim.tv_sec ||
+		    now.st_ctim.tv_nsec != w->st.st_ctim.tv_nsec)
+			return -ESTALE;
+	}
 	return 0;
 }
 
@@ -64,6 +76,8 @@ static struct drgw_node *hold_node(struct drgw_gateway *gw, const char *name,
 
 static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
 {
+	if (!n)
+		return;
 	drgw_nodes_lock(gw->nodes);
 	drgw_nodes_put_locked(gw->nodes, n);
 	drgw_nodes_unlock(gw->nodes);
@@ -137,7 +151,7 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 {
 	struct drgw_err err = { 0 };
-	struct watch w = { .gw = gw };
+	struct watch w = { .gw = gw, .fd = -1 };
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
@@ -145,18 +159,27 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	int fd = -1, r;
 
 	w.node = hold_node(gw, v->name, &busy);
-	if (!w.node) {
+	if (busy) {
 		/* Being written again: encode once the writer is done. */
 		drgw_catalog_reschedule_version(
 			gw->cat, v->id, drgw_now_ns() + gw->cfg->settle_ns);
 		return;
 	}
-	w.gen = atomic_load(&w.node->gen);
-	fd = openat(gw->files_fd, v->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (w.node)
+		w.gen = atomic_load(&w.node->gen);
+	fd = drgw_openat_beneath(gw->files_fd, v->name, O_RDONLY);
+	if (fd == -ENOENT) {
+		/* Removed before we got to it: its last content was held. */
+		drop_node(gw, w.node);
+		w.node = NULL;
+		fd = openat(gw->held_fd, v->vid, O_RDONLY | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = fd < 0 ? -errno : -EINVAL;
-		if (r == -ENOENT || r == -EINVAL || r == -ELOOP) {
-			log_warning("%s was removed before it was encoded; version %s is not replicated",
+		r = fd < 0 ? fd : -EINVAL;
+		if (r == -ENOENT || r == -EINVAL || r == -ELOOP ||
+		    r == -EXDEV) {
+			log_warning("%s is gone or no longer a regular file; version %s is not replicated",
 				    v->name, v->vid);
 			drgw_catalog_delete_version(gw->cat, v->id);
 		} else {
@@ -168,6 +191,10 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 					drgw_gateway_backoff(gw, v->attempts));
 		}
 		goto out;
+	}
+	if (!w.node) {
+		w.fd = fd;
+		w.st = st;
 	}
 	/* Record what is encoded, which may be newer than what was sealed. */
 	v->size = (uint64_t)st.st_size;
@@ -207,12 +234,21 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	drgw_spool_name(v->vid, key, sizeof(key));
 	r = drgw_catalog_set_encoded(gw->cat, v, gw->backend_names,
 				     gw->n_backends, key);
+	if (r == -ESTALE) {
+		/* The file changed after our last look but before the commit
+		 * (seal.c made the version due again): this object is old. */
+		log_info("%s changed while it was being encoded; encoding it again",
+			 v->name);
+		unlinkat(gw->spool_fd, key, 0);
+		goto out;
+	}
 	if (r < 0) {
 		/* The spool object stays; cleanup removes it next start. */
 		log_error("cannot record encoded version %s: %s", v->vid,
 			  strerror(-r));
 		goto out;
 	}
+	unlinkat(gw->held_fd, v->vid, 0);
 	drgw_format_size(v->size, sz, sizeof(sz));
 	drgw_format_size(v->stored_size, st_sz, sizeof(st_sz));
 	log_info("encoded %s version %s: %s -> %s in %.2fs", v->name, v->vid,
@@ -263,18 +299,68 @@ static bool spool_keep(struct drgw_gateway *gw, const char *name)
 	size_t n = strlen(name);
 	struct drgw_version v;
 	bool replicated = true;
+	int r;
 
 	if (n < 6 || n - 5 >= sizeof(vid) || strcmp(name + n - 5, ".drgw"))
 		return false;
 	memcpy(vid, name, n - 5);
 	vid[n - 5] = '\0';
-	if (drgw_catalog_get_version(gw->cat, vid, &v) < 0)
-		return false;
+	r = drgw_catalog_get_version(gw->cat, vid, &v);
+	if (r < 0)
+		return r != -ENOENT; /* when in doubt, keep */
 	if (v.state == DRGW_VERSION_ENCODED &&
 	    drgw_catalog_all_replicated(gw->cat, v.id, &replicated) < 0)
 		replicated = false; /* when in doubt, keep */
 	drgw_version_release(&v);
 	return v.state == DRGW_VERSION_ENCODED && !replicated;
+}
+
+void drgw_spool_hold(struct drgw_gateway *gw, const char *name)
+{
+	struct drgw_version v;
+
+	if (drgw_catalog_latest_version(gw->cat, name, &v) < 0)
+		return;
+	if (v.state == DRGW_VERSION_SEALED) {
+		/* A link, not a copy: the content stays where it is, under a
+		 * name the mount cannot reach.  The latest content wins. */
+		unlinkat(gw->held_fd, v.vid, 0);
+		if (linkat(gw->files_fd, name, gw->held_fd, v.vid, 0) < 0)
+			log_error("cannot keep %s for encoding after it was removed: %s",
+				  name, strerror(errno));
+	}
+	drgw_version_release(&v);
+}
+
+/* Held files of versions that are encoded (or gone) are not needed. */
+static void held_cleanup(struct drgw_gateway *gw)
+{
+	int fd = openat(gw->held_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct drgw_version v;
+		int r;
+
+		if (de->d_name[0] == '.')
+			continue;
+		r = drgw_catalog_get_version(gw->cat, de->d_name, &v);
+		if (r == 0 && v.state == DRGW_VERSION_SEALED) {
+			drgw_version_release(&v);
+			continue;
+		}
+		if (r == 0)
+			drgw_version_release(&v);
+		if (r == 0 || r == -ENOENT)
+			unlinkat(gw->held_fd, de->d_name, 0);
+	}
+	closedir(d);
 }
 
 int drgw_spool_cleanup(struct drgw_gateway *gw)
@@ -299,5 +385,6 @@ int drgw_spool_cleanup(struct drgw_gateway *gw)
 		unlinkat(gw->spool_fd, de->d_name, 0);
 	}
 	closedir(d);
+	held_cleanup(gw);
 	return 0;
 }

@@ -56,6 +56,11 @@ ssize_t drgw_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int drgw_write_full(int fd, const void *buf, size_t len);
 int drgw_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* openat() that refuses to leave dirfd or follow any symlink on the way
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a path inside the
+ * working set must never lead a root daemon to /etc.  -errno on failure. */
+int drgw_openat_beneath(int dirfd, const char *path, int flags);
+
 /* mkdir -p with mode for new components. */
 int drgw_mkdir_p(const char *path, mode_t mode);
 /* fsync() the directory that contains path. */

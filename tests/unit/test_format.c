@@ -292,6 +292,36 @@ TEST(wrong_key_names_both_key_ids)
 	drgw_keyring_clear(&both);
 }
 
+TEST(trailer_offsets_that_wrap_around_are_rejected)
+{
+	struct drgw_keyring kr = ring(9);
+	struct drgw_obj_trailer t;
+	struct drgw_err err = { 0 };
+	uint8_t data[5000], *obj, *tr;
+	size_t olen;
+
+	fill(data, sizeof(data), false);
+	obj = encode(&kr, data, sizeof(data), 64 << 10, 3, NULL, &olen);
+	tr = obj + olen - DRGW_OBJ_TRAILER_SIZE;
+	/* footer_off + footer_len + 96 wraps to the object size: a reader
+	 * that trusted it would read far before its buffer. */
+	CHECK_OK(drgw_obj_parse_trailer(tr, olen, &t, &err));
+	{
+		/* footer_off = 2^64 - k, footer_len = size - 96 + k: the sum
+		 * wraps around to exactly the object size. */
+		uint64_t k = 4096, foff = (uint64_t)0 - k;
+		uint32_t flen = (uint32_t)(olen - DRGW_OBJ_TRAILER_SIZE + k);
+
+		for (int i = 0; i < 8; i++)
+			tr[64 + i] = (uint8_t)(foff >> (8 * i));
+		for (int i = 0; i < 4; i++)
+			tr[80 + i] = (uint8_t)(flen >> (8 * i));
+		CHECK_INT(drgw_obj_parse_trailer(tr, olen, &t, &err), ==, -EIO);
+	}
+	free(obj);
+	drgw_keyring_clear(&kr);
+}
+
 TEST(foreign_bytes_are_not_an_object)
 {
 	struct drgw_keyring kr = ring(8);
