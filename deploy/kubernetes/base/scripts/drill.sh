@@ -1,0 +1,48 @@
+#!/bin/sh
+# drill.sh: the monthly restore drill; the drgw-drill CronJob runs
+# `/bin/sh /scripts/drill.sh`.
+#
+# `drgw drill` restores the newest snapshot of every name pattern from every
+# backend into a scratch directory under TMPDIR with an empty cache, checks
+# its content hash, runs PRAGMA integrity_check and DRILL_CHECK_SQL on SQLite
+# files, and records the results in the catalog of DRILL_CACHE.  It needs no
+# FUSE mount.  The results are pushed as drgw_drill_* metrics; the script
+# exits with drill's status: 0 when every backend passed, 1 otherwise.
+set -eu
+
+: "${DRGW:=drgw}"
+: "${DRGW_CONFIG:=/etc/drgw/drgw.conf}"
+: "${DRILL_CACHE:=/var/lib/drgw-drill}"
+: "${DRILL_CHECK_SQL:=SELECT COUNT(*) FROM applications}"
+: "${DRILL_BACKEND:=}"
+
+mkdir -p "$DRILL_CACHE" "${TMPDIR:-/tmp}"
+set -- --config "$DRGW_CONFIG" --cache "$DRILL_CACHE"
+if [ -n "$DRILL_CHECK_SQL" ]; then
+    set -- "$@" --check-sql "$DRILL_CHECK_SQL"
+fi
+if [ -n "$DRILL_BACKEND" ]; then
+    set -- "$@" --backend "$DRILL_BACKEND"
+fi
+
+# PID 1 ignores signals it has no handler for: pass SIGTERM on.
+pid='' term=''
+trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
+"$DRGW" drill "$@" &
+pid=$!
+[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
+rc=0
+while :; do
+    if wait "$pid"; then rc=0; else rc=$?; fi
+    kill -0 "$pid" 2>/dev/null || break
+done
+trap - TERM INT
+
+if [ "$rc" -eq 0 ]; then
+    echo "drill: every backend restored and checked" >&2
+else
+    echo "drill: FAILED with status $rc (see the table above)" >&2
+fi
+
+/bin/sh "$(dirname "$0")/push-metrics.sh" drill "$DRILL_CACHE" || :
+exit "$rc"

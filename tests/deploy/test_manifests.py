@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: MIT
+"""deploy/kubernetes: the kustomizations render, lint clean, validate
+against the Kubernetes JSON schemas (and no unknown field anywhere), and the
+objects keep the rules that make drgw work in a pod: FUSE rights, the key's
+file mode, a drain that fits the grace period, the cache on a volume.
+"""
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+import kustomize_lite
+from conftest import (DEPLOY, DRGW, EXAMPLE_PATCHES, EXAMPLES, KUBE,
+                      KUSTOMIZATIONS,
+                      NODE_MODULES, find, kubectl_kustomize, pod_spec,
+                      render_kubectl)
+
+JOBS = {"drgw-backup": "backup.sh", "drgw-restore": "restore.sh",
+        "drgw-drill": "drill.sh"}
+
+
+def tool(name):
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"{name} not installed: run scripts/install-deps")
+    return path
+
+
+def parse_conf(text):
+    """drgw.conf as {section: [(key, value)]} (keys may repeat)."""
+    out, section = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        m = re.fullmatch(r"\[(.+)\]", line)
+        if m:
+            section = m.group(1)
+            out.setdefault(section, [])
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and section, f"bad line in drgw.conf: {line!r}"
+        out[section].append((key.strip(), value.strip()))
+    return out
+
+
+def duration_s(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)?", text)
+    assert m, f"bad duration {text!r}"
+    mult = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+    return int(m.group(1)) * mult[m.group(2)]
+
+
+def env_of(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def mounts_of(container):
+    return {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+
+
+def volumes_of(spec):
+    return {v["name"]: v for v in spec.get("volumes", [])}
+
+
+# --- lint, render, schemas ---
+
+def test_yamllint():
+    p = subprocess.run([tool("yamllint"), "-s", "-c", str(DEPLOY / ".yamllint"),
+                        str(DEPLOY)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_kustomizations_render(rendered):
+    kinds = {k: sorted((o["kind"], o["metadata"]["name"]) for o in objs)
+             for k, objs in rendered.items()}
+    assert kinds["base"] == sorted([
+        ("ServiceAccount", "drgw"), ("PersistentVolumeClaim", "drgw-cache"),
+        ("ConfigMap", "drgw-config"), ("ConfigMap", "drgw-scripts"),
+        ("ConfigMap", "drgw-env"), ("CronJob", "drgw-backup"),
+        ("CronJob", "drgw-restore"), ("CronJob", "drgw-drill")])
+    assert kinds["monitoring"] == [("PrometheusRule", "drgw")]
+    assert kinds["overlays/example"] == sorted(kinds["base"] + kinds["monitoring"])
+
+
+def test_lite_renderer_matches_kubectl():
+    """kustomize_lite (for machines without kubectl) renders what kubectl does."""
+    kubectl = kubectl_kustomize()
+    if not kubectl:
+        pytest.skip("no kubectl with kustomize v4+ to compare with")
+
+    def keyed(objs):
+        return {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+                for o in objs}
+    for k in KUSTOMIZATIONS:
+        assert keyed(kustomize_lite.render(KUBE / k)) == \
+            keyed(render_kubectl(kubectl, KUBE / k)), k
+
+
+def test_schemas(rendered, tmp_path):
+    """Every object, rendered or template, against the Kubernetes JSON
+    schemas, strictly (tests/deploy/validate.js)."""
+    if not (NODE_MODULES / "kubernetes-models").is_dir():
+        pytest.fail(f"{NODE_MODULES} missing: run scripts/install-deps "
+                    "(npm ci in tests/deploy)")
+    objs = [o for k in KUSTOMIZATIONS for o in rendered[k]]
+    for path in EXAMPLES:
+        objs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for path in EXAMPLE_PATCHES:
+        for patch in yaml.safe_load_all(path.read_text()):
+            target = find(rendered["base"], patch["kind"], patch["metadata"]["name"])
+            objs.append(kustomize_lite._merge(target, patch))
+    (tmp_path / "objects.json").write_text(json.dumps(objs))
+    p = subprocess.run([tool("node"), str(NODE_MODULES.parent / "validate.js"),
+                        str(tmp_path / "objects.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"{len(objs)} objects, 0 problems" in p.stdout
+
+
+# --- what the base must keep ---
+
+def test_base_is_namespace_agnostic_and_labelled(rendered):
+    for o in rendered["base"]:
+        assert "namespace" not in o["metadata"], o["metadata"]
+        assert o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "drgw"
+
+
+def test_no_secret_is_applied(rendered):
+    """Re-applying the manifests must never replace the key (or put a
+    placeholder credential into the cluster)."""
+    for k in KUSTOMIZATIONS:
+        assert not [o for o in rendered[k] if o["kind"] == "Secret"], k
+
+
+def project_version():
+    text = (DEPLOY.parent / "meson.build").read_text()
+    return re.search(r"version\s*:\s*'([^']+)'", text).group(1)
+
+
+def test_containers_run_their_script(rendered):
+    base = rendered["base"]
+    version = project_version()
+    scripts = find(base, "ConfigMap", "drgw-scripts")["data"]
+    assert set(JOBS.values()) | {"push-metrics.sh"} == set(scripts)
+    for name, script in JOBS.items():
+        spec = pod_spec(find(base, "CronJob", name))
+        (c,) = spec["containers"]
+        assert c["command"] == ["/bin/sh", f"/scripts/{script}"]
+        assert "args" not in c
+        assert mounts_of(c)["/scripts"]["name"] == "scripts"
+        assert volumes_of(spec)["scripts"]["configMap"]["name"] == "drgw-scripts"
+        assert spec["restartPolicy"] == "Never"
+        assert spec["serviceAccountName"] == "drgw"
+        assert c["image"] == f"drgw:{version}", "the base image: drgw:<project version>"
+
+
+def test_config_and_key_mounts(rendered):
+    """drgw.conf's paths are where the pods mount things, and the key is a
+    0400 file with no fsGroup that would make it group-readable."""
+    for k in ("base", "overlays/example"):
+        objs = rendered[k]
+        conf = parse_conf(find(objs, "ConfigMap", "drgw-config")["data"]["drgw.conf"])
+        settings = dict(conf["drgw"])
+        assert settings["cache"] == "/var/lib/drgw"
+        keys = [v for key, v in conf["drgw"] if key == "key-file"]
+        assert keys and all(v.startswith("/etc/drgw-key/") for v in keys)
+        backends = [s for s in conf if s.startswith("backend ")]
+        assert backends, "a backend is configured"
+        for name, _ in JOBS.items():
+            spec = pod_spec(find(objs, "CronJob", name))
+            (c,) = spec["containers"]
+            mounts, vols = mounts_of(c), volumes_of(spec)
+            assert env_of(c)["DRGW_CONFIG"] == "/etc/drgw/drgw.conf"
+            assert vols[mounts["/etc/drgw"]["name"]]["configMap"]["name"] == "drgw-config"
+            key = vols[mounts["/etc/drgw-key"]["name"]]["secret"]
+            assert key["secretName"] == "drgw-key"
+            assert key["defaultMode"] == 0o400
+            assert "items" not in key or all(i.get("mode", 0o400) == 0o400
+                                             for i in key["items"])
+            assert "fsGroup" not in spec.get("securityContext", {})
+            assert mounts["/etc/drgw-key"].get("readOnly") is True
+
+
+def test_config_settings_are_known():
+    """Every [drgw] setting of the shipped configs is a drgw option (a typo
+    would stop every job)."""
+    if not DRGW.exists():
+        pytest.skip(f"{DRGW} not built")
+    known = set()
+    for cmd in ("mount", "run", "drill"):
+        p = subprocess.run([str(DRGW), cmd, "--help"], capture_output=True, text=True)
+        known |= set(re.findall(r"^\s+--([a-z][a-z-]+)", p.stdout, re.M))
+    for conf in (KUBE / "base" / "drgw.conf", KUBE / "overlays/example/drgw.conf"):
+        sections = parse_conf(conf.read_text())
+        unknown = {key for key, _ in sections["drgw"]} - known
+        assert not unknown, f"{conf}: unknown settings {unknown}"
+        for s, items in sections.items():
+            if s.startswith("backend "):
+                assert dict(items)["url"].split("://")[0] in ("s3", "gcs", "local")
+
+
+def test_backup_cronjob(rendered):
+    cj = find(rendered["base"], "CronJob", "drgw-backup")
+    spec, job = cj["spec"], cj["spec"]["jobTemplate"]["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert len(spec["schedule"].split()) == 5
+    assert job["backoffLimit"] >= 1
+    assert job["activeDeadlineSeconds"] > 0
+    pod = pod_spec(cj)
+    (c,) = pod["containers"]
+    env = env_of(c)
+    # SIGTERM: drgw run passes it on (the command gets up to 30 s), then
+    # drains for DRGW_DRAIN_TIMEOUT, all inside the grace period.
+    assert pod["terminationGracePeriodSeconds"] >= duration_s(env["DRGW_DRAIN_TIMEOUT"]) + 60
+    assert c["securityContext"]["privileged"] is True
+    mounts, vols = mounts_of(c), volumes_of(pod)
+    assert vols[mounts["/var/lib/drgw"]["name"]]["persistentVolumeClaim"]["claimName"] == "drgw-cache"
+    data = mounts[env["DATA_DIR"]]
+    assert vols[data["name"]]["persistentVolumeClaim"]["claimName"] == "app-data"
+    assert not data.get("readOnly"), "sqlite3 .backup needs the -shm and locks"
+    assert env["BACKUP_DIR"] not in mounts, "the FUSE mount goes on a plain directory"
+    port = env["DRGW_METRICS_LISTEN"].rsplit(":", 1)[1]
+    assert {"name": "metrics", "containerPort": int(port)} in c["ports"]
+    assert {e["configMapRef"]["name"] for e in c["envFrom"]} == {"drgw-env"}
+    rules = job["podFailurePolicy"]["rules"]
+    assert any(r["action"] == "FailJob" and 2 in r["onExitCodes"]["values"] for r in rules)
+
+
+def test_restore_is_a_template_only(rendered):
+    """The restore must never run by itself: a suspended CronJob with an
+    impossible schedule, used with kubectl create job --from."""
+    cj = find(rendered["base"], "CronJob", "drgw-restore")
+    assert cj["spec"]["suspend"] is True
+    minute, hour, dom, month, dow = cj["spec"]["schedule"].split()
+    assert (dom, month) == ("31", "2")
+    job = cj["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = pod_spec(cj)
+    (c,) = pod["containers"]
+    env, mounts, vols = env_of(c), mounts_of(c), volumes_of(pod)
+    assert c["securityContext"]["privileged"] is True
+    # An empty cache: what a brand-new cluster has.
+    assert "emptyDir" in vols[mounts[env["RESTORE_CACHE"]]["name"]]
+    assert "/var/lib/drgw" not in mounts
+    data = mounts[env["DATA_DIR"]]
+    assert vols[data["name"]]["persistentVolumeClaim"]["claimName"] == "app-data"
+    assert env["RESTORE_DIR"] not in mounts
+
+
+def test_drill_cronjob_is_unprivileged(rendered):
+    cj = find(rendered["base"], "CronJob", "drgw-drill")
+    minute, hour, dom, month, dow = cj["spec"]["schedule"].split()
+    assert dom.isdigit() and month == "*" and dow == "*", "monthly"
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = pod_spec(cj)
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert not sc.get("privileged") and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["readOnlyRootFilesystem"] is True
+    env, mounts, vols = env_of(c), mounts_of(c), volumes_of(pod)
+    scratch = mounts[env["DRILL_CACHE"]]
+    assert "emptyDir" in vols[scratch["name"]]
+    assert env["TMPDIR"].startswith(env["DRILL_CACHE"] + "/"), \
+        "a read-only root: the scratch space is on the volume"
+
+
+def test_no_secret_literals(rendered):
+    """Credentials only by reference: no env value, literal or ConfigMap
+    entry named like a secret."""
+    secretish = re.compile(r"SECRET|TOKEN|PASSWORD|ACCESS_KEY|PRIVATE|CREDENTIAL", re.I)
+    objs = [o for k in KUSTOMIZATIONS for o in rendered[k]]
+    for path in EXAMPLE_PATCHES:
+        objs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for o in objs:
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "drgw-env":
+            assert not [k for k in o["data"] if secretish.search(k)]
+        if o["kind"] != "CronJob":
+            continue
+        for c in pod_spec(o)["containers"]:
+            for e in c.get("env", []):
+                if secretish.search(e["name"]) and e["name"] != "GOOGLE_APPLICATION_CREDENTIALS":
+                    assert "secretKeyRef" in e.get("valueFrom", {}), e
+
+
+def test_overlay_example(rendered):
+    objs = rendered["overlays/example"]
+    assert {o["metadata"].get("namespace") for o in objs} == {"myapp"}
+    ann = find(objs, "ServiceAccount", "drgw")["metadata"]["annotations"]
+    assert ann["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    assert ann["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    conf = parse_conf(find(objs, "ConfigMap", "drgw-config")["data"]["drgw.conf"])
+    urls = {dict(v)["url"].split("://")[0] for s, v in conf.items() if s.startswith("backend ")}
+    assert urls == {"s3", "gcs"}
+    env = find(objs, "ConfigMap", "drgw-env")["data"]
+    assert env["DRGW_PUSHGATEWAY_URL"].startswith("http")
+    assert env["KEEP_LOCAL"] == "7", "merged, not replaced"
+    for name in JOBS:
+        (c,) = pod_spec(find(objs, "CronJob", name))["containers"]
+        assert c["image"] == "registry.example.com/drgw:0.1.0"
+
+
+def test_prometheus_rule_alerts(rendered):
+    rule = find(rendered["monitoring"], "PrometheusRule", "drgw")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]
+              if "alert" in r}
+    assert {"DrgwRPOTooOld", "DrgwBackendDown", "DrgwReplicationErrors",
+            "DrgwReplicationBacklog", "DrgwDrillFailed",
+            "DrgwDrillStale"} <= set(alerts)
+    for a in alerts.values():
+        assert a["labels"]["severity"] in ("critical", "warning")
+        assert a["annotations"]["summary"] and a["annotations"]["description"]
