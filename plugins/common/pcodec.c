@@ -53,6 +53,22 @@ void pcodec_base64(char *out, const void *in, size_t n)
 	*out = '\0';
 }
 
+void pcodec_base64url(char *out, const void *in, size_t n)
+{
+	char *p = out;
+
+	/* Same groups as base64; only two symbols differ and the padding
+	 * goes, so translate in place rather than keep a second encoder. */
+	pcodec_base64(out, in, n);
+	for (; *p && *p != '='; p++) {
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+	}
+	*p = '\0';
+}
+
 static int b64_value(char c)
 {
 	const char *p;

@@ -22,6 +22,14 @@ void pcodec_hex(char *out, const void *in, size_t n);
 /* Standard base64 with padding; out holds PCODEC_BASE64_SIZE(n) bytes. */
 void pcodec_base64(char *out, const void *in, size_t n);
 
+/* Buffer size for pcodec_base64url() of n bytes: that of the padded
+ * form, which it writes before dropping the padding. */
+#define PCODEC_BASE64URL_SIZE(n) PCODEC_BASE64_SIZE(n)
+
+/* URL-safe base64 without padding (RFC 4648 section 5), as JWTs use;
+ * out holds PCODEC_BASE64URL_SIZE(n) bytes. */
+void pcodec_base64url(char *out, const void *in, size_t n);
+
 /*
  * Decodes padded standard base64 of len chars into out (out_size bytes).
  * @return 0 and *ret_len, or -EINVAL on bad input, -ENOBUFS if out is

@@ -463,11 +463,14 @@ int phttp_run(struct phttp_client *c, struct phttp_request *rq,
 	return r;
 }
 
-int phttp_header(const struct phttp_response *resp, const char *name,
-		 char *buf, size_t size)
+/* Finds the value of the header line called name: the n-th one, or the
+ * last one when n < 0. */
+static int find_header(const struct phttp_response *resp, const char *name,
+		       long n, char *buf, size_t size)
 {
 	const char *p = pbuf_str(&resp->headers), *found = NULL;
 	size_t nlen = strlen(name), flen = 0;
+	long seen = 0;
 
 	if (!p)
 		return -ENOENT;
@@ -476,7 +479,7 @@ int phttp_header(const struct phttp_response *resp, const char *name,
 		size_t llen = eol ? (size_t)(eol - p) : strlen(p);
 
 		if (llen > nlen && p[nlen] == ':' &&
-		    !strncasecmp(p, name, nlen)) {
+		    !strncasecmp(p, name, nlen) && (n < 0 || seen++ == n)) {
 			const char *v = p + nlen + 1, *end = p + llen;
 
 			while (v < end && (*v == ' ' || *v == '\t'))
@@ -486,6 +489,8 @@ int phttp_header(const struct phttp_response *resp, const char *name,
 				end--;
 			found = v;
 			flen = (size_t)(end - v);
+			if (n >= 0)
+				break;
 		}
 		p += llen;
 		if (*p == '\n')
@@ -498,6 +503,18 @@ int phttp_header(const struct phttp_response *resp, const char *name,
 	memcpy(buf, found, flen);
 	buf[flen] = '\0';
 	return 0;
+}
+
+int phttp_header(const struct phttp_response *resp, const char *name,
+		 char *buf, size_t size)
+{
+	return find_header(resp, name, -1, buf, size);
+}
+
+int phttp_header_nth(const struct phttp_response *resp, const char *name,
+		     unsigned n, char *buf, size_t size)
+{
+	return find_header(resp, name, (long)n, buf, size);
 }
 
 int phttp_add_header(struct curl_slist **list, const char *name,

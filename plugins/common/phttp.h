@@ -151,6 +151,15 @@ unsigned phttp_backoff_ms(const struct phttp_retry *policy, int attempt);
 int phttp_header(const struct phttp_response *resp, const char *name,
 		 char *buf, size_t size);
 
+/*
+ * Like phttp_header(), for the n-th (0-based) of several header lines
+ * with the same name, in the order received (GCS sends x-goog-hash once
+ * per digest).
+ * @return 0, -ENOENT if there are not that many, -ENOBUFS.
+ */
+int phttp_header_nth(const struct phttp_response *resp, const char *name,
+		     unsigned n, char *buf, size_t size);
+
 /* Appends "Name: value" to *list; -ENOMEM on failure. */
 int phttp_add_header(struct curl_slist **list, const char *name,
 		     const char *value);

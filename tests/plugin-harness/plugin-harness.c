@@ -29,6 +29,10 @@
  *   creds | caps                       ctl-msg 0x5301 | ctl-u64 0x5302 (the
  *                                      S3 plugin's; caps falls back to
  *                                      ops->caps)
+ *   parallel N COMMAND ARGS...         runs COMMAND in N threads at once on
+ *                                      the one instance ("{}" in ARGS
+ *                                      becomes the thread's number); fails
+ *                                      if any of them fails
  *   batch                              reads commands from stdin, one per
  *                                      line (fields separated by tabs if
  *                                      the line has any, else by spaces),
@@ -60,6 +64,7 @@
 #define MAX_OPTS 32
 #define CAT_CHUNK (4u << 20)
 #define MAX_BATCH_ARGS 16
+#define MAX_THREADS 64
 #define S3_CTL_CREDS_SOURCE 0x5301
 #define S3_CTL_INSTANCE_CAPS 0x5302
 
@@ -118,6 +123,10 @@ static const char *errname(int e)
 	case ENOMEM: return "ENOMEM";
 	case EFBIG: return "EFBIG";
 	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case EEXIST: return "EEXIST";
+	case ENOSYS: return "ENOSYS";
+	case E2BIG: return "E2BIG";
+	case ENETUNREACH: return "ENETUNREACH";
 	default: return "E?";
 	}
 }
@@ -480,8 +489,89 @@ static int ctl_msg(const struct drgw_backend_ops *ops, void *inst,
 }
 
 static int run_batch(const struct drgw_backend_ops *ops, void *inst);
+static int run_command(const struct drgw_backend_ops *ops, void *inst,
+		       int argc, char **argv, int in_batch);
 
-/* Runs one command (argv[0]) on the open instance; the exit status. */
+struct par_job {
+	pthread_t tid;
+	const struct drgw_backend_ops *ops;
+	void *inst;
+	int argc;
+	char *argv[MAX_BATCH_ARGS];
+	int r;
+};
+
+static void *par_main(void *arg)
+{
+	struct par_job *j = arg;
+
+	j->r = run_command(j->ops, j->inst, j->argc, j->argv, 2);
+	return NULL;
+}
+
+/* Copies s with every "{}" replaced by n. */
+static char *subst(const char *s, int n)
+{
+	size_t len = strlen(s) + 1, i = 0;
+	char *out, num[16];
+	int nlen = snprintf(num, sizeof(num), "%d", n);
+
+	for (const char *p = strstr(s, "{}"); p; p = strstr(p + 2, "{}"))
+		len += (size_t)nlen;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	while (*s) {
+		if (s[0] == '{' && s[1] == '}') {
+			memcpy(out + i, num, (size_t)nlen);
+			i += (size_t)nlen;
+			s += 2;
+		} else {
+			out[i++] = *s++;
+		}
+	}
+	out[i] = '\0';
+	return out;
+}
+
+static int run_parallel(const struct drgw_backend_ops *ops, void *inst,
+			int n, int argc, char **argv)
+{
+	struct par_job *jobs = calloc((size_t)n, sizeof(*jobs));
+	int started = 0, r = 0;
+
+	if (!jobs || argc > MAX_BATCH_ARGS) {
+		free(jobs);
+		return 2;
+	}
+	for (; started < n; started++) {
+		struct par_job *j = &jobs[started];
+
+		j->ops = ops;
+		j->inst = inst;
+		j->argc = argc;
+		for (int a = 0; a < argc; a++)
+			if (!(j->argv[a] = subst(argv[a], started)))
+				r = 1;
+		if (r || pthread_create(&j->tid, NULL, par_main, j)) {
+			r = 1;
+			break;
+		}
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(jobs[i].tid, NULL);
+		if (jobs[i].r && !r)
+			r = jobs[i].r;
+	}
+	for (int i = 0; i < n; i++)
+		for (int a = 0; a < argc; a++)
+			free(jobs[i].argv[a]);
+	free(jobs);
+	return r;
+}
+
+/* Runs one command (argv[0]) on the open instance; the exit status.
+ * in_batch: 0 from argv, 1 from batch, 2 in a parallel thread. */
 static int run_command(const struct drgw_backend_ops *ops, void *inst,
 		       int argc, char **argv, int in_batch)
 {
@@ -551,6 +641,9 @@ static int run_command(const struct drgw_backend_ops *ops, void *inst,
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 		r = 0;
+	} else if (!strcmp(cmd, "parallel") && argc >= 3 && in_batch < 2 &&
+		   parse_u64(argv[1], &ms) == 0 && ms >= 1 && ms <= MAX_THREADS) {
+		r = run_parallel(ops, inst, (int)ms, argc - 2, argv + 2);
 	} else if (!strcmp(cmd, "batch") && argc == 1 && !in_batch) {
 		r = run_batch(ops, inst);
 	} else {
