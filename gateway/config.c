@@ -19,7 +19,7 @@ void drgw_config_init(struct drgw_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
-	cfg->compression_level = 3;
+	cfg->compression_level = 1;
 	cfg->chunk_size = 1u << 20;
 	cfg->upload_workers = 4;
 	cfg->backend_concurrency = 2;
@@ -27,7 +27,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
-	cfg->readahead_chunks = 8;
+	cfg->readahead_chunks = 16;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
 	cfg->allow_other = true;

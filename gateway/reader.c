@@ -33,8 +33,12 @@ struct centry {
 	struct centry *prev, *next; /* LRU: head is most recent */
 };
 
+/* A read-ahead job: consecutive chunks of one file, fetched with one
+ * ranged read (per-request overhead dominates on object stores). */
+#define GROUP_MAX 16
 struct job {
-	struct centry *e;
+	struct centry *e[GROUP_MAX];
+	size_t n;
 	struct job *next;
 };
 
@@ -148,28 +152,21 @@ static struct centry *new_entry_locked(struct drgw_reader *rd,
 	return e;
 }
 
-/* Fetches and decodes chunk e->index of e->f; runs without the lock. */
-static int fetch(struct centry *e, uint8_t **ret_data, size_t *ret_len,
-		 struct drgw_err *err)
+/* Decodes chunk e->index from its stored bytes ct (modified). */
+static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
+		  size_t ct_len, uint8_t **ret_data, size_t *ret_len,
+		  struct drgw_err *err)
 {
 	struct drgw_rfile *f = e->f;
-	uint64_t off = f->idx.offsets[e->index];
-	size_t ct_len = (size_t)(f->idx.offsets[e->index + 1] - off);
 	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.meta.size,
 						    f->obj.chunk_size, e->index);
-	uint8_t *ct = malloc(ct_len), *plain = malloc(plain_len ? plain_len : 1);
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	int r = -ENOMEM;
+	uint8_t *plain = malloc(plain_len ? plain_len : 1);
+	int r;
 
-	if (!ct || !plain || !dctx)
-		goto out;
-	r = drgw_backend_read(f->b, f->key, off, ct, ct_len, err);
-	if (r == 0)
-		r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len,
-					plain, plain_len, err);
-out:
-	ZSTD_freeDCtx(dctx);
-	free(ct);
+	if (!plain)
+		return -ENOMEM;
+	r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len, plain,
+				plain_len, err);
 	if (r < 0) {
 		free(plain);
 		return r;
@@ -179,14 +176,9 @@ out:
 	return 0;
 }
 
-/* Runs fetch() for a LOADING entry and publishes the result. */
-static void load(struct drgw_reader *rd, struct centry *e)
+static void publish(struct drgw_reader *rd, struct centry *e, int r,
+		    uint8_t *data, size_t len, const struct drgw_err *err)
 {
-	struct drgw_err err = { 0 };
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int r = fetch(e, &data, &len, &err);
-
 	pthread_mutex_lock(&rd->lock);
 	if (r == 0) {
 		e->data = data;
@@ -196,10 +188,48 @@ static void load(struct drgw_reader *rd, struct centry *e)
 	} else {
 		e->state = C_FAILED;
 		e->error = r;
-		drgw_strlcpy(e->errmsg, err.msg, sizeof(e->errmsg));
+		drgw_strlcpy(e->errmsg, err->msg, sizeof(e->errmsg));
 	}
 	pthread_cond_broadcast(&rd->cond);
 	pthread_mutex_unlock(&rd->lock);
+}
+
+/* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
+ * with one ranged read, decodes and publishes each.  Without the lock. */
+static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
+{
+	struct drgw_rfile *f = es[0]->f;
+	uint64_t start = f->idx.offsets[es[0]->index];
+	size_t total = (size_t)(f->idx.offsets[es[n - 1]->index + 1] - start);
+	uint8_t *ct = malloc(total ? total : 1);
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	struct drgw_err err = { 0 };
+	int r = ct && dctx ? 0 : -ENOMEM;
+
+	if (r == 0)
+		r = drgw_backend_read(f->b, f->key, start, ct, total, &err);
+	for (size_t i = 0; i < n; i++) {
+		struct centry *e = es[i];
+		uint64_t off = f->idx.offsets[e->index] - start;
+		size_t len = (size_t)(f->idx.offsets[e->index + 1] -
+				      f->idx.offsets[e->index]);
+		struct drgw_err e_err = err;
+		uint8_t *data = NULL;
+		size_t plain_len = 0;
+		int er = r;
+
+		if (er == 0)
+			er = decode(e, dctx, ct + off, len, &data, &plain_len,
+				    &e_err);
+		publish(rd, e, er, data, plain_len, &e_err);
+	}
+	ZSTD_freeDCtx(dctx);
+	free(ct);
+}
+
+static void load(struct drgw_reader *rd, struct centry *e)
+{
+	load_group(rd, &e, 1);
 }
 
 static void *fetch_thread(void *arg)
@@ -219,7 +249,7 @@ static void *fetch_thread(void *arg)
 		if (!rd->jobs)
 			rd->jobs_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
-		load(rd, j->e);
+		load_group(rd, j->e, j->n);
 		free(j);
 		pthread_mutex_lock(&rd->lock);
 	}
@@ -237,6 +267,11 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 	rd->opts = *opts;
 	if (rd->opts.threads == 0)
 		rd->opts.threads = 4;
+	/* A window larger than half the cache would evict chunks fetched
+	 * ahead before they are read (1 MiB chunks assumed; bigger ones only
+	 * make the cache overshoot). */
+	if (rd->opts.readahead > rd->opts.cache_bytes / (2u << 20))
+		rd->opts.readahead = (unsigned)(rd->opts.cache_bytes / (2u << 20));
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
 	pthread_cond_init(&rd->cond, NULL);
@@ -267,6 +302,7 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 		rd->jobs = j->next;
 		free(j);
 	}
+	rd->jobs_tail = NULL;
 	while (rd->head)
 		entry_free_locked(rd, rd->head);
 	free(rd->threads);
@@ -413,38 +449,56 @@ static void start_threads_locked(struct drgw_reader *rd)
 }
 
 /* Queues fetches of the chunks after last that are not cached. */
+static void queue_job_locked(struct drgw_reader *rd, struct job *j)
+{
+	j->next = NULL;
+	if (rd->jobs_tail)
+		rd->jobs_tail->next = j;
+	else
+		rd->jobs = j;
+	rd->jobs_tail = j;
+	pthread_cond_signal(&rd->job_cond);
+}
+
+/* Queues fetches of the chunks after last that are not cached, grouped
+ * so that each fetch thread gets a share of the window in one read. */
 static void readahead_locked(struct drgw_rfile *f, uint64_t last)
 {
 	struct drgw_reader *rd = f->rd;
+	size_t group = rd->opts.readahead / rd->opts.threads;
+	struct job *j = NULL;
 
 	if (rd->n_threads == 0)
 		start_threads_locked(rd);
 	if (rd->n_threads == 0)
 		return;
+	group = group < 1 ? 1 : group > GROUP_MAX ? GROUP_MAX : group;
 	for (uint64_t i = last + 1;
 	     i <= last + rd->opts.readahead && i < f->idx.n_chunks; i++) {
 		struct centry *e;
-		struct job *j;
 
-		if (find_locked(rd, f, i))
+		if (find_locked(rd, f, i)) {
+			/* A gap: what is grouped so far goes as one job. */
+			if (j)
+				queue_job_locked(rd, j);
+			j = NULL;
 			continue;
-		e = new_entry_locked(rd, f, i);
-		j = malloc(sizeof(*j));
-		if (!e || !j) {
-			if (e)
-				entry_free_locked(rd, e);
-			free(j);
-			return;
 		}
-		j->e = e;
-		j->next = NULL;
-		if (rd->jobs_tail)
-			rd->jobs_tail->next = j;
-		else
-			rd->jobs = j;
-		rd->jobs_tail = j;
-		pthread_cond_signal(&rd->job_cond);
+		if (!j && !(j = calloc(1, sizeof(*j))))
+			return;
+		e = new_entry_locked(rd, f, i);
+		if (!e)
+			break;
+		j->e[j->n++] = e;
+		if (j->n == group) {
+			queue_job_locked(rd, j);
+			j = NULL;
+		}
 	}
+	if (j && j->n)
+		queue_job_locked(rd, j);
+	else
+		free(j);
 }
 
 /* Returns chunk index pinned and READY, fetching it if needed.  A chunk
@@ -523,9 +577,13 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 	last = (off + len - 1) / cs;
 
 	pthread_mutex_lock(&rd->lock);
-	if (first == f->next_seq || first + 1 == f->next_seq)
+	/* Sequential, give or take the window: the kernel's own read-ahead
+	 * sends several reads at once and FUSE threads serve them in any
+	 * order, so "exactly the next chunk" would miss most of them. */
+	if (first + 2 >= f->next_seq && first <= f->next_seq + rd->opts.readahead)
 		readahead_locked(f, last);
-	f->next_seq = last + 1;
+	if (last + 1 > f->next_seq)
+		f->next_seq = last + 1;
 	pthread_mutex_unlock(&rd->lock);
 
 	for (uint64_t i = first; i <= last; i++) {
