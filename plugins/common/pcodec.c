@@ -304,3 +304,19 @@ int pcodec_parse_rfc3339(const char *s, int64_t *ret_ns)
 	*ret_ns = (int64_t)t * 1000000000 + frac;
 	return 0;
 }
+
+char *pcodec_next_line(char **p)
+{
+	char *line = *p, *nl;
+
+	if (!line || !*line)
+		return NULL;
+	nl = strchr(line, '\n');
+	if (nl) {
+		*nl = '\0';
+		*p = nl + 1;
+	} else {
+		*p = line + strlen(line);
+	}
+	return line;
+}

@@ -63,4 +63,11 @@ int pcodec_parse_rfc3339(const char *s, int64_t *ret_ns);
 /* Parses a boolean option value: 1/0, true/false, yes/no, on/off. */
 int pcodec_parse_bool(const char *s, int *ret_val);
 
+/*
+ * Cuts the next line off the text at *p: ends it at its '\n' (written
+ * over with a NUL) and advances *p past it.  The last line needs no '\n'.
+ * @return the line, pointing into the caller's text, or NULL at the end.
+ */
+char *pcodec_next_line(char **p);
+
 #endif /* DRGW_PCODEC_H */

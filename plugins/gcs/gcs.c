@@ -21,6 +21,7 @@
 #include "gcs_req.h"
 #include "pcodec.h"
 #include "pdigest.h"
+#include "prange.h"
 
 #define LIST_PAGE 1000
 
@@ -59,17 +60,17 @@ static int check_key(const struct gcs *g, const char *op, const char *key,
 		     struct drgw_err *err)
 {
 	if (!*key) {
-		gcs_set_err(err, "gcs: %s %s: empty object key", op, g->url);
+		pmsg_set_err(err, "gcs: %s %s: empty object key", op, g->url);
 		return -EINVAL;
 	}
 	if (strlen(g->prefix) + strlen(key) > GCS_MAX_NAME) {
-		gcs_set_err(err, "gcs: %s %s/%s%s: name longer than GCS's 1024 bytes",
-			    op, g->bucket, g->prefix, key);
+		pmsg_set_err(err, "gcs: %s %s/%s%s: name longer than GCS's 1024 bytes",
+			     op, g->bucket, g->prefix, key);
 		return -ENAMETOOLONG;
 	}
 	if (strpbrk(key, "\r\n") || !utf8_ok((const unsigned char *)key)) {
-		gcs_set_err(err, "gcs: %s %s: object key is not valid UTF-8 without line breaks",
-			    op, g->url);
+		pmsg_set_err(err, "gcs: %s %s: object key is not valid UTF-8 without line breaks",
+			     op, g->url);
 		return -EINVAL;
 	}
 	return 0;
@@ -88,21 +89,17 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 		    struct drgw_err *err)
 {
 	struct gcs *g = inst;
-	struct phttp_config hc = { 0 };
+	struct phttp_config hc;
 	struct gcs_auth_config ac = { 0 };
 	int r;
 
 	r = gcs_conf_parse(g, cfg, err);
 	if (r < 0)
 		return r;
-	hc.ca_bundle = g->ca_bundle;
-	hc.tls_verify = g->tls_verify;
-	hc.connect_timeout_ms = g->connect_timeout_ms;
-	hc.low_speed_time_s = g->read_timeout_s;
-	hc.user_agent = "drgw-gcs/1";
+	popts_http_config(&g->net, "drgw-gcs/1", &hc);
 	r = phttp_client_new(&hc, &g->http);
 	if (r < 0) {
-		gcs_set_err(err, "gcs: cannot initialize libcurl");
+		pmsg_set_err(err, "gcs: cannot initialize libcurl");
 		goto fail;
 	}
 	ac.credentials_file = g->credentials_file;
@@ -121,9 +118,9 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 		g->host->log(DRGW_LOG_WARNING,
 			     "gcs: %s is plain http: access tokens from %s travel unencrypted",
 			     g->endpoint, gcs_auth_source(g->auth));
-	gcs_debug(g->host, "gcs: %s at %s (credentials: %s, chunk size %llu)",
-		  g->url, g->endpoint, gcs_auth_source(g->auth),
-		  (unsigned long long)g->chunk_size);
+	pmsg_debug(g->host, "gcs: %s at %s (credentials: %s, chunk size %llu)",
+		   g->url, g->endpoint, gcs_auth_source(g->auth),
+		   (unsigned long long)g->chunk_size);
 	return 0;
 fail:
 	g->http = phttp_client_free(g->http);
@@ -168,8 +165,8 @@ static int gcs_stat(void *inst, const char *key,
 		r = gcs_op_run(g, &op, err);
 	if (r == 0 &&
 	    gcs_json_object(op.resp.body.buf, op.resp.body.len, &o) < 0) {
-		gcs_set_err(err, "gcs: STAT %s/%s%s: the answer is not an object resource",
-			    g->bucket, g->prefix, key);
+		pmsg_set_err(err, "gcs: STAT %s/%s%s: the answer is not an object resource",
+			     g->bucket, g->prefix, key);
 		r = -EIO;
 	}
 	if (r == 0) {
@@ -186,43 +183,13 @@ static int gcs_stat(void *inst, const char *key,
 
 /* Where a ranged download's body goes; see gcs_get(). */
 struct range {
-	char *buf;
-	size_t len;			/* wanted */
-	uint64_t off;
-	size_t got;
-	uint64_t skip;			/* body bytes before off (200) */
-	uint64_t first, last, total;	/* Content-Range of a 206 */
+	struct prange base;
 	uint32_t crc;			/* of the whole body, when whole */
-	int bad;			/* what is wrong, for the message */
+	int bad_encoding;		/* transcoded: not our bytes */
 };
 
-enum { BAD_NONE, BAD_RANGE, BAD_ENCODING };
-
-/* Parses "bytes a-b/total"; total is UINT64_MAX for "*". */
-static int content_range(const struct phttp_response *resp, uint64_t *a,
-			 uint64_t *b, uint64_t *total)
-{
-	char v[128], *dash, *slash;
-
-	if (phttp_header(resp, "Content-Range", v, sizeof(v)) < 0 ||
-	    strncmp(v, "bytes ", 6))
-		return -EIO;
-	dash = strchr(v + 6, '-');
-	slash = dash ? strchr(dash, '/') : NULL;
-	if (!dash || !slash)
-		return -EIO;
-	*dash = *slash = '\0';
-	if (pcodec_parse_u64(v + 6, UINT64_MAX, a) < 0 ||
-	    pcodec_parse_u64(dash + 1, UINT64_MAX, b) < 0 || *b < *a)
-		return -EIO;
-	if (!strcmp(slash + 1, "*"))
-		*total = UINT64_MAX;
-	else if (pcodec_parse_u64(slash + 1, UINT64_MAX, total) < 0 ||
-		 *b >= *total)
-		return -EIO;
-	return 0;
-}
-
+/* prange_sink(), plus what only GCS has: the stored encoding and the
+ * crc32c of the whole body. */
 static int range_sink(void *arg, struct phttp_response *resp,
 		      const char *data, size_t n)
 {
@@ -231,48 +198,19 @@ static int range_sink(void *arg, struct phttp_response *resp,
 
 	/* First data of an attempt: decide how to read this answer. */
 	if (resp->body_bytes == n) {
-		rg->got = 0;
-		rg->skip = 0;
 		rg->crc = 0;
-		rg->bad = BAD_NONE;
+		rg->bad_encoding = 0;
 		/* Decompressive transcoding would hand us other bytes than
 		 * were stored; our objects are never gzip-encoded. */
 		if (phttp_header(resp, "x-goog-stored-content-encoding", enc,
 				 sizeof(enc)) == 0 && strcmp(enc, "identity")) {
-			rg->bad = BAD_ENCODING;
+			rg->base.bad = 0;
+			rg->bad_encoding = 1;
 			return -EIO;
-		}
-		if (resp->status == 206) {
-			if (content_range(resp, &rg->first, &rg->last,
-					  &rg->total) < 0 ||
-			    rg->first != rg->off) {
-				rg->bad = BAD_RANGE;
-				return -EIO;
-			}
-		} else {
-			/* 200: the server ignored Range and sends it all. */
-			rg->skip = rg->off;
 		}
 	}
 	rg->crc = pdigest_crc32c(rg->crc, data, n);
-	if (rg->skip) {
-		size_t drop = rg->skip < n ? (size_t)rg->skip : n;
-
-		rg->skip -= drop;
-		data += drop;
-		n -= drop;
-	}
-	/* Stop only when the server sends more than asked (a 200 with the
-	 * whole object): an exact answer ends by itself, and leaves the
-	 * connection reusable. */
-	if (n > rg->len - rg->got) {
-		memcpy(rg->buf + rg->got, data, rg->len - rg->got);
-		rg->got = rg->len;
-		return 1;
-	}
-	memcpy(rg->buf + rg->got, data, n);
-	rg->got += n;
-	return 0;
+	return prange_sink(&rg->base, resp, data, n);
 }
 
 /*
@@ -312,7 +250,7 @@ static int gcs_get(void *inst, const char *key, uint64_t off, void *buf,
 		   size_t len, size_t *ret_len, struct drgw_err *err)
 {
 	struct gcs *g = inst;
-	struct range rg = { .buf = buf, .len = len, .off = off };
+	struct range rg = { .crc = 0 };
 	char hdr[64];
 	struct gcs_op op;
 	long st;
@@ -331,6 +269,7 @@ static int gcs_get(void *inst, const char *key, uint64_t off, void *buf,
 	}
 	if (off > UINT64_MAX - len)
 		return -EINVAL;
+	prange_init(&rg.base, buf, len, off);
 	gcs_op_init(&op, "GET", "GET");
 	snprintf(hdr, sizeof(hdr), "bytes=%llu-%llu", (unsigned long long)off,
 		 (unsigned long long)(off + len - 1));
@@ -353,39 +292,35 @@ static int gcs_get(void *inst, const char *key, uint64_t off, void *buf,
 	}
 	if (r < 0)
 		goto out;
-	if (rg.bad) {
+	if (rg.base.bad || rg.bad_encoding) {
 		r = -EIO;
 		goto out;
 	}
 	/* Short only where the object ends. */
-	if (st == 206 && rg.got < len &&
-	    (rg.last + 1 != rg.total || rg.got != rg.last - rg.first + 1))
-		r = -EIO;
-	if (st != 206 && rg.got < len && op.resp.body_bytes != off + rg.got &&
-	    !(op.resp.body_bytes <= off && rg.got == 0))
-		r = -EIO;
+	r = prange_check_short(&rg.base, &op.resp);
 	if (r < 0) {
-		gcs_set_err(err, "gcs: GET %s/%s%s: short answer: %zu of %zu bytes at offset %llu",
-			    g->bucket, g->prefix, key, rg.got, len,
-			    (unsigned long long)off);
+		pmsg_set_err(err, "gcs: GET %s/%s%s: short answer: %zu of %zu bytes at offset %llu",
+			     g->bucket, g->prefix, key, rg.base.got, len,
+			     (unsigned long long)off);
 		goto out;
 	}
 	r = whole_object_crc(&op.resp, &rg,
 			     !op.resp.sink_stopped && off == 0 &&
-			     (st != 206 || rg.last + 1 == rg.total));
+			     (st != 206 || rg.base.last + 1 == rg.base.total));
 	if (r < 0) {
-		gcs_set_err(err, "gcs: GET %s/%s%s: downloaded bytes do not match the object's crc32c",
-			    g->bucket, g->prefix, key);
+		pmsg_set_err(err, "gcs: GET %s/%s%s: downloaded bytes do not match the object's crc32c",
+			     g->bucket, g->prefix, key);
 		goto out;
 	}
-	*ret_len = rg.got;
+	*ret_len = rg.base.got;
 out:
-	if (r == -EIO && rg.bad == BAD_RANGE)
-		gcs_set_err(err, "gcs: GET %s/%s%s: answer is not the requested range at offset %llu",
-			    g->bucket, g->prefix, key, (unsigned long long)off);
-	else if (r == -EIO && rg.bad == BAD_ENCODING)
-		gcs_set_err(err, "gcs: GET %s/%s%s: object is stored with a content encoding (transcoded download); not a drgw object",
-			    g->bucket, g->prefix, key);
+	if (r == -EIO && rg.base.bad)
+		pmsg_set_err(err, "gcs: GET %s/%s%s: answer is not the requested range at offset %llu",
+			     g->bucket, g->prefix, key,
+			     (unsigned long long)off);
+	else if (r == -EIO && rg.bad_encoding)
+		pmsg_set_err(err, "gcs: GET %s/%s%s: object is stored with a content encoding (transcoded download); not a drgw object",
+			     g->bucket, g->prefix, key);
 	gcs_op_release(&op);
 	return r;
 }
@@ -433,19 +368,19 @@ static int list_page(struct gcs *g, const char *prefix, const char *token,
 		goto out;
 	}
 	if (r == -EIO)
-		gcs_set_err(err, "gcs: LIST %s: unusable listing answer",
-			    pbuf_str(&op.object));
+		pmsg_set_err(err, "gcs: LIST %s: unusable listing answer",
+			     pbuf_str(&op.object));
 	if (r < 0)
 		goto out;
 	if (next.len >= next_token_size) {
-		gcs_set_err(err, "gcs: LIST %s: page token too long (%zu bytes)",
-			    pbuf_str(&op.object), next.len);
+		pmsg_set_err(err, "gcs: LIST %s: page token too long (%zu bytes)",
+			     pbuf_str(&op.object), next.len);
 		r = -EIO;
 		goto out;
 	}
 	if (token && next.len && !strcmp(next.buf, token)) {
-		gcs_set_err(err, "gcs: LIST %s: the server returned the same page token again",
-			    pbuf_str(&op.object));
+		pmsg_set_err(err, "gcs: LIST %s: the server returned the same page token again",
+			     pbuf_str(&op.object));
 		r = -EIO;
 		goto out;
 	}
@@ -475,7 +410,7 @@ static int gcs_remove(void *inst, const char *key, struct drgw_err *err)
 	int r;
 
 	if (g->read_only) {
-		gcs_set_err(err, "gcs: %s is read-only", g->url);
+		pmsg_set_err(err, "gcs: %s is read-only", g->url);
 		return -EROFS;
 	}
 	r = check_key(g, "DELETE", key, err);
@@ -501,7 +436,7 @@ static int gcs_abort_put_op(void *inst, const char *key, const void *token,
 	struct gcs *g = inst;
 
 	if (g->read_only) {
-		gcs_set_err(err, "gcs: %s is read-only", g->url);
+		pmsg_set_err(err, "gcs: %s is read-only", g->url);
 		return -EROFS;
 	}
 	return gcs_abort_put(g, key, token, token_len, err);
@@ -530,12 +465,12 @@ static int gcs_ctl(void *inst, int op, void *arg)
 
 	switch (op) {
 	case DRGW_CTL_DESCRIBE:
-		gcs_set_err(arg, "%s at %s", g->url, g->endpoint);
+		pmsg_set_err(arg, "%s at %s", g->url, g->endpoint);
 		return 0;
 	case DRGW_CTL_PING:
 		return ping(g, arg);
 	case GCS_CTL_AUTH_SOURCE:
-		gcs_set_err(arg, "%s", gcs_auth_source(g->auth));
+		pmsg_set_err(arg, "%s", gcs_auth_source(g->auth));
 		return 0;
 	case GCS_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = GCS_CAPS |

@@ -15,14 +15,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <openssl/crypto.h>
 
 #include "gcs_auth.h"
 #include "gcs_int.h"
@@ -30,6 +27,7 @@
 #include "gcs_jwt.h"
 #include "pbuf.h"
 #include "pcodec.h"
+#include "psecret.h"
 
 #define DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
 #define DEFAULT_METADATA_HOST "metadata.google.internal"
@@ -70,19 +68,6 @@ struct gcs_auth {
 	struct stat file_id;		/* lock; token file that gave cur */
 };
 
-static void set_err(struct drgw_err *err, const char *fmt, ...)
-	DRGW_PRINTF(2, 3);
-static void set_err(struct drgw_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
 static const char *env(const char *name)
 {
 	const char *v = getenv(name);
@@ -90,18 +75,11 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static void wipe_free(char *s)
-{
-	if (s)
-		OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 void gcs_token_unref(struct gcs_token *t)
 {
 	if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL))
 		return;
-	wipe_free(t->value);
+	psecret_free(t->value);
 	free(t);
 }
 
@@ -141,53 +119,36 @@ static int read_file(const char *path, size_t max, struct pbuf *b,
 		     struct stat *ret_st, const char *what,
 		     struct drgw_err *err)
 {
-	char chunk[4096];
 	struct stat st;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		r = -errno;
-		set_err(err, "gcs: cannot read %s %s: %s", what, path,
-			strerror(-r));
+		pmsg_set_err(err, "gcs: cannot read %s %s: %s", what, path,
+			     strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		set_err(err, "gcs: cannot read %s %s: %s", what, path,
-			strerror(-r));
+		pmsg_set_err(err, "gcs: cannot read %s %s: %s", what, path,
+			     strerror(-r));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
-		set_err(err, "gcs: %s %s is not a regular file", what, path);
+		pmsg_set_err(err, "gcs: %s %s is not a regular file", what, path);
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			set_err(err, "gcs: cannot read %s %s: %s", what, path,
-				strerror(-r));
-			break;
-		}
-		if (n == 0)
-			break;
-		if (b->len + (size_t)n > max) {
-			set_err(err, "gcs: %s %s is larger than %zu bytes", what,
-				path, max);
-			r = -EINVAL;
-			break;
-		}
-		if (pbuf_add(b, chunk, (size_t)n) < 0) {
-			r = -ENOMEM;
-			break;
-		}
+	r = psecret_read_fd(fd, max, b);
+	if (r == -EFBIG) {
+		pmsg_set_err(err, "gcs: %s %s is larger than %zu bytes", what,
+			     path, max);
+		r = -EINVAL;
+	} else if (r < 0 && r != -ENOMEM) {
+		pmsg_set_err(err, "gcs: cannot read %s %s: %s", what, path,
+			     strerror(-r));
 	}
-	OPENSSL_cleanse(chunk, sizeof(chunk));
 	if (r == 0 && ret_st)
 		*ret_st = st;
 out:
@@ -216,8 +177,8 @@ static int use_key_file(struct gcs_auth *a, const char *path,
 	r = gcs_json_key_file(text.buf ? text.buf : "", text.len, &a->key, why,
 			      sizeof(why));
 	if (r == -EINVAL)
-		set_err(err, "gcs: credentials file %s (%s): %s", path, origin,
-			why);
+		pmsg_set_err(err, "gcs: credentials file %s (%s): %s", path, origin,
+			     why);
 	if (r < 0)
 		goto out;
 	/* The key's own token_uri is what Google signs for; token-uri=
@@ -235,9 +196,9 @@ static int use_key_file(struct gcs_auth *a, const char *path,
 		r = gcs_jwt_load_key(a->key.private_key,
 				     strlen(a->key.private_key), &a->pkey);
 		if (r == -EINVAL)
-			set_err(err,
-				"gcs: credentials file %s (%s): private_key is not a PEM RSA private key",
-				path, origin);
+			pmsg_set_err(err,
+				     "gcs: credentials file %s (%s): private_key is not a PEM RSA private key",
+				     path, origin);
 		if (r < 0)
 			goto out;
 		a->src = SRC_SERVICE_ACCOUNT;
@@ -252,7 +213,7 @@ static int use_key_file(struct gcs_auth *a, const char *path,
 	}
 out:
 	/* Only the parsed key object is kept. */
-	wipe_free(a->key.private_key);
+	psecret_free(a->key.private_key);
 	a->key.private_key = NULL;
 	pbuf_release_secret(&text);
 	return r;
@@ -419,8 +380,8 @@ static int fetch_token_file(struct gcs_auth *a, struct gcs_token **ret,
 			r = -EIO;
 	}
 	if (r == -EIO) {
-		set_err(err, "gcs: access token file %s holds no usable token",
-			a->token_file);
+		pmsg_set_err(err, "gcs: access token file %s holds no usable token",
+			     a->token_file);
 		r = -EACCES;
 	}
 	if (r < 0)
@@ -493,8 +454,8 @@ static int post_token(struct gcs_auth *a, const struct pbuf *form,
 	rq.max_body = 1 << 20;
 	r = phttp_run(a->http, &rq, &resp, &policy, &hooks, NULL, NULL);
 	if (r < 0) {
-		set_err(err, "gcs: %s: token endpoint %s: %s", who,
-			a->token_uri, phttp_strerror(&resp, r));
+		pmsg_set_err(err, "gcs: %s: token endpoint %s: %s", who,
+			     a->token_uri, phttp_strerror(&resp, r));
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -502,16 +463,16 @@ static int post_token(struct gcs_auth *a, const struct pbuf *form,
 
 		gcs_json_error(resp.body.buf, resp.body.len, reason,
 			       sizeof(reason), msg, sizeof(msg));
-		set_err(err, "gcs: %s: token endpoint %s: %ld %s%s%s", who,
-			a->token_uri, resp.status,
-			reason[0] ? reason : "error", msg[0] ? ": " : "", msg);
+		pmsg_set_err(err, "gcs: %s: token endpoint %s: %ld %s%s%s", who,
+			     a->token_uri, resp.status,
+			     reason[0] ? reason : "error", msg[0] ? ": " : "", msg);
 		r = status_errno(resp.status);
 		goto out;
 	}
 	r = gcs_json_token(resp.body.buf, resp.body.len, &tok, &lifetime);
 	if (r < 0) {
-		set_err(err, "gcs: %s: token endpoint %s: answer holds no bearer access token",
-			who, a->token_uri);
+		pmsg_set_err(err, "gcs: %s: token endpoint %s: answer holds no bearer access token",
+			     who, a->token_uri);
 		r = -EIO;
 		goto out;
 	}
@@ -541,8 +502,8 @@ static int fetch_service_account(struct gcs_auth *a, struct gcs_token **ret,
 
 	r = gcs_jwt_sign(a->pkey, &c, &jwt);
 	if (r < 0) {
-		set_err(err, "gcs: service account %s: cannot sign the token request: %s",
-			a->key.client_email, strerror(-r));
+		pmsg_set_err(err, "gcs: service account %s: cannot sign the token request: %s",
+			     a->key.client_email, strerror(-r));
 		goto out;
 	}
 	form_add(&form, "grant_type", JWT_BEARER);
@@ -617,20 +578,22 @@ static int fetch_metadata(struct gcs_auth *a, struct gcs_token **ret,
 		      NULL, NULL);
 	if (r < 0) {
 		if (a->metadata_implicit)
-			set_err(err,
-				"gcs: no Google credentials: no credentials-file or access-token-file option, GOOGLE_APPLICATION_CREDENTIALS is not set, no gcloud application default credentials, and the metadata server %s is unreachable: %s",
-				a->metadata_host, phttp_strerror(&resp, r));
+			pmsg_set_err(err,
+				     "gcs: no Google credentials: no credentials-file or access-token-file option, GOOGLE_APPLICATION_CREDENTIALS is not set, no gcloud application default credentials, and the metadata server %s is unreachable: %s",
+				     a->metadata_host,
+				     phttp_strerror(&resp, r));
 		else
-			set_err(err, "gcs: metadata server %s: %s",
-				a->metadata_host, phttp_strerror(&resp, r));
+			pmsg_set_err(err, "gcs: metadata server %s: %s",
+				     a->metadata_host,
+				     phttp_strerror(&resp, r));
 		goto out;
 	}
 	/* Anything else on that address (a proxy, a captive portal) does
 	 * not send the header back. */
 	if (phttp_header(&resp, "Metadata-Flavor", flavor, sizeof(flavor)) < 0 ||
 	    strcmp(flavor, "Google")) {
-		set_err(err, "gcs: metadata server %s: answer (%ld) lacks \"Metadata-Flavor: Google\": not a Google metadata server",
-			a->metadata_host, resp.status);
+		pmsg_set_err(err, "gcs: metadata server %s: answer (%ld) lacks \"Metadata-Flavor: Google\": not a Google metadata server",
+			     a->metadata_host, resp.status);
 		r = -EIO;
 		goto out;
 	}
@@ -639,17 +602,17 @@ static int fetch_metadata(struct gcs_auth *a, struct gcs_token **ret,
 
 		gcs_json_error(resp.body.buf, resp.body.len, reason,
 			       sizeof(reason), msg, sizeof(msg));
-		set_err(err, "gcs: metadata server %s: %ld%s%s%s", a->metadata_host,
-			resp.status,
-			resp.status == 404 ? " (no service account for this instance or pod)" : "",
-			msg[0] ? ": " : "", msg);
+		pmsg_set_err(err, "gcs: metadata server %s: %ld%s%s%s", a->metadata_host,
+			     resp.status,
+			     resp.status == 404 ? " (no service account for this instance or pod)" : "",
+			     msg[0] ? ": " : "", msg);
 		r = status_errno(resp.status);
 		goto out;
 	}
 	r = gcs_json_token(resp.body.buf, resp.body.len, &tok, &lifetime);
 	if (r < 0) {
-		set_err(err, "gcs: metadata server %s: answer holds no bearer access token",
-			a->metadata_host);
+		pmsg_set_err(err, "gcs: metadata server %s: answer holds no bearer access token",
+			     a->metadata_host);
 		r = -EIO;
 		goto out;
 	}
@@ -723,14 +686,14 @@ int gcs_auth_get(struct gcs_auth *a, struct gcs_token **ret,
 		gcs_token_unref(a->cur);
 		a->cur = t = fresh;
 		a->force = 0;
-		gcs_debug(a->host, "gcs: got an access token from %s (%s)",
-			  a->source_name,
-			  t->expiry ? "expiry known" : "no expiry");
+		pmsg_debug(a->host, "gcs: got an access token from %s (%s)",
+			   a->source_name,
+			   t->expiry ? "expiry known" : "no expiry");
 		goto hit;
 	}
 	if (t && !a->force && t->expiry && time(NULL) < t->usable_until) {
-		gcs_debug(a->host, "gcs: refreshing the access token from %s failed, keeping the current one: %s",
-			  a->source_name, err ? err->msg : "");
+		pmsg_debug(a->host, "gcs: refreshing the access token from %s failed, keeping the current one: %s",
+			   a->source_name, err ? err->msg : "");
 		if (err)
 			err->msg[0] = '\0';
 		r = 0;

@@ -15,6 +15,8 @@
 #include <drgw/backend.h>
 
 #include "phttp.h"
+#include "pmsg.h"
+#include "popts.h"
 
 struct gcs_auth;
 
@@ -40,11 +42,7 @@ struct gcs {
 	const char *retention_mode;	/* NULL, "Unlocked" or "Locked" */
 	unsigned retain_days;
 	int read_only;
-	struct phttp_retry retry;
-	long connect_timeout_ms;
-	long read_timeout_s;
-	char *ca_bundle;
-	int tls_verify;
+	struct popts_http net;		/* the common HTTP options */
 
 	/* Credential options (gcs_auth.c decides what they mean). */
 	char *credentials_file;
@@ -63,13 +61,5 @@ static inline int gcs_protected(const struct gcs *g)
 {
 	return g->temporary_hold || g->event_based_hold || g->retention_mode;
 }
-
-/* Writes one line into err->msg (truncating); NULL-safe. */
-void gcs_set_err(struct drgw_err *err, const char *fmt, ...)
-	DRGW_PRINTF(2, 3);
-
-/* Logs at debug level through the gateway, if it gave a logger. */
-void gcs_debug(const struct drgw_host *host, const char *fmt, ...)
-	DRGW_PRINTF(2, 3);
 
 #endif /* DRGW_GCS_INT_H */

@@ -184,9 +184,9 @@ static int hash_to(struct upload *u, uint64_t to, struct drgw_err *err)
 
 		r = u->src->read_at(u->src, u->buf, n, u->hashed);
 		if (r < 0) {
-			gcs_set_err(err, "gcs: UPLOAD %s/%s%s: cannot read the spool object: %s",
-				    u->g->bucket, u->g->prefix, u->key,
-				    strerror(-r));
+			pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: cannot read the spool object: %s",
+				     u->g->bucket, u->g->prefix, u->key,
+				     strerror(-r));
 			return r;
 		}
 		u->crc = pdigest_crc32c(u->crc, u->buf, n);
@@ -205,8 +205,8 @@ static int hash_to(struct upload *u, uint64_t to, struct drgw_err *err)
 	u->final = 1;
 	if (!all_zero(u->src->sha256, 32) && memcmp(sha, u->src->sha256, 32)) {
 		u->corrupt = 1;
-		gcs_set_err(err, "gcs: UPLOAD %s/%s%s: the spool object does not match its SHA-256",
-			    u->g->bucket, u->g->prefix, u->key);
+		pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: the spool object does not match its SHA-256",
+			     u->g->bucket, u->g->prefix, u->key);
 		return -EIO;
 	}
 	crc[0] = (uint8_t)(u->crc >> 24);
@@ -261,19 +261,19 @@ static int check_stored(struct upload *u, const char *what, const char *body,
 			size_t len, struct drgw_err *err)
 {
 	if (gcs_json_object(body, len, &u->result) < 0) {
-		gcs_set_err(err, "gcs: %s %s/%s%s: the answer is not an object resource",
-			    what, u->g->bucket, u->g->prefix, u->key);
+		pmsg_set_err(err, "gcs: %s %s/%s%s: the answer is not an object resource",
+			     what, u->g->bucket, u->g->prefix, u->key);
 		return -EIO;
 	}
 	if (same_content(u, &u->result))
 		return 0;
-	gcs_set_err(err,
-		    "gcs: %s %s/%s%s: stored object does not match the upload (size %llu crc32c %s md5 %s, expected %llu %s %s)",
-		    what, u->g->bucket, u->g->prefix, u->key,
-		    (unsigned long long)u->result.size,
-		    u->result.crc32c[0] ? u->result.crc32c : "-",
-		    u->result.md5[0] ? u->result.md5 : "-",
-		    (unsigned long long)u->src->size, u->crc_b64, u->md5_b64);
+	pmsg_set_err(err,
+		     "gcs: %s %s/%s%s: stored object does not match the upload (size %llu crc32c %s md5 %s, expected %llu %s %s)",
+		     what, u->g->bucket, u->g->prefix, u->key,
+		     (unsigned long long)u->result.size,
+		     u->result.crc32c[0] ? u->result.crc32c : "-",
+		     u->result.md5[0] ? u->result.md5 : "-",
+		     (unsigned long long)u->src->size, u->crc_b64, u->md5_b64);
 	delete_bad(u, u->result.generation);
 	return -EIO;
 }
@@ -300,13 +300,13 @@ static int check_existing(struct upload *u, struct drgw_err *err)
 	if (r == 0 && (gcs_json_object(op.resp.body.buf, op.resp.body.len,
 				       &u->result) < 0 ||
 		       !same_content(u, &u->result))) {
-		gcs_set_err(err, "gcs: UPLOAD %s/%s%s: a different object already exists under this protected name (holds or retention); not replaced",
-			    u->g->bucket, u->g->prefix, u->key);
+		pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: a different object already exists under this protected name (holds or retention); not replaced",
+			     u->g->bucket, u->g->prefix, u->key);
 		r = -EEXIST;
 	}
 	if (r == 0)
-		gcs_debug(u->g->host, "gcs: %s/%s%s is already stored with the same content",
-			  u->g->bucket, u->g->prefix, u->key);
+		pmsg_debug(u->g->host, "gcs: %s/%s%s is already stored with the same content",
+			   u->g->bucket, u->g->prefix, u->key);
 	gcs_op_release(&op);
 	return r;
 }
@@ -457,25 +457,9 @@ static int token_save(struct upload *u)
 		r = u->src->save_resume_token(u->src, t.buf, t.len);
 	pbuf_release(&t);
 	if (r < 0)
-		gcs_debug(u->g->host, "gcs: cannot save the resume token of %s: %s",
-			  u->key, strerror(-r));
+		pmsg_debug(u->g->host, "gcs: cannot save the resume token of %s: %s",
+			   u->key, strerror(-r));
 	return r;
-}
-
-static char *next_line(char **p)
-{
-	char *line = *p, *nl;
-
-	if (!line || !*line)
-		return NULL;
-	nl = strchr(line, '\n');
-	if (nl) {
-		*nl = '\0';
-		*p = nl + 1;
-	} else {
-		*p = line + strlen(line);
-	}
-	return line;
 }
 
 /* Parses "size N sha256 HEX" (the token's second line). */
@@ -533,10 +517,10 @@ static int token_parse(const struct gcs *g, const void *token, size_t len,
 	if (pbuf_add(&text, token, len) < 0)
 		return -ENOMEM;
 	p = text.buf + strlen(TOKEN_MAGIC);
-	line = next_line(&p);
+	line = pcodec_next_line(&p);
 	if (!line || parse_sizes(line, &size, sha, sizeof(sha)) < 0)
 		goto out;
-	line = next_line(&p);
+	line = pcodec_next_line(&p);
 	if (!line || strncmp(line, "session ", 8))
 		goto out;
 	r = pcodec_uri_decode(ret_session, line + 8, strlen(line + 8));
@@ -610,8 +594,9 @@ static int start_session(struct upload *u, struct drgw_err *err)
 		goto out;
 	if (phttp_header(&op.resp, "Location", loc, sizeof(loc)) < 0 ||
 	    !our_session(u->g, loc)) {
-		gcs_set_err(err, "gcs: START UPLOAD %s/%s%s: the answer has no session URI on %s",
-			    u->g->bucket, u->g->prefix, u->key, u->g->endpoint);
+		pmsg_set_err(err, "gcs: START UPLOAD %s/%s%s: the answer has no session URI on %s",
+			     u->g->bucket, u->g->prefix, u->key,
+			     u->g->endpoint);
 		r = -EIO;
 		goto out;
 	}
@@ -622,10 +607,10 @@ static int start_session(struct upload *u, struct drgw_err *err)
 		r = -ENOMEM;
 		goto out;
 	}
-	gcs_debug(u->g->host, "gcs: started a resumable upload of %s/%s%s (%llu bytes in chunks of %llu)",
-		  u->g->bucket, u->g->prefix, u->key,
-		  (unsigned long long)u->src->size,
-		  (unsigned long long)u->g->chunk_size);
+	pmsg_debug(u->g->host, "gcs: started a resumable upload of %s/%s%s (%llu bytes in chunks of %llu)",
+		   u->g->bucket, u->g->prefix, u->key,
+		   (unsigned long long)u->src->size,
+		   (unsigned long long)u->g->chunk_size);
 	/* Before any data: a crash from here on resumes this session. */
 	token_save(u);
 out:
@@ -670,8 +655,8 @@ static int offset_of(struct upload *u, const struct gcs_op *op,
 	if (r == 0 && off > u->src->size)
 		r = -EIO;
 	if (r < 0) {
-		gcs_set_err(err, "gcs: %s %s/%s%s: unusable Range in the 308 answer",
-			    op->name, u->g->bucket, u->g->prefix, u->key);
+		pmsg_set_err(err, "gcs: %s %s/%s%s: unusable Range in the 308 answer",
+			     op->name, u->g->bucket, u->g->prefix, u->key);
 		return -EIO;
 	}
 	*ret_offset = off;
@@ -699,8 +684,8 @@ static int query_status(struct upload *u, enum session_state *ret,
 		r = gcs_op_run(u->g, &op, err);
 	if (r == -ENOENT) {
 		/* 404/410: expired (a week), cancelled or unknown. */
-		gcs_debug(u->g->host, "gcs: the upload session of %s/%s%s is gone (%ld)",
-			  u->g->bucket, u->g->prefix, u->key, op.resp.status);
+		pmsg_debug(u->g->host, "gcs: the upload session of %s/%s%s is gone (%ld)",
+			   u->g->bucket, u->g->prefix, u->key, op.resp.status);
 		if (err)
 			memset(err, 0, sizeof(*err));
 		*ret = SESSION_GONE;
@@ -709,10 +694,10 @@ static int query_status(struct upload *u, enum session_state *ret,
 		r = offset_of(u, &op, &u->offset, err);
 		*ret = SESSION_ACTIVE;
 		if (r == 0)
-			gcs_debug(u->g->host, "gcs: the upload session of %s/%s%s is at %llu of %llu bytes",
-				  u->g->bucket, u->g->prefix, u->key,
-				  (unsigned long long)u->offset,
-				  (unsigned long long)u->src->size);
+			pmsg_debug(u->g->host, "gcs: the upload session of %s/%s%s is at %llu of %llu bytes",
+				   u->g->bucket, u->g->prefix, u->key,
+				   (unsigned long long)u->offset,
+				   (unsigned long long)u->src->size);
 	} else if (r == 0) {
 		/* The last chunk went through but its answer was lost. */
 		r = hash_to(u, u->src->size, err);
@@ -791,9 +776,9 @@ static int send_all(struct upload *u, struct drgw_err *err)
 		if (u->offset >= u->src->size) {
 			/* Every byte is there, yet no object: neither GCS
 			 * nor our emulator does this. */
-			gcs_set_err(err, "gcs: UPLOAD %s/%s%s: the session holds all %llu bytes but did not create the object",
-				    u->g->bucket, u->g->prefix, u->key,
-				    (unsigned long long)u->src->size);
+			pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: the session holds all %llu bytes but did not create the object",
+				     u->g->bucket, u->g->prefix, u->key,
+				     (unsigned long long)u->src->size);
 			return -EIO;
 		}
 		start = u->offset;
@@ -817,9 +802,9 @@ static int send_all(struct upload *u, struct drgw_err *err)
 			if (r < 0)
 				return r;
 			if (next > start + len) {
-				gcs_set_err(err, "gcs: UPLOAD CHUNK %s/%s%s: the server confirms %llu bytes, more than were sent",
-					    u->g->bucket, u->g->prefix, u->key,
-					    (unsigned long long)next);
+				pmsg_set_err(err, "gcs: UPLOAD CHUNK %s/%s%s: the server confirms %llu bytes, more than were sent",
+					     u->g->bucket, u->g->prefix, u->key,
+					     (unsigned long long)next);
 				return -EIO;
 			}
 			if (next > start) {
@@ -841,8 +826,8 @@ static int send_all(struct upload *u, struct drgw_err *err)
 			gcs_op_release(&op);
 			return r;
 		} else if (st == 404 || st == 410) {
-			gcs_debug(u->g->host, "gcs: the upload session of %s/%s%s is gone (%ld)",
-				  u->g->bucket, u->g->prefix, u->key, st);
+			pmsg_debug(u->g->host, "gcs: the upload session of %s/%s%s is gone (%ld)",
+				   u->g->bucket, u->g->prefix, u->key, st);
 			gcs_op_release(&op);
 			if (err)
 				memset(err, 0, sizeof(*err));
@@ -856,21 +841,22 @@ static int send_all(struct upload *u, struct drgw_err *err)
 				return r;
 			}
 			if (v == GCS_OFFSET_MISMATCH)
-				gcs_debug(u->g->host, "gcs: %s/%s%s: the server disagrees on the upload offset %llu; asking it",
-					  u->g->bucket, u->g->prefix, u->key,
-					  (unsigned long long)start);
+				pmsg_debug(u->g->host, "gcs: %s/%s%s: the server disagrees on the upload offset %llu; asking it",
+					   u->g->bucket, u->g->prefix, u->key,
+					   (unsigned long long)start);
 		}
 		gcs_op_release(&op);
-		if (++failures >= u->g->retry.max_attempts) {
+		if (++failures >= u->g->net.retry.max_attempts) {
 			if (err && !err->msg[0])
-				gcs_set_err(err, "gcs: UPLOAD CHUNK %s/%s%s: no progress at offset %llu after %d attempts",
-					    u->g->bucket, u->g->prefix, u->key,
-					    (unsigned long long)start, failures);
+				pmsg_set_err(err, "gcs: UPLOAD CHUNK %s/%s%s: no progress at offset %llu after %d attempts",
+					     u->g->bucket, u->g->prefix, u->key,
+					     (unsigned long long)start, failures);
 			return st && st != 308 ? gcs_status_errno(st, "", "") :
 			       st == 308 ? -EAGAIN : r;
 		}
 		if (v == GCS_RETRY) {
-			r = nap(phttp_backoff_ms(&u->g->retry, failures), u->src);
+			r = nap(phttp_backoff_ms(&u->g->net.retry, failures),
+				u->src);
 			if (r < 0)
 				return r;
 		}
@@ -895,8 +881,8 @@ static int put_resumable(struct upload *u, const char *session,
 			/* It completed with an object that is not ours
 			 * (and was deleted): asking again would say the
 			 * same forever, so upload anew. */
-			gcs_debug(u->g->host, "gcs: %s: %s; uploading again",
-				  u->key, err ? err->msg : "");
+			pmsg_debug(u->g->host, "gcs: %s: %s; uploading again",
+				   u->key, err ? err->msg : "");
 			if (err)
 				memset(err, 0, sizeof(*err));
 			state = SESSION_GONE;
@@ -910,9 +896,9 @@ static int put_resumable(struct upload *u, const char *session,
 	for (;;) {
 		if (state != SESSION_ACTIVE) {
 			if (++sessions > MAX_SESSIONS) {
-				gcs_set_err(err, "gcs: UPLOAD %s/%s%s: %d upload sessions vanished while in use",
-					    u->g->bucket, u->g->prefix, u->key,
-					    MAX_SESSIONS);
+				pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: %d upload sessions vanished while in use",
+					     u->g->bucket, u->g->prefix, u->key,
+					     MAX_SESSIONS);
 				r = -EAGAIN;
 				break;
 			}
@@ -936,8 +922,8 @@ static int put_resumable(struct upload *u, const char *session,
 out:
 	if (r == -ECANCELED) {
 		token_save(u);
-		gcs_set_err(err, "gcs: UPLOAD %s/%s%s: upload cancelled",
-			    u->g->bucket, u->g->prefix, u->key);
+		pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: upload cancelled",
+			     u->g->bucket, u->g->prefix, u->key);
 	}
 	return r;
 }
@@ -950,7 +936,7 @@ int gcs_put(struct gcs *g, const char *key, struct drgw_put_source *src,
 	int r, same = 0;
 
 	if (g->read_only) {
-		gcs_set_err(err, "gcs: %s is read-only", g->url);
+		pmsg_set_err(err, "gcs: %s is read-only", g->url);
 		return -EROFS;
 	}
 	r = upload_init(&u, g, key, src);
@@ -961,8 +947,8 @@ int gcs_put(struct gcs *g, const char *key, struct drgw_put_source *src,
 	if (r < 0)
 		goto out;
 	if (found.len && !same) {
-		gcs_debug(g->host, "gcs: resume token of %s is for another object; cancelling its session",
-			  key);
+		pmsg_debug(g->host, "gcs: resume token of %s is for another object; cancelling its session",
+			   key);
 		cancel_session(g, key, found.buf, NULL);
 		pbuf_reset(&found);
 	}
@@ -972,8 +958,8 @@ int gcs_put(struct gcs *g, const char *key, struct drgw_put_source *src,
 	} else {
 		r = put_simple(&u, err);
 		if (r == -ECANCELED)
-			gcs_set_err(err, "gcs: UPLOAD %s/%s%s: upload cancelled",
-				    g->bucket, g->prefix, key);
+			pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: upload cancelled",
+				     g->bucket, g->prefix, key);
 	}
 	if (r == 0) {
 		/* Retries along the way may have left a message. */

@@ -12,7 +12,6 @@
  * first), so retrying any of them is safe.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,30 +31,6 @@ struct run {
 	struct curl_slist *sent;	/* op->headers + Authorization */
 	int auth_err;			/* the token source failed */
 };
-
-void gcs_set_err(struct drgw_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
-void gcs_debug(const struct drgw_host *host, const char *fmt, ...)
-{
-	char line[768];
-	va_list ap;
-
-	if (!host || !host->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	host->log(DRGW_LOG_DEBUG, "%s", line);
-}
 
 void gcs_op_init(struct gcs_op *op, const char *name, const char *method)
 {
@@ -265,9 +240,9 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 
 	op->reason[0] = op->message[0] = '\0';
 	if (r < 0) {
-		gcs_debug(c->g->host, "gcs: %s %s: attempt %d: %s", op->name,
-			  pbuf_str(&op->object), attempt,
-			  phttp_strerror(resp, r));
+		pmsg_debug(c->g->host, "gcs: %s %s: attempt %d: %s", op->name,
+			   pbuf_str(&op->object), attempt,
+			   phttp_strerror(resp, r));
 		return gcs_classify(resp, r) == GCS_RETRY ? PHTTP_RETRY :
 							    PHTTP_STOP;
 	}
@@ -275,8 +250,8 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 		return PHTTP_STOP;
 	gcs_json_error(resp->body.buf, resp->body.len, op->reason,
 		       sizeof(op->reason), op->message, sizeof(op->message));
-	gcs_debug(c->g->host, "gcs: %s %s: attempt %d: %ld %s", op->name,
-		  pbuf_str(&op->object), attempt, st, op->reason);
+	pmsg_debug(c->g->host, "gcs: %s %s: attempt %d: %ld %s", op->name,
+		   pbuf_str(&op->object), attempt, st, op->reason);
 	if (st == 401 && !op->anonymous && !op->auth_retried &&
 	    gcs_auth_rejected(c->g->auth, op->token_gen) == 0) {
 		/* Revoked or expired early: gcs_op_run() retries once
@@ -286,7 +261,7 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 	}
 	if (gcs_classify(resp, r) != GCS_RETRY)
 		return PHTTP_STOP;
-	*ret_delay_ms = retry_after_ms(resp, c->g->retry.cap_ms);
+	*ret_delay_ms = retry_after_ms(resp, c->g->net.retry.cap_ms);
 	return PHTTP_RETRY;
 }
 
@@ -299,7 +274,7 @@ int gcs_op_run(struct gcs *g, struct gcs_op *op, struct drgw_err *err)
 {
 	struct run c = { .g = g, .op = op, .err = err };
 	struct phttp_request rq = { 0 };
-	struct phttp_retry policy = g->retry;
+	struct phttp_retry policy = g->net.retry;
 	int r;
 
 	if (done(op) < 0 || !op->url.len)
@@ -419,15 +394,15 @@ void gcs_op_fail_msg(const struct gcs_op *op, int r, struct drgw_err *err)
 	if (!err)
 		return;
 	if (op->resp.status == 0) {
-		gcs_set_err(err, "gcs: %s %s: %s%s", op->name, obj ? obj : "",
-			    phttp_strerror(&op->resp, r),
-			    op->resp.curl_code == CURLE_PEER_FAILED_VERIFICATION ?
-				    " (set ca-bundle= to the CA that signed the endpoint's certificate)" :
-				    "");
+		pmsg_set_err(err, "gcs: %s %s: %s%s", op->name, obj ? obj : "",
+			     phttp_strerror(&op->resp, r),
+			     op->resp.curl_code == CURLE_PEER_FAILED_VERIFICATION ?
+				     " (set ca-bundle= to the CA that signed the endpoint's certificate)" :
+				     "");
 		return;
 	}
-	gcs_set_err(err, "gcs: %s %s: %ld %s%s%s", op->name, obj ? obj : "",
-		    op->resp.status,
-		    op->reason[0] ? op->reason : reason_phrase(op->resp.status),
-		    op->message[0] ? ": " : "", op->message);
+	pmsg_set_err(err, "gcs: %s %s: %ld %s%s%s", op->name, obj ? obj : "",
+		     op->resp.status,
+		     op->reason[0] ? op->reason : reason_phrase(op->resp.status),
+		     op->message[0] ? ": " : "", op->message);
 }

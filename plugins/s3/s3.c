@@ -7,7 +7,6 @@
  * s3_req.c and sigv4.c, credentials in s3_creds.c, options in s3_conf.c.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <drgw/backend.h>
 
 #include "pcodec.h"
+#include "prange.h"
 #include "s3_conf.h"
 #include "s3_creds.h"
 #include "s3_put.h"
@@ -41,12 +41,12 @@ static int check_key(const struct s3 *s3, const char *op, const char *key,
 		     struct drgw_err *err)
 {
 	if (!*key) {
-		s3_set_err(err, "s3: %s %s: empty object key", op, s3->url);
+		pmsg_set_err(err, "s3: %s %s: empty object key", op, s3->url);
 		return -EINVAL;
 	}
 	if (strlen(s3->prefix) + strlen(key) > 1024) {
-		s3_set_err(err, "s3: %s %s: key longer than S3's 1024 bytes: %s%s",
-			   op, s3->url, s3->prefix, key);
+		pmsg_set_err(err, "s3: %s %s: key longer than S3's 1024 bytes: %s%s",
+			     op, s3->url, s3->prefix, key);
 		return -ENAMETOOLONG;
 	}
 	return 0;
@@ -56,7 +56,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 		   struct drgw_err *err)
 {
 	struct s3 *s3 = inst;
-	struct phttp_config hc = { 0 };
+	struct phttp_config hc;
 	struct s3_creds_config cc = { 0 };
 	int r;
 
@@ -64,14 +64,10 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	if (r < 0)
 		return r;
 	s3_xml_init();
-	hc.ca_bundle = s3->ca_bundle;
-	hc.tls_verify = s3->tls_verify;
-	hc.connect_timeout_ms = s3->connect_timeout_ms;
-	hc.low_speed_time_s = s3->read_timeout_s;
-	hc.user_agent = "drgw-s3/1";
+	popts_http_config(&s3->net, "drgw-s3/1", &hc);
 	r = phttp_client_new(&hc, &s3->http);
 	if (r < 0) {
-		s3_set_err(err, "s3: cannot initialize libcurl");
+		pmsg_set_err(err, "s3: cannot initialize libcurl");
 		goto fail;
 	}
 	cc.profile = s3->profile;
@@ -84,10 +80,10 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 		r = -EINVAL;
 	if (r < 0)
 		goto fail;
-	s3_debug(s3, "s3: %s at %s (region %s, %s addressing, part size %llu, %u uploads in parallel)",
-		 s3->url, s3->endpoint, s3->region,
-		 s3->virtual_host ? "virtual-host" : "path",
-		 (unsigned long long)s3->part_size, s3->concurrency);
+	pmsg_debug(s3->host, "s3: %s at %s (region %s, %s addressing, part size %llu, %u uploads in parallel)",
+		   s3->url, s3->endpoint, s3->region,
+		   s3->virtual_host ? "virtual-host" : "path",
+		   (unsigned long long)s3->part_size, s3->concurrency);
 	return 0;
 fail:
 	s3->http = phttp_client_free(s3->http);
@@ -133,8 +129,8 @@ static int s3_backend_stat(void *inst, const char *key,
 		goto out;
 	if (phttp_header(&op.resp, "Content-Length", v, sizeof(v)) < 0 ||
 	    pcodec_parse_u64(v, UINT64_MAX, &info.size) < 0) {
-		s3_set_err(err, "s3: HEAD %s/%s%s: no Content-Length in the answer",
-			   s3->bucket, s3->prefix, key);
+		pmsg_set_err(err, "s3: HEAD %s/%s%s: no Content-Length in the answer",
+			     s3->bucket, s3->prefix, key);
 		r = -EIO;
 		goto out;
 	}
@@ -159,93 +155,11 @@ out:
 	return r;
 }
 
-/* Where a ranged GET's body goes; see get(). */
-struct range {
-	char *buf;
-	size_t len;			/* wanted */
-	uint64_t off;
-	size_t got;
-	uint64_t skip;			/* body bytes before off (200 answers) */
-	int bad;
-};
-
-/* Parses "bytes a-b/total"; *total is UINT64_MAX for "*". */
-static int content_range(const struct phttp_response *resp, uint64_t *a,
-			 uint64_t *b, uint64_t *total)
-{
-	char v[128], *dash, *slash;
-
-	if (phttp_header(resp, "Content-Range", v, sizeof(v)) < 0 ||
-	    strncmp(v, "bytes ", 6))
-		return -EIO;
-	dash = strchr(v + 6, '-');
-	slash = dash ? strchr(dash, '/') : NULL;
-	if (!dash || !slash)
-		return -EIO;
-	*dash = *slash = '\0';
-	if (pcodec_parse_u64(v + 6, UINT64_MAX, a) < 0 ||
-	    pcodec_parse_u64(dash + 1, UINT64_MAX, b) < 0 || *b < *a)
-		return -EIO;
-	if (!strcmp(slash + 1, "*"))
-		*total = UINT64_MAX;
-	else if (pcodec_parse_u64(slash + 1, UINT64_MAX, total) < 0 ||
-		 *b >= *total)
-		return -EIO;
-	return 0;
-}
-
-static int range_sink(void *arg, struct phttp_response *resp,
-		      const char *data, size_t n)
-{
-	struct range *rg = arg;
-
-	/* First data of an attempt: decide how to read this answer. */
-	if (resp->body_bytes == n) {
-		uint64_t a, b, total;
-
-		rg->got = 0;
-		rg->skip = 0;
-		rg->bad = 0;
-		if (resp->status == 206) {
-			/* Servers may send more than asked (s3rver answers
-			 * bytes=0-0 with the whole object) but must start
-			 * where asked. */
-			if (content_range(resp, &a, &b, &total) < 0 ||
-			    a != rg->off) {
-				rg->bad = 1;
-				return -EIO;
-			}
-		} else {
-			/* 200: the server ignored Range and sends it all. */
-			rg->skip = rg->off;
-		}
-	}
-	if (rg->skip) {
-		size_t drop = rg->skip < n ? (size_t)rg->skip : n;
-
-		rg->skip -= drop;
-		data += drop;
-		n -= drop;
-	}
-	/* Stop only when the server sends more than asked (a 200 with the
-	 * whole object, s3rver's bytes=0-0): an exact answer ends by itself
-	 * and leaves the connection reusable for the next chunk. */
-	if (n > rg->len - rg->got) {
-		memcpy(rg->buf + rg->got, data, rg->len - rg->got);
-		rg->got = rg->len;
-		return 1;
-	}
-	memcpy(rg->buf + rg->got, data, n);
-	rg->got += n;
-	return 0;
-}
-
 static int s3_get(void *inst, const char *key, uint64_t off, void *buf,
 		  size_t len, size_t *ret_len, struct drgw_err *err)
 {
 	struct s3 *s3 = inst;
-	struct range rg = { .buf = buf, .len = len, .off = off };
-	uint64_t a, b, total;
+	struct prange rg;
 	struct s3_op op;
 	int r;
 
@@ -262,10 +176,11 @@ static int s3_get(void *inst, const char *key, uint64_t off, void *buf,
 	}
 	if (off > UINT64_MAX - len)
 		return -EINVAL;
+	prange_init(&rg, buf, len, off);
 	r = s3_req_get(&op, s3, key, off, off + len - 1);
 	if (r < 0)
 		goto out;
-	op.sink = range_sink;
+	op.sink = prange_sink;
 	op.sink_arg = &rg;
 	r = s3_op_run(s3, &op, err);
 	if (r < 0 && op.resp.status == 416) {
@@ -283,29 +198,21 @@ static int s3_get(void *inst, const char *key, uint64_t off, void *buf,
 		goto out;
 	}
 	/* Short only at the end of the object. */
-	if (rg.got < len) {
-		if (op.resp.status == 206) {
-			if (content_range(&op.resp, &a, &b, &total) < 0 ||
-			    b + 1 != total || rg.got != b - a + 1)
-				r = -EIO;
-		} else if (op.resp.body_bytes != off + rg.got &&
-			   !(op.resp.body_bytes < off && rg.got == 0)) {
-			r = -EIO;
-		}
-		if (r < 0) {
-			s3_set_err(err,
-				   "s3: GET %s/%s%s: short answer: %zu of %zu bytes at offset %llu",
-				   s3->bucket, s3->prefix, key, rg.got, len,
-				   (unsigned long long)off);
-			goto out;
-		}
+	r = prange_check_short(&rg, &op.resp);
+	if (r < 0) {
+		pmsg_set_err(err,
+			     "s3: GET %s/%s%s: short answer: %zu of %zu bytes at offset %llu",
+			     s3->bucket, s3->prefix, key, rg.got, len,
+			     (unsigned long long)off);
+		goto out;
 	}
 	*ret_len = rg.got;
 out:
 	if (r == -EIO && rg.bad)
-		s3_set_err(err,
-			   "s3: GET %s/%s%s: answer is not the requested range at offset %llu",
-			   s3->bucket, s3->prefix, key, (unsigned long long)off);
+		pmsg_set_err(err,
+			     "s3: GET %s/%s%s: answer is not the requested range at offset %llu",
+			     s3->bucket, s3->prefix, key,
+			     (unsigned long long)off);
 	s3_op_release(&op);
 	return r;
 }
@@ -355,13 +262,13 @@ static int s3_list(void *inst, const char *prefix, const char *page_token,
 	}
 	if (r < 0) {
 		if (r == -EIO)
-			s3_set_err(err, "s3: LIST %s/%s: unusable listing answer",
-				   s3->bucket, op.key.buf ? op.key.buf : "");
+			pmsg_set_err(err, "s3: LIST %s/%s: unusable listing answer",
+				     s3->bucket, op.key.buf ? op.key.buf : "");
 		goto out;
 	}
 	if (next.len >= next_token_size) {
-		s3_set_err(err, "s3: LIST %s/%s: continuation token too long (%zu bytes)",
-			   s3->bucket, op.key.buf, next.len);
+		pmsg_set_err(err, "s3: LIST %s/%s: continuation token too long (%zu bytes)",
+			     s3->bucket, op.key.buf, next.len);
 		r = -EIO;
 		goto out;
 	}
@@ -380,7 +287,7 @@ static int s3_remove(void *inst, const char *key, struct drgw_err *err)
 	int r;
 
 	if (s3->read_only) {
-		s3_set_err(err, "s3: %s is read-only", s3->url);
+		pmsg_set_err(err, "s3: %s is read-only", s3->url);
 		return -EROFS;
 	}
 	r = check_key(s3, "DELETE", key, err);
@@ -404,7 +311,7 @@ static int s3_abort_put_op(void *inst, const char *key, const void *token,
 	struct s3 *s3 = inst;
 
 	if (s3->read_only) {
-		s3_set_err(err, "s3: %s is read-only", s3->url);
+		pmsg_set_err(err, "s3: %s is read-only", s3->url);
 		return -EROFS;
 	}
 	return s3_abort_put(s3, key, token, token_len, err);
@@ -430,13 +337,13 @@ static int s3_ctl(void *inst, int op, void *arg)
 
 	switch (op) {
 	case DRGW_CTL_DESCRIBE:
-		s3_set_err(arg, "%s at %s (region %s)", s3->url, s3->endpoint,
-			   s3->region);
+		pmsg_set_err(arg, "%s at %s (region %s)", s3->url, s3->endpoint,
+			     s3->region);
 		return 0;
 	case DRGW_CTL_PING:
 		return ping(s3, arg);
 	case S3_CTL_CREDS_SOURCE:
-		s3_set_err(arg, "%s", s3_creds_source(s3->creds));
+		pmsg_set_err(arg, "%s", s3_creds_source(s3->creds));
 		return 0;
 	case S3_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = S3_CAPS | (s3->lock_mode ? DRGW_CAP_IMMUTABLE : 0);

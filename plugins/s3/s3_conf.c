@@ -20,25 +20,22 @@
  *   retry-base-ms=MS, retry-cap-ms=MS   1000, 20000: full-jitter backoff
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
-
-#include <curl/curl.h>
 
 #include "pbuf.h"
 #include "pcodec.h"
+#include "popts.h"
 #include "s3_conf.h"
 #include "s3_creds.h"
 
-static int dup_str(char **dst, const char *s)
-{
-	free(*dst);
-	*dst = strdup(s);
-	return *dst ? 0 : -ENOMEM;
-}
+#define KNOWN_OPTIONS                                                        \
+	"region, endpoint, addressing, ca-bundle, tls-verify, "             \
+	"storage-class, object-lock-mode, object-lock-retain-days, "        \
+	"profile, part-size, upload-concurrency, max-attempts, checksum, "  \
+	"sts-endpoint, connect-timeout, read-timeout, retry-base-ms, "      \
+	"retry-cap-ms"
 
 static int bucket_ok(const char *b)
 {
@@ -61,107 +58,30 @@ static int bucket_dns_ok(const char *b)
 
 static int parse_url(struct s3 *s3, const char *url, struct drgw_err *err)
 {
-	const char *p, *slash;
-	struct pbuf prefix = PBUF_INIT;
-	size_t blen;
+	int r = popts_split_url(url, "s3://", &s3->bucket, &s3->prefix);
 
-	if (strncmp(url, "s3://", 5)) {
-		s3_set_err(err, "not an S3 URL: %s (expected s3://bucket/prefix)",
-			   url);
-		return -EINVAL;
-	}
-	p = url + 5;
-	slash = strchr(p, '/');
-	blen = slash ? (size_t)(slash - p) : strlen(p);
-	s3->bucket = strndup(p, blen);
-	if (!s3->bucket)
-		return -ENOMEM;
+	if (r == -EINVAL)
+		pmsg_set_err(err, "not an S3 URL: %s (expected s3://bucket/prefix)",
+			     url);
+	if (r < 0)
+		return r;
 	if (!bucket_ok(s3->bucket)) {
-		s3_set_err(err, "invalid S3 bucket name '%s' in %s", s3->bucket,
-			   url);
+		pmsg_set_err(err, "invalid S3 bucket name '%s' in %s", s3->bucket,
+			     url);
 		return -EINVAL;
 	}
-	/* "a/b", "/a/b/" and "a/b/" all mean the key prefix "a/b/". */
-	p = slash ? slash : "";
-	while (*p == '/')
-		p++;
-	pbuf_adds(&prefix, p);
-	while (prefix.len && prefix.buf[prefix.len - 1] == '/')
-		prefix.buf[--prefix.len] = '\0';
-	if (prefix.len)
-		pbuf_addch(&prefix, '/');
-	if (prefix.len && strstr(prefix.buf, "//")) {
-		s3_set_err(err, "invalid S3 key prefix in %s: empty path segment",
-			   url);
-		pbuf_release(&prefix);
+	if (strstr(s3->prefix, "//")) {
+		pmsg_set_err(err, "invalid S3 key prefix in %s: empty path segment",
+			     url);
 		return -EINVAL;
 	}
-	s3->prefix = pbuf_detach(&prefix, NULL);
-	if (!s3->prefix)
-		return -ENOMEM;
 	return 0;
 }
 
 static int parse_endpoint(struct s3 *s3, const char *ep, struct drgw_err *err)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
-	char *query = NULL, *user = NULL;
-	struct pbuf b = PBUF_INIT;
-	int r = -EINVAL;
-
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, ep, 0) ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) ||
-	    (strcmp(scheme, "http") && strcmp(scheme, "https"))) {
-		s3_set_err(err,
-			   "invalid S3 endpoint '%s': expected http(s)://host[:port]",
-			   ep);
-		goto out;
-	}
-	curl_url_get(u, CURLUPART_PORT, &port, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	if ((path && strcmp(path, "/") && *path) || query || user) {
-		s3_set_err(err,
-			   "invalid S3 endpoint '%s': no path, query or user allowed",
-			   ep);
-		goto out;
-	}
-	pbuf_addf(&b, "%s%s%s", host, port ? ":" : "", port ? port : "");
-	s3->endpoint_host = pbuf_detach(&b, NULL);
-	pbuf_addf(&b, "%s://%s", scheme, s3->endpoint_host ? s3->endpoint_host : "");
-	s3->endpoint = pbuf_detach(&b, NULL);
-	s3->scheme = strdup(scheme);
-	r = s3->endpoint_host && s3->endpoint && s3->scheme ? 0 : -ENOMEM;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_free(path);
-	curl_free(query);
-	curl_free(user);
-	curl_url_cleanup(u);
-	return r;
-}
-
-static int num_opt(const char *key, const char *v, uint64_t min, uint64_t max,
-		   uint64_t *ret, struct drgw_err *err)
-{
-	uint64_t n;
-
-	if (pcodec_parse_u64(v, UINT64_MAX, &n) < 0 || n < min || n > max) {
-		s3_set_err(err,
-			   "invalid S3 option %s=%s: expected a number from %llu to %llu",
-			   key, v, (unsigned long long)min,
-			   (unsigned long long)max);
-		return -EINVAL;
-	}
-	*ret = n;
-	return 0;
+	return popts_endpoint(ep, "S3 endpoint", &s3->endpoint, &s3->scheme,
+			      &s3->endpoint_host, err);
 }
 
 struct opts {
@@ -177,7 +97,7 @@ static int apply_option(struct s3 *s3, struct opts *o, const char *k,
 
 	if (!strcmp(k, "region")) {
 		if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v)) {
-			s3_set_err(err, "invalid S3 option region=%s", v);
+			pmsg_set_err(err, "invalid S3 option region=%s", v);
 			return -EINVAL;
 		}
 		o->region = v;
@@ -185,82 +105,55 @@ static int apply_option(struct s3 *s3, struct opts *o, const char *k,
 		o->endpoint = v;
 	} else if (!strcmp(k, "addressing")) {
 		if (strcmp(v, "path") && strcmp(v, "virtual")) {
-			s3_set_err(err, "invalid S3 option addressing=%s: expected path or virtual", v);
+			pmsg_set_err(err, "invalid S3 option addressing=%s: expected path or virtual", v);
 			return -EINVAL;
 		}
 		o->addressing = v;
-	} else if (!strcmp(k, "ca-bundle")) {
-		if (access(v, R_OK) < 0) {
-			s3_set_err(err, "S3 option ca-bundle=%s: cannot read the file: %s",
-				   v, strerror(errno));
-			return -EINVAL;
-		}
-		r = dup_str(&s3->ca_bundle, v);
-	} else if (!strcmp(k, "tls-verify")) {
-		if (pcodec_parse_bool(v, &s3->tls_verify) < 0) {
-			s3_set_err(err, "invalid S3 option tls-verify=%s: expected on or off", v);
-			return -EINVAL;
-		}
 	} else if (!strcmp(k, "storage-class")) {
 		if (!*v || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(v)) {
-			s3_set_err(err, "invalid S3 option storage-class=%s", v);
+			pmsg_set_err(err, "invalid S3 option storage-class=%s", v);
 			return -EINVAL;
 		}
-		r = dup_str(&s3->storage_class, v);
+		r = popts_dup(&s3->storage_class, v);
 	} else if (!strcmp(k, "object-lock-mode")) {
 		o->lock_mode = v;
 	} else if (!strcmp(k, "object-lock-retain-days")) {
 		o->lock_days = v;
 	} else if (!strcmp(k, "profile")) {
 		if (!*v) {
-			s3_set_err(err, "invalid S3 option profile=: empty name");
+			pmsg_set_err(err, "invalid S3 option profile=: empty name");
 			return -EINVAL;
 		}
-		r = dup_str(&s3->profile, v);
+		r = popts_dup(&s3->profile, v);
 	} else if (!strcmp(k, "part-size")) {
 		if (pcodec_parse_size(v, &n) < 0 || n < S3_MIN_PART ||
 		    n > S3_MAX_PART) {
-			s3_set_err(err,
-				   "invalid S3 option part-size=%s: expected 5M to 5G",
-				   v);
+			pmsg_set_err(err,
+				     "invalid S3 option part-size=%s: expected 5M to 5G",
+				     v);
 			return -EINVAL;
 		}
 		s3->part_size = n;
 	} else if (!strcmp(k, "upload-concurrency")) {
-		r = num_opt(k, v, 1, 64, &n, err);
-		s3->concurrency = (unsigned)n;
-	} else if (!strcmp(k, "max-attempts")) {
-		r = num_opt(k, v, 1, 20, &n, err);
-		s3->retry.max_attempts = (int)n;
+		r = popts_num("S3", k, v, 1, 64, &n, err);
+		if (r == 0)
+			s3->concurrency = (unsigned)n;
 	} else if (!strcmp(k, "checksum")) {
 		if (strcmp(v, "md5") && strcmp(v, "sha256")) {
-			s3_set_err(err, "invalid S3 option checksum=%s: expected md5 or sha256", v);
+			pmsg_set_err(err, "invalid S3 option checksum=%s: expected md5 or sha256", v);
 			return -EINVAL;
 		}
 		s3->checksum_sha256 = !strcmp(v, "sha256");
 	} else if (!strcmp(k, "sts-endpoint")) {
 		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
-			s3_set_err(err, "invalid S3 option sts-endpoint=%s: expected an http(s) URL", v);
+			pmsg_set_err(err, "invalid S3 option sts-endpoint=%s: expected an http(s) URL", v);
 			return -EINVAL;
 		}
-		r = dup_str(&s3->sts_endpoint, v);
-	} else if (!strcmp(k, "connect-timeout")) {
-		r = num_opt(k, v, 1, 300, &n, err);
-		s3->connect_timeout_ms = (long)n * 1000;
-	} else if (!strcmp(k, "read-timeout")) {
-		r = num_opt(k, v, 1, 3600, &n, err);
-		s3->read_timeout_s = (long)n;
-	} else if (!strcmp(k, "retry-base-ms")) {
-		r = num_opt(k, v, 1, 60000, &n, err);
-		s3->retry.base_ms = (unsigned)n;
-	} else if (!strcmp(k, "retry-cap-ms")) {
-		r = num_opt(k, v, 1, 600000, &n, err);
-		s3->retry.cap_ms = (unsigned)n;
+		r = popts_dup(&s3->sts_endpoint, v);
 	} else {
-		s3_set_err(err,
-			   "unknown S3 option '%s' (known: region, endpoint, addressing, ca-bundle, tls-verify, storage-class, object-lock-mode, object-lock-retain-days, profile, part-size, upload-concurrency, max-attempts, checksum, sts-endpoint, connect-timeout, read-timeout, retry-base-ms, retry-cap-ms)",
-			   k);
-		return -EINVAL;
+		r = popts_http_apply(&s3->net, "S3", k, v, err);
+		if (r == 1)
+			r = popts_unknown("S3", k, KNOWN_OPTIONS, err);
 	}
 	return r;
 }
@@ -273,19 +166,19 @@ static int finish_lock(struct s3 *s3, const struct opts *o,
 	if (!o->lock_mode && !o->lock_days)
 		return 0;
 	if (!o->lock_mode || !o->lock_days) {
-		s3_set_err(err,
-			   "S3 options object-lock-mode and object-lock-retain-days go together");
+		pmsg_set_err(err,
+			     "S3 options object-lock-mode and object-lock-retain-days go together");
 		return -EINVAL;
 	}
 	if (strcasecmp(o->lock_mode, "GOVERNANCE") &&
 	    strcasecmp(o->lock_mode, "COMPLIANCE")) {
-		s3_set_err(err,
-			   "invalid S3 option object-lock-mode=%s: expected GOVERNANCE or COMPLIANCE",
-			   o->lock_mode);
+		pmsg_set_err(err,
+			     "invalid S3 option object-lock-mode=%s: expected GOVERNANCE or COMPLIANCE",
+			     o->lock_mode);
 		return -EINVAL;
 	}
-	if (num_opt("object-lock-retain-days", o->lock_days, 1, 36500, &days,
-		    err) < 0)
+	if (popts_num("S3", "object-lock-retain-days", o->lock_days, 1, 36500,
+		      &days, err) < 0)
 		return -EINVAL;
 	s3->lock_days = (unsigned)days;
 	s3->lock_mode = strdup(!strcasecmp(o->lock_mode, "GOVERNANCE") ?
@@ -301,12 +194,12 @@ static int finish_region(struct s3 *s3, const struct opts *o)
 	if (!env_region || !*env_region)
 		env_region = getenv("AWS_DEFAULT_REGION");
 	if (o->region)
-		return dup_str(&s3->region, o->region);
+		return popts_dup(&s3->region, o->region);
 	if (env_region && *env_region)
-		return dup_str(&s3->region, env_region);
+		return popts_dup(&s3->region, env_region);
 	if (s3_creds_profile_region(s3->profile, buf, sizeof(buf)) == 0)
-		return dup_str(&s3->region, buf);
-	return dup_str(&s3->region, "us-east-1");
+		return popts_dup(&s3->region, buf);
+	return popts_dup(&s3->region, "us-east-1");
 }
 
 int s3_conf_parse(struct s3 *s3, const struct drgw_backend_config *cfg,
@@ -316,12 +209,9 @@ int s3_conf_parse(struct s3 *s3, const struct drgw_backend_config *cfg,
 	struct pbuf b = PBUF_INIT;
 	int r;
 
-	s3->tls_verify = 1;
+	popts_http_init(&s3->net, &(struct phttp_retry){ 3, 1000, 20000 });
 	s3->part_size = S3_DEFAULT_PART;
 	s3->concurrency = 4;
-	s3->retry = (struct phttp_retry){ 3, 1000, 20000 };
-	s3->connect_timeout_ms = 10000;
-	s3->read_timeout_s = 60;
 	s3->read_only = cfg->read_only;
 	s3->host = cfg->host;
 
@@ -352,14 +242,13 @@ int s3_conf_parse(struct s3 *s3, const struct drgw_backend_config *cfg,
 		s3->virtual_host = !o.endpoint && bucket_dns_ok(s3->bucket);
 	if (s3->virtual_host && !bucket_dns_ok(s3->bucket) &&
 	    strchr(s3->bucket, '_')) {
-		s3_set_err(err,
-			   "S3 bucket '%s' cannot be addressed as a host name; use addressing=path",
-			   s3->bucket);
+		pmsg_set_err(err,
+			     "S3 bucket '%s' cannot be addressed as a host name; use addressing=path",
+			     s3->bucket);
 		r = -EINVAL;
 		goto fail;
 	}
-	if (s3->retry.cap_ms < s3->retry.base_ms)
-		s3->retry.cap_ms = s3->retry.base_ms;
+	popts_http_finish(&s3->net);
 
 	pbuf_addf(&b, "s3://%s/%s", s3->bucket, s3->prefix);
 	if (b.len && b.buf[b.len - 1] == '/')
@@ -369,7 +258,7 @@ int s3_conf_parse(struct s3 *s3, const struct drgw_backend_config *cfg,
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (!s3->tls_verify && s3->host && s3->host->log)
+	if (!s3->net.tls_verify && s3->host && s3->host->log)
 		s3->host->log(DRGW_LOG_WARNING,
 			      "s3: TLS certificate verification is off for %s: anyone on the path can read and change the backups' traffic",
 			      s3->endpoint);
@@ -392,9 +281,9 @@ void s3_conf_release(struct s3 *s3)
 	free(s3->lock_mode);
 	free(s3->profile);
 	free(s3->sts_endpoint);
-	free(s3->ca_bundle);
+	popts_http_release(&s3->net);
 	s3->url = s3->bucket = s3->prefix = s3->region = NULL;
 	s3->endpoint = s3->scheme = s3->endpoint_host = NULL;
 	s3->storage_class = s3->lock_mode = s3->profile = NULL;
-	s3->sts_endpoint = s3->ca_bundle = NULL;
+	s3->sts_endpoint = NULL;
 }

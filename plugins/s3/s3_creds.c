@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,8 @@
 
 #include "pbuf.h"
 #include "pcodec.h"
+#include "pmsg.h"
+#include "psecret.h"
 #include "s3_creds.h"
 #include "s3_profile.h"
 #include "s3_xml.h"
@@ -64,34 +65,6 @@ struct s3_creds {
 	int force;			/* protected by lock */
 };
 
-static void debug(const struct s3_creds *p, const char *fmt, ...)
-	DRGW_PRINTF(2, 3);
-static void debug(const struct s3_creds *p, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (!p->host || !p->host->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	p->host->log(DRGW_LOG_DEBUG, "%s", line);
-}
-
-static void set_err(struct drgw_err *err, const char *fmt, ...)
-	DRGW_PRINTF(2, 3);
-static void set_err(struct drgw_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
 static const char *env(const char *name)
 {
 	const char *v = getenv(name);
@@ -99,20 +72,13 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static void wipe_free(char *s)
-{
-	if (s)
-		OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 void s3_credentials_unref(struct s3_credentials *c)
 {
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
 		return;
-	wipe_free(c->access_key);
-	wipe_free(c->secret_key);
-	wipe_free(c->session_token);
+	psecret_free(c->access_key);
+	psecret_free(c->secret_key);
+	psecret_free(c->session_token);
 	free(c);
 }
 
@@ -141,36 +107,31 @@ struct s3_credentials *s3_credentials_new(const char *ak, const char *sk,
 static int read_token_file(const char *path, struct pbuf *out,
 			   struct drgw_err *err, const char *what)
 {
-	char buf[4096];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	int r;
 
 	if (fd < 0) {
 		int e = errno;
 
-		set_err(err, "s3: cannot read %s %s: %s", what, path,
-			strerror(e));
+		pmsg_set_err(err, "s3: cannot read %s %s: %s", what, path,
+			     strerror(e));
 		return -e == -ENOENT ? -EACCES : -e;
 	}
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || out->len + (size_t)n > MAX_TOKEN_FILE) {
-			close(fd);
-			set_err(err, "s3: cannot read %s %s: %s", what, path,
-				n < 0 ? strerror(errno) : "file too large");
-			return -EIO;
-		}
-		pbuf_add(out, buf, (size_t)n);
-	}
+	r = psecret_read_fd(fd, MAX_TOKEN_FILE, out);
 	close(fd);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		pmsg_set_err(err, "s3: cannot read %s %s: %s", what, path,
+			     r == -EFBIG ? "file too large" : strerror(-r));
+		return -EIO;
+	}
 	while (out->len && strchr(" \t\r\n", out->buf[out->len - 1]))
 		out->buf[--out->len] = '\0';
 	if (out->failed)
 		return -ENOMEM;
 	if (!out->len) {
-		set_err(err, "s3: %s %s is empty", what, path);
+		pmsg_set_err(err, "s3: %s %s is empty", what, path);
 		return -EACCES;
 	}
 	return 0;
@@ -260,16 +221,16 @@ static int choose_profile(struct s3_creds *p, const char *name, int explicit,
 	int r = s3_profile_load(name, &prof);
 
 	if (r < 0) {
-		set_err(err, "s3: cannot read the AWS config files: %s",
-			strerror(-r));
+		pmsg_set_err(err, "s3: cannot read the AWS config files: %s",
+			     strerror(-r));
 		return r;
 	}
 	if (!prof.found) {
 		r = explicit ? -EINVAL : 1;
 		if (explicit)
-			set_err(err,
-				"s3: AWS profile '%s' not found in the shared credentials or config file",
-				name);
+			pmsg_set_err(err,
+				     "s3: AWS profile '%s' not found in the shared credentials or config file",
+				     name);
 		goto out;
 	}
 	snprintf(p->source_name, sizeof(p->source_name), "profile %s", name);
@@ -280,9 +241,9 @@ static int choose_profile(struct s3_creds *p, const char *name, int explicit,
 		goto out;
 	}
 	if (prof.unsupported) {
-		set_err(err,
-			"s3: AWS profile '%s' uses %s, which drgw does not support; use static keys, web identity, container or instance credentials",
-			name, prof.unsupported);
+		pmsg_set_err(err,
+			     "s3: AWS profile '%s' uses %s, which drgw does not support; use static keys, web identity, container or instance credentials",
+			     name, prof.unsupported);
 		r = -EINVAL;
 		goto out;
 	}
@@ -292,15 +253,15 @@ static int choose_profile(struct s3_creds *p, const char *name, int explicit,
 		goto out;
 	}
 	if (prof.access_key || prof.secret_key) {
-		set_err(err,
-			"s3: AWS profile '%s' has only one of aws_access_key_id and aws_secret_access_key",
-			name);
+		pmsg_set_err(err,
+			     "s3: AWS profile '%s' has only one of aws_access_key_id and aws_secret_access_key",
+			     name);
 		r = -EINVAL;
 		goto out;
 	}
 	r = explicit ? -EINVAL : 1;
 	if (explicit)
-		set_err(err, "s3: AWS profile '%s' has no credentials", name);
+		pmsg_set_err(err, "s3: AWS profile '%s' has no credentials", name);
 out:
 	s3_profile_release(&prof);
 	return r;
@@ -323,9 +284,9 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 
 	if (ak || sk) {
 		if (!ak || !sk) {
-			set_err(err, "s3: %s is set but %s is not",
-				ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-				ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+			pmsg_set_err(err, "s3: %s is set but %s is not",
+				     ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+				     ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 			return -EINVAL;
 		}
 		snprintf(p->source_name, sizeof(p->source_name), "environment");
@@ -350,8 +311,8 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 		if (!p->container_url)
 			return -ENOMEM;
 		if (!rel && !container_host_ok(full)) {
-			set_err(err,
-				"s3: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a loopback/link-local http URL");
+			pmsg_set_err(err,
+				     "s3: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a loopback/link-local http URL");
 			return -EINVAL;
 		}
 		p->src = SRC_CONTAINER;
@@ -359,8 +320,8 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 		return 0;
 	}
 	if (imds_off && !strcasecmp(imds_off, "true")) {
-		set_err(err,
-			"s3: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) or container credentials");
+		pmsg_set_err(err,
+			     "s3: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) or container credentials");
 		return -ENOENT;
 	}
 	if (env("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
@@ -397,7 +358,7 @@ int s3_creds_new(const struct s3_creds_config *cfg, struct s3_creds **ret,
 		s3_creds_free(p);
 		return r;
 	}
-	debug(p, "s3: using AWS credentials from %s", p->source_name);
+	pmsg_debug(p->host, "s3: using AWS credentials from %s", p->source_name);
 	*ret = p;
 	return 0;
 }
@@ -487,8 +448,8 @@ static int fetch_web_identity(struct s3_creds *p, struct s3_credentials **ret,
 	rq.body_len = form.len;
 	r = simple_request(p, &rq, &resp, STS_TIMEOUT_MS);
 	if (r < 0) {
-		set_err(err, "s3: web identity credentials: STS at %s: %s",
-			p->sts_url, phttp_strerror(&resp, r));
+		pmsg_set_err(err, "s3: web identity credentials: STS at %s: %s",
+			     p->sts_url, phttp_strerror(&resp, r));
 		goto out;
 	}
 	if (resp.status != 200) {
@@ -496,18 +457,18 @@ static int fetch_web_identity(struct s3_creds *p, struct s3_credentials **ret,
 
 		s3_xml_error(resp.body.buf ? resp.body.buf : "", resp.body.len,
 			     code, sizeof(code), msg, sizeof(msg));
-		set_err(err,
-			"s3: web identity credentials: STS AssumeRoleWithWebIdentity for %s: %ld %s: %s",
-			p->role_arn, resp.status, code[0] ? code : "error", msg);
+		pmsg_set_err(err,
+			     "s3: web identity credentials: STS AssumeRoleWithWebIdentity for %s: %ld %s: %s",
+			     p->role_arn, resp.status, code[0] ? code : "error", msg);
 		r = resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES;
 		goto out;
 	}
 	r = s3_xml_sts_credentials(resp.body.buf, resp.body.len, &ak, &sk, &st,
 				   &exp_ns);
 	if (r < 0) {
-		set_err(err,
-			"s3: web identity credentials: unusable STS answer from %s",
-			p->sts_url);
+		pmsg_set_err(err,
+			     "s3: web identity credentials: unusable STS answer from %s",
+			     p->sts_url);
 		r = -EIO;
 		goto out;
 	}
@@ -537,7 +498,7 @@ static int parse_json_creds(const char *body, size_t len, const char *what,
 	int r = 0;
 
 	if (!j) {
-		set_err(err, "s3: %s credentials: answer is not JSON", what);
+		pmsg_set_err(err, "s3: %s credentials: answer is not JSON", what);
 		return -EIO;
 	}
 	ak = json_string_value(json_object_get(j, "AccessKeyId"));
@@ -546,13 +507,13 @@ static int parse_json_creds(const char *body, size_t len, const char *what,
 	exp = json_string_value(json_object_get(j, "Expiration"));
 	code = json_string_value(json_object_get(j, "Code"));
 	if (code && strcmp(code, "Success")) {
-		set_err(err, "s3: %s credentials: Code %s", what, code);
+		pmsg_set_err(err, "s3: %s credentials: Code %s", what, code);
 		r = -EACCES;
 	} else if (!ak || !sk || !*ak || !*sk ||
 		   (exp && pcodec_parse_rfc3339(exp, &exp_ns) < 0)) {
-		set_err(err,
-			"s3: %s credentials: answer lacks AccessKeyId, SecretAccessKey or a valid Expiration",
-			what);
+		pmsg_set_err(err,
+			     "s3: %s credentials: answer lacks AccessKeyId, SecretAccessKey or a valid Expiration",
+			     what);
 		r = -EIO;
 	} else {
 		*ret = s3_credentials_new(ak, sk, tok, exp ? exp_time(exp_ns) : 0);
@@ -605,13 +566,13 @@ static int fetch_container(struct s3_creds *p, struct s3_credentials **ret,
 	rq.headers = hdrs;
 	r = simple_request(p, &rq, &resp, CONTAINER_TIMEOUT_MS);
 	if (r < 0) {
-		set_err(err, "s3: container credentials: %s",
-			phttp_strerror(&resp, r));
+		pmsg_set_err(err, "s3: container credentials: %s",
+			     phttp_strerror(&resp, r));
 		goto out;
 	}
 	if (resp.status != 200) {
-		set_err(err, "s3: container credentials: endpoint answered %ld",
-			resp.status);
+		pmsg_set_err(err, "s3: container credentials: endpoint answered %ld",
+			     resp.status);
 		r = http_status_errno(resp.status);
 		goto out;
 	}
@@ -649,12 +610,12 @@ static int imds_call(struct s3_creds *p, const char *method, const char *path,
 	r = simple_request(p, &rq, resp, IMDS_TIMEOUT_MS);
 	if (r < 0) {
 		/* IMDS is the last resort: say what else was looked for. */
-		set_err(err,
-			"s3: no AWS credentials in the environment, web identity, profile or container settings, and EC2 instance metadata at %s failed: %s",
-			p->imds_url, phttp_strerror(resp, r));
+		pmsg_set_err(err,
+			     "s3: no AWS credentials in the environment, web identity, profile or container settings, and EC2 instance metadata at %s failed: %s",
+			     p->imds_url, phttp_strerror(resp, r));
 	} else if (resp->status != 200) {
-		set_err(err, "s3: EC2 instance metadata at %s: %s %s answered %ld",
-			p->imds_url, method, path, resp->status);
+		pmsg_set_err(err, "s3: EC2 instance metadata at %s: %s %s answered %ld",
+			     p->imds_url, method, path, resp->status);
 		r = http_status_errno(resp->status);
 	}
 out:
@@ -698,7 +659,7 @@ static int fetch_imds(struct s3_creds *p, struct s3_credentials **ret,
 		goto out;
 	}
 	if (path.len == strlen(base)) {
-		set_err(err, "s3: EC2 instance metadata: no IAM role attached to the instance");
+		pmsg_set_err(err, "s3: EC2 instance metadata: no IAM role attached to the instance");
 		r = -EACCES;
 		goto out;
 	}
@@ -754,13 +715,13 @@ int s3_creds_get(struct s3_creds *p, struct s3_credentials **ret,
 		s3_credentials_unref(p->cur);
 		p->cur = c = fresh;
 		p->force = 0;
-		debug(p, "s3: fetched AWS credentials from %s, valid until %lld",
-		      p->source_name, (long long)c->expiration);
+		pmsg_debug(p->host, "s3: fetched AWS credentials from %s, valid until %lld",
+			   p->source_name, (long long)c->expiration);
 		goto hit;
 	}
 	if (c && !p->force && now < c->expiration - S3_CREDS_MANDATORY_S) {
-		debug(p, "s3: refreshing AWS credentials from %s failed, keeping the current ones: %s",
-		      p->source_name, err ? err->msg : "");
+		pmsg_debug(p->host, "s3: refreshing AWS credentials from %s failed, keeping the current ones: %s",
+			   p->source_name, err ? err->msg : "");
 		if (err)
 			err->msg[0] = '\0';
 		r = 0;

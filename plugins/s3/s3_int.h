@@ -14,6 +14,8 @@
 #include <drgw/backend.h>
 
 #include "phttp.h"
+#include "pmsg.h"
+#include "popts.h"
 
 struct s3_creds;
 
@@ -38,22 +40,12 @@ struct s3 {
 	uint64_t part_size;
 	unsigned concurrency;
 	int read_only;
-	struct phttp_retry retry;
-	long connect_timeout_ms;
-	long read_timeout_s;
 	char *profile;			/* explicit profile option, or NULL */
 	char *sts_endpoint;		/* option, or NULL */
-	char *ca_bundle;
-	int tls_verify;
+	struct popts_http net;		/* the common HTTP options */
 	const struct drgw_host *host;
 	struct phttp_client *http;
 	struct s3_creds *creds;
 };
-
-/* Writes one line into err->msg (truncating); NULL-safe. */
-void s3_set_err(struct drgw_err *err, const char *fmt, ...) DRGW_PRINTF(2, 3);
-
-/* Logs at debug level through the gateway, if it gave a logger. */
-void s3_debug(const struct s3 *s3, const char *fmt, ...) DRGW_PRINTF(2, 3);
 
 #endif /* DRGW_S3_INT_H */

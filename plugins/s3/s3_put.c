@@ -147,8 +147,8 @@ static int digest_range(struct drgw_put_source *src, uint64_t off,
 static void read_failed(struct s3 *s3, const char *key, int r,
 			struct drgw_err *err)
 {
-	s3_set_err(err, "s3: PUT %s/%s%s: cannot read the spool object: %s",
-		   s3->bucket, s3->prefix, key, strerror(-r));
+	pmsg_set_err(err, "s3: PUT %s/%s%s: cannot read the spool object: %s",
+		     s3->bucket, s3->prefix, key, strerror(-r));
 }
 
 static void set_body(struct s3_op *op, struct drgw_put_source *src,
@@ -182,9 +182,9 @@ static int put_single(struct s3 *s3, const char *key,
 		return r;
 	}
 	if (!all_zero(src->sha256, 32) && memcmp(sha, src->sha256, 32)) {
-		s3_set_err(err,
-			   "s3: PUT %s/%s%s: the spool object does not match its SHA-256",
-			   s3->bucket, s3->prefix, key);
+		pmsg_set_err(err,
+			     "s3: PUT %s/%s%s: the spool object does not match its SHA-256",
+			     s3->bucket, s3->prefix, key);
 		return -EIO;
 	}
 	r = s3_req_put(&op, s3, key, md5, sha, time(NULL));
@@ -196,8 +196,8 @@ static int put_single(struct s3 *s3, const char *key,
 	if (r == 0 && src->progress)
 		src->progress(src, src->size);
 	if (r == -ECANCELED)
-		s3_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
-			   s3->prefix, key);
+		pmsg_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
+			     s3->prefix, key);
 	return r;
 }
 
@@ -288,25 +288,9 @@ static int token_save(struct mpu *m)
 		r = m->src->save_resume_token(m->src, t.buf, t.len);
 	pbuf_release(&t);
 	if (r < 0)
-		s3_debug(m->s3, "s3: cannot save the resume token of %s: %s",
-			 m->key, strerror(-r));
+		pmsg_debug(m->s3->host, "s3: cannot save the resume token of %s: %s",
+			   m->key, strerror(-r));
 	return r;
-}
-
-static char *next_line(char **p)
-{
-	char *line = *p, *nl;
-
-	if (!line || !*line)
-		return NULL;
-	nl = strchr(line, '\n');
-	if (nl) {
-		*nl = '\0';
-		*p = nl + 1;
-	} else {
-		*p = line + strlen(line);
-	}
-	return line;
 }
 
 static int token_part(struct mpu *m, char *line)
@@ -379,10 +363,10 @@ static int token_load(struct mpu *m, struct pbuf *stale_id)
 	if (pbuf_add(&text, src->resume_token, src->resume_token_len) < 0)
 		return -ENOMEM;
 	p = text.buf + strlen(TOKEN_MAGIC);
-	line = next_line(&p);
+	line = pcodec_next_line(&p);
 	if (!line || parse_sizes(line, &size, &part, sha, sizeof(sha)) < 0)
 		goto out;
-	line = next_line(&p);
+	line = pcodec_next_line(&p);
 	if (!line || strncmp(line, "upload ", 7) ||
 	    pcodec_uri_decode(&m->upload_id, line + 7, strlen(line + 7)) < 0 ||
 	    !m->upload_id.len)
@@ -393,7 +377,7 @@ static int token_load(struct mpu *m, struct pbuf *stale_id)
 		pbuf_adds(stale_id, m->upload_id.buf);
 		goto out;
 	}
-	while ((line = next_line(&p))) {
+	while ((line = pcodec_next_line(&p))) {
 		r = token_part(m, line);
 		if (r < 0)
 			goto out;
@@ -422,16 +406,16 @@ static int create_upload(struct mpu *m, struct drgw_err *err)
 	if (r == 0 &&
 	    s3_xml_upload_id(op.resp.body.buf ? op.resp.body.buf : "",
 			     op.resp.body.len, &m->upload_id) < 0) {
-		s3_set_err(err,
-			   "s3: CreateMultipartUpload %s/%s%s: no UploadId in the answer",
-			   m->s3->bucket, m->s3->prefix, m->key);
+		pmsg_set_err(err,
+			     "s3: CreateMultipartUpload %s/%s%s: no UploadId in the answer",
+			     m->s3->bucket, m->s3->prefix, m->key);
 		r = -EIO;
 	}
 	s3_op_release(&op);
 	if (r == 0) {
-		s3_debug(m->s3, "s3: started multipart upload of %s%s: %llu parts of %llu bytes",
-			 m->s3->prefix, m->key, (unsigned long long)m->nparts,
-			 (unsigned long long)m->part_size);
+		pmsg_debug(m->s3->host, "s3: started multipart upload of %s%s: %llu parts of %llu bytes",
+			   m->s3->prefix, m->key, (unsigned long long)m->nparts,
+			   (unsigned long long)m->part_size);
 		token_save(m);
 	}
 	return r;
@@ -452,8 +436,8 @@ static int abort_upload(struct s3 *s3, const char *key, const char *upload_id,
 	if (r == -EOPNOTSUPP) {
 		/* s3rver answers 405; the server's lifecycle rules must
 		 * clean up there. */
-		s3_debug(s3, "s3: AbortMultipartUpload not supported by %s",
-			 s3->endpoint);
+		pmsg_debug(s3->host, "s3: AbortMultipartUpload not supported by %s",
+			   s3->endpoint);
 		r = 0;
 	}
 	if (r == 0 && err)
@@ -516,23 +500,23 @@ static int verify_parts(struct mpu *m, struct drgw_err *err)
 	} while (r == 0 && marker);
 
 	if (r == -EOPNOTSUPP) {
-		s3_debug(m->s3, "s3: ListParts not supported by %s; trusting the resume token",
-			 m->s3->endpoint);
+		pmsg_debug(m->s3->host, "s3: ListParts not supported by %s; trusting the resume token",
+			   m->s3->endpoint);
 		if (err)
 			err->msg[0] = '\0';
 		r = 0;
 	} else if (r == 0) {
 		for (unsigned i = 0; i < m->nparts; i++) {
 			if (m->parts[i].etag && !l.seen[i]) {
-				s3_debug(m->s3, "s3: part %u of %s is not on the server; uploading it again",
-					 i + 1, m->key);
+				pmsg_debug(m->s3->host, "s3: part %u of %s is not on the server; uploading it again",
+					   i + 1, m->key);
 				free(m->parts[i].etag);
 				m->parts[i].etag = NULL;
 			}
 		}
 	} else if (r == -EIO) {
-		s3_set_err(err, "s3: ListParts %s/%s%s: unusable answer",
-			   m->s3->bucket, m->s3->prefix, m->key);
+		pmsg_set_err(err, "s3: ListParts %s/%s%s: unusable answer",
+			     m->s3->bucket, m->s3->prefix, m->key);
 	}
 	free(l.seen);
 	return r;
@@ -562,8 +546,9 @@ static int upload_part(struct mpu *m, unsigned i, char *buf,
 	if (r == 0) {
 		if (phttp_header(&op.resp, "ETag", etag, sizeof(etag)) < 0 ||
 		    !etag[0]) {
-			s3_set_err(err, "s3: UploadPart %u of %s/%s%s: no ETag in the answer",
-				   i + 1, m->s3->bucket, m->s3->prefix, m->key);
+			pmsg_set_err(err, "s3: UploadPart %u of %s/%s%s: no ETag in the answer",
+				     i + 1, m->s3->bucket, m->s3->prefix,
+				     m->key);
 			r = -EIO;
 		} else {
 			size_t n = strlen(etag);
@@ -708,8 +693,8 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 		    phttp_header(&head.resp, "Content-Length", len, sizeof(len)) == 0 &&
 		    pcodec_parse_u64(len, UINT64_MAX, &size) == 0 &&
 		    size == m->src->size) {
-			s3_debug(m->s3, "s3: CompleteMultipartUpload of %s was retried and had already succeeded",
-				 m->key);
+			pmsg_debug(m->s3->host, "s3: CompleteMultipartUpload of %s was retried and had already succeeded",
+				   m->key);
 			if (err)
 				err->msg[0] = '\0';
 			r = 0;
@@ -741,16 +726,16 @@ static int put_multipart(struct s3 *s3, const char *key,
 	if (r == -ENOMEM)
 		goto out;
 	if (stale.len) {
-		s3_debug(s3, "s3: resume token of %s is for another object; aborting its upload",
-			 key);
+		pmsg_debug(s3->host, "s3: resume token of %s is for another object; aborting its upload",
+			   key);
 		abort_upload(s3, key, stale.buf, NULL);
 	}
 	if (r == 0) {
 		resumed = 1;
 		r = verify_parts(&m, err);
 		if (r == -ENOENT) {
-			s3_debug(s3, "s3: multipart upload of %s is gone; starting over",
-				 key);
+			pmsg_debug(s3->host, "s3: multipart upload of %s is gone; starting over",
+				   key);
 			if (err)
 				err->msg[0] = '\0';
 			resumed = 0;
@@ -761,9 +746,9 @@ static int put_multipart(struct s3 *s3, const char *key,
 	if (!resumed) {
 		part = s3_part_size(src->size, s3->part_size, s3->checksum_sha256);
 		if (part == 0) {
-			s3_set_err(err, "s3: PUT %s/%s%s: object of %llu bytes is too large for S3",
-				   s3->bucket, s3->prefix, key,
-				   (unsigned long long)src->size);
+			pmsg_set_err(err, "s3: PUT %s/%s%s: object of %llu bytes is too large for S3",
+				     s3->bucket, s3->prefix, key,
+				     (unsigned long long)src->size);
 			r = -EFBIG;
 			goto out;
 		}
@@ -786,8 +771,8 @@ static int put_multipart(struct s3 *s3, const char *key,
 		/* The upload vanished (aborted by a lifecycle rule or an
 		 * operator) or holds parts we cannot name: start over once,
 		 * and drop the old one. */
-		s3_debug(s3, "s3: multipart upload of %s failed for good (%s); starting a new one",
-			 key, err ? err->msg : "");
+		pmsg_debug(s3->host, "s3: multipart upload of %s failed for good (%s); starting a new one",
+			   key, err ? err->msg : "");
 		restarted = 1;
 		abort_upload(s3, key, m.upload_id.buf, NULL);
 		mpu_reset_parts(&m);
@@ -800,8 +785,8 @@ static int put_multipart(struct s3 *s3, const char *key,
 	}
 	if (r == -ECANCELED) {
 		token_save(&m);
-		s3_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
-			   s3->prefix, key);
+		pmsg_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
+			     s3->prefix, key);
 	}
 out:
 	pbuf_release(&stale);
@@ -813,7 +798,7 @@ int s3_put(struct s3 *s3, const char *key, struct drgw_put_source *src,
 	   struct drgw_err *err)
 {
 	if (s3->read_only) {
-		s3_set_err(err, "s3: %s is read-only", s3->url);
+		pmsg_set_err(err, "s3: %s is read-only", s3->url);
 		return -EROFS;
 	}
 	if (src->size >= s3->part_size ||
@@ -837,8 +822,8 @@ int s3_abort_put(struct s3 *s3, const char *key, const void *token,
 	if (pbuf_add(&text, token, token_len) < 0)
 		return -ENOMEM;
 	p = text.buf + strlen(TOKEN_MAGIC);
-	next_line(&p);
-	line = next_line(&p);
+	pcodec_next_line(&p);
+	line = pcodec_next_line(&p);
 	if (line && !strncmp(line, "upload ", 7) &&
 	    pcodec_uri_decode(&id, line + 7, strlen(line + 7)) == 0 && id.len)
 		r = abort_upload(s3, key, id.buf, err);

@@ -9,7 +9,6 @@
  * scheduler backs off far longer than a request could.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,30 +26,6 @@ struct run {
 	struct s3_signed sig;
 	int creds_err;
 };
-
-void s3_set_err(struct drgw_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
-void s3_debug(const struct s3 *s3, const char *fmt, ...)
-{
-	char line[768];
-	va_list ap;
-
-	if (!s3->host || !s3->host->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	s3->host->log(DRGW_LOG_DEBUG, "%s", line);
-}
 
 void s3_op_init(struct s3_op *op, const char *name, const char *method)
 {
@@ -370,9 +345,9 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 	op->code[0] = op->message[0] = '\0';
 	if (r < 0) {
 		next = phttp_classify_default(resp, r);
-		s3_debug(c->s3, "s3: %s %s/%s: attempt %d: %s", op->name,
-			 c->s3->bucket, op->key.buf ? op->key.buf : "",
-			 attempt, phttp_strerror(resp, r));
+		pmsg_debug(c->s3->host, "s3: %s %s/%s: attempt %d: %s", op->name,
+			   c->s3->bucket, op->key.buf ? op->key.buf : "",
+			   attempt, phttp_strerror(resp, r));
 		return next;
 	}
 	if (st >= 200 && st < 300 && !op->check_200_error)
@@ -383,9 +358,9 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 			     sizeof(op->message));
 	if (st >= 200 && st < 300 && !op->code[0])
 		return PHTTP_STOP;
-	s3_debug(c->s3, "s3: %s %s/%s: attempt %d: %ld %s", op->name,
-		 c->s3->bucket, op->key.buf ? op->key.buf : "", attempt, st,
-		 op->code);
+	pmsg_debug(c->s3->host, "s3: %s %s/%s: attempt %d: %ld %s", op->name,
+		   c->s3->bucket, op->key.buf ? op->key.buf : "", attempt, st,
+		   op->code);
 	if (code_in(op->code, expired_codes))
 		return s3_creds_expired(c->s3->creds, op->creds_gen) == 0 ?
 			       PHTTP_RETRY_NOW : PHTTP_STOP;
@@ -431,7 +406,7 @@ int s3_op_run(struct s3 *s3, struct s3_op *op, struct drgw_err *err)
 	rq.cancelled = op->cancelled;
 	rq.cancel_arg = op->cancel_arg;
 
-	r = phttp_run(s3->http, &rq, &op->resp, &s3->retry, &hooks, &c,
+	r = phttp_run(s3->http, &rq, &op->resp, &s3->net.retry, &hooks, &c,
 		      &op->attempts);
 	s3_signed_release(&c.sig);
 	if (c.creds_err && r == c.creds_err)
@@ -557,30 +532,30 @@ void s3_op_fail_msg(const struct s3 *s3, const struct s3_op *op, int r,
 	if (!err)
 		return;
 	if (op->resp.status == 0) {
-		s3_set_err(err, "s3: %s %s%s%s: %s%s", op->name, s3->bucket, sep,
-			   key ? key : "", phttp_strerror(&op->resp, r),
-			   op->resp.curl_code == CURLE_PEER_FAILED_VERIFICATION ?
-				   " (set ca-bundle= to the CA that signed the endpoint's certificate)" :
-				   "");
+		pmsg_set_err(err, "s3: %s %s%s%s: %s%s", op->name, s3->bucket, sep,
+			     key ? key : "", phttp_strerror(&op->resp, r),
+			     op->resp.curl_code == CURLE_PEER_FAILED_VERIFICATION ?
+				     " (set ca-bundle= to the CA that signed the endpoint's certificate)" :
+				     "");
 		return;
 	}
 	/* A wrong region is the one misconfiguration S3 diagnoses for us. */
 	if (phttp_header(&op->resp, "x-amz-bucket-region", region,
 			 sizeof(region)) == 0 &&
 	    strcmp(region, s3->region)) {
-		s3_set_err(err,
-			   "s3: %s %s%s%s: %ld %s: bucket is in region %s, not %s: set region=%s",
-			   op->name, s3->bucket, sep, key ? key : "",
-			   op->resp.status, op->code[0] ? op->code : reason(op->resp.status),
-			   region, s3->region, region);
+		pmsg_set_err(err,
+			     "s3: %s %s%s%s: %ld %s: bucket is in region %s, not %s: set region=%s",
+			     op->name, s3->bucket, sep, key ? key : "",
+			     op->resp.status, op->code[0] ? op->code : reason(op->resp.status),
+			     region, s3->region, region);
 		return;
 	}
 	if (op->code[0])
-		s3_set_err(err, "s3: %s %s%s%s: %ld %s: %s", op->name,
-			   s3->bucket, sep, key ? key : "", op->resp.status,
-			   op->code, op->message);
+		pmsg_set_err(err, "s3: %s %s%s%s: %ld %s: %s", op->name,
+			     s3->bucket, sep, key ? key : "", op->resp.status,
+			     op->code, op->message);
 	else
-		s3_set_err(err, "s3: %s %s%s%s: %ld %s", op->name, s3->bucket,
-			   sep, key ? key : "", op->resp.status,
-			   reason(op->resp.status));
+		pmsg_set_err(err, "s3: %s %s%s%s: %ld %s", op->name, s3->bucket,
+			     sep, key ? key : "", op->resp.status,
+			     reason(op->resp.status));
 }

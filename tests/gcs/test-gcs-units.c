@@ -94,8 +94,8 @@ TEST(conf_defaults)
 	CHECK_STR(g.endpoint, "https://storage.googleapis.com");
 	CHECK_INT(g.custom_endpoint, ==, 0);
 	CHECK_INT(g.chunk_size, ==, 16 << 20);
-	CHECK_INT(g.retry.max_attempts, ==, 4);
-	CHECK_INT(g.tls_verify, ==, 1);
+	CHECK_INT(g.net.retry.max_attempts, ==, 4);
+	CHECK_INT(g.net.tls_verify, ==, 1);
 	CHECK(!gcs_protected(&g));
 	gcs_conf_release(&g);
 
@@ -157,13 +157,13 @@ TEST(conf_options)
 	CHECK_STR(g.endpoint, "http://127.0.0.1:4443");
 	CHECK_INT(g.custom_endpoint, ==, 1);
 	CHECK_INT(g.chunk_size, ==, 512 << 10);
-	CHECK_INT(g.retry.max_attempts, ==, 7);
-	CHECK_INT(g.tls_verify, ==, 0);
+	CHECK_INT(g.net.retry.max_attempts, ==, 7);
+	CHECK_INT(g.net.tls_verify, ==, 0);
 	CHECK_INT(g.temporary_hold, ==, 1);
 	CHECK_STR(g.retention_mode, "Locked");
 	CHECK_INT(g.retain_days, ==, 30);
 	/* The cap is raised to the base rather than refused. */
-	CHECK_INT(g.retry.cap_ms, ==, 20);
+	CHECK_INT(g.net.retry.cap_ms, ==, 20);
 	CHECK_STR(g.metadata_host, "127.0.0.1:8080");
 	CHECK_STR(g.token_uri, "http://127.0.0.1:9/token");
 	CHECK_STR(g.credentials_file, "/k.json");

@@ -65,8 +65,8 @@ static void test_conf_defaults(void)
 	CHECK_INT(s3.virtual_host, 1);
 	CHECK_INT(s3.part_size, 16 << 20);
 	CHECK_INT(s3.concurrency, 4);
-	CHECK_INT(s3.retry.max_attempts, 3);
-	CHECK_INT(s3.tls_verify, 1);
+	CHECK_INT(s3.net.retry.max_attempts, 3);
+	CHECK_INT(s3.net.tls_verify, 1);
 	s3_conf_release(&s3);
 
 	CHECK_INT(conf("s3://bkt", NULL, 0, &s3, &err), 0);
@@ -118,9 +118,9 @@ static void test_conf_options(void)
 	CHECK_INT(s3.virtual_host, 0);
 	CHECK_INT(s3.part_size, 8 << 20);
 	CHECK_INT(s3.concurrency, 2);
-	CHECK_INT(s3.retry.max_attempts, 5);
-	CHECK_INT(s3.retry.base_ms, 10);
-	CHECK_INT(s3.retry.cap_ms, 50);
+	CHECK_INT(s3.net.retry.max_attempts, 5);
+	CHECK_INT(s3.net.retry.base_ms, 10);
+	CHECK_INT(s3.net.retry.cap_ms, 50);
 	CHECK_STR(s3.storage_class, "STANDARD_IA");
 	CHECK_STR(s3.lock_mode, "GOVERNANCE");
 	CHECK_INT(s3.lock_days, 30);
