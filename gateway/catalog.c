@@ -79,6 +79,12 @@ static const char schema_sql[] =
 	"  bytes INTEGER NOT NULL,\n"
 	"  issues TEXT,\n"
 	"  probe TEXT);\n"
+	"CREATE TABLE IF NOT EXISTS streams(\n"
+	"  vid TEXT NOT NULL,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  token BLOB NOT NULL,\n"
+	"  PRIMARY KEY(vid, backend));\n"
 	"CREATE TABLE IF NOT EXISTS settling(\n"
 	"  name TEXT PRIMARY KEY,\n"
 	"  since_ns INTEGER NOT NULL);\n"
@@ -157,6 +163,21 @@ static char *col_strdup(sqlite3_stmt *st, int i)
 	const unsigned char *s = sqlite3_column_text(st, i);
 
 	return s ? strdup((const char *)s) : NULL;
+}
+
+/* rows, or rows moved to make room for element n (NULL, rows untouched,
+ * if memory is short). */
+static void *rows_reserve(void *rows, size_t *cap, size_t n, size_t size)
+{
+	size_t new_cap = *cap ? *cap * 2 : 16;
+	void *p;
+
+	if (n < *cap)
+		return rows;
+	p = realloc(rows, new_cap * size);
+	if (p)
+		*cap = new_cap;
+	return p;
 }
 
 static void col_copy(sqlite3_stmt *st, int i, char *buf, size_t size)
@@ -522,7 +543,7 @@ int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c)
 
 int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
 			     const char *const *backends, size_t n_backends,
-			     const char *key)
+			     const bool *streaming, const char *key)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -551,12 +572,16 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		r = -ESTALE;
 	for (size_t i = 0; r == 0 && i < n_backends; i++) {
 		st = prep(c, "INSERT OR IGNORE INTO replicas(version_id, backend, "
-			     "key, state) VALUES(?, ?, ?, 'pending')");
+			     "key, state) VALUES(?, ?, ?, ?)");
 		if (st) {
 			sqlite3_bind_int64(st, 1, v->id);
 			sqlite3_bind_text(st, 2, backends[i], -1,
 					  SQLITE_TRANSIENT);
 			sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 4,
+					  streaming && streaming[i] ? "uploading" :
+								      "pending",
+					  -1, SQLITE_STATIC);
 		}
 		r = run(st);
 	}
@@ -917,20 +942,16 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 		r = -EIO;
 	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
+		void *more;
 
 		if (!name || !name_wanted(names, name))
 			continue;
-		if (n == cap) {
-			struct drgw_version *nr;
-
-			cap = cap ? cap * 2 : 64;
-			nr = realloc(rows, cap * sizeof(*rows));
-			if (!nr) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = nr;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
 		}
+		rows = more;
 		read_version(st, &rows[n++]);
 	}
 	sqlite3_finalize(st);
@@ -960,17 +981,13 @@ int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
 	else
 		sqlite3_bind_int64(st, 1, version_id);
 	while (st && r == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			struct drgw_replica *nr;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
 
-			cap = cap ? cap * 2 : 4;
-			nr = realloc(rows, cap * sizeof(*rows));
-			if (!nr) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = nr;
+		if (!more) {
+			r = -ENOMEM;
+			break;
 		}
+		rows = more;
 		r = read_replica(st, &rows[n++]);
 	}
 	sqlite3_finalize(st);
@@ -999,18 +1016,14 @@ int drgw_catalog_each_backend(struct drgw_catalog *c, drgw_backend_fn fn,
 		r = -EIO;
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		struct drgw_backend_row *b;
+		void *more;
 
-		if (n == cap) {
-			struct drgw_backend_row *nr;
-
-			cap = cap ? cap * 2 : 4;
-			nr = realloc(rows, cap * sizeof(*rows));
-			if (!nr) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = nr;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
 		}
+		rows = more;
 		b = &rows[n++];
 		memset(b, 0, sizeof(*b));
 		col_copy(st, 0, b->name, sizeof(b->name));
@@ -1265,18 +1278,14 @@ int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
 		r = -EIO;
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		struct drgw_drill *d;
+		void *more;
 
-		if (n == cap) {
-			struct drgw_drill *nr;
-
-			cap = cap ? cap * 2 : 8;
-			nr = realloc(rows, cap * sizeof(*rows));
-			if (!nr) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = nr;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
 		}
+		rows = more;
 		d = &rows[n++];
 		memset(d, 0, sizeof(*d));
 		d->started_ns = sqlite3_column_int64(st, 0);
@@ -1296,6 +1305,92 @@ int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
 		if (r == 0)
 			r = fn(arg, &rows[i]);
 		drgw_drill_release(&rows[i]);
+	}
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_save_stream_token(struct drgw_catalog *c, const char *vid,
+				   const char *backend, const char *key,
+				   const void *token, size_t len)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT OR REPLACE INTO streams VALUES(?, ?, ?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 4, token, (int)len, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_delete_stream(struct drgw_catalog *c, const char *vid,
+			       const char *backend)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "DELETE FROM streams WHERE vid = ? AND backend = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, backend, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
+			     void *arg)
+{
+	struct drgw_stream_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT vid, backend, key, token FROM streams");
+	if (!st)
+		r = -EIO;
+	while (st && r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_stream_row *row;
+		const void *tok = sqlite3_column_blob(st, 3);
+		int len = sqlite3_column_bytes(st, 3);
+		void *more;
+
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		row = &rows[n++];
+		memset(row, 0, sizeof(*row));
+		col_copy(st, 0, row->vid, sizeof(row->vid));
+		col_copy(st, 1, row->backend, sizeof(row->backend));
+		col_copy(st, 2, row->key, sizeof(row->key));
+		row->token = malloc(len > 0 ? (size_t)len : 1);
+		if (!row->token) {
+			r = -ENOMEM;
+			break;
+		}
+		if (len > 0)
+			memcpy(row->token, tok, (size_t)len);
+		row->token_len = len > 0 ? (size_t)len : 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		free(rows[i].token);
 	}
 	free(rows);
 	return r;

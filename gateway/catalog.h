@@ -136,11 +136,13 @@ int drgw_catalog_next_sealed(struct drgw_catalog *c, int64_t now_ns,
 			     struct drgw_version *ret);
 /* Earliest next attempt of any sealed version, or INT64_MAX. */
 int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c);
-/* Marks v encoded and adds a pending replica per backend, atomically.
- * -ESTALE (nothing changed) if v was resealed since it was read. */
+/* Marks v encoded and adds a replica per backend, atomically: pending, or
+ * uploading where streaming[i] says an upload already follows the encoder
+ * (streaming may be NULL).  -ESTALE (nothing changed) if v was resealed
+ * since it was read. */
 int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
 			     const char *const *backends, size_t n_backends,
-			     const char *key);
+			     const bool *streaming, const char *key);
 /* Makes a sealed version due again at next_attempt_ns without counting a
  * failure (the file changed; the next encode reads the newer content). */
 int drgw_catalog_reschedule_version(struct drgw_catalog *c, int64_t id,
@@ -222,6 +224,26 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
  * files settling: what `drgw run` waits for. */
 int drgw_catalog_run_pending(struct drgw_catalog *c, unsigned min_backends,
 			     uint64_t *ret_pending);
+
+/* --- uploads that follow the encoder (stream.h) ---
+ * Their resume tokens are kept here, by version id, until the upload ends,
+ * so that a crash never leaves an upload (an S3 multipart upload) that
+ * nobody will abort. */
+struct drgw_stream_row {
+	char vid[64];
+	char backend[64];
+	char key[80];
+	void *token;
+	size_t token_len;
+};
+int drgw_catalog_save_stream_token(struct drgw_catalog *c, const char *vid,
+				   const char *backend, const char *key,
+				   const void *token, size_t len);
+int drgw_catalog_delete_stream(struct drgw_catalog *c, const char *vid,
+			       const char *backend);
+typedef int (*drgw_stream_fn)(void *arg, const struct drgw_stream_row *row);
+int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
+			     void *arg);
 
 /* --- restore drills --- */
 struct drgw_drill {

@@ -31,6 +31,7 @@ static const struct common common_opts[] = {
 	{ "chunk-size", CLI_COMMON_DAEMON, "SIZE  plaintext bytes per chunk (1MiB)" },
 	{ "encode-threads", CLI_COMMON_DAEMON, "N encoder threads (one per CPU)" },
 	{ "upload-workers", CLI_COMMON_DAEMON, "N concurrent uploads (4)" },
+	{ "streaming", CLI_COMMON_DAEMON, "BOOL   upload while encoding, where the backend can (on)" },
 	{ "backend-concurrency", CLI_COMMON_DAEMON, "N concurrent uploads per backend (2)" },
 	{ "retry-min", CLI_COMMON_DAEMON, "DUR   first retry delay (1s)" },
 	{ "retry-max", CLI_COMMON_DAEMON, "DUR   longest retry delay (5m)" },

@@ -21,6 +21,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
 	cfg->compression_level = 1;
 	cfg->chunk_size = 1u << 20;
+	cfg->streaming = true;
 	cfg->upload_workers = 4;
 	cfg->backend_concurrency = 2;
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
@@ -96,6 +97,7 @@ static const struct simple simple_settings[] = {
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
+	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
 };
 
 static int set_simple(struct drgw_config *cfg, const struct simple *s,

@@ -50,6 +50,7 @@ struct drgw_config {
 	unsigned encode_threads;
 
 	/* replication */
+	bool streaming; /* uploads follow the encoder where a backend can */
 	unsigned upload_workers;
 	unsigned backend_concurrency;
 	int64_t retry_min_ns;

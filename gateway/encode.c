@@ -111,6 +111,7 @@ struct out {
 	int fd;
 	uint64_t written;
 	EVP_MD_CTX *sha;
+	const struct drgw_encode_opts *opts;
 };
 
 static int emit(struct out *o, const void *buf, size_t len)
@@ -121,6 +122,8 @@ static int emit(struct out *o, const void *buf, size_t len)
 		return r;
 	EVP_DigestUpdate(o->sha, buf, len);
 	o->written += len;
+	if (o->opts->progress)
+		o->opts->progress(o->opts->progress_arg, o->written);
 	return 0;
 }
 
@@ -185,7 +188,7 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 {
 	struct drgw_obj obj;
 	struct job j = { 0 };
-	struct out o = { .fd = out_fd };
+	struct out o = { .fd = out_fd, .opts = opts };
 	EVP_MD_CTX *plain_sha = NULL;
 	uint32_t *chunk_lens = NULL;
 	pthread_t *tids = NULL;

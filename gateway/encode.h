@@ -25,6 +25,10 @@ struct drgw_encode_opts {
 	void *check_arg;
 	/* Fixed 32-byte salt for test vectors; NULL (random) otherwise. */
 	const uint8_t *salt;
+	/* Called with the object's length so far after each write, so that
+	 * uploads can follow the encoder (stream.h).  May be NULL. */
+	void (*progress)(void *arg, uint64_t written);
+	void *progress_arg;
 };
 
 struct drgw_encode_result {

@@ -189,6 +189,15 @@ size_t drgw_obj_chunk_bound(uint32_t chunk_size)
 	return ZSTD_compressBound(chunk_size) + DRGW_OBJ_TAG_SIZE;
 }
 
+uint64_t drgw_obj_size_bound(uint64_t size, uint32_t chunk_size)
+{
+	uint64_t n = drgw_obj_chunk_count(size, chunk_size);
+
+	return DRGW_OBJ_HEADER_SIZE + n * drgw_obj_chunk_bound(chunk_size) +
+	       FOOTER_FIXED + DRGW_OBJ_NAME_MAX + DRGW_OBJ_VID_MAX + 4 * n +
+	       DRGW_OBJ_TAG_SIZE + DRGW_OBJ_TRAILER_SIZE;
+}
+
 int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 			uint64_t index, const void *plain, size_t len, void *out,
 			size_t out_cap, size_t *ret_len)

@@ -100,6 +100,8 @@ size_t drgw_obj_chunk_plain_len(uint64_t size, uint32_t chunk_size,
 				uint64_t index);
 /* Largest stored chunk for chunk_size plaintext bytes. */
 size_t drgw_obj_chunk_bound(uint32_t chunk_size);
+/* Largest object the encoder can make of size plaintext bytes. */
+uint64_t drgw_obj_size_bound(uint64_t size, uint32_t chunk_size);
 
 /* Compresses and seals len plaintext bytes as chunk index into out
  * (capacity drgw_obj_chunk_bound()). */

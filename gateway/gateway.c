@@ -15,6 +15,7 @@
 #include "drgw-build.h"
 #include "gateway.h"
 #include "log.h"
+#include "stream.h"
 
 static int open_dir(const char *path, int *ret_fd, struct drgw_err *err)
 {
@@ -368,6 +369,8 @@ int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
 		return r;
 	r = drgw_catalog_recover(gw->cat);
 	if (r == 0)
+		r = drgw_stream_recover(gw);
+	if (r == 0)
 		r = drgw_spool_cleanup(gw);
 	if (r == 0)
 		r = drgw_seal_scan(gw);
@@ -399,7 +402,8 @@ static bool idle(struct drgw_gateway *gw, void *arg)
 	bool in_flight;
 
 	pthread_mutex_lock(&gw->lock);
-	in_flight = gw->inflight_total > 0 || gw->encoding;
+	in_flight = gw->inflight_total > 0 || gw->streams_active > 0 ||
+		    gw->encoding;
 	pthread_mutex_unlock(&gw->lock);
 	if (in_flight)
 		return false;
@@ -441,6 +445,17 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	pthread_join(gw->encoder, NULL);
 	for (unsigned i = 0; i < gw->n_replicators; i++)
 		pthread_join(gw->replicators[i], NULL);
+	/* Streaming uploads are detached; they end on cancel_uploads. */
+	for (;;) {
+		unsigned left;
+
+		pthread_mutex_lock(&gw->lock);
+		left = gw->streams_active;
+		pthread_mutex_unlock(&gw->lock);
+		if (!left)
+			break;
+		usleep(20 * 1000);
+	}
 	gw->started = false;
 	drgw_catalog_queue_stats(gw->cat, NULL, &qs);
 	return qs.replicas_pending + qs.versions_unencoded;

@@ -87,6 +87,7 @@ struct drgw_gateway {
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];
 	unsigned inflight_total;
+	unsigned streams_active; /* uploads following the encoder */
 	bool encoding; /* the encoder is busy with a version */
 
 	pthread_t sealer;

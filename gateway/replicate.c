@@ -20,6 +20,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "replicate.h"
 
 /* The catalog takes progress updates at most this often per upload. */
 #define PROGRESS_EVERY_NS (2 * NSEC_PER_SEC)
@@ -41,14 +42,9 @@ static struct upload *upload_of(struct drgw_put_source *src)
 static int src_read_at(struct drgw_put_source *src, void *buf, size_t len,
 		       uint64_t off)
 {
-	ssize_t n;
-
 	if (off > src->size || len > src->size - off)
 		return -EINVAL;
-	n = drgw_pread_full(src->fd, buf, len, off);
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EIO;
+	return drgw_pread_exact(src->fd, buf, len, off);
 }
 
 static int src_save_token(struct drgw_put_source *src, const void *token,
@@ -107,6 +103,44 @@ static void release_spool_if_done(struct drgw_gateway *gw,
 			    strerror(errno));
 }
 
+void drgw_replicate_done(struct drgw_gateway *gw, int64_t version_id,
+			 const char *backend, uint64_t bytes, int64_t t0,
+			 bool streamed)
+{
+	struct drgw_version v;
+	char sz[32];
+
+	drgw_catalog_replica_done(gw->cat, version_id, backend, bytes);
+	if (drgw_catalog_get_version_by_id(gw->cat, version_id, &v) < 0)
+		return;
+	drgw_format_size(bytes, sz, sizeof(sz));
+	log_info("replicated %s version %s to %s (%s in %.2fs%s)", v.name,
+		 v.vid, backend, sz, (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC,
+		 streamed ? ", streamed while encoding" : "");
+	release_spool_if_done(gw, &v);
+	drgw_version_release(&v);
+}
+
+void drgw_replicate_failed(struct drgw_gateway *gw, int64_t version_id,
+			   const char *backend, const char *msg,
+			   unsigned attempts)
+{
+	int64_t wait = drgw_gateway_backoff(gw, attempts);
+	struct drgw_version v = { 0 };
+	char when[32];
+
+	drgw_catalog_replica_failed(gw->cat, version_id, backend, msg,
+				    drgw_now_ns() + wait);
+	drgw_format_duration(wait, when, sizeof(when));
+	drgw_catalog_get_version_by_id(gw->cat, version_id, &v);
+	/* The first failure is an error; repeats only a warning, so a long
+	 * outage does not flood the log at error level. */
+	drgw_log(attempts == 0 ? DRGW_LOG_ERROR : DRGW_LOG_WARNING,
+		 "cannot replicate %s to %s: %s (attempt %u, next in %s)",
+		 v.name ? v.name : "?", backend, msg, attempts + 1, when);
+	drgw_version_release(&v);
+}
+
 /* Is the object of v on b already, complete? */
 static bool already_there(struct drgw_gateway *gw, struct drgw_backend *b,
 			  const struct drgw_replica *job,
@@ -125,7 +159,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 	struct upload u = { .gw = gw, .job = job };
 	struct drgw_err err = { 0 };
 	struct drgw_version v = { 0 };
-	char name[128], msg[sizeof(err.msg) + 200], sz[32];
+	char name[128], msg[sizeof(err.msg) + 200];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
 	int r;
@@ -175,13 +209,8 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 			 v.name, v.vid, b->name);
 	r = drgw_backend_put(b, job->key, &u.src, &err);
 	if (r == 0) {
-		drgw_catalog_replica_done(gw->cat, job->version_id, job->backend,
-					  v.stored_size);
-		drgw_format_size(v.stored_size, sz, sizeof(sz));
-		log_info("replicated %s version %s to %s (%s in %.2fs)", v.name,
-			 v.vid, b->name, sz,
-			 (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
-		release_spool_if_done(gw, &v);
+		drgw_replicate_done(gw, job->version_id, b->name, v.stored_size, t0,
+				    false);
 		goto out;
 	}
 	if (r == -ECANCELED) {
@@ -192,22 +221,8 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 		goto out;
 	}
 	snprintf(msg, sizeof(msg), "%s", err.msg);
-failed: {
-	int64_t wait = drgw_gateway_backoff(gw, job->attempts);
-	char when[32];
-
-	drgw_catalog_replica_failed(gw->cat, job->version_id, job->backend, msg,
-				    drgw_now_ns() + wait);
-	drgw_format_duration(wait, when, sizeof(when));
-	/* The first failure is an error; repeats only a warning, so a long
-	 * outage does not flood the log at error level. */
-	drgw_log(job->attempts == 0 || job->state != DRGW_REPLICA_FAILING ?
-			 DRGW_LOG_ERROR :
-			 DRGW_LOG_WARNING,
-		 "cannot replicate %s to %s: %s (attempt %u, next in %s)",
-		 v.name ? v.name : job->key, b->name, msg, job->attempts + 1,
-		 when);
-}
+failed:
+	drgw_replicate_failed(gw, job->version_id, b->name, msg, job->attempts);
 out:
 	if (u.src.fd >= 0)
 		close(u.src.fd);

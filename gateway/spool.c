@@ -13,11 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "encode.h"
 #include "gateway.h"
 #include "log.h"
+#include "stream.h"
+
+/* Free space kept for the catalog and the log when encoding. */
+#define SPOOL_MARGIN (16ULL << 20)
 
 void drgw_spool_name(const char *vid, char *buf, size_t size)
 {
@@ -83,8 +88,12 @@ static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
 	drgw_nodes_unlock(gw->nodes);
 }
 
+/* Encodes v into spool/<vid>.drgw.  Uploads that can follow the encoder
+ * start here (*ret_stream, streaming[i]); the caller ends them. */
 static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
-			int in_fd, struct watch *w, struct drgw_err *err)
+			int in_fd, struct watch *w,
+			struct drgw_stream **ret_stream,
+			bool streaming[DRGW_MAX_BACKENDS], struct drgw_err *err)
 {
 	struct drgw_encode_opts opts = {
 		.chunk_size = gw->cfg->chunk_size,
@@ -108,6 +117,20 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 	drgw_strlcpy(meta->name, v->name, sizeof(meta->name));
 	drgw_strlcpy(meta->vid, v->vid, sizeof(meta->vid));
 
+	/* Encoding into a disk that cannot hold even the compressed object
+	 * would fill it for nothing, down to the catalog that must record
+	 * the failure.  (What zstd will save is unknown; half is typical of
+	 * databases, so the check asks for that plus a margin.) */
+	{
+		struct statvfs sv;
+		uint64_t need = v->size / 2 + SPOOL_MARGIN;
+
+		if (fstatvfs(gw->spool_fd, &sv) == 0 &&
+		    (uint64_t)sv.f_bavail * sv.f_frsize < need) {
+			free(meta);
+			return -ENOSPC;
+		}
+	}
 	drgw_spool_name(v->vid, name, sizeof(name));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	out_fd = openat(gw->spool_fd, tmp,
@@ -117,6 +140,15 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		drgw_err_set(err, "cannot create spool object: %s", strerror(-r));
 		free(meta);
 		return r;
+	}
+	*ret_stream = drgw_stream_begin(
+		gw, v, tmp,
+		drgw_obj_size_bound(v->size, drgw_obj_pick_chunk_size(
+						     gw->cfg->chunk_size, v->size)),
+		streaming);
+	if (*ret_stream) {
+		opts.progress = drgw_stream_progress;
+		opts.progress_arg = *ret_stream;
 	}
 	r = drgw_encode(in_fd, meta, &gw->keys.keys[0], &opts, out_fd, &res,
 			err);
@@ -148,22 +180,27 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 	return r;
 }
 
-static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
+/* Encodes one sealed version.  Returns -EIO when even the catalog could
+ * not record the outcome (a full disk): the caller then waits before it
+ * tries again, since the version stays due. */
+static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 {
 	struct drgw_err err = { 0 };
 	struct watch w = { .gw = gw, .fd = -1 };
+	struct drgw_stream *stream = NULL;
+	bool streaming[DRGW_MAX_BACKENDS] = { false };
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
 	bool busy;
-	int fd = -1, r;
+	int fd = -1, r, ret = 0;
 
 	w.node = hold_node(gw, v->name, &busy);
 	if (busy) {
 		/* Being written again: encode once the writer is done. */
-		drgw_catalog_reschedule_version(
-			gw->cat, v->id, drgw_now_ns() + gw->cfg->settle_ns);
-		return;
+		return drgw_catalog_reschedule_version(
+			       gw->cat, v->id,
+			       drgw_now_ns() + gw->cfg->settle_ns) < 0 ? -EIO : 0;
 	}
 	if (w.node)
 		w.gen = atomic_load(&w.node->gen);
@@ -202,7 +239,13 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		      st.st_mtim.tv_nsec;
 	v->mode = st.st_mode & 07777;
 
-	r = write_object(gw, v, fd, &w, &err);
+	r = write_object(gw, v, fd, &w, &stream, streaming, &err);
+	if (r < 0) {
+		/* Let go of the spool object now: an upload reading it keeps
+		 * its space allocated, and the catalog may need that space. */
+		drgw_stream_finish(stream, false, 0);
+		stream = NULL;
+	}
 	if (r == -ESTALE) {
 		log_info("%s changed while it was being encoded; encoding it again once it settles",
 			 v->name);
@@ -223,17 +266,19 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		else
 			snprintf(msg, sizeof(msg), "cannot encode %s: %s",
 				 v->name, err.msg);
+		if (drgw_catalog_set_encode_failed(
+			    gw->cat, v->id, msg,
+			    drgw_now_ns() +
+				    drgw_gateway_backoff(gw, v->attempts)) < 0)
+			ret = -EIO;
 		log_error("%s", msg);
-		drgw_catalog_set_encode_failed(
-			gw->cat, v->id, msg,
-			drgw_now_ns() + drgw_gateway_backoff(gw, v->attempts));
 		goto out;
 	}
 
 	v->encoded_ns = drgw_now_ns();
 	drgw_spool_name(v->vid, key, sizeof(key));
 	r = drgw_catalog_set_encoded(gw->cat, v, gw->backend_names,
-				     gw->n_backends, key);
+				     gw->n_backends, streaming, key);
 	if (r == -ESTALE) {
 		/* The file changed after our last look but before the commit
 		 * (seal.c made the version due again): this object is old. */
@@ -249,15 +294,20 @@ static void encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		goto out;
 	}
 	unlinkat(gw->held_fd, v->vid, 0);
+	/* Committed: the uploads that followed the encoder may finish. */
+	drgw_stream_finish(stream, true, v->stored_size);
+	stream = NULL;
 	drgw_format_size(v->size, sz, sizeof(sz));
 	drgw_format_size(v->stored_size, st_sz, sizeof(st_sz));
 	log_info("encoded %s version %s: %s -> %s in %.2fs", v->name, v->vid,
 		 sz, st_sz, (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
 	drgw_gateway_kick_replicators(gw);
 out:
+	drgw_stream_finish(stream, false, 0); /* abandoned, if not committed */
 	if (fd >= 0)
 		close(fd);
 	drop_node(gw, w.node);
+	return ret;
 }
 
 void *drgw_encoder_main(void *arg)
@@ -275,7 +325,11 @@ void *drgw_encoder_main(void *arg)
 		pthread_mutex_unlock(&gw->lock);
 		r = drgw_catalog_next_sealed(gw->cat, drgw_now_ns(), &v);
 		if (r == 0) {
-			encode_version(gw, &v);
+			if (encode_version(gw, &v) < 0)
+				/* The version stays due: do not spin on it. */
+				drgw_gateway_wait(gw, &gw->encode_cond,
+						  &gw->encode_kicks, &seen,
+						  gw->cfg->retry_min_ns);
 			drgw_version_release(&v);
 		}
 		pthread_mutex_lock(&gw->lock);

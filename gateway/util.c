@@ -239,6 +239,15 @@ ssize_t drgw_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
+int drgw_pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = drgw_pread_full(fd, buf, len, off);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
 int drgw_write_full(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -53,6 +53,8 @@ int drgw_parse_bool(const char *s, bool *ret);
 /* Loop over short reads/writes and EINTR.  pread returns the byte count
  * (less than len only at end of file) or -errno; the others 0 or -errno. */
 ssize_t drgw_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* All len bytes at off: 0, -errno, or -EIO if the file ends before. */
+int drgw_pread_exact(int fd, void *buf, size_t len, uint64_t off);
 int drgw_write_full(int fd, const void *buf, size_t len);
 int drgw_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 

@@ -85,6 +85,9 @@ extern "C" {
 #define DRGW_CAP_IMMUTABLE (1ULL << 3)
 /** put() never replaces an existing key (conditional create). */
 #define DRGW_CAP_CONDITIONAL_PUT (1ULL << 4)
+/** put() takes a growing source (drgw_put_source.grow): the upload runs
+ *  while the object is still being encoded. */
+#define DRGW_CAP_STREAMING_PUT (1ULL << 5)
 
 /** Log levels for drgw_host.log(). */
 enum drgw_log_level {
@@ -179,9 +182,28 @@ struct drgw_put_source {
 	/** Non-zero when the gateway wants put() to stop soon; return
 	 *  -ECANCELED after saving the resume token. */
 	int (*cancelled)(struct drgw_put_source *src);
-	/** SHA-256 of the whole object, for backends that verify uploads. */
+	/** SHA-256 of the whole object, for backends that verify uploads.
+	 *  All zeroes for a growing source. */
 	uint8_t sha256[32];
-	void *reserved[8];
+
+	/**
+	 * A growing source (only for plugins with DRGW_CAP_STREAMING_PUT):
+	 * when grow is not NULL the object is still being written, size is 0
+	 * and size_hint is an upper bound of its final size.  grow() waits
+	 * until at least want bytes exist or the object is complete, then
+	 * sets *ret_size to the bytes that exist and *ret_complete to 1 once
+	 * that is the final size.  read_at() may only read bytes grow()
+	 * reported.  -ESTALE from grow() means the object was abandoned (the
+	 * file changed while it was encoded): stop, and return -ESTALE after
+	 * discarding the upload.  The upload must not become visible under
+	 * key before grow() reported it complete.  A resume token saved while
+	 * the source grows can only ever be used to abort the upload.
+	 * Thread-safe.  Since ABI 1 (takes two of the reserved slots).
+	 */
+	int (*grow)(struct drgw_put_source *src, uint64_t want,
+		    uint64_t *ret_size, int *ret_complete);
+	uint64_t size_hint;
+	void *reserved[6];
 };
 
 /**

@@ -36,7 +36,8 @@ enum {
 	GCS_CTL_INSTANCE_CAPS = 0x4702,
 };
 
-#define GCS_CAPS (DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT)
+#define GCS_CAPS (DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT | \
+		  DRGW_CAP_STREAMING_PUT)
 
 /* Whether s is well-formed UTF-8 (GCS rejects anything else). */
 static int utf8_ok(const unsigned char *s)

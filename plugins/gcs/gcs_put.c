@@ -25,6 +25,14 @@
  * A chunk is never retried blindly: the front end answers an offset it
  * does not expect with a 503 that no retry can fix.
  *
+ * A growing source (the gateway streams an object while it encodes it)
+ * starts a session without X-Upload-Content-Length and sends chunks with
+ * an unknown total ("bytes a-b/" then a star), each only once a byte past
+ * it exists, so that the last chunk always has bytes to carry the total
+ * and X-Goog-Hash.  An object
+ * that may fit in one chunk is waited for and sent simply.  Its token
+ * says size 0: it can only cancel the session, never resume it.
+ *
  * Resume token (text, well below the gateway's 64 KiB):
  *
  *   drgw-gcs-resumable 1
@@ -67,6 +75,9 @@ struct upload {
 	const char *key;
 	struct drgw_put_source *src;
 	char *buf;			/* READ_CHUNK bytes */
+	/* The object's size; UINT64_MAX while a growing source grows. */
+	uint64_t size;
+	int growing;
 
 	/* Digests of [0, hashed). */
 	uint64_t hashed;
@@ -144,6 +155,8 @@ static int upload_init(struct upload *u, struct gcs *g, const char *key,
 	u->g = g;
 	u->key = key;
 	u->src = src;
+	u->size = src->grow ? UINT64_MAX : src->size;
+	u->growing = src->grow != NULL;
 	if (all_zero(src->sha256, sizeof(src->sha256)))
 		snprintf(u->sha_hex, sizeof(u->sha_hex), "-");
 	else
@@ -195,7 +208,7 @@ static int hash_to(struct upload *u, uint64_t to, struct drgw_err *err)
 			r = pdigest_update(&u->sha, u->buf, n);
 		u->hashed += n;
 	}
-	if (r < 0 || u->final || u->hashed < u->src->size)
+	if (r < 0 || u->final || u->hashed < u->size)
 		return r;
 	r = pdigest_final(&u->md5, md5);
 	if (!r)
@@ -218,6 +231,40 @@ static int hash_to(struct upload *u, uint64_t to, struct drgw_err *err)
 	return 0;
 }
 
+/*
+ * Of a growing source: waits until want bytes exist or the object is
+ * complete, whose size is then known.
+ */
+static int grow_to(struct upload *u, uint64_t want, struct drgw_err *err)
+{
+	uint64_t have;
+	int complete, r;
+
+	if (!u->growing)
+		return 0;
+	r = u->src->grow(u->src, want, &have, &complete);
+	if (r < 0) {
+		pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: %s", u->g->bucket,
+			     u->g->prefix, u->key,
+			     r == -ESTALE ? "object abandoned while it was written" :
+					    "upload cancelled");
+		return r;
+	}
+	if (complete) {
+		u->size = have;
+		u->growing = 0;
+	}
+	return 0;
+}
+
+/* Digests of the whole object, once it is complete. */
+static int hash_all(struct upload *u, struct drgw_err *err)
+{
+	int r = grow_to(u, UINT64_MAX, err);
+
+	return r < 0 ? r : hash_to(u, u->size, err);
+}
+
 static int add_hash_header(struct gcs_op *op, const struct upload *u)
 {
 	struct pbuf v = PBUF_INIT;
@@ -235,7 +282,7 @@ static int same_content(const struct upload *u, const struct gcs_object *o)
 {
 	/* GCS reports crc32c for every object and md5Hash for all but
 	 * composite ones; both must be there for our uploads. */
-	return o->size == u->src->size && !strcmp(o->crc32c, u->crc_b64) &&
+	return o->size == u->size && !strcmp(o->crc32c, u->crc_b64) &&
 	       !strcmp(o->md5, u->md5_b64);
 }
 
@@ -273,7 +320,7 @@ static int check_stored(struct upload *u, const char *what, const char *body,
 		     (unsigned long long)u->result.size,
 		     u->result.crc32c[0] ? u->result.crc32c : "-",
 		     u->result.md5[0] ? u->result.md5 : "-",
-		     (unsigned long long)u->src->size, u->crc_b64, u->md5_b64);
+		     (unsigned long long)u->size, u->crc_b64, u->md5_b64);
 	delete_bad(u, u->result.generation);
 	return -EIO;
 }
@@ -288,7 +335,7 @@ static int check_existing(struct upload *u, struct drgw_err *err)
 	struct gcs_op op;
 	int r;
 
-	r = hash_to(u, u->src->size, err);
+	r = hash_all(u, err);
 	if (r < 0)
 		return r;
 	if (err)
@@ -316,13 +363,14 @@ static int check_existing(struct upload *u, struct drgw_err *err)
 /* A multipart/related body: head, the object, tail. */
 struct mp_body {
 	struct drgw_put_source *src;
+	uint64_t size;
 	struct pbuf head, tail;
 };
 
 static int mp_read(void *arg, void *buf, size_t len, uint64_t off)
 {
 	struct mp_body *mp = arg;
-	uint64_t size = mp->src->size;
+	uint64_t size = mp->size;
 	char *out = buf;
 	int r;
 
@@ -387,7 +435,7 @@ static int mp_build(struct upload *u, struct mp_body *mp, struct gcs_op *op)
 	op->read_at = mp_read;
 	op->read_arg = mp;
 	op->body_off = 0;
-	op->body_size = mp->head.len + u->src->size + mp->tail.len;
+	op->body_size = mp->head.len + u->size + mp->tail.len;
 out:
 	pbuf_release(&meta);
 	pbuf_release(&ctype);
@@ -402,9 +450,10 @@ static int put_simple(struct upload *u, struct drgw_err *err)
 	struct gcs_op op;
 	int r;
 
-	r = hash_to(u, u->src->size, err);
+	r = hash_all(u, err);
 	if (r < 0)
 		return r;
+	mp.size = u->size;
 	gcs_op_init(&op, "UPLOAD", "POST");
 	op.has_body = 1;
 	set_cancel(&op, u->src);
@@ -420,7 +469,7 @@ static int put_simple(struct upload *u, struct drgw_err *err)
 		r = gcs_op_header(&op, "Content-Type", "application/octet-stream");
 		op.read_at = src_read;
 		op.read_arg = u->src;
-		op.body_size = u->src->size;
+		op.body_size = u->size;
 	}
 	if (r == 0)
 		r = gcs_op_run(u->g, &op, err);
@@ -446,7 +495,7 @@ static int token_save(struct upload *u)
 		return 0;
 	pbuf_adds(&t, TOKEN_MAGIC);
 	pbuf_addf(&t, "size %llu sha256 %s\nsession ",
-		  (unsigned long long)u->src->size, u->sha_hex);
+		  (unsigned long long)(u->growing ? 0 : u->size), u->sha_hex);
 	pcodec_uri_encode(&t, u->session.buf, u->session.len, 0);
 	pbuf_addf(&t, "\noffset %llu\n", (unsigned long long)u->offset);
 	if (!pbuf_str(&t))
@@ -567,7 +616,7 @@ static int start_session(struct upload *u, struct drgw_err *err)
 	int r;
 
 	pbuf_addf(&name, "%s%s", u->g->prefix, u->key);
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->src->size);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->size);
 	gcs_op_init(&op, "START UPLOAD", "POST");
 	r = pbuf_str(&name) ? gcs_json_upload_metadata(u->g, name.buf,
 						       time(NULL), NULL, NULL,
@@ -581,7 +630,7 @@ static int start_session(struct upload *u, struct drgw_err *err)
 	if (r == 0)
 		r = gcs_op_header(&op, "X-Upload-Content-Type",
 				  "application/octet-stream");
-	if (r == 0)
+	if (r == 0 && !u->growing)
 		r = gcs_op_header(&op, "X-Upload-Content-Length", size);
 	if (r < 0)
 		goto out;
@@ -607,9 +656,10 @@ static int start_session(struct upload *u, struct drgw_err *err)
 		r = -ENOMEM;
 		goto out;
 	}
-	pmsg_debug(u->g->host, "gcs: started a resumable upload of %s/%s%s (%llu bytes in chunks of %llu)",
+	pmsg_debug(u->g->host, "gcs: started a resumable upload of %s/%s%s (%s%llu bytes in chunks of %llu)",
 		   u->g->bucket, u->g->prefix, u->key,
-		   (unsigned long long)u->src->size,
+		   u->growing ? "growing, at most " : "",
+		   (unsigned long long)(u->growing ? u->src->size_hint : u->size),
 		   (unsigned long long)u->g->chunk_size);
 	/* Before any data: a crash from here on resumes this session. */
 	token_save(u);
@@ -652,7 +702,7 @@ static int offset_of(struct upload *u, const struct gcs_op *op,
 
 	if (r == 0 || r == -ENOENT)
 		r = gcs_put_next_offset(r == 0 ? v : NULL, &off);
-	if (r == 0 && off > u->src->size)
+	if (r == 0 && off > u->size)
 		r = -EIO;
 	if (r < 0) {
 		pmsg_set_err(err, "gcs: %s %s/%s%s: unusable Range in the 308 answer",
@@ -671,8 +721,11 @@ static int query_status(struct upload *u, enum session_state *ret,
 	struct gcs_op op;
 	int r;
 
-	snprintf(range, sizeof(range), "bytes */%llu",
-		 (unsigned long long)u->src->size);
+	if (u->growing)
+		snprintf(range, sizeof(range), "bytes */*");
+	else
+		snprintf(range, sizeof(range), "bytes */%llu",
+			 (unsigned long long)u->size);
 	gcs_op_init(&op, "UPLOAD STATUS", "PUT");
 	op.accept_308 = 1;
 	op.has_body = 1;		/* Content-Length: 0 */
@@ -697,10 +750,10 @@ static int query_status(struct upload *u, enum session_state *ret,
 			pmsg_debug(u->g->host, "gcs: the upload session of %s/%s%s is at %llu of %llu bytes",
 				   u->g->bucket, u->g->prefix, u->key,
 				   (unsigned long long)u->offset,
-				   (unsigned long long)u->src->size);
+				   (unsigned long long)u->size);
 	} else if (r == 0) {
 		/* The last chunk went through but its answer was lost. */
-		r = hash_to(u, u->src->size, err);
+		r = hash_all(u, err);
 		if (r == 0)
 			r = check_stored(u, "UPLOAD STATUS", op.resp.body.buf,
 					 op.resp.body.len, err);
@@ -721,9 +774,15 @@ static int send_chunk(struct upload *u, uint64_t start, uint64_t len,
 	char range[80];
 	int r;
 
-	snprintf(range, sizeof(range), "bytes %llu-%llu/%llu",
-		 (unsigned long long)start, (unsigned long long)(start + len - 1),
-		 (unsigned long long)u->src->size);
+	if (u->growing)
+		snprintf(range, sizeof(range), "bytes %llu-%llu/*",
+			 (unsigned long long)start,
+			 (unsigned long long)(start + len - 1));
+	else
+		snprintf(range, sizeof(range), "bytes %llu-%llu/%llu",
+			 (unsigned long long)start,
+			 (unsigned long long)(start + len - 1),
+			 (unsigned long long)u->size);
 	gcs_op_init(op, "UPLOAD CHUNK", "PUT");
 	op->accept_308 = 1;
 	/* Retrying is the caller's job: it asks for the offset first. */
@@ -737,7 +796,7 @@ static int send_chunk(struct upload *u, uint64_t start, uint64_t len,
 	r = gcs_op_session_url(op, u->g, u->key, u->session.buf);
 	if (r == 0)
 		r = gcs_op_header(op, "Content-Range", range);
-	if (r == 0 && start + len == u->src->size)
+	if (r == 0 && start + len == u->size)
 		r = add_hash_header(op, u);
 	if (r < 0)
 		return r;
@@ -773,17 +832,21 @@ static int send_all(struct upload *u, struct drgw_err *err)
 				return -ENOENT;
 			need_status = 0;
 		}
-		if (u->offset >= u->src->size) {
+		if (u->offset >= u->size) {
 			/* Every byte is there, yet no object: neither GCS
 			 * nor our emulator does this. */
 			pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: the session holds all %llu bytes but did not create the object",
 				     u->g->bucket, u->g->prefix, u->key,
-				     (unsigned long long)u->src->size);
+				     (unsigned long long)u->size);
 			return -EIO;
 		}
 		start = u->offset;
-		len = u->src->size - start < u->g->chunk_size ?
-			      u->src->size - start : u->g->chunk_size;
+		/* A byte past the chunk, so that it is not the last. */
+		r = grow_to(u, start + u->g->chunk_size + 1, err);
+		if (r < 0)
+			return r;
+		len = u->size - start < u->g->chunk_size ?
+			      u->size - start : u->g->chunk_size;
 		r = hash_to(u, start + len, err);
 		if (r < 0)
 			return r;
@@ -915,9 +978,11 @@ static int put_resumable(struct upload *u, const char *session,
 	/* 412 on ifGenerationMatch=0, when starting or completing. */
 	if (r == -EEXIST && gcs_protected(u->g))
 		r = check_existing(u, err);
-	/* What the session holds came from a bad spool object: no later
-	 * put() may finish it. */
-	if (u->corrupt && u->session.len)
+	/* What the session holds came from a bad spool object, or from a
+	 * growing one (whose token cannot resume): no later put() may
+	 * finish it. */
+	if (u->session.len &&
+	    (u->corrupt || (u->src->grow && r < 0 && r != -ECANCELED)))
 		cancel_session(u->g, u->key, u->session.buf, NULL);
 out:
 	if (r == -ECANCELED) {
@@ -953,7 +1018,8 @@ int gcs_put(struct gcs *g, const char *key, struct drgw_put_source *src,
 		pbuf_reset(&found);
 	}
 	/* A session of an earlier try resumes even if chunk-size changed. */
-	if (src->size > g->chunk_size || found.len) {
+	if (src->grow ? src->size_hint > g->chunk_size :
+			src->size > g->chunk_size || found.len) {
 		r = put_resumable(&u, pbuf_str(&found), err);
 	} else {
 		r = put_simple(&u, err);
@@ -966,7 +1032,7 @@ int gcs_put(struct gcs *g, const char *key, struct drgw_put_source *src,
 		if (err)
 			memset(err, 0, sizeof(*err));
 		if (src->progress)
-			src->progress(src, src->size);
+			src->progress(src, u.size);
 	}
 out:
 	pbuf_release(&found);

@@ -13,6 +13,11 @@
  *
  * Resume: every RESUME_STEP bytes the temp file is fdatasync()ed and its
  * length saved as the resume token; a resumed put() keeps that prefix.
+ *
+ * Streaming (DRGW_CAP_STREAMING_PUT): a growing source is copied as the
+ * encoder writes it, and renamed into place only once it is complete.
+ * Nothing is resumed from a growing source: its token would name bytes of
+ * an object that a crash makes the gateway encode again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -230,18 +235,51 @@ static void local_close(void *inst)
 {
 }
 
+/* How many bytes of src exist: all of them, or what a growing source has
+ * so far (waiting for at least want, or the end).  *ret_complete is set
+ * when the result is the final size. */
+static int available(struct drgw_put_source *src, uint64_t want,
+		     uint64_t *ret_size, int *ret_complete,
+		     struct drgw_err *err)
+{
+	int r;
+
+	if (!src->grow) {
+		*ret_size = src->size;
+		*ret_complete = 1;
+		return 0;
+	}
+	r = src->grow(src, want, ret_size, ret_complete);
+	if (r == -ESTALE)
+		set_err(err, "object abandoned while it was being written");
+	else if (r < 0)
+		set_err(err, "upload cancelled");
+	return r;
+}
+
 static int copy_range(struct drgw_put_source *src, int fd, uint64_t off,
 		      char *buf, struct drgw_err *err)
 {
-	uint64_t next_save = off + RESUME_STEP;
-	int r;
+	uint64_t next_save = off + RESUME_STEP, size;
+	int complete = 0, r;
 
-	while (off < src->size) {
-		size_t n = src->size - off < COPY_BUF ? src->size - off : COPY_BUF;
+	for (;;) {
+		size_t n;
 		ssize_t w;
 
+		r = available(src, off + COPY_BUF, &size, &complete, err);
+		if (r < 0)
+			return r;
+		if (off >= size) {
+			if (complete)
+				return 0;
+			continue;
+		}
+		n = size - off < COPY_BUF ? (size_t)(size - off) : COPY_BUF;
+
 		if (src->cancelled && src->cancelled(src)) {
-			save_progress(src, fd, off);
+			if (!src->grow)
+				save_progress(src, fd, off);
 			set_err(err, "upload cancelled");
 			return -ECANCELED;
 		}
@@ -261,7 +299,7 @@ static int copy_range(struct drgw_put_source *src, int fd, uint64_t off,
 		off += n;
 		if (src->progress)
 			src->progress(src, off);
-		if (off >= next_save && off < src->size) {
+		if (!src->grow && off >= next_save && off < src->size) {
 			r = save_progress(src, fd, off);
 			if (r < 0) {
 				set_err(err, "cannot save upload progress: %s",
@@ -271,7 +309,6 @@ static int copy_range(struct drgw_put_source *src, int fd, uint64_t off,
 			next_save = off + RESUME_STEP;
 		}
 	}
-	return 0;
 }
 
 static int local_put(void *inst, const char *key, struct drgw_put_source *src,
@@ -309,7 +346,7 @@ static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 		return r;
 	}
 	/* Resume only if the temp file really holds the saved prefix. */
-	if (parse_token(src, &off) < 0 || fstat(fd, &st) < 0 ||
+	if (src->grow || parse_token(src, &off) < 0 || fstat(fd, &st) < 0 ||
 	    (uint64_t)st.st_size < off)
 		off = 0;
 	if (ftruncate(fd, (off_t)off) < 0) {
@@ -320,6 +357,12 @@ static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 	buf = malloc(COPY_BUF);
 	if (!buf) {
 		r = -ENOMEM;
+		goto out;
+	}
+	/* A growing source: record that a temp file exists, so that the
+	 * gateway can abort (remove) it should it never be finished. */
+	if (src->grow && (r = save_progress(src, fd, 0)) < 0) {
+		set_err(err, "cannot save upload state: %s", strerror(-r));
 		goto out;
 	}
 	r = copy_range(src, fd, off, buf, err);
@@ -597,7 +640,8 @@ static const struct drgw_backend_ops local_ops = {
 	.abi_version = DRGW_BACKEND_ABI_VERSION,
 	.struct_size = sizeof(struct drgw_backend_ops),
 	.name = "local",
-	.caps = DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT,
+	.caps = DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT |
+		DRGW_CAP_STREAMING_PUT,
 	.scheme = "local",
 	.instance_size = sizeof(struct local),
 	.open = local_open,

@@ -34,7 +34,8 @@ enum {
 };
 
 #define S3_CAPS \
-	(DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT | DRGW_CAP_PARALLEL_PUT)
+	(DRGW_CAP_RANGE_READ | DRGW_CAP_RESUMABLE_PUT | DRGW_CAP_PARALLEL_PUT | \
+	 DRGW_CAP_STREAMING_PUT)
 
 /* S3 keys are at most 1024 bytes of UTF-8, prefix included. */
 static int check_key(const struct s3 *s3, const char *op, const char *key,

@@ -53,6 +53,10 @@ struct mpu {
 	struct s3 *s3;
 	const char *key;
 	struct drgw_put_source *src;
+	/* The object's size; for a growing source UINT64_MAX until the
+	 * source says it is complete (lock). */
+	uint64_t size;
+	int growing;
 	uint64_t part_size;
 	unsigned nparts;
 	struct pbuf upload_id;
@@ -165,8 +169,11 @@ static void set_body(struct s3_op *op, struct drgw_put_source *src,
 	}
 }
 
+/* One PUT of the first size bytes of src (its size, or the final size
+ * of a growing source). */
 static int put_single(struct s3 *s3, const char *key,
-		      struct drgw_put_source *src, struct drgw_err *err)
+		      struct drgw_put_source *src, uint64_t size,
+		      struct drgw_err *err)
 {
 	uint8_t md5[16], sha[32];
 	struct s3_op op;
@@ -175,7 +182,7 @@ static int put_single(struct s3 *s3, const char *key,
 
 	if (!buf)
 		return -ENOMEM;
-	r = digest_range(src, 0, src->size, buf, md5, sha);
+	r = digest_range(src, 0, size, buf, md5, sha);
 	free(buf);
 	if (r < 0) {
 		read_failed(s3, key, r, err);
@@ -189,12 +196,12 @@ static int put_single(struct s3 *s3, const char *key,
 	}
 	r = s3_req_put(&op, s3, key, md5, sha, time(NULL));
 	if (r == 0) {
-		set_body(&op, src, 0, src->size, sha);
+		set_body(&op, src, 0, size, sha);
 		r = s3_op_run(s3, &op, err);
 	}
 	s3_op_release(&op);
 	if (r == 0 && src->progress)
-		src->progress(src, src->size);
+		src->progress(src, size);
 	if (r == -ECANCELED)
 		pmsg_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
 			     s3->prefix, key);
@@ -221,9 +228,10 @@ static void mpu_release(struct mpu *m)
 	pthread_mutex_destroy(&m->lock);
 }
 
-static int mpu_layout(struct mpu *m, uint64_t part_size)
+/* Parts for an object of (at most, while growing) size bytes. */
+static int mpu_layout(struct mpu *m, uint64_t size, uint64_t part_size)
 {
-	uint64_t n = (m->src->size + part_size - 1) / part_size;
+	uint64_t n = (size + part_size - 1) / part_size;
 
 	if (n == 0 || n > S3_MAX_PARTS)
 		return -EINVAL;
@@ -239,8 +247,7 @@ static uint64_t part_len(const struct mpu *m, unsigned i)
 {
 	uint64_t off = (uint64_t)i * m->part_size;
 
-	return m->src->size - off < m->part_size ? m->src->size - off :
-						   m->part_size;
+	return m->size - off < m->part_size ? m->size - off : m->part_size;
 }
 
 /* Caller holds m->lock (or is the only thread). */
@@ -248,7 +255,7 @@ static int token_build(const struct mpu *m, struct pbuf *t)
 {
 	pbuf_adds(t, TOKEN_MAGIC);
 	pbuf_addf(t, "size %llu part %llu sha256 %s\nupload ",
-		  (unsigned long long)m->src->size,
+		  (unsigned long long)(m->growing ? 0 : m->size),
 		  (unsigned long long)m->part_size, m->sha_hex);
 	pcodec_uri_encode(t, m->upload_id.buf, m->upload_id.len, 0);
 	pbuf_addch(t, '\n');
@@ -373,7 +380,7 @@ static int token_load(struct mpu *m, struct pbuf *stale_id)
 		goto out;
 	if (size != src->size || strcmp(sha, m->sha_hex) ||
 	    part < S3_MIN_PART || part > S3_MAX_PART ||
-	    mpu_layout(m, part) < 0) {
+	    mpu_layout(m, src->size, part) < 0) {
 		pbuf_adds(stale_id, m->upload_id.buf);
 		goto out;
 	}
@@ -568,6 +575,24 @@ static int upload_part(struct mpu *m, unsigned i, char *buf,
 	return r;
 }
 
+/* A growing source: waits until part i exists in full or the object is
+ * complete.  1 when the object ended before part i, 0, or -errno. */
+static int wait_part(struct mpu *m, unsigned i)
+{
+	uint64_t start = (uint64_t)i * m->part_size, have;
+	int complete, r;
+
+	r = m->src->grow(m->src, start + m->part_size, &have, &complete);
+	if (r < 0)
+		return r;
+	if (complete) {
+		pthread_mutex_lock(&m->lock);
+		m->size = have;
+		pthread_mutex_unlock(&m->lock);
+	}
+	return complete && have <= start ? 1 : 0;
+}
+
 static void *worker(void *arg)
 {
 	struct mpu *m = arg;
@@ -589,19 +614,27 @@ static void *worker(void *arg)
 		i = m->next++;
 		pthread_mutex_unlock(&m->lock);
 
-		if (!buf) {
+		if (!buf)
 			r = -ENOMEM;
-		} else if (is_cancelled(m->src)) {
+		else if (is_cancelled(m->src))
 			r = -ECANCELED;
-		} else {
+		else
+			r = m->growing ? wait_part(m, i) : 0;
+		if (r > 0)
+			break; /* the object ended before this part */
+		if (r == 0)
 			r = upload_part(m, i, buf, &etag, sha_b64, &err);
-		}
 
 		pthread_mutex_lock(&m->lock);
 		if (r < 0) {
 			if (!m->err) {
 				m->err = r;
 				m->first_err = err;
+				if (r == -ESTALE)
+					pmsg_set_err(&m->first_err,
+						     "s3: PUT %s/%s%s: object abandoned while it was written",
+						     m->s3->bucket, m->s3->prefix,
+						     m->key);
 			}
 			m->stop = 1;
 		} else {
@@ -631,6 +664,8 @@ static int upload_parts(struct mpu *m, struct drgw_err *err)
 		else
 			todo++;
 	}
+	/* Of a growing object, every worker may be waiting for the encoder:
+	 * as many as the upload may run at once. */
 	m->next = 0;
 	m->stop = 0;
 	m->err = 0;
@@ -692,7 +727,7 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 		    s3_op_run(m->s3, &head, NULL) == 0 &&
 		    phttp_header(&head.resp, "Content-Length", len, sizeof(len)) == 0 &&
 		    pcodec_parse_u64(len, UINT64_MAX, &size) == 0 &&
-		    size == m->src->size) {
+		    size == m->size) {
 			pmsg_debug(m->s3->host, "s3: CompleteMultipartUpload of %s was retried and had already succeeded",
 				   m->key);
 			if (err)
@@ -708,21 +743,49 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 	return r;
 }
 
+/* After the parts of a growing object: its final size, and with it the
+ * number of parts to complete. */
+static int settle_size(struct mpu *m, struct drgw_err *err)
+{
+	uint64_t have;
+	int complete, r;
+
+	r = m->src->grow(m->src, UINT64_MAX, &have, &complete);
+	if (r < 0) {
+		pmsg_set_err(err, "s3: PUT %s/%s%s: object abandoned while it was written",
+			     m->s3->bucket, m->s3->prefix, m->key);
+		return r;
+	}
+	m->size = have;
+	m->nparts = (unsigned)((have + m->part_size - 1) / m->part_size);
+	for (unsigned i = 0; i < m->nparts; i++)
+		if (!m->parts[i].etag)
+			return -EIO; /* cannot happen: workers ran to the end */
+	return 0;
+}
+
 static int put_multipart(struct s3 *s3, const char *key,
 			 struct drgw_put_source *src, struct drgw_err *err)
 {
-	struct mpu m = { .s3 = s3, .key = key, .src = src };
+	struct mpu m = { .s3 = s3, .key = key, .src = src, .size = src->size };
 	struct pbuf stale = PBUF_INIT;
+	uint64_t part, layout_size = src->size;
 	int r, resumed = 0, restarted = 0;
-	uint64_t part;
 
 	pthread_mutex_init(&m.lock, NULL);
+	if (src->grow) {
+		/* Nothing to resume of an object still being written; lay the
+		 * parts out for its largest possible size. */
+		m.growing = 1;
+		m.size = UINT64_MAX;
+		layout_size = src->size_hint;
+	}
 	if (all_zero(src->sha256, 32))
 		snprintf(m.sha_hex, sizeof(m.sha_hex), "-");
 	else
 		pcodec_hex(m.sha_hex, src->sha256, 32);
 
-	r = token_load(&m, &stale);
+	r = m.growing ? -ENOENT : token_load(&m, &stale);
 	if (r == -ENOMEM)
 		goto out;
 	if (stale.len) {
@@ -744,15 +807,15 @@ static int put_multipart(struct s3 *s3, const char *key,
 		}
 	}
 	if (!resumed) {
-		part = s3_part_size(src->size, s3->part_size, s3->checksum_sha256);
+		part = s3_part_size(layout_size, s3->part_size, s3->checksum_sha256);
 		if (part == 0) {
 			pmsg_set_err(err, "s3: PUT %s/%s%s: object of %llu bytes is too large for S3",
 				     s3->bucket, s3->prefix, key,
-				     (unsigned long long)src->size);
+				     (unsigned long long)layout_size);
 			r = -EFBIG;
 			goto out;
 		}
-		r = mpu_layout(&m, part);
+		r = mpu_layout(&m, layout_size, part);
 		if (r == 0)
 			r = create_upload(&m, err);
 		if (r < 0)
@@ -764,9 +827,11 @@ static int put_multipart(struct s3 *s3, const char *key,
 		r = upload_parts(&m, err);
 		/* UploadPart's only 404 is NoSuchUpload. */
 		dead = r == -ENOENT;
+		if (r == 0 && m.growing)
+			r = settle_size(&m, err);
 		if (r == 0)
 			r = complete_upload(&m, err, &dead);
-		if (r == 0 || restarted || !dead)
+		if (r == 0 || restarted || !dead || m.growing)
 			break;
 		/* The upload vanished (aborted by a lifecycle rule or an
 		 * operator) or holds parts we cannot name: start over once,
@@ -788,6 +853,10 @@ static int put_multipart(struct s3 *s3, const char *key,
 		pmsg_set_err(err, "s3: PUT %s/%s%s: upload cancelled", s3->bucket,
 			     s3->prefix, key);
 	}
+	/* An object abandoned (or a growing upload that failed) leaves no
+	 * upload behind: it will never be resumed. */
+	if (r < 0 && r != -ECANCELED && m.growing && m.upload_id.len)
+		abort_upload(s3, key, m.upload_id.buf, NULL);
 out:
 	pbuf_release(&stale);
 	mpu_release(&m);
@@ -801,12 +870,26 @@ int s3_put(struct s3 *s3, const char *key, struct drgw_put_source *src,
 		pmsg_set_err(err, "s3: %s is read-only", s3->url);
 		return -EROFS;
 	}
-	if (src->size >= s3->part_size ||
+	/* A growing object that may not fill one part is waited for, then
+	 * sent in one PUT. */
+	if (src->grow && src->size_hint < s3->part_size) {
+		uint64_t size;
+		int complete, r;
+
+		r = src->grow(src, UINT64_MAX, &size, &complete);
+		if (r < 0) {
+			pmsg_set_err(err, "s3: PUT %s/%s%s: object abandoned while it was written",
+				     s3->bucket, s3->prefix, key);
+			return r;
+		}
+		return put_single(s3, key, src, size, err);
+	}
+	if (src->grow || src->size >= s3->part_size ||
 	    (src->resume_token && src->resume_token_len >= strlen(TOKEN_MAGIC) &&
 	     !memcmp(src->resume_token, TOKEN_MAGIC, strlen(TOKEN_MAGIC)) &&
 	     src->size >= S3_MIN_PART))
 		return put_multipart(s3, key, src, err);
-	return put_single(s3, key, src, err);
+	return put_single(s3, key, src, src->size, err);
 }
 
 int s3_abort_put(struct s3 *s3, const char *key, const void *token,

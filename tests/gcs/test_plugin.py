@@ -192,7 +192,7 @@ def test_describe_ping_caps(harness, emulator):
     harness.run("ping")
     [e] = emulator.log()
     assert "maxResults=1&" in e["path"]
-    assert harness.run("ctl-u64", "0x4702").stdout == "0x3\n"
+    assert harness.run("ctl-u64", "0x4702").stdout == "0x23\n"
     assert harness.run("ctl-msg", "0x4701").stdout == \
         "none (custom endpoint without credentials)\n"
     p = harness.run("ctl-msg", "4242", check=False)
@@ -397,7 +397,7 @@ def test_holds_and_retention(tmp_path, emulator):
     until = time.mktime(time.strptime(obj["retention"]["retainUntilTime"],
                                       "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert abs(until - time.time() - 2 * 86400) < 120
-    assert h.run("ctl-u64", "0x4702").stdout == "0x1b\n"   # + IMMUTABLE, CONDITIONAL
+    assert h.run("ctl-u64", "0x4702").stdout == "0x3b\n"   # + IMMUTABLE, CONDITIONAL
 
     # Uploading the same object again (a retry after a lost answer) works.
     emulator.reset_log()
@@ -422,3 +422,50 @@ def test_holds_and_retention(tmp_path, emulator):
     assert emulator.object("held/big")["temporaryHold"] is True
     assert emulator.object("held/big")["retention"]["mode"] == "Unlocked"
     put(h, "big", big, options={"chunk-size": "256K"})
+
+
+def test_growing_source_streams_chunks(tmp_path, emulator, proxy):
+    """A source still being written goes up chunk by chunk with an unknown
+    total; the last chunk carries the total and the hashes."""
+    h = Harness(tmp_path, proxy.url, "gcs://%s/grow" % BUCKET,
+                options={"chunk-size": "1M"})
+    size = 3 * MiB + 300_000     # its last bytes come 0.15 s after the rest
+    src = write_random(tmp_path / "g", size, seed=21)
+    t0 = time.time()
+    out = h.run("put", "--growing", str(2 * MiB), "--size-hint",
+                str(4 * MiB), "g.bin", src)
+    assert "stored g.bin %d bytes" % size in out.stdout
+    assert time.time() - t0 > 1.0
+    [start] = proxy.requests("POST")
+    assert "uploadType=resumable" in start["path"]
+    assert "x-upload-content-length" not in start["headers"]
+    chunks = [r for r in proxy.requests("PUT") if "upload_id=" in r["path"]]
+    assert [r["headers"]["content-range"] for r in chunks] == [
+        "bytes 0-1048575/*", "bytes 1048576-2097151/*",
+        "bytes 2097152-3145727/*", "bytes 3145728-%d/%d" % (size - 1, size)]
+    assert chunks[-1]["headers"]["x-goog-hash"] == goog_hash(src.read_bytes())
+    h.run("cat", "g.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def test_small_growing_source_is_one_upload(harness, emulator, tmp_path):
+    src = write_random(tmp_path / "s", 50_000, seed=22)
+    harness.run("put", "--growing", str(MiB), "s.bin", src)
+    assert [(e["method"], e["status"]) for e in emulator.log()] == [("POST", 200)]
+    harness.run("cat", "s.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def test_abandoned_growing_source_cancels_session(tmp_path, emulator, proxy):
+    h = Harness(tmp_path, proxy.url, "gcs://%s/abandon" % BUCKET,
+                options={"chunk-size": "256K"})
+    src = write_random(tmp_path / "g", 4 * MiB, seed=23)
+    p = h.run("put", "--growing", str(2 * MiB), "--abandon-at", str(2 * MiB),
+              "a.bin", src, check=False)
+    assert p.returncode == 1
+    assert "put: ESTALE: gcs: UPLOAD drgw/abandon/a.bin: object abandoned while it was written" \
+        in p.stderr, p.stderr
+    chunks = [r for r in proxy.requests("PUT") if "upload_id=" in r["path"]]
+    assert chunks and all(r["headers"]["content-range"].endswith("/*") for r in chunks)
+    assert len([r for r in proxy.requests("DELETE") if "upload_id=" in r["path"]]) == 1
+    assert h.run("stat", "a.bin", check=False).returncode == 1

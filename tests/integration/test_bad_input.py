@@ -216,8 +216,7 @@ def test_full_cache_disk(env, tmp_path):
         # Fits in the working set, but its encoded copy does not fit too.
         (env.mnt / "big.bin").write_bytes(os.urandom(30 << 20))
         gw.wait_log(r"cache disk full")
-        snap = env.drgw("ls", "--json", cache=cache).stdout
-        assert "cache disk full" in snap
+        assert "cache disk full" in env.drgw("ls", "--json", cache=cache).stdout
         # The writer of a file that does not fit gets ENOSPC, not a short file.
         with pytest.raises(OSError) as e:
             (env.mnt / "huge.bin").write_bytes(os.urandom(40 << 20))

@@ -52,7 +52,9 @@ def test_kill_during_encoding(env, tmp_path):
 def test_kill_during_replication_resumes(env, tmp_path):
     src = tmp_path / "random.bin"
     write_file(src, 512 << 20)
-    gw = env.gateway().start()
+    # The upload of an encoded object (test_streaming.py covers uploads
+    # that follow the encoder).
+    gw = env.gateway("--streaming", "off").start()
     subprocess.run(["cp", src, env.mnt / "random.bin"], check=True)
     # The local backend saves its progress every 64 MiB; kill after that.
     part = None
@@ -67,7 +69,7 @@ def test_kill_during_replication_resumes(env, tmp_path):
     gw.kill()
     assert not env.objects(), "upload finished before the kill"
 
-    gw = env.gateway(name="gateway2").start()
+    gw = env.gateway("--streaming", "off", name="gateway2").start()
     env.wait()
     assert "resuming upload of random.bin" in gw.log()
     assert len(env.objects()) == 1

@@ -60,6 +60,10 @@ def test_backup_job_to_gcs_s3_and_local(env, gcs, tmp_path, monkeypatch):
         for s in snaps:
             assert {b: r["state"] for b, r in s["replicas"].items()} == \
                 {"gcp": "replicated", "aws": "replicated", "nfs": "replicated"}
+        # All three plugins take uploads that follow the encoder.
+        for b in ("gcp", "aws", "nfs"):
+            assert re.search(rf"to {b} \([^)]*streamed while encoding\)",
+                             gw.log()), b
         header = env.drgw("ls").stdout.splitlines()[0]
         assert "gcp" in header and "aws" in header and "nfs" in header
         gw.stop()
@@ -81,7 +85,9 @@ def test_sigkill_during_resumable_upload_resumes(env, gcs, tmp_path):
     src = tmp_path / "big.bin"
     with open(src, "wb") as f:
         f.write(os.urandom(48 << 20))
-    gw = env.gateway(backends=["--backend", f"gcp={url}"]).start()
+    # A spooled upload: a streamed one cannot be resumed, only redone.
+    gw = env.gateway("--streaming", "off",
+                     backends=["--backend", f"gcp={url}"]).start()
     shutil.copy(src, env.mnt / "big.bin")
 
     def chunks():
@@ -96,7 +102,8 @@ def test_sigkill_during_resumable_upload_resumes(env, gcs, tmp_path):
                        and e["method"] == "POST"]
     n_before = len(gcs.log())
 
-    gw = env.gateway(name="gateway2", backends=["--backend", f"gcp={url}"]).start()
+    gw = env.gateway("--streaming", "off", name="gateway2",
+                     backends=["--backend", f"gcp={url}"]).start()
     env.wait(timeout=120)
     assert "resuming upload of big.bin" in gw.log()
     after = gcs.log()[n_before:]

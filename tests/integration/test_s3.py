@@ -119,7 +119,10 @@ def test_sigkill_during_multipart_upload_resumes(env, s3, tmp_path):
         src = tmp_path / "big.bin"
         with open(src, "wb") as f:
             f.write(os.urandom(120 << 20))
-        gw = env.gateway(backends=["--backend", f"offsite={url}"]).start()
+        # Stream uploads would start the upload during the encode, before
+        # the resume token exists: this test is about resuming a spooled one.
+        gw = env.gateway("--streaming", "off",
+                         backends=["--backend", f"offsite={url}"]).start()
         shutil.copy(src, env.mnt / "big.bin")
 
         def parts_done():
@@ -144,7 +147,8 @@ def test_sigkill_during_multipart_upload_resumes(env, s3, tmp_path):
         n_before = len(proxy.requests())
         creates_before = len(proxy.requests(method="POST", query="uploads="))
 
-        gw = env.gateway(name="gateway2", backends=["--backend", f"offsite={url}"]).start()
+        gw = env.gateway("--streaming", "off", name="gateway2",
+                         backends=["--backend", f"offsite={url}"]).start()
         env.wait(timeout=120)
         after = proxy.requests()[n_before:]
         assert "resuming upload of big.bin" in gw.log()
@@ -161,5 +165,77 @@ def test_sigkill_during_multipart_upload_resumes(env, s3, tmp_path):
         env.client("restore", "big.bin", out,
                    backends=["--backend", f"offsite={backend_url(s3.url, 'mpu')}"])
         assert filecmp.cmp(out, src, shallow=False)
+    finally:
+        proxy.close()
+
+
+def wait_multipart_started(proxy, gw, name, mark):
+    """Waits until a multipart upload exists while the encoder still works
+    on name: the upload follows the encoder."""
+    deadline = time.time() + 60
+    while not proxy.requests(method="POST", query="^uploads="):
+        assert f"encoded {name}" not in gw.log()[mark:], \
+            "the encoder finished before the upload began"
+        assert time.time() < deadline, gw.log()[-2000:]
+        time.sleep(0.01)
+
+
+def upload_ids(proxy, method, query):
+    return {re.search(r"uploadId=([^&]+)", e["query"]).group(1)
+            for e in proxy.requests(method=method, query=query)}
+
+
+def test_streamed_upload_abandoned_and_interrupted(env, s3, tmp_path):
+    """Through S3: a file changed mid-stream has its multipart upload
+    aborted; a SIGKILL mid-stream has it aborted on the next start; every
+    upload ever created is either completed or aborted."""
+    proxy = Proxy(s3.port)
+    try:
+        url = backend_url(proxy.url, "stream", **{"part-size": "5M"})
+        backends = ["--backend", f"offsite={url}"]
+        slow = ("--compression-level", "19", "--encode-threads", "1")
+        gw = env.gateway(*slow, backends=backends).start()
+        make_app_db(tmp_path / "v1.db", rows=80000)
+        path = env.mnt / "moving.db"
+        mark = len(gw.log())
+        shutil.copy(tmp_path / "v1.db", path)
+        wait_multipart_started(proxy, gw, "moving.db", mark)
+        with open(path, "r+b") as f:
+            f.seek(0, 2)
+            f.write(b"appended while streaming")
+        env.wait(timeout=180)
+        assert "changed while it was being encoded" in gw.log()
+        assert "streamed while encoding" in gw.log()
+        assert len(upload_ids(proxy, "DELETE", "uploadId=")) == 1
+
+        mark = len(gw.log())
+        shutil.copy(tmp_path / "v1.db", env.mnt / "second.db")
+        deadline = time.time() + 60
+        # Killed once the catalog knows of the upload: from then on a crash
+        # must not leave it behind.
+        while sqlite(env.cache / "catalog.db",
+                     "SELECT count(*) FROM streams;") == "0":
+            assert "encoded second.db" not in gw.log()[mark:]
+            assert time.time() < deadline
+            time.sleep(0.01)
+        gw.kill()
+        gw = env.gateway(name="gateway2", backends=backends).start()
+        env.wait(timeout=180)
+        assert "discarded an upload to offsite" in gw.log()
+        gw.stop()
+
+        done = upload_ids(proxy, "POST", "^uploadId=")
+        aborted = upload_ids(proxy, "DELETE", "uploadId=")
+        assert len(aborted) == 2 and not (done & aborted)
+        assert len(done) + len(aborted) == \
+            len(proxy.requests(method="POST", query="^uploads="))
+        v1 = (tmp_path / "v1.db").read_bytes()
+        for name, want in [("moving.db", v1 + b"appended while streaming"),
+                           ("second.db", v1)]:
+            out = tmp_path / f"restored-{name}"
+            env.client("restore", name, out,
+                       backends=["--backend",
+                                 f"offsite={backend_url(s3.url, 'stream')}"])
+            assert out.read_bytes() == want
     finally:
         proxy.close()

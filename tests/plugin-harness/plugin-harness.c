@@ -6,7 +6,8 @@
  *   plugin-harness [-v] [-r] [-o key=value]... PLUGIN.so URL COMMAND ARGS...
  *
  *   put [--token FILE] [--sha256 HEX] [--cancel-file FILE] [--rate BPS]
- *       [--kill-after-saves N] KEY SRCFILE
+ *       [--kill-after-saves N] [--growing BPS [--size-hint N]
+ *       [--abandon-at N]] KEY SRCFILE
  *        The token file stands in for the gateway's catalog: a token found
  *        there is passed as the resume token, and every token the plugin
  *        saves is written there atomically (fsync + rename) before the
@@ -15,6 +16,10 @@
  *        BPS bytes per second (so that a test can interrupt an upload
  *        midway); --kill-after-saves makes the process SIGKILL itself right
  *        after the N-th token is durably saved (a crash at a known point).
+ *        --growing hands the plugin a growing source whose bytes appear at
+ *        BPS bytes per second (size_hint: the file's size unless given);
+ *        reading a byte grow() did not report fails the run.  --abandon-at
+ *        abandons it (grow() returns -ESTALE) once N bytes exist.
  *   get KEY OFFSET LENGTH OUTFILE      one ranged read
  *   cat KEY OUTFILE                    whole object by 4 MiB ranged reads
  *   stat KEY
@@ -76,6 +81,10 @@ struct source {
 	const char *cancel_path;
 	uint64_t rate;			/* bytes per second, 0: unlimited */
 	int kill_after;			/* SIGKILL after this save, 0: never */
+	/* A growing source: file_size bytes appearing at grow_rate. */
+	uint64_t grow_rate, file_size, abandon_at;
+	struct timespec grow_start;
+	uint64_t reported;		/* the most grow() said exists (lock) */
 	pthread_mutex_t lock;
 	int saves;
 };
@@ -127,6 +136,7 @@ static const char *errname(int e)
 	case ENOSYS: return "ENOSYS";
 	case E2BIG: return "E2BIG";
 	case ENETUNREACH: return "ENETUNREACH";
+	case ESTALE: return "ESTALE";
 	default: return "E?";
 	}
 }
@@ -138,11 +148,62 @@ static int fail(const char *cmd, int r, const struct drgw_err *err)
 	return 1;
 }
 
+/* Bytes of a growing source that exist now. */
+static uint64_t grown(const struct source *s)
+{
+	struct timespec now;
+	double t;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	t = (double)(now.tv_sec - s->grow_start.tv_sec) +
+	    (double)(now.tv_nsec - s->grow_start.tv_nsec) / 1e9;
+	return t * (double)s->grow_rate >= (double)s->file_size ?
+		       s->file_size : (uint64_t)(t * (double)s->grow_rate);
+}
+
+static int grow(struct drgw_put_source *src, uint64_t want,
+		uint64_t *ret_size, int *ret_complete)
+{
+	struct source *s = (struct source *)src;
+	uint64_t have;
+
+	for (;;) {
+		struct timespec ts = { 0, 5000000 };
+
+		have = grown(s);
+		if (s->abandon_at && have >= s->abandon_at)
+			return -ESTALE;
+		if (s->cancel_path && access(s->cancel_path, F_OK) == 0)
+			return -ECANCELED;
+		if (have >= want || have == s->file_size)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&s->lock);
+	if (have > s->reported)
+		s->reported = have;
+	pthread_mutex_unlock(&s->lock);
+	*ret_size = have;
+	*ret_complete = have == s->file_size;
+	return 0;
+}
+
 static int read_at(struct drgw_put_source *src, void *buf, size_t len,
 		   uint64_t off)
 {
 	struct source *s = (struct source *)src;
 	size_t done = 0;
+
+	if (s->grow_rate) {
+		pthread_mutex_lock(&s->lock);
+		done = off + len > s->reported;
+		pthread_mutex_unlock(&s->lock);
+		if (done) {
+			fprintf(stderr, "plugin-harness: read of [%" PRIu64 ", %" PRIu64 ") beyond the bytes grow() reported\n",
+				off, off + len);
+			exit(3);
+		}
+	}
 
 	if (s->rate) {
 		uint64_t ns = (uint64_t)len * 1000000000u / s->rate;
@@ -307,6 +368,16 @@ static int cmd_put(const struct drgw_backend_ops *ops, void *inst, int argc,
 		else if (!strcmp(argv[i], "--rate") &&
 			 parse_u64(argv[i + 1], &s.rate) == 0)
 			;
+		else if (!strcmp(argv[i], "--growing") &&
+			 parse_u64(argv[i + 1], &s.grow_rate) == 0 &&
+			 s.grow_rate)
+			;
+		else if (!strcmp(argv[i], "--size-hint") &&
+			 parse_u64(argv[i + 1], &s.src.size_hint) == 0)
+			;
+		else if (!strcmp(argv[i], "--abandon-at") &&
+			 parse_u64(argv[i + 1], &s.abandon_at) == 0)
+			;
 		else if (!strcmp(argv[i], "--kill-after-saves") &&
 			 parse_u64(argv[i + 1], &n) == 0 && n < 1000000)
 			s.kill_after = (int)n;
@@ -329,13 +400,21 @@ static int cmd_put(const struct drgw_backend_ops *ops, void *inst, int argc,
 	s.src.save_resume_token = save_token;
 	s.src.progress = progress;
 	s.src.cancelled = cancelled;
+	if (s.grow_rate) {
+		s.file_size = s.src.size;
+		s.src.size = 0;
+		if (!s.src.size_hint)
+			s.src.size_hint = s.file_size;
+		s.src.grow = grow;
+		clock_gettime(CLOCK_MONOTONIC, &s.grow_start);
+	}
 	r = ops->put(inst, argv[i], &s.src, &err);
 	close(s.src.fd);
 	free(token);
 	if (r < 0)
 		return fail("put", r, &err);
 	printf("stored %s %" PRIu64 " bytes, %d token saves\n", argv[i],
-	       s.src.size, s.saves);
+	       s.grow_rate ? s.file_size : s.src.size, s.saves);
 	return 0;
 }
 

@@ -265,3 +265,43 @@ def test_sha256_checksums_in_complete(harness, proxy, tmp_path):
         part = data[n * 5 * MiB:(n + 1) * 5 * MiB]
         b64 = base64.b64encode(hashlib.sha256(part).digest()).decode()
         assert "<ChecksumSHA256>%s</ChecksumSHA256>" % b64 in body
+
+
+def test_growing_source_streams_parts(harness, proxy, tmp_path):
+    """A source that is still being written (the gateway encoding it) goes
+    up part by part as it grows; the upload completes with the final size
+    only once the source says it is complete."""
+    src = write_random(tmp_path / "grow", 23 * MiB + 5, seed=11)
+    t0 = time.time()
+    out = harness.run("put", "--growing", str(20 * MiB), "--size-hint",
+                      str(30 * MiB), "g.bin", src, options=OPTS)
+    assert "stored g.bin %d bytes" % (23 * MiB + 5) in out.stdout
+    assert time.time() - t0 > 1.0      # it waited for the growth
+    parts = proxy.requests("PUT", r"partNumber=")
+    assert sorted(part_numbers(parts)) == [1, 2, 3, 4, 5]
+    assert [e["body_len"] for e in parts if "partNumber=5&" in e["query"]] == [3 * MiB + 5]
+    assert len(proxy.requests("POST", r"^uploads=$")) == 1
+    harness.run("cat", "g.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def test_small_growing_source_is_one_put(harness, proxy, tmp_path):
+    src = write_random(tmp_path / "small", 100_000, seed=12)
+    harness.run("put", "--growing", str(MiB), "s.bin", src, options=OPTS)
+    assert [e["method"] for e in proxy.requests()] == ["PUT"]
+    harness.run("cat", "s.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def test_abandoned_growing_source_leaves_nothing(harness, proxy, tmp_path):
+    """The file changed while it was encoded: the upload is aborted and no
+    object appears under the key."""
+    src = write_random(tmp_path / "grow", 30 * MiB, seed=13)
+    p = harness.run("put", "--growing", str(20 * MiB), "--abandon-at",
+                    str(12 * MiB), "a.bin", src, options=OPTS, check=False)
+    assert p.returncode == 1
+    assert "put: ESTALE: s3: PUT " in p.stderr and "abandoned" in p.stderr, p.stderr
+    assert len(proxy.requests("PUT", r"partNumber=")) >= 1
+    assert len(proxy.requests("DELETE", r"uploadId=")) == 1
+    assert not proxy.requests("POST", r"^uploadId=")     # never completed
+    assert harness.run("stat", "a.bin", check=False).returncode == 1

@@ -63,7 +63,7 @@ static void encode(struct drgw_catalog *c, struct drgw_version *v)
 	snprintf(v->sha256, sizeof(v->sha256), "%064d", 1);
 	snprintf(v->object_sha256, sizeof(v->object_sha256), "%064d", 2);
 	v->encoded_ns = v->created_ns + 1;
-	CHECK_OK(drgw_catalog_set_encoded(c, v, backends, 2, "key.drgw"));
+	CHECK_OK(drgw_catalog_set_encoded(c, v, backends, 2, NULL, "key.drgw"));
 }
 
 TEST(version_lifecycle)
