@@ -299,7 +299,8 @@ int pcodec_parse_rfc3339(const char *s, int64_t *ret_ns)
 	if (strcmp(s, "Z") && strcmp(s, "z") && strcmp(s, "+00:00"))
 		return -EINVAL;
 	t = timegm(&tm);
-	if (t == (time_t)-1)
+	/* The result must fit in int64_t ns: nothing after 2262-04-11. */
+	if (t == (time_t)-1 || t > (INT64_MAX - 999999999) / 1000000000)
 		return -EINVAL;
 	*ret_ns = (int64_t)t * 1000000000 + frac;
 	return 0;

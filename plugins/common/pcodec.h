@@ -57,7 +57,8 @@ int pcodec_parse_u64(const char *s, uint64_t max, uint64_t *ret_val);
 int pcodec_parse_size(const char *s, uint64_t *ret_val);
 
 /* Parses an RFC 3339 UTC time such as "2013-05-24T00:00:00Z" or
- * "2009-10-12T17:50:30.000Z" (also "+00:00") into ns since the epoch. */
+ * "2009-10-12T17:50:30.000Z" (also "+00:00") into ns since the epoch;
+ * -EINVAL for times int64_t ns cannot hold (after 2262-04-11). */
 int pcodec_parse_rfc3339(const char *s, int64_t *ret_ns);
 
 /* Parses a boolean option value: 1/0, true/false, yes/no, on/off. */

@@ -368,6 +368,10 @@ static void test_codec(void)
 	CHECK_INT(pcodec_parse_rfc3339("2009-10-12T17:50:30.123+00:00", &ns), 0);
 	CHECK_INT(ns, 1255369830123000000LL);
 	CHECK_INT(pcodec_parse_rfc3339("2009-10-12 17:50", &ns), -EINVAL);
+	/* The last second int64_t ns hold, then one past it (UB before). */
+	CHECK_INT(pcodec_parse_rfc3339("2262-04-11T23:47:15.999999999Z", &ns), 0);
+	CHECK_INT(ns, 9223372035999999999LL);
+	CHECK_INT(pcodec_parse_rfc3339("2262-04-11T23:47:16Z", &ns), -EINVAL);
 }
 
 static void test_digest(void)

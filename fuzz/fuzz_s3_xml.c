@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The S3 plugin's readers of server XML (s3_xml.h): error bodies,
+ * ListObjectsV2 pages, InitiateMultipartUpload and ListParts results, STS
+ * credentials.  The first input byte picks the reader (modulo 5: error,
+ * list, upload id, list parts, STS), the rest is the document.  Whatever
+ * a reader hands out must be NUL-terminated and within the documented
+ * ranges.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "s3_xml.h"
+
+/* A pbuf's contents, when it has any, are NUL-terminated at len. */
+static void check_pbuf(const struct pbuf *b)
+{
+	if (b->failed)
+		return;
+	if (b->alloc && (b->len >= b->alloc || b->buf[b->len] != '\0' ||
+			 strlen(b->buf) != b->len))
+		abort();
+}
+
+/* Sums what it sees so that every field is read. */
+static volatile uint64_t seen;
+
+/* A key "stop" stops the listing, to reach that path too. */
+static int on_object(void *arg, const struct s3_xml_object *o)
+{
+	unsigned *n = arg;
+
+	if (!o->key || !o->etag || strlen(o->etag) >= 256)
+		abort();
+	seen += strlen(o->key) + o->size + (uint64_t)o->mtime_ns + o->etag[0];
+	(*n)++;
+	return !strcmp(o->key, "stop");
+}
+
+/* A part of size 1234567 fails the walk with the callback's error. */
+static int on_part(void *arg, unsigned number, const char *etag,
+		   uint64_t size)
+{
+	unsigned *n = arg;
+
+	if (!etag || strlen(etag) >= 256 || number > 10000)
+		abort();
+	seen += number + size + etag[0];
+	(*n)++;
+	return size == 1234567 ? -ECANCELED : 0;
+}
+
+static void error_doc(const char *xml, size_t len)
+{
+	char code[16], msg[64];
+
+	if (s3_xml_error(xml, len, code, sizeof(code), msg, sizeof(msg)) == 0 &&
+	    (!memchr(code, '\0', sizeof(code)) ||
+	     !memchr(msg, '\0', sizeof(msg))))
+		abort();
+}
+
+static void list_doc(const char *xml, size_t len)
+{
+	struct pbuf next = PBUF_INIT;
+	unsigned n = 0;
+	int r = s3_xml_list(xml, len, on_object, &n, &next);
+
+	check_pbuf(&next);
+	if (r == 1 && !n)
+		abort();
+	if (r < 0 && r != -EIO && r != -ENOMEM)
+		abort();
+	pbuf_release(&next);
+}
+
+static void upload_id_doc(const char *xml, size_t len)
+{
+	struct pbuf id = PBUF_INIT;
+
+	if (s3_xml_upload_id(xml, len, &id) == 0 && !id.len)
+		abort();
+	check_pbuf(&id);
+	pbuf_release(&id);
+}
+
+static void list_parts_doc(const char *xml, size_t len)
+{
+	unsigned n = 0, marker = 99999;
+
+	if (s3_xml_list_parts(xml, len, on_part, &n, &marker) >= 0 &&
+	    marker > 10000)
+		abort();
+}
+
+static void sts_doc(const char *xml, size_t len)
+{
+	struct pbuf akid = PBUF_INIT, secret = PBUF_INIT, token = PBUF_INIT;
+	int64_t exp;
+
+	if (s3_xml_sts_credentials(xml, len, &akid, &secret, &token, &exp) == 0 &&
+	    (!akid.len || !secret.len || !token.len))
+		abort();
+	check_pbuf(&akid);
+	check_pbuf(&secret);
+	check_pbuf(&token);
+	pbuf_release(&akid);
+	pbuf_release_secret(&secret);
+	pbuf_release_secret(&token);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *xml = (const char *)data + 1;
+
+	if (size < 1)
+		return 0;
+	s3_xml_init();
+	switch (data[0] % 5) {
+	case 0:
+		error_doc(xml, size - 1);
+		break;
+	case 1:
+		list_doc(xml, size - 1);
+		break;
+	case 2:
+		upload_id_doc(xml, size - 1);
+		break;
+	case 3:
+		list_parts_doc(xml, size - 1);
+		break;
+	default:
+		sts_doc(xml, size - 1);
+		break;
+	}
+	return 0;
+}
