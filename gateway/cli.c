@@ -38,6 +38,7 @@ static const struct common common_opts[] = {
 	{ "drain-timeout", CLI_COMMON_DAEMON, "DUR time to finish uploads when stopping (60s)" },
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
+	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
 	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "BOOL let other users use the mount (on)" },
 	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (e.g. :9110)" },
 	{ "log-level", 0, "LEVEL  error, warning, info (default), debug" },

@@ -29,6 +29,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
 	cfg->readahead_chunks = 16;
+	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
 	cfg->allow_other = true;
@@ -96,6 +97,7 @@ static const struct simple simple_settings[] = {
 	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
+	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
 };

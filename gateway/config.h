@@ -60,6 +60,7 @@ struct drgw_config {
 	/* restore reads */
 	uint64_t read_cache_bytes;
 	unsigned readahead_chunks;
+	unsigned fetch_threads;
 
 	/* process */
 	enum drgw_log_level log_level;

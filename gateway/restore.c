@@ -18,7 +18,7 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 	memset(ret, 0, sizeof(*ret));
 	ret->cache_bytes = cfg->read_cache_bytes;
 	ret->readahead = cfg->readahead_chunks;
-	ret->threads = 4;
+	ret->threads = cfg->fetch_threads;
 }
 
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
