@@ -784,6 +784,34 @@ out:
 	return r;
 }
 
+int drgw_catalog_adopt_replica(struct drgw_catalog *c, const char *vid,
+			       const char *backend, const char *key,
+			       uint64_t bytes)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO replicas(version_id, backend, key, state, "
+		     "bytes_done, done_ns) "
+		     "SELECT id, ?2, ?3, 'done', ?4, ?5 FROM versions "
+		     "WHERE vid = ?1 AND state = 'encoded' "
+		     "ON CONFLICT(version_id, backend) DO UPDATE SET "
+		     "state = 'done', key = excluded.key, resume_token = NULL, "
+		     "last_error = NULL, bytes_done = excluded.bytes_done, "
+		     "done_ns = excluded.done_ns");
+	if (st) {
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)bytes);
+		sqlite3_bind_int64(st, 5, drgw_now_ns());
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_replica_failed(struct drgw_catalog *c, int64_t version_id,
 				const char *backend, const char *error,
 				int64_t next_attempt_ns)

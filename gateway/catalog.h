@@ -151,6 +151,13 @@ int drgw_catalog_set_encode_failed(struct drgw_catalog *c, int64_t id,
 				   const char *error, int64_t next_attempt_ns);
 int drgw_catalog_delete_version(struct drgw_catalog *c, int64_t id);
 
+/* Records that backend holds version vid under key, put there by `drgw
+ * backfill` rather than by the replicator.  Nothing if the catalog does
+ * not know vid as an encoded version. */
+int drgw_catalog_adopt_replica(struct drgw_catalog *c, const char *vid,
+			       const char *backend, const char *key,
+			       uint64_t bytes);
+
 /*
  * Claims the replica due first (next_attempt <= now) whose backend is one of
  * backends[] and not excluded by busy[i]; marks it uploading.  -ENOENT if

@@ -78,5 +78,6 @@ int drgw_cmd_restore(int argc, char **argv);
 int drgw_cmd_verify(int argc, char **argv);
 int drgw_cmd_run(int argc, char **argv);
 int drgw_cmd_drill(int argc, char **argv);
+int drgw_cmd_backfill(int argc, char **argv);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `drgw restore` and `drgw verify`: reading snapshots back without FUSE.
- * Both find objects from the backends themselves (remote.h), so they work
- * on a new machine with nothing but the key and the backend URLs.
+ * `drgw restore`, `drgw verify`, `drgw drill` and `drgw backfill`: reading
+ * snapshots back without FUSE.  They find objects from the backends
+ * themselves (remote.h), so they work on a new machine with nothing but
+ * the key and the backend URLs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +22,7 @@
 #include "restore.h"
 
 enum { OPT_VERSION = 1000, OPT_FORCE, OPT_JSON, OPT_ALL, OPT_BACKEND,
-       OPT_CHECK_SQL };
+       OPT_CHECK_SQL, OPT_FROM, OPT_DRY_RUN };
 
 struct args {
 	const char *vid;
@@ -30,6 +31,8 @@ struct args {
 	bool all;
 	const char *only_backend;
 	const char *check_sql;
+	const char *from;
+	bool dry_run;
 	struct drgw_config *cfg;
 };
 
@@ -70,6 +73,12 @@ static int on_opt(void *arg, int id, const char *value)
 	case OPT_CHECK_SQL:
 		a->check_sql = value;
 		return 0;
+	case OPT_FROM:
+		a->from = value;
+		return 0;
+	case OPT_DRY_RUN:
+		a->dry_run = true;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -82,6 +91,7 @@ struct session {
 	struct drgw_gateway *gw;
 	struct drgw_reader *rd;
 	struct drgw_remote_set set;
+	bool write_backends;	/* backfill uploads */
 };
 
 static int session_open(struct session *s, bool need_readable)
@@ -97,8 +107,9 @@ static int session_open(struct session *s, bool need_readable)
 		return -1;
 	}
 	r = drgw_gateway_open(&s->cfg, DRGW_MODE_CLIENT_BACKENDS,
-			      DRGW_OPEN_NEED_KEY | DRGW_OPEN_NEED_BACKENDS, &s->gw,
-			      &err);
+			      DRGW_OPEN_NEED_KEY | DRGW_OPEN_NEED_BACKENDS |
+				      (s->write_backends ? DRGW_OPEN_WRITE_BACKENDS : 0),
+			      &s->gw, &err);
 	if (r == 0) {
 		drgw_reader_opts_from_config(&s->cfg, &ro);
 		r = drgw_reader_new(&ro, &s->gw->keys, &s->rd);
@@ -707,6 +718,201 @@ int drgw_cmd_drill(int argc, char **argv)
 	r = x.bad ? 1 : 0;
 out:
 	drgw_catalog_close(x.record);
+	session_close(&s);
+	return r;
+}
+
+/* --- backfill --- */
+
+static const struct cli_opt backfill_opts[] = {
+	{ "all-versions", no_argument, OPT_ALL, 0 },
+	{ "from", required_argument, OPT_FROM, 0 },
+	{ "dry-run", no_argument, OPT_DRY_RUN, 0 },
+	{ 0 },
+};
+
+static const struct cli_cmd backfill_cmd = {
+	.name = "backfill",
+	.synopsis = "[--all-versions] [--from NAME] [--dry-run] TARGET",
+	.help = "Copies to backend TARGET the snapshots the other backends hold and it\n"
+		"lacks (the newest version of each name, or every version), as they\n"
+		"are stored: nothing is decoded or re-encrypted.  Each copy is then\n"
+		"read back from TARGET and checked end to end.  For a backend added\n"
+		"after the fact (the daemon replicates only what it encodes later) and\n"
+		"for rebuilding a lost backend from a surviving one.  Exits 1 if any\n"
+		"copy failed.",
+	.opts = backfill_opts,
+	.opts_help = "options:\n"
+		     "  --all-versions    copy every version, not only the newest\n"
+		     "  --from NAME       read from backend NAME where it has the version\n"
+		     "  --dry-run         only list what would be copied\n",
+	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
+		  CLI_COMMON_READ,
+};
+
+static ssize_t backend_index(const struct drgw_gateway *gw, const char *name)
+{
+	for (size_t b = 0; b < gw->n_backends; b++)
+		if (!strcmp(gw->backend_names[b], name))
+			return (ssize_t)b;
+	return -1;
+}
+
+/* The location to copy sn from: on backend from if it has one, else the
+ * first; -1 if sn is already on target. */
+static ssize_t backfill_source(const struct drgw_snapshot *sn, size_t target,
+			       ssize_t from)
+{
+	ssize_t pick = -1;
+
+	for (size_t l = 0; l < sn->n_locs; l++) {
+		if (sn->locs[l].backend == target)
+			return -1;
+		if (pick < 0 || (ssize_t)sn->locs[l].backend == from)
+			pick = (ssize_t)l;
+	}
+	return pick;
+}
+
+/* Reads the copy of vid on target back, end to end.  Its location there,
+ * or NULL with the reason in err. */
+static const struct drgw_location *check_copy(struct session *s,
+					      const char *vid, size_t target,
+					      struct drgw_err *err)
+{
+	const struct drgw_snapshot *sn = drgw_remote_find(&s->set, NULL, vid);
+	uint8_t sha[32];
+
+	for (size_t l = 0; sn && l < sn->n_locs; l++) {
+		if (sn->locs[l].backend != target)
+			continue;
+		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, true, sha, err) < 0)
+			return NULL;
+		return &sn->locs[l];
+	}
+	drgw_err_set(err, "the backend does not list the copy");
+	return NULL;
+}
+
+int drgw_cmd_backfill(int argc, char **argv)
+{
+	struct session s = { .write_backends = true };
+	struct args a = { 0 };
+	char (*copied)[DRGW_OBJ_VID_MAX + 1] = NULL;
+	size_t n_todo = 0, n_copied = 0, n_verified = 0, n_present = 0;
+	size_t n_failed = 0;
+	ssize_t target, from = -1;
+	int i, r = 1;
+
+	drgw_config_init(&s.cfg);
+	a.cfg = &s.cfg;
+	i = drgw_cli_parse(&backfill_cmd, argc, argv, &s.cfg, on_opt, &a);
+	if (i < 0 || argc - i != 1) {
+		drgw_config_release(&s.cfg);
+		return i == -2 ? 0 :
+		       i < 0	? EXIT_USAGE :
+				  drgw_cli_usage_error(&backfill_cmd, "expected TARGET, the backend to fill");
+	}
+	drgw_cli_apply_log(&s.cfg);
+	if (session_open(&s, true) < 0)
+		goto out;
+	target = backend_index(s.gw, argv[i]);
+	if (target < 0 || (a.from && (from = backend_index(s.gw, a.from)) < 0)) {
+		drgw_cli_error("no backend named %s is configured (--backend NAME=URL or the config)",
+			       target < 0 ? argv[i] : a.from);
+		goto out;
+	}
+	if (from == target) {
+		drgw_cli_error("--from and TARGET are the same backend");
+		goto out;
+	}
+	copied = calloc(s.set.n ? s.set.n : 1, sizeof(*copied));
+	if (!copied)
+		goto out;
+	for (size_t k = 0; k < s.set.n; k++) {
+		const struct drgw_snapshot *sn = &s.set.snaps[k];
+		struct drgw_err err = { 0 };
+		int64_t t0 = drgw_mono_ns();
+		ssize_t l;
+		char sz[32];
+
+		if (!a.all && !drgw_remote_is_latest(&s.set, k))
+			continue;
+		l = backfill_source(sn, (size_t)target, from);
+		if (l < 0) {
+			n_present++;
+			continue;
+		}
+		n_todo++;
+		drgw_format_size(sn->locs[l].object_size, sz, sizeof(sz));
+		if (a.dry_run) {
+			printf("would copy %s version %s from %s to %s (%s)\n",
+			       sn->meta.name, sn->meta.vid,
+			       s.gw->backend_names[sn->locs[l].backend], argv[i], sz);
+			continue;
+		}
+		if (drgw_restore_copy_object(s.gw, sn, (size_t)l, (size_t)target,
+					     &err) < 0) {
+			log_error("cannot copy %s version %s from %s to %s: %s",
+				  sn->meta.name, sn->meta.vid,
+				  s.gw->backend_names[sn->locs[l].backend], argv[i],
+				  err.msg);
+			n_failed++;
+			continue;
+		}
+		printf("copied %s version %s from %s to %s (%s in %.2fs)\n",
+		       sn->meta.name, sn->meta.vid,
+		       s.gw->backend_names[sn->locs[l].backend], argv[i], sz,
+		       (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+		drgw_strlcpy(copied[n_copied++], sn->meta.vid, sizeof(*copied));
+	}
+	if (n_copied) {
+		/* What the target lists now, read back through its own
+		 * listing: a copy that does not open there is no copy. */
+		struct drgw_err err = { 0 };
+
+		drgw_remote_set_release(&s.set);
+		if (drgw_remote_scan(s.gw, s.rd, &s.set, &err) < 0) {
+			drgw_cli_error("%s", err.msg);
+			goto out;
+		}
+		drgw_catalog_add_backend(s.gw->cat, argv[i],
+					 s.gw->backends[target]->url);
+	}
+	for (size_t c = 0; c < n_copied; c++) {
+		struct drgw_err err = { 0 };
+		const struct drgw_location *loc =
+			check_copy(&s, copied[c], (size_t)target, &err);
+
+		if (!loc) {
+			struct drgw_err ignored = { 0 };
+			char key[DRGW_OBJ_VID_MAX + 8];
+
+			/* Ours alone (TARGET lacked it): do not leave a copy
+			 * behind that a restore would trip over. */
+			drgw_spool_name(copied[c], key, sizeof(key));
+			log_error("the copy of version %s on %s does not read back, %s: %s",
+				  copied[c], argv[i],
+				  drgw_backend_remove(s.gw->backends[target], key,
+						      &ignored) < 0 ?
+					  "and it could not be removed" :
+					  "removed it",
+				  err.msg);
+			n_failed++;
+			continue;
+		}
+		printf("verified version %s on %s\n", copied[c], argv[i]);
+		n_verified++;
+		drgw_catalog_adopt_replica(s.gw->cat, copied[c], argv[i], loc->key,
+					   loc->object_size);
+	}
+	printf("\n%zu %s, %zu already on %s, %zu failed\n",
+	       a.dry_run ? n_todo : n_verified,
+	       a.dry_run ? "to copy" : "copied and verified", n_present,
+	       argv[i], n_failed);
+	r = n_failed ? 1 : 0;
+out:
+	free(copied);
 	session_close(&s);
 	return r;
 }

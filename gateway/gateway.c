@@ -228,7 +228,9 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 			goto fail;
 	}
 	if (flags & DRGW_OPEN_NEED_BACKENDS) {
-		r = load_backends(gw, mode != DRGW_MODE_DAEMON, err);
+		r = load_backends(gw, mode != DRGW_MODE_DAEMON &&
+					      !(flags & DRGW_OPEN_WRITE_BACKENDS),
+				  err);
 		if (r < 0)
 			goto fail;
 	}

@@ -42,6 +42,8 @@ enum drgw_gateway_mode {
 /* Flags for drgw_gateway_open(). */
 #define DRGW_OPEN_NEED_KEY (1u << 0)
 #define DRGW_OPEN_NEED_BACKENDS (1u << 1)
+/* Client modes: open the backends for writing too (drgw backfill). */
+#define DRGW_OPEN_WRITE_BACKENDS (1u << 2)
 
 struct drgw_gateway {
 	const struct drgw_config *cfg;

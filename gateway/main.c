@@ -24,6 +24,7 @@ static const struct {
 	{ "verify", drgw_cmd_verify, "re-read replicas and check them end to end" },
 	{ "run", drgw_cmd_run, "mount, run a backup command, wait until it is replicated" },
 	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
+	{ "backfill", drgw_cmd_backfill, "copy the snapshots a backend lacks to it from the others" },
 	{ "keygen", drgw_cmd_keygen, "write a new random key file" },
 };
 

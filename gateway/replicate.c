@@ -39,8 +39,8 @@ static struct upload *upload_of(struct drgw_put_source *src)
 	return (struct upload *)src;
 }
 
-static int src_read_at(struct drgw_put_source *src, void *buf, size_t len,
-		       uint64_t off)
+int drgw_fd_source_read_at(struct drgw_put_source *src, void *buf,
+			   size_t len, uint64_t off)
 {
 	if (off > src->size || len > src->size - off)
 		return -EINVAL;
@@ -196,7 +196,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 		goto failed;
 	}
 	u.src.size = v.stored_size;
-	u.src.read_at = src_read_at;
+	u.src.read_at = drgw_fd_source_read_at;
 	u.src.resume_token = job->token;
 	u.src.resume_token_len = job->token_len;
 	u.src.save_resume_token = src_save_token;

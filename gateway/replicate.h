@@ -19,4 +19,8 @@ void drgw_replicate_failed(struct drgw_gateway *gw, int64_t version_id,
 			   const char *backend, const char *msg,
 			   unsigned attempts);
 
+/* read_at() of a put source whose fd holds the whole object. */
+int drgw_fd_source_read_at(struct drgw_put_source *src, void *buf,
+			   size_t len, uint64_t off);
+
 #endif

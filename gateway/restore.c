@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Copying a remote snapshot out in full, with its content hash checked;
- * used by `drgw restore` and `drgw verify`.
+ * Copying a remote snapshot out in full, with its content hash checked
+ * (`drgw restore`, `drgw verify`), or as it is stored, from one backend to
+ * another (`drgw backfill`).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "replicate.h"
 #include "restore.h"
 
 #define COPY_STEP (4u << 20)
@@ -67,6 +71,113 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 	}
 out:
 	drgw_rfile_close(rf);
+	EVP_MD_CTX_free(sha);
+	free(buf);
+	return r;
+}
+
+/* A backfill upload: the object in an unlinked temporary file.  Its
+ * resume token is kept in memory only, to abort an upload that failed (an
+ * interrupted backfill copies the object again). */
+struct copy_src {
+	struct drgw_put_source src;	/* first: see copy_src_of() */
+	void *token;
+	size_t token_len;
+};
+
+static struct copy_src *copy_src_of(struct drgw_put_source *src)
+{
+	return (struct copy_src *)src;
+}
+
+static int keep_token(struct drgw_put_source *src, const void *token,
+		      size_t len)
+{
+	struct copy_src *c = copy_src_of(src);
+	void *copy = malloc(len ? len : 1);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, token, len);
+	free(c->token);
+	c->token = copy;
+	c->token_len = len;
+	return 0;
+}
+
+static void ignore_progress(struct drgw_put_source *src, uint64_t done)
+{
+	(void)src, (void)done;
+}
+
+static int never_cancelled(struct drgw_put_source *src)
+{
+	(void)src;
+	return 0;
+}
+
+int drgw_restore_copy_object(struct drgw_gateway *gw,
+			     const struct drgw_snapshot *s, size_t loc,
+			     size_t dst, struct drgw_err *err)
+{
+	const struct drgw_location *l = &s->locs[loc];
+	struct copy_src c = { .src = {
+		.size = l->object_size,
+		.fd = -1,
+		.read_at = drgw_fd_source_read_at,
+		.save_resume_token = keep_token,
+		.progress = ignore_progress,
+		.cancelled = never_cancelled,
+	} };
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(COPY_STEP);
+	char tmp[PATH_MAX];
+	int r = -ENOMEM;
+
+	if (!sha || !buf)
+		goto out;
+	/* Unlinked at once: gone with the process, whatever happens. */
+	snprintf(tmp, sizeof(tmp), "%s/.backfill-XXXXXX", gw->cache_dir);
+	c.src.fd = mkostemp(tmp, O_CLOEXEC);
+	if (c.src.fd < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot create a temporary file in %s: %s",
+			     gw->cache_dir, strerror(-r));
+		goto out;
+	}
+	unlink(tmp);
+	EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	for (uint64_t off = 0; off < c.src.size;) {
+		size_t n = c.src.size - off < COPY_STEP ?
+				   (size_t)(c.src.size - off) :
+				   COPY_STEP;
+
+		r = drgw_backend_read(gw->backends[l->backend], l->key, off, buf,
+				      n, err);
+		if (r < 0)
+			goto out;
+		r = drgw_write_full(c.src.fd, buf, n);
+		if (r < 0) {
+			drgw_err_set(err, "cannot write a temporary copy in %s: %s",
+				     gw->cache_dir, strerror(-r));
+			goto out;
+		}
+		EVP_DigestUpdate(sha, buf, n);
+		off += n;
+	}
+	EVP_DigestFinal_ex(sha, c.src.sha256, NULL);
+	r = drgw_backend_put(gw->backends[dst], l->key, &c.src, err);
+	if (r < 0 && c.token) {
+		struct drgw_err ignored = { 0 };
+
+		/* Leave no half-done multipart upload behind. */
+		drgw_backend_abort_put(gw->backends[dst], l->key, c.token,
+				       c.token_len, &ignored);
+	}
+out:
+	if (c.src.fd >= 0)
+		close(c.src.fd);
+	free(c.token);
 	EVP_MD_CTX_free(sha);
 	free(buf);
 	return r;

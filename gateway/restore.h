@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Getting snapshots back: the restore view (restore_fs.c) and the
- * `drgw restore` and `drgw verify` commands (restore.c).
+ * `drgw restore`, `drgw verify` and `drgw backfill` commands (restore.c).
  */
 #ifndef DRGW_RESTORE_H
 #define DRGW_RESTORE_H
@@ -32,5 +32,14 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
 		      bool check_header, uint8_t ret_sha256[32],
 		      struct drgw_err *err);
+
+/*
+ * Uploads the object of location loc of s as it is stored (encrypted) to
+ * backend dst under the same key, through an unlinked temporary file in
+ * the cache directory.  The caller checks the copy by reading it back.
+ */
+int drgw_restore_copy_object(struct drgw_gateway *gw,
+			     const struct drgw_snapshot *s, size_t loc,
+			     size_t dst, struct drgw_err *err);
 
 #endif

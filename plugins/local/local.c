@@ -559,7 +559,8 @@ static int local_list(void *inst, const char *prefix, const char *page_token,
 		keylist_clear(&kl);
 		return r;
 	}
-	qsort(kl.keys, kl.n, sizeof(*kl.keys), cmp_keys);
+	if (kl.n) /* keys is NULL for an empty directory */
+		qsort(kl.keys, kl.n, sizeof(*kl.keys), cmp_keys);
 	for (i = 0; i < kl.n; i++) {
 		struct drgw_object_info info;
 		struct drgw_err e2;

@@ -239,3 +239,31 @@ def test_streamed_upload_abandoned_and_interrupted(env, s3, tmp_path):
             assert out.read_bytes() == want
     finally:
         proxy.close()
+
+
+def test_backfill_to_s3_in_parts(env, s3, tmp_path):
+    """Snapshots made before S3 was configured reach it with drgw backfill,
+    in a multipart upload, and restore from S3 alone."""
+    src = tmp_path / "big.bin"
+    with open(src, "wb") as f:
+        f.write(os.urandom(24 << 20))
+    gw = env.gateway().start()
+    shutil.copy(src, env.mnt / "big.bin")
+    env.wait()
+    gw.stop()
+    proxy = Proxy(s3.port)
+    try:
+        offsite = ["--backend", "offsite=" + backend_url(proxy.url, "late", **{"part-size": "5M"})]
+        p = env.client("backfill", "offsite", backends=[*env.backend_args(), *offsite],
+                       cache=env.cache)
+        assert "1 copied and verified, 0 already on offsite, 0 failed" in p.stdout
+        parts = proxy.requests(method="PUT", query="partNumber=")
+        assert len(parts) == 5 and all(e["status"] == 200 for e in parts)
+        assert len(proxy.requests(method="POST", query="uploadId=")) == 1  # completed
+    finally:
+        proxy.close()
+    assert env.ls()[0]["replicas"]["offsite"]["state"] == "replicated"
+    restored = tmp_path / "restored.bin"
+    env.client("restore", "big.bin", restored,
+               backends=["--backend", "offsite=" + backend_url(s3.url, "late")])
+    assert filecmp.cmp(restored, src, shallow=False)
