@@ -85,6 +85,16 @@ static int validate_ops(const struct drgw_backend_ops *ops, const char *scheme,
 	return 0;
 }
 
+/* A plugin's message may quote a server (an S3 error Code, a credentials
+ * endpoint's answer): whatever it holds, it leaves here as one line. */
+static void one_line(struct drgw_err *err)
+{
+	err->msg[sizeof(err->msg) - 1] = '\0';
+	for (char *p = err->msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}
+
 int drgw_backend_load(const char *plugin_dir, const struct drgw_backend_conf *bc,
 		      bool read_only, struct drgw_backend **ret,
 		      struct drgw_err *err)
@@ -140,6 +150,7 @@ int drgw_backend_load(const char *plugin_dir, const struct drgw_backend_conf *bc
 	bcfg.read_only = read_only;
 	bcfg.host = &host;
 	r = b->ops.open(b->inst, &bcfg, &e2);
+	one_line(&e2);
 	if (r < 0) {
 		drgw_err_set(err, "backend %s: %s", b->name,
 			     e2.msg[0] ? e2.msg : strerror(-r));
@@ -184,6 +195,8 @@ static int check(struct drgw_backend *b, int r, struct drgw_err *err,
 {
 	if (r < 0 && err && !err->msg[0])
 		drgw_err_set(err, "%s failed: %s", what, strerror(-r));
+	else if (r < 0 && err)
+		one_line(err);
 	return r;
 }
 

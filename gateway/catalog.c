@@ -541,6 +541,25 @@ int64_t drgw_catalog_next_sealed_due(struct drgw_catalog *c)
 	return v;
 }
 
+int64_t drgw_catalog_count_newest_missing(struct drgw_catalog *c,
+				       const char *backend)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.id = "
+		     "(SELECT id FROM versions WHERE name = v.name "
+		     "AND state = 'encoded' ORDER BY created_ns DESC, id DESC "
+		     "LIMIT 1) AND NOT EXISTS (SELECT 1 FROM replicas r "
+		     "WHERE r.version_id = v.id AND r.backend = ?)");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	n = one_int(st, -1);
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *v,
 			     const char *const *backends, size_t n_backends,
 			     const bool *streaming, const char *key)

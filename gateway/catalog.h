@@ -151,6 +151,10 @@ int drgw_catalog_set_encode_failed(struct drgw_catalog *c, int64_t id,
 				   const char *error, int64_t next_attempt_ns);
 int drgw_catalog_delete_version(struct drgw_catalog *c, int64_t id);
 
+/* Snapshot names whose newest encoded version has no replica on backend
+ * at all (encoded before the backend was configured).  -1 on error. */
+int64_t drgw_catalog_count_newest_missing(struct drgw_catalog *c,
+					  const char *backend);
 /* Records that backend holds version vid under key, put there by `drgw
  * backfill` rather than by the replicator.  Nothing if the catalog does
  * not know vid as an encoded version. */

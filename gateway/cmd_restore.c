@@ -774,6 +774,27 @@ static ssize_t backfill_source(const struct drgw_snapshot *sn, size_t target,
 	return pick;
 }
 
+/* Copies sn to target from location first, or failing that from any other
+ * location.  The location used, or -1. */
+static ssize_t copy_snapshot(struct session *s, const struct drgw_snapshot *sn,
+			     size_t first, size_t target)
+{
+	const char *to = s->gw->backend_names[target];
+
+	for (size_t n = 0; n < sn->n_locs; n++) {
+		/* first, then the others in order */
+		size_t l = n == 0 ? first : n <= first ? n - 1 : n;
+		struct drgw_err err = { 0 };
+
+		if (drgw_restore_copy_object(s->gw, sn, l, target, &err) == 0)
+			return (ssize_t)l;
+		log_error("cannot copy %s version %s from %s to %s: %s",
+			  sn->meta.name, sn->meta.vid,
+			  s->gw->backend_names[sn->locs[l].backend], to, err.msg);
+	}
+	return -1;
+}
+
 /* Reads the copy of vid on target back, end to end.  Its location there,
  * or NULL with the reason in err. */
 static const struct drgw_location *check_copy(struct session *s,
@@ -831,7 +852,6 @@ int drgw_cmd_backfill(int argc, char **argv)
 		goto out;
 	for (size_t k = 0; k < s.set.n; k++) {
 		const struct drgw_snapshot *sn = &s.set.snaps[k];
-		struct drgw_err err = { 0 };
 		int64_t t0 = drgw_mono_ns();
 		ssize_t l;
 		char sz[32];
@@ -851,12 +871,8 @@ int drgw_cmd_backfill(int argc, char **argv)
 			       s.gw->backend_names[sn->locs[l].backend], argv[i], sz);
 			continue;
 		}
-		if (drgw_restore_copy_object(s.gw, sn, (size_t)l, (size_t)target,
-					     &err) < 0) {
-			log_error("cannot copy %s version %s from %s to %s: %s",
-				  sn->meta.name, sn->meta.vid,
-				  s.gw->backend_names[sn->locs[l].backend], argv[i],
-				  err.msg);
+		l = copy_snapshot(&s, sn, (size_t)l, (size_t)target);
+		if (l < 0) {
 			n_failed++;
 			continue;
 		}

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,37 @@
 struct handle {
 	int fd;
 	struct drgw_node *node; /* NULL for read-only handles */
+	struct handle *prev, *next; /* in open_handles */
 };
+
+/* Every handle not yet released.  The kernel sends RELEASE in the
+ * background after close() returns, and an unmount right after the close
+ * (drgw run, as soon as its command exits) can drop it: gw_destroy()
+ * releases what is left, so that file is sealed like any closed file.
+ * One gateway mount per process. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *open_handles;
+
+static void track(struct handle *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	h->prev = NULL;
+	h->next = open_handles;
+	if (open_handles)
+		open_handles->prev = h;
+	open_handles = h;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+static void untrack_locked(struct handle *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		open_handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
 
 static struct drgw_gateway *gw_of(void)
 {
@@ -351,6 +382,7 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 		chown_to_caller(gw->files_fd, rel(path), fd);
 	h->fd = fd;
 	fi->fh = (uintptr_t)h;
+	track(h);
 	return 0;
 }
 
@@ -418,11 +450,8 @@ static int gw_flush(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int gw_release(const char *path, struct fuse_file_info *fi)
+static void release_handle(struct drgw_gateway *gw, struct handle *h)
 {
-	struct drgw_gateway *gw = gw_of();
-	struct handle *h = handle_of(fi);
-
 	close(h->fd);
 	if (h->node) {
 		drgw_nodes_lock(gw->nodes);
@@ -432,7 +461,40 @@ static int gw_release(const char *path, struct fuse_file_info *fi)
 		drgw_nodes_unlock(gw->nodes);
 	}
 	free(h);
+}
+
+static int gw_release(const char *path, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	pthread_mutex_lock(&handles_lock);
+	untrack_locked(h);
+	pthread_mutex_unlock(&handles_lock);
+	release_handle(gw_of(), h);
 	return 0;
+}
+
+/* The mount is gone: no handle left can be used or released any more. */
+static void gw_destroy(void *private_data)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		struct handle *h;
+
+		pthread_mutex_lock(&handles_lock);
+		h = open_handles;
+		if (h)
+			untrack_locked(h);
+		pthread_mutex_unlock(&handles_lock);
+		if (!h)
+			break;
+		release_handle(private_data, h);
+		n++;
+	}
+	if (n)
+		log_info("released %u file handles the kernel did not close before the unmount",
+			 n);
 }
 
 static int gw_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -514,6 +576,7 @@ static off_t gw_lseek(const char *path, off_t off, int whence,
 
 static const struct fuse_operations gateway_ops = {
 	.init = gw_init,
+	.destroy = gw_destroy,
 	.getattr = gw_getattr,
 	.readlink = gw_readlink,
 	.mkdir = gw_mkdir,

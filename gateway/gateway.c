@@ -138,6 +138,17 @@ static int load_backends(struct drgw_gateway *gw, bool read_only,
 	return 0;
 }
 
+/* A backend added to the configuration gets what is encoded from now on;
+ * say how to give it what came before. */
+static void hint_backfill(struct drgw_gateway *gw, const char *backend)
+{
+	int64_t n = drgw_catalog_count_newest_missing(gw->cat, backend);
+
+	if (n > 0)
+		log_warning("backend %s does not have the newest version of %lld snapshots, encoded before it was configured; 'drgw backfill %s' copies them from the other backends",
+			    backend, (long long)n, backend);
+}
+
 int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode,
 		      unsigned flags, struct drgw_gateway **ret,
 		      struct drgw_err *err)
@@ -243,6 +254,7 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 					     strerror(-r));
 				goto fail;
 			}
+			hint_backfill(gw, gw->backend_names[i]);
 		}
 		gw->nodes = drgw_nodes_new();
 		if (!gw->nodes) {

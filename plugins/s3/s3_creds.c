@@ -487,9 +487,8 @@ out:
 	return r;
 }
 
-/* The JSON shape shared by the container endpoint and IMDS. */
-static int parse_json_creds(const char *body, size_t len, const char *what,
-			    struct s3_credentials **ret, struct drgw_err *err)
+int s3_creds_parse_json(const char *body, size_t len, const char *what,
+			struct s3_credentials **ret, struct drgw_err *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body, len, 0, &jerr);
@@ -576,7 +575,7 @@ static int fetch_container(struct s3_creds *p, struct s3_credentials **ret,
 		r = http_status_errno(resp.status);
 		goto out;
 	}
-	r = parse_json_creds(resp.body.buf, resp.body.len, "container", ret,
+	r = s3_creds_parse_json(resp.body.buf, resp.body.len, "container", ret,
 			     err);
 out:
 	/* The Authorization header line holds the token too. */
@@ -666,7 +665,7 @@ static int fetch_imds(struct s3_creds *p, struct s3_credentials **ret,
 	r = imds_call(p, "GET", path.buf, "X-aws-ec2-metadata-token",
 		      token.buf, &resp, err);
 	if (r == 0)
-		r = parse_json_creds(resp.body.buf, resp.body.len,
+		r = s3_creds_parse_json(resp.body.buf, resp.body.len,
 				     "EC2 instance metadata", ret, err);
 out:
 	pbuf_release_secret(&token);

@@ -87,6 +87,15 @@ struct s3_credentials *s3_credentials_new(const char *access_key,
 void s3_credentials_unref(struct s3_credentials *c);
 
 /*
+ * Parses the JSON the container endpoint and IMDS answer with
+ * (AccessKeyId, SecretAccessKey, Token, Expiration, Code); what names the
+ * source in messages.  @return 0, -EACCES for a Code other than Success,
+ * -EIO for an unusable answer, -ENOMEM.
+ */
+int s3_creds_parse_json(const char *body, size_t len, const char *what,
+			struct s3_credentials **ret, struct drgw_err *err);
+
+/*
  * Region configured for profile (AWS_PROFILE or "default" when NULL) in
  * the shared config file, copied into buf.  @return 0 or -ENOENT.
  */

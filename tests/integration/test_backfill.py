@@ -29,6 +29,12 @@ def test_backfill_fills_a_new_backend(env, tmp_path):
     b.mkdir()
     both = [*env.backend_args("a"), *env.backend_args("b", b)]
 
+    # The daemon, now with b configured, says what b lacks and what to run.
+    gw = env.gateway(backends=both, name="gateway-ab").start()
+    gw.wait_log(r"backend b does not have the newest version of 3 snapshots, "
+                r"encoded before it was configured; 'drgw backfill b' copies them")
+    gw.stop()
+
     dry = env.client("backfill", "--dry-run", "b", backends=both, cache=env.cache)
     assert dry.stdout.count("would copy") == 3
     assert "3 to copy, 0 already on b" in dry.stdout
@@ -38,9 +44,13 @@ def test_backfill_fills_a_new_backend(env, tmp_path):
     assert "3 copied and verified, 0 already on b, 0 failed" in p.stdout
     latest = {s["name"]: s["version"] for s in env.ls()}
     assert env.objects(b) == sorted(v + ".drgw" for v in latest.values())
-    # The catalog of the gateway's cache knows where the copies are.
+    # The catalog of the gateway's cache knows where the copies are, and
+    # the daemon no longer asks for a backfill.
     for s in env.ls():
         assert s["replicas"]["b"]["state"] == "replicated", s
+    gw = env.gateway(backends=both, name="gateway-ab2").start()
+    gw.stop()
+    assert "drgw backfill" not in gw.log()
 
     # Backend b alone, on a new machine: every file back, byte for byte.
     view = env.restore_view(backends=env.backend_args("b", b)).start()
@@ -105,3 +115,4 @@ def test_backfill_refuses_an_unknown_backend(env):
     assert p.returncode == 1
     assert p.stderr.strip() == ("drgw: no backend named nowhere is configured "
                                 "(--backend NAME=URL or the config)")
+

@@ -267,3 +267,61 @@ def test_backfill_to_s3_in_parts(env, s3, tmp_path):
     env.client("restore", "big.bin", restored,
                backends=["--backend", "offsite=" + backend_url(s3.url, "late")])
     assert filecmp.cmp(restored, src, shallow=False)
+
+
+def test_backfill_falls_back_to_another_source(env, s3, tmp_path):
+    """A source that fails while its object is copied is replaced by the
+    next backend holding the same version."""
+    proxy = Proxy(s3.port)
+    try:
+        src = ["--backend", "src=" + backend_url(proxy.url, "fb")]
+        gw = env.gateway(backends=[*src, *env.backend_args("a")]).start()
+        make_app_db(env.mnt / "x.db", rows=3000)
+        env.wait()
+        gw.stop()
+        b = tmp_path / "b"
+        b.mkdir()
+        backends = [*src, *env.backend_args("a"), *env.backend_args("b", b)]
+        # A first scan caches the objects' footers: the next one only lists.
+        env.client("backfill", "--dry-run", "b", backends=backends)
+        proxy.add_fault(method="GET", path=r"\.drgw$", status=403,
+                        code="AccessDenied", times=None)
+        p = env.client("backfill", "--from", "src", "b", backends=backends)
+        assert "AccessDenied" in p.stderr and "from src to b" in p.stderr
+        assert "copied x.db" in p.stdout and "from a to b" in p.stdout
+        assert "1 copied and verified, 0 already on b, 0 failed" in p.stdout
+    finally:
+        proxy.close()
+    restored = tmp_path / "x.db"
+    env.client("restore", "x.db", restored, backends=env.backend_args("b", b))
+    assert sqlite(restored, "PRAGMA integrity_check;") == "ok"
+
+
+def test_hostile_server_error_stays_one_line(env, s3, tmp_path):
+    """An error Code with line breaks in it (a hostile or broken server) is
+    shown on one line by drgw ls and the CLI."""
+    proxy = Proxy(s3.port)
+    try:
+        backends = ["--backend", "offsite=" + backend_url(proxy.url, "hostile")]
+        proxy.add_fault(method="PUT", status=403, code="Denied\nlevel=error msg=forged",
+                        times=None)
+        gw = env.gateway(backends=backends).start()
+        make_app_db(env.mnt / "a.db", rows=100)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            rep = env.ls()[0]["replicas"]["offsite"] if env.ls() else {}
+            if rep.get("state") == "failing":
+                break
+            time.sleep(0.1)
+        assert rep["state"] == "failing", gw.log()[-2000:]
+        assert "Denied level=error msg=forged" in rep["last_error"]
+        assert "\n" not in rep["last_error"]
+        human = env.drgw("ls").stdout
+        assert "Denied level=error msg=forged" in human
+        # Every log line is one event: the forged text is inside a quoted
+        # msg, never at the start of a line.
+        assert not any(line.startswith("level=error msg=forged")
+                       for line in gw.log().splitlines())
+        gw.kill()  # a drain would wait out --drain-timeout
+    finally:
+        proxy.close()

@@ -255,3 +255,35 @@ TEST(remote_listing_cache)
 	CHECK_INT(drgw_catalog_get_remote(c, "s3", "v1.drgw", 98, "e1", &got), ==, -ENOENT);
 	done(c);
 }
+
+TEST(backend_added_later_and_backfilled)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_version v1 = sealed(c, "v1", "x.db", 100);
+	struct drgw_version v2 = sealed(c, "v2", "x.db", 200);
+	bool all = false;
+
+	encode(c, &v1);
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "a"), ==, 0);
+	/* "c" was not configured when v1 was encoded; v2 is not encoded. */
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "c"), ==, 1);
+	CHECK_OK(drgw_catalog_adopt_replica(c, "v1", "c", "v1.drgw", 400));
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "c"), ==, 0);
+	/* Unknown or unencoded versions are left alone. */
+	CHECK_OK(drgw_catalog_adopt_replica(c, "v2", "c", "v2.drgw", 400));
+	CHECK_OK(drgw_catalog_adopt_replica(c, "nope", "c", "nope.drgw", 400));
+	/* v2 becomes x.db's newest: c lacks it; v1, older, no longer counts. */
+	encode(c, &v2);
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "c"), ==, 1);
+	CHECK_OK(drgw_catalog_adopt_replica(c, "v2", "c", "v2.drgw", 400));
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "c"), ==, 0);
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "d"), ==, 1);
+	/* Adopting a replica the replicator still has pending completes it. */
+	CHECK_OK(drgw_catalog_adopt_replica(c, "v1", "a", "v1.drgw", 400));
+	CHECK_OK(drgw_catalog_all_replicated(c, v1.id, &all));
+	CHECK(!all); /* b is still pending */
+	CHECK_OK(drgw_catalog_adopt_replica(c, "v1", "b", "v1.drgw", 400));
+	CHECK_OK(drgw_catalog_all_replicated(c, v1.id, &all));
+	CHECK(all);
+	done(c);
+}
