@@ -11,7 +11,6 @@ plain Node: no npm packages are needed to run it.
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -25,21 +24,16 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "plugin-harness"))
+
+from harness import Harness as PluginHarness, clean_env, sha256_file, tool, write_random  # noqa: E402,F401
 
 BUCKET = "drgw"
 MiB = 1 << 20
 
 
-def _tool(env_name, rel):
-    path = os.environ.get(env_name)
-    if path:
-        return path
-    build = Path(os.environ.get("DRGW_BUILD_DIR", HERE.parents[1] / "build"))
-    return str(build / rel)
-
-
-PLUGIN = _tool("DRGW_GCS_PLUGIN", "plugins/gcs/drgw-gcs.so")
-HARNESS = _tool("DRGW_GCS_HARNESS", "tests/plugin-harness/plugin-harness")
+PLUGIN = tool("DRGW_GCS_PLUGIN", "plugins/gcs/drgw-gcs.so")
+HARNESS = tool("DRGW_GCS_HARNESS", "tests/plugin-harness/plugin-harness")
 EMULATOR = os.environ.get("DRGW_GCS_EMULATOR",
                           str(HERE.parent / "gcs-emulator" / "server.js"))
 LISTENING = re.compile(r"^listening (http://127\.0\.0\.1:(\d+))$")
@@ -172,60 +166,21 @@ def own_emulator(tmp_path):
 
 
 def base_env(tmp_path):
-    """An environment with no Google configuration but the test's."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),  # no gcloud application default credentials
-    }
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_PRELOAD"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    return env
+    """An environment with no Google configuration but the test's (HOME:
+    no gcloud application default credentials)."""
+    return clean_env(tmp_path)
 
 
-class Harness:
-    """Runs plugin-harness against one URL with fast-retry test options."""
+class Harness(PluginHarness):
+    """plugin-harness with the GCS plugin, against endpoint if given."""
 
     def __init__(self, tmp_path, endpoint, url, options=None, env=None):
-        self.tmp = tmp_path
-        self.url = url
-        self.options = {"retry-base-ms": "20", "retry-cap-ms": "200",
-                        "connect-timeout": "5"}
-        if endpoint:
-            self.options["endpoint"] = endpoint
-        self.options.update(options or {})
-        self.env = base_env(tmp_path)
-        self.env.update(env or {})
-
-    def argv(self, *args, verbose=False, options=None, read_only=False):
-        opts = dict(self.options)
+        opts = {"endpoint": endpoint} if endpoint else {}
         opts.update(options or {})
-        argv = [HARNESS] + (["-v"] if verbose else []) + \
-            (["-r"] if read_only else [])
-        for k, v in opts.items():
-            if v is not None:
-                argv += ["-o", "%s=%s" % (k, v)]
-        return argv + [PLUGIN, self.url] + [str(a) for a in args]
-
-    def run(self, *args, check=True, verbose=False, options=None,
-            timeout=120, read_only=False, stdin=None):
-        p = subprocess.run(self.argv(*args, verbose=verbose, options=options,
-                                     read_only=read_only),
-                           env=self.env, capture_output=True, text=True,
-                           timeout=timeout, input=stdin)
-        for marker in ("Sanitizer", "runtime error:"):
-            assert marker not in p.stderr, p.stderr
-        if check and p.returncode != 0:
-            raise AssertionError("plugin-harness %s failed (%d): %s"
-                                 % (args[0], p.returncode, p.stderr))
-        return p
-
-    def popen(self, *args, verbose=False, options=None):
-        return subprocess.Popen(self.argv(*args, verbose=verbose,
-                                          options=options),
-                                env=self.env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        full_env = base_env(tmp_path)
+        full_env.update(env or {})
+        super().__init__(HARNESS, PLUGIN, url, full_env, opts)
+        self.tmp = tmp_path
 
 
 def key_prefix(request):
@@ -238,23 +193,6 @@ def harness(tmp_path, emulator, request):
                    "gcs://%s/%s" % (BUCKET, key_prefix(request)))
 
 
-def write_random(path, size, seed=0):
-    """Deterministic pseudo-random bytes."""
-    rng = random.Random(seed)
-    with open(path, "wb") as f:
-        while size:
-            n = min(size, 1 << 22)
-            f.write(rng.randbytes(n))
-            size -= n
-    return path
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def uploads(log, kind=None):

@@ -20,23 +20,18 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+sys.path.insert(0, str(HERE.parent / "plugin-harness"))
+
+from harness import Harness as PluginHarness, clean_env, sha256_file, tool, write_random  # noqa: E402,F401
 from s3proxy import Proxy  # noqa: E402
 
 BUCKET = "drgw"
 SECRET_KEY = "S3RVER"
 
 
-def _tool(env_name, rel):
-    path = os.environ.get(env_name)
-    if path:
-        return path
-    build = Path(os.environ.get("DRGW_BUILD_DIR", HERE.parents[1] / "build"))
-    return str(build / rel)
-
-
-PLUGIN = _tool("DRGW_S3_PLUGIN", "plugins/s3/drgw-s3.so")
-HARNESS = _tool("DRGW_S3_HARNESS", "tests/plugin-harness/plugin-harness")
-SIGV4_DUMP = _tool("DRGW_SIGV4_DUMP", "tests/s3/sigv4-dump")
+PLUGIN = tool("DRGW_S3_PLUGIN", "plugins/s3/drgw-s3.so")
+HARNESS = tool("DRGW_S3_HARNESS", "tests/plugin-harness/plugin-harness")
+SIGV4_DUMP = tool("DRGW_SIGV4_DUMP", "tests/s3/sigv4-dump")
 
 
 def free_port():
@@ -127,63 +122,25 @@ def mpu_proxy(s3rver):
 
 def base_env(tmp_path):
     """An environment with no AWS configuration but the test's."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_PRELOAD"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    return env
+    return clean_env(tmp_path,
+                     AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
+                     AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
+                     AWS_EC2_METADATA_DISABLED="true")
 
 
-class Harness:
-    """Runs plugin-harness against one URL with default test options."""
+class Harness(PluginHarness):
+    """plugin-harness with the S3 plugin; s3rver's keys unless creds=False."""
 
     def __init__(self, tmp_path, endpoint, url, options=None, env=None,
                  creds=True):
-        self.tmp = tmp_path
-        self.url = url
-        self.options = {"endpoint": endpoint, "retry-base-ms": "20",
-                        "retry-cap-ms": "200", "connect-timeout": "5"}
-        self.options.update(options or {})
-        self.env = base_env(tmp_path)
+        full_env = base_env(tmp_path)
         if creds:
-            self.env.update(AWS_ACCESS_KEY_ID="S3RVER",
+            full_env.update(AWS_ACCESS_KEY_ID="S3RVER",
                             AWS_SECRET_ACCESS_KEY=SECRET_KEY)
-        self.env.update(env or {})
-
-    def argv(self, *args, verbose=False, options=None, read_only=False):
-        opts = dict(self.options)
-        opts.update(options or {})
-        argv = [HARNESS] + (["-v"] if verbose else []) + \
-            (["-r"] if read_only else [])
-        for k, v in opts.items():
-            if v is not None:
-                argv += ["-o", "%s=%s" % (k, v)]
-        return argv + [PLUGIN, self.url] + [str(a) for a in args]
-
-    def run(self, *args, check=True, verbose=False, options=None,
-            timeout=120, read_only=False):
-        p = subprocess.run(self.argv(*args, verbose=verbose, options=options,
-                                     read_only=read_only),
-                           env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
-        for marker in ("Sanitizer", "runtime error:"):
-            assert marker not in p.stderr, p.stderr
-        if check and p.returncode != 0:
-            raise AssertionError("plugin-harness %s failed (%d): %s"
-                                 % (args[0], p.returncode, p.stderr))
-        return p
-
-    def popen(self, *args, verbose=False, options=None):
-        return subprocess.Popen(self.argv(*args, verbose=verbose,
-                                          options=options),
-                                env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        full_env.update(env or {})
+        super().__init__(HARNESS, PLUGIN, url, full_env,
+                         dict({"endpoint": endpoint}, **(options or {})))
+        self.tmp = tmp_path
 
 
 @pytest.fixture
@@ -192,22 +149,3 @@ def harness(tmp_path, proxy, request):
     return Harness(tmp_path, proxy.url, "s3://%s/%s" % (BUCKET, prefix))
 
 
-def write_random(path, size, seed=0):
-    """Deterministic pseudo-random bytes."""
-    import random
-    rng = random.Random(seed)
-    with open(path, "wb") as f:
-        while size:
-            n = min(size, 1 << 22)
-            f.write(rng.randbytes(n))
-            size -= n
-    return path
-
-
-def sha256_file(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
