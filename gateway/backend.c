@@ -200,11 +200,28 @@ static int check(struct drgw_backend *b, int r, struct drgw_err *err,
 	return r;
 }
 
+static void no_progress(struct drgw_put_source *src, uint64_t done)
+{
+	(void)src, (void)done;
+}
+
+static int never_cancelled(struct drgw_put_source *src)
+{
+	(void)src;
+	return 0;
+}
+
 int drgw_backend_put(struct drgw_backend *b, const char *key,
 		     struct drgw_put_source *src, struct drgw_err *err)
 {
 	if (!b->ops.put)
 		return -ENOSYS;
+	/* The ABI promises plugins these callbacks; callers may leave out
+	 * the ones they have no use for. */
+	if (!src->progress)
+		src->progress = no_progress;
+	if (!src->cancelled)
+		src->cancelled = never_cancelled;
 	return check(b, b->ops.put(b->inst, key, src, err), err, "upload");
 }
 

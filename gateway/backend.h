@@ -30,6 +30,7 @@ int drgw_backend_load(const char *plugin_dir, const struct drgw_backend_conf *bc
 		      struct drgw_err *err);
 struct drgw_backend *drgw_backend_free(struct drgw_backend *b);
 
+/* progress and cancelled may be NULL: the plugin gets no-ops. */
 int drgw_backend_put(struct drgw_backend *b, const char *key,
 		     struct drgw_put_source *src, struct drgw_err *err);
 /* Reads exactly len bytes at off, or fails with -EIO ("object is shorter

@@ -341,10 +341,9 @@ static int read_replica(sqlite3_stmt *st, struct drgw_replica *r)
 	r->state = parse_state((const char *)sqlite3_column_text(st, 3),
 			       replica_states, ARRAY_SIZE(replica_states));
 	if (tok && tok_len > 0) {
-		r->token = malloc((size_t)tok_len);
+		r->token = drgw_memdup(tok, (size_t)tok_len);
 		if (!r->token)
 			return -ENOMEM;
-		memcpy(r->token, tok, (size_t)tok_len);
 		r->token_len = (size_t)tok_len;
 	}
 	r->attempts = (uint32_t)sqlite3_column_int64(st, 5);
@@ -1423,14 +1422,12 @@ int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
 		col_copy(st, 0, row->vid, sizeof(row->vid));
 		col_copy(st, 1, row->backend, sizeof(row->backend));
 		col_copy(st, 2, row->key, sizeof(row->key));
-		row->token = malloc(len > 0 ? (size_t)len : 1);
+		row->token_len = len > 0 ? (size_t)len : 0;
+		row->token = drgw_memdup(tok, row->token_len);
 		if (!row->token) {
 			r = -ENOMEM;
 			break;
 		}
-		if (len > 0)
-			memcpy(row->token, tok, (size_t)len);
-		row->token_len = len > 0 ? (size_t)len : 0;
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&c->lock);

@@ -750,14 +750,6 @@ static const struct cli_cmd backfill_cmd = {
 		  CLI_COMMON_READ,
 };
 
-static ssize_t backend_index(const struct drgw_gateway *gw, const char *name)
-{
-	for (size_t b = 0; b < gw->n_backends; b++)
-		if (!strcmp(gw->backend_names[b], name))
-			return (ssize_t)b;
-	return -1;
-}
-
 /* The location to copy sn from: on backend from if it has one, else the
  * first; -1 if sn is already on target. */
 static ssize_t backfill_source(const struct drgw_snapshot *sn, size_t target,
@@ -837,8 +829,8 @@ int drgw_cmd_backfill(int argc, char **argv)
 	drgw_cli_apply_log(&s.cfg);
 	if (session_open(&s, true) < 0)
 		goto out;
-	target = backend_index(s.gw, argv[i]);
-	if (target < 0 || (a.from && (from = backend_index(s.gw, a.from)) < 0)) {
+	target = drgw_gateway_backend_index(s.gw, argv[i]);
+	if (target < 0 || (a.from && (from = drgw_gateway_backend_index(s.gw, a.from)) < 0)) {
 		drgw_cli_error("no backend named %s is configured (--backend NAME=URL or the config)",
 			       target < 0 ? argv[i] : a.from);
 		goto out;

@@ -138,6 +138,15 @@ static int load_backends(struct drgw_gateway *gw, bool read_only,
 	return 0;
 }
 
+ssize_t drgw_gateway_backend_index(const struct drgw_gateway *gw,
+				   const char *name)
+{
+	for (size_t i = 0; i < gw->n_backends; i++)
+		if (!strcmp(gw->backend_names[i], name))
+			return (ssize_t)i;
+	return -1;
+}
+
 /* A backend added to the configuration gets what is encoded from now on;
  * say how to give it what came before. */
 static void hint_backfill(struct drgw_gateway *gw, const char *backend)

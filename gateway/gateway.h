@@ -99,6 +99,10 @@ struct drgw_gateway {
 	bool started;
 };
 
+/* Index of the configured backend called name, or -1. */
+ssize_t drgw_gateway_backend_index(const struct drgw_gateway *gw,
+				   const char *name);
+
 int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode,
 		      unsigned flags, struct drgw_gateway **ret,
 		      struct drgw_err *err);

@@ -448,7 +448,7 @@ static void start_threads_locked(struct drgw_reader *rd)
 		rd->n_threads++;
 }
 
-/* Queues fetches of the chunks after last that are not cached. */
+/* Appends j to the fetch threads' queue. */
 static void queue_job_locked(struct drgw_reader *rd, struct job *j)
 {
 	j->next = NULL;

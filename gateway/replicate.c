@@ -77,68 +77,51 @@ static int src_cancelled(struct drgw_put_source *src)
 	return atomic_load(&upload_of(src)->gw->cancel_uploads);
 }
 
-static struct drgw_backend *backend_by_name(struct drgw_gateway *gw,
-					    const char *name, size_t *ret_i)
-{
-	for (size_t i = 0; i < gw->n_backends; i++) {
-		if (!strcmp(gw->backend_names[i], name)) {
-			*ret_i = i;
-			return gw->backends[i];
-		}
-	}
-	return NULL;
-}
-
 static void release_spool_if_done(struct drgw_gateway *gw,
-				  const struct drgw_version *v)
+				  const struct drgw_upload_of *of)
 {
 	bool all = false;
 	char name[128];
 
-	if (drgw_catalog_all_replicated(gw->cat, v->id, &all) < 0 || !all)
+	if (drgw_catalog_all_replicated(gw->cat, of->version_id, &all) < 0 ||
+	    !all)
 		return;
-	drgw_spool_name(v->vid, name, sizeof(name));
+	drgw_spool_name(of->vid, name, sizeof(name));
 	if (unlinkat(gw->spool_fd, name, 0) < 0 && errno != ENOENT)
 		log_warning("cannot remove spool object %s: %s", name,
 			    strerror(errno));
 }
 
-void drgw_replicate_done(struct drgw_gateway *gw, int64_t version_id,
-			 const char *backend, uint64_t bytes, int64_t t0,
-			 bool streamed)
+void drgw_replicate_done(struct drgw_gateway *gw,
+			 const struct drgw_upload_of *of, const char *backend,
+			 uint64_t bytes, int64_t t0, bool streamed)
 {
-	struct drgw_version v;
 	char sz[32];
 
-	drgw_catalog_replica_done(gw->cat, version_id, backend, bytes);
-	if (drgw_catalog_get_version_by_id(gw->cat, version_id, &v) < 0)
-		return;
+	drgw_catalog_replica_done(gw->cat, of->version_id, backend, bytes);
 	drgw_format_size(bytes, sz, sizeof(sz));
-	log_info("replicated %s version %s to %s (%s in %.2fs%s)", v.name,
-		 v.vid, backend, sz, (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC,
+	log_info("replicated %s version %s to %s (%s in %.2fs%s)", of->name,
+		 of->vid, backend, sz,
+		 (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC,
 		 streamed ? ", streamed while encoding" : "");
-	release_spool_if_done(gw, &v);
-	drgw_version_release(&v);
+	release_spool_if_done(gw, of);
 }
 
-void drgw_replicate_failed(struct drgw_gateway *gw, int64_t version_id,
-			   const char *backend, const char *msg,
-			   unsigned attempts)
+void drgw_replicate_failed(struct drgw_gateway *gw,
+			   const struct drgw_upload_of *of, const char *backend,
+			   const char *msg, unsigned attempts)
 {
 	int64_t wait = drgw_gateway_backoff(gw, attempts);
-	struct drgw_version v = { 0 };
 	char when[32];
 
-	drgw_catalog_replica_failed(gw->cat, version_id, backend, msg,
+	drgw_catalog_replica_failed(gw->cat, of->version_id, backend, msg,
 				    drgw_now_ns() + wait);
 	drgw_format_duration(wait, when, sizeof(when));
-	drgw_catalog_get_version_by_id(gw->cat, version_id, &v);
 	/* The first failure is an error; repeats only a warning, so a long
 	 * outage does not flood the log at error level. */
 	drgw_log(attempts == 0 ? DRGW_LOG_ERROR : DRGW_LOG_WARNING,
 		 "cannot replicate %s to %s: %s (attempt %u, next in %s)",
-		 v.name ? v.name : "?", backend, msg, attempts + 1, when);
-	drgw_version_release(&v);
+		 of->name, backend, msg, attempts + 1, when);
 }
 
 /* Is the object of v on b already, complete? */
@@ -159,6 +142,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 	struct upload u = { .gw = gw, .job = job };
 	struct drgw_err err = { 0 };
 	struct drgw_version v = { 0 };
+	struct drgw_upload_of of;
 	char name[128], msg[sizeof(err.msg) + 200];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
@@ -177,6 +161,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 					       drgw_gateway_backoff(gw, job->attempts));
 		return;
 	}
+	of = (struct drgw_upload_of){ v.id, v.vid, v.name };
 	drgw_spool_name(v.vid, name, sizeof(name));
 	u.src.fd = openat(gw->spool_fd, name, O_RDONLY | O_CLOEXEC);
 	if (u.src.fd < 0 && errno == ENOENT && already_there(gw, b, job, &v)) {
@@ -209,8 +194,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 			 v.name, v.vid, b->name);
 	r = drgw_backend_put(b, job->key, &u.src, &err);
 	if (r == 0) {
-		drgw_replicate_done(gw, job->version_id, b->name, v.stored_size, t0,
-				    false);
+		drgw_replicate_done(gw, &of, b->name, v.stored_size, t0, false);
 		goto out;
 	}
 	if (r == -ECANCELED) {
@@ -222,7 +206,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 	}
 	snprintf(msg, sizeof(msg), "%s", err.msg);
 failed:
-	drgw_replicate_failed(gw, job->version_id, b->name, msg, job->attempts);
+	drgw_replicate_failed(gw, &of, b->name, msg, job->attempts);
 out:
 	if (u.src.fd >= 0)
 		close(u.src.fd);
@@ -239,7 +223,7 @@ void *drgw_replicator_main(void *arg)
 		struct drgw_replica job;
 		struct drgw_backend *b = NULL;
 		int64_t next_due = INT64_MAX;
-		size_t bi = 0;
+		ssize_t bi = -1;
 		int r;
 
 		pthread_mutex_lock(&gw->lock);
@@ -254,7 +238,8 @@ void *drgw_replicator_main(void *arg)
 					       gw->backend_names, busy,
 					       gw->n_backends, &job, &next_due);
 		if (r == 0) {
-			b = backend_by_name(gw, job.backend, &bi);
+			bi = drgw_gateway_backend_index(gw, job.backend);
+			b = gw->backends[bi];
 			pthread_mutex_lock(&gw->lock);
 			gw->inflight[bi]++;
 			gw->inflight_total++;

@@ -94,26 +94,8 @@ static int keep_token(struct drgw_put_source *src, const void *token,
 		      size_t len)
 {
 	struct copy_src *c = copy_src_of(src);
-	void *copy = malloc(len ? len : 1);
 
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, token, len);
-	free(c->token);
-	c->token = copy;
-	c->token_len = len;
-	return 0;
-}
-
-static void ignore_progress(struct drgw_put_source *src, uint64_t done)
-{
-	(void)src, (void)done;
-}
-
-static int never_cancelled(struct drgw_put_source *src)
-{
-	(void)src;
-	return 0;
+	return drgw_token_keep(&c->token, &c->token_len, token, len);
 }
 
 int drgw_restore_copy_object(struct drgw_gateway *gw,
@@ -126,8 +108,6 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 		.fd = -1,
 		.read_at = drgw_fd_source_read_at,
 		.save_resume_token = keep_token,
-		.progress = ignore_progress,
-		.cancelled = never_cancelled,
 	} };
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	uint8_t *buf = malloc(COPY_STEP);

@@ -386,40 +386,24 @@ void drgw_spool_hold(struct drgw_gateway *gw, const char *name)
 	drgw_version_release(&v);
 }
 
-/* Held files of versions that are encoded (or gone) are not needed. */
-static void held_cleanup(struct drgw_gateway *gw)
+/* Should held file name (a version id) stay?  Only while its version
+ * waits to be encoded. */
+static bool held_keep(struct drgw_gateway *gw, const char *name)
 {
-	int fd = openat(gw->held_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *de;
-	DIR *d;
+	struct drgw_version v;
+	int r = drgw_catalog_get_version(gw->cat, name, &v);
+	bool sealed = r == 0 && v.state == DRGW_VERSION_SEALED;
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(d))) {
-		struct drgw_version v;
-		int r;
-
-		if (de->d_name[0] == '.')
-			continue;
-		r = drgw_catalog_get_version(gw->cat, de->d_name, &v);
-		if (r == 0 && v.state == DRGW_VERSION_SEALED) {
-			drgw_version_release(&v);
-			continue;
-		}
-		if (r == 0)
-			drgw_version_release(&v);
-		if (r == 0 || r == -ENOENT)
-			unlinkat(gw->held_fd, de->d_name, 0);
-	}
-	closedir(d);
+	if (r == 0)
+		drgw_version_release(&v);
+	return sealed || (r < 0 && r != -ENOENT); /* when in doubt, keep */
 }
 
-int drgw_spool_cleanup(struct drgw_gateway *gw)
+/* Removes the entries of directory dir_fd that keep() does not want. */
+static int sweep(struct drgw_gateway *gw, int dir_fd,
+		 bool (*keep)(struct drgw_gateway *gw, const char *name))
 {
-	int fd = openat(gw->spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	DIR *d;
 
@@ -431,14 +415,20 @@ int drgw_spool_cleanup(struct drgw_gateway *gw)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || keep(gw, de->d_name))
 			continue;
-		if (spool_keep(gw, de->d_name))
-			continue;
-		log_debug("removing stale spool entry %s", de->d_name);
-		unlinkat(gw->spool_fd, de->d_name, 0);
+		log_debug("removing stale entry %s", de->d_name);
+		unlinkat(dir_fd, de->d_name, 0);
 	}
 	closedir(d);
-	held_cleanup(gw);
 	return 0;
+}
+
+int drgw_spool_cleanup(struct drgw_gateway *gw)
+{
+	int r = sweep(gw, gw->spool_fd, spool_keep);
+
+	/* Held files of versions that are encoded (or gone) are not needed. */
+	sweep(gw, gw->held_fd, held_keep);
+	return r;
 }

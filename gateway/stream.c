@@ -26,7 +26,6 @@ struct drgw_stream {
 	char *name;
 	char key[80];
 	int fd; /* read-only, on the spool object */
-	uint64_t size_hint;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -106,23 +105,13 @@ static int src_save_token(struct drgw_put_source *src, const void *token,
 			  size_t len)
 {
 	struct upload *u = upload_of(src);
-	void *copy;
 	int r;
 
 	if (len > 64 * 1024)
 		return -E2BIG;
 	r = drgw_catalog_save_stream_token(u->s->gw->cat, u->s->vid, u->b->name,
 					   u->s->key, token, len);
-	if (r < 0)
-		return r;
-	copy = malloc(len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, token, len);
-	free(u->token);
-	u->token = copy;
-	u->token_len = len;
-	return 0;
+	return r < 0 ? r : drgw_token_keep(&u->token, &u->token_len, token, len);
 }
 
 static int src_cancelled(struct drgw_put_source *src)
@@ -135,6 +124,7 @@ static void *upload_main(void *arg)
 	struct upload *u = arg;
 	struct drgw_stream *s = u->s;
 	struct drgw_gateway *gw = s->gw;
+	struct drgw_upload_of of = { s->version_id, s->vid, s->name };
 	struct drgw_err err = { 0 }, e2 = { 0 };
 	int64_t t0 = drgw_mono_ns();
 	uint64_t size;
@@ -144,8 +134,7 @@ static void *upload_main(void *arg)
 	/* Where the encoder stands decides what the result means. */
 	src_grow(&u->src, UINT64_MAX, &size, &complete);
 	if (r == 0 && complete) {
-		drgw_replicate_done(gw, s->version_id, u->b->name, size, t0,
-				    true);
+		drgw_replicate_done(gw, &of, u->b->name, size, t0, true);
 		drgw_catalog_delete_stream(gw->cat, s->vid, u->b->name);
 	} else {
 		/* Abandoned, cancelled or failed: nothing may stay half done
@@ -159,7 +148,7 @@ static void *upload_main(void *arg)
 		else
 			drgw_catalog_delete_stream(gw->cat, s->vid, u->b->name);
 		if (complete && r != -ECANCELED)
-			drgw_replicate_failed(gw, s->version_id, u->b->name,
+			drgw_replicate_failed(gw, &of, u->b->name,
 					      err.msg[0] ? err.msg : strerror(-r),
 					      0);
 		else if (complete)
@@ -176,6 +165,34 @@ static void *upload_main(void *arg)
 	return NULL;
 }
 
+/* The encoder's reference; NULL if the spool object cannot be opened. */
+static struct drgw_stream *stream_new(struct drgw_gateway *gw,
+				      const struct drgw_version *v,
+				      const char *tmp_name)
+{
+	struct drgw_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->fd = openat(gw->spool_fd, tmp_name, O_RDONLY | O_CLOEXEC);
+	s->name = strdup(v->name);
+	if (s->fd < 0 || !s->name) {
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s->name);
+		free(s);
+		return NULL;
+	}
+	s->gw = gw;
+	s->version_id = v->id;
+	drgw_strlcpy(s->vid, v->vid, sizeof(s->vid));
+	drgw_spool_name(v->vid, s->key, sizeof(s->key));
+	s->refs = 1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	return s;
+}
+
 struct drgw_stream *drgw_stream_begin(struct drgw_gateway *gw,
 				      const struct drgw_version *v,
 				      const char *tmp_name, uint64_t size_hint,
@@ -190,29 +207,8 @@ struct drgw_stream *drgw_stream_begin(struct drgw_gateway *gw,
 
 		if (!(b->ops.caps & DRGW_CAP_STREAMING_PUT) || !b->ops.put)
 			continue;
-		if (!s) {
-			s = calloc(1, sizeof(*s));
-			if (!s)
-				return NULL;
-			s->fd = openat(gw->spool_fd, tmp_name,
-				       O_RDONLY | O_CLOEXEC);
-			s->name = strdup(v->name);
-			if (s->fd < 0 || !s->name) {
-				if (s->fd >= 0)
-					close(s->fd);
-				free(s->name);
-				free(s);
-				return NULL;
-			}
-			s->gw = gw;
-			s->version_id = v->id;
-			drgw_strlcpy(s->vid, v->vid, sizeof(s->vid));
-			drgw_spool_name(v->vid, s->key, sizeof(s->key));
-			s->size_hint = size_hint;
-			s->refs = 1; /* the encoder's */
-			pthread_mutex_init(&s->lock, NULL);
-			pthread_cond_init(&s->cond, NULL);
-		}
+		if (!s && !(s = stream_new(gw, v, tmp_name)))
+			return NULL;
 		u = calloc(1, sizeof(*u));
 		if (!u)
 			break;
@@ -289,15 +285,14 @@ static int replica_pending(void *arg, const struct drgw_replica *r)
 static int recover_one(void *arg, const struct drgw_stream_row *row)
 {
 	struct drgw_gateway *gw = arg;
-	struct drgw_backend *b = NULL;
+	ssize_t bi = drgw_gateway_backend_index(gw, row->backend);
+	struct drgw_backend *b;
 	struct drgw_version v;
 	struct drgw_err err = { 0 };
 
-	for (size_t i = 0; i < gw->n_backends; i++)
-		if (!strcmp(gw->backend_names[i], row->backend))
-			b = gw->backends[i];
-	if (!b)
+	if (bi < 0)
 		return 0; /* not configured now; kept for when it is */
+	b = gw->backends[bi];
 	if (drgw_catalog_get_version(gw->cat, row->vid, &v) == 0) {
 		struct pending_check pc = { .backend = row->backend };
 

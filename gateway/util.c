@@ -392,6 +392,27 @@ int drgw_strlcpy(char *dst, const char *src, size_t size)
 	return 0;
 }
 
+void *drgw_memdup(const void *p, size_t len)
+{
+	void *copy = malloc(len ? len : 1);
+
+	if (copy && len)
+		memcpy(copy, p, len);
+	return copy;
+}
+
+int drgw_token_keep(void **buf, size_t *ret_len, const void *p, size_t len)
+{
+	void *copy = drgw_memdup(p, len);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*buf);
+	*buf = copy;
+	*ret_len = len;
+	return 0;
+}
+
 /* Checks one UTF-8 sequence at s; returns its length or 0 if invalid. */
 static size_t utf8_len(const unsigned char *s)
 {

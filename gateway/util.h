@@ -75,6 +75,12 @@ int drgw_unhex(const char *hex, uint8_t *out, size_t len);
 
 /* Safe string copy that always terminates; returns -ENAMETOOLONG when cut. */
 int drgw_strlcpy(char *dst, const char *src, size_t size);
+/* malloc()ed copy of len bytes (a valid pointer even for len 0), or NULL. */
+void *drgw_memdup(const void *p, size_t len);
+/* Replaces *buf (len *ret_len) with a copy of the len bytes at p: the last
+ * resume token a plugin saved, kept to abort its upload with.  0 or
+ * -ENOMEM (the old copy stays). */
+int drgw_token_keep(void **buf, size_t *ret_len, const void *p, size_t len);
 
 /* Valid relative snapshot name: UTF-8 without control characters, no
  * empty, "." or ".." component, no leading '/', at most 4095 bytes. */
