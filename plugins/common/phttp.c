@@ -430,7 +430,7 @@ int phttp_run(struct phttp_client *c, struct phttp_request *rq,
 	      struct phttp_response *resp, const struct phttp_retry *policy,
 	      const struct phttp_hooks *hooks, void *arg, int *ret_attempts)
 {
-	int attempt, r;
+	int attempt, r, refresh = 0;
 
 	for (attempt = 1;; attempt++) {
 		enum phttp_next next;
@@ -446,7 +446,15 @@ int phttp_run(struct phttp_client *c, struct phttp_request *rq,
 			next = hooks->classify(arg, resp, r, attempt, &hint);
 		else
 			next = phttp_classify_default(resp, r);
-		if (next == PHTTP_STOP || attempt >= policy->max_attempts)
+		if (next == PHTTP_STOP)
+			break;
+		/* The first refresh earns an attempt of its own: even a
+		 * single-attempt policy must get to use new credentials. */
+		if (next == PHTTP_RETRY_NOW && !refresh) {
+			refresh = 1;
+			continue;
+		}
+		if (attempt >= policy->max_attempts + refresh)
 			break;
 		if (next == PHTTP_RETRY_NOW)
 			continue;

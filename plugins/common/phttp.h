@@ -86,7 +86,9 @@ struct phttp_retry {
 enum phttp_next {
 	PHTTP_STOP,			/* the result is final */
 	PHTTP_RETRY,			/* retry after backoff */
-	PHTTP_RETRY_NOW,		/* retry at once (e.g. refreshed creds) */
+	PHTTP_RETRY_NOW,		/* retry at once (refreshed credentials);
+					 * the first one is not counted
+					 * against max_attempts */
 };
 
 struct phttp_hooks {

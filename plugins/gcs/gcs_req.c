@@ -254,10 +254,9 @@ static enum phttp_next classify(void *arg, struct phttp_response *resp,
 		   pbuf_str(&op->object), attempt, st, op->reason);
 	if (st == 401 && !op->anonymous && !op->auth_retried &&
 	    gcs_auth_rejected(c->g->auth, op->token_gen) == 0) {
-		/* Revoked or expired early: gcs_op_run() retries once
-		 * with a fresh token, whatever max-attempts says. */
+		/* Revoked or expired early: once, with a fresh token. */
 		op->auth_retried = 1;
-		return PHTTP_STOP;
+		return PHTTP_RETRY_NOW;
 	}
 	if (gcs_classify(resp, r) != GCS_RETRY)
 		return PHTTP_STOP;
@@ -298,14 +297,6 @@ int gcs_op_run(struct gcs *g, struct gcs_op *op, struct drgw_err *err)
 
 	r = phttp_run(g->http, &rq, &op->resp, &policy, &hooks, &c,
 		      &op->attempts);
-	if (r == 0 && op->resp.status == 401 && op->auth_retried == 1) {
-		int more = 0;
-
-		op->auth_retried = 2;
-		r = phttp_run(g->http, &rq, &op->resp, &policy, &hooks, &c,
-			      &more);
-		op->attempts += more;
-	}
 	free_sent(&c);
 	if (c.auth_err && r == c.auth_err)
 		return r; /* err->msg already says why */

@@ -55,8 +55,8 @@ struct gcs_op {
 	char reason[64];		/* Google's error reason, "" if none */
 	char message[256];		/* Google's error message */
 	int attempts;
-	int auth_retried;		/* 1: a 401 asks for a refresh and
-					 * one retry; 2: done */
+	int auth_retried;		/* a 401 got its one retry with a
+					 * fresh token */
 	unsigned token_gen;		/* generation of the token sent */
 };
 

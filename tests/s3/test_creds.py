@@ -217,6 +217,13 @@ def test_expired_token_refreshes(tmp_path, proxy, stub, env_all):
     h.run("put", "k", src)
     assert tokens_used(proxy) == ["sts-1", "sts-2"]
 
+    # The refresh gets its attempt even when only one is allowed.
+    proxy.clear()
+    proxy.add_fault(method="PUT", status=400, code="ExpiredToken")
+    h.run("put", "k", src, options={"max-attempts": "1"})
+    used = tokens_used(proxy)
+    assert len(used) == 2 and used[0] != used[1], used
+
     # Static keys cannot be refreshed: report at once.
     proxy.clear()
     proxy.add_fault(method="PUT", status=400, code="ExpiredToken")
