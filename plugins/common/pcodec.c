@@ -156,6 +156,15 @@ static int hexval(char c)
 	return -1;
 }
 
+void pcodec_form_add(struct pbuf *b, const char *k, const char *v)
+{
+	if (b->len)
+		pbuf_addch(b, '&');
+	pbuf_adds(b, k);
+	pbuf_addch(b, '=');
+	pcodec_uri_encode(b, v, strlen(v), 0);
+}
+
 int pcodec_uri_decode(struct pbuf *b, const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {

@@ -49,6 +49,9 @@ int pcodec_uri_encode(struct pbuf *b, const char *s, size_t len,
 /* Decodes %XY escapes (no '+' to space) of s into b; -EINVAL if malformed. */
 int pcodec_uri_decode(struct pbuf *b, const char *s, size_t len);
 
+/* Appends "k=v" (v percent-encoded) to a form body, with '&' if needed. */
+void pcodec_form_add(struct pbuf *b, const char *k, const char *v);
+
 /* Parses a whole decimal string; -EINVAL if s is not one, -ERANGE if the
  * value exceeds max. */
 int pcodec_parse_u64(const char *s, uint64_t max, uint64_t *ret_val);

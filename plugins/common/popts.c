@@ -93,8 +93,15 @@ void popts_http_release(struct popts_http *h)
 int popts_dup(char **dst, const char *s)
 {
 	free(*dst);
-	*dst = strdup(s);
-	return *dst ? 0 : -ENOMEM;
+	*dst = s ? strdup(s) : NULL;
+	return s && !*dst ? -ENOMEM : 0;
+}
+
+const char *popts_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
 }
 
 int popts_split_url(const char *url, const char *scheme, char **ret_bucket,

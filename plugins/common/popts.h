@@ -52,8 +52,12 @@ void popts_http_config(const struct popts_http *h, const char *user_agent,
 /* Frees what popts_http_apply() allocated; idempotent. */
 void popts_http_release(struct popts_http *h);
 
-/* Replaces *dst (freed) with a copy of s.  @return 0 or -ENOMEM. */
+/* Replaces *dst (freed) with a copy of s, or NULL when s is NULL.
+ * @return 0 or -ENOMEM. */
 int popts_dup(char **dst, const char *s);
+
+/* getenv(name), with an empty value counted as unset. */
+const char *popts_env(const char *name);
 
 /*
  * Splits "SCHEMEbucket[/prefix]" (scheme like "s3://").  The prefix

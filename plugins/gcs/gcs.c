@@ -379,12 +379,6 @@ static int list_page(struct gcs *g, const char *prefix, const char *token,
 		r = -EIO;
 		goto out;
 	}
-	if (token && next.len && !strcmp(next.buf, token)) {
-		pmsg_set_err(err, "gcs: LIST %s: the server returned the same page token again",
-			     pbuf_str(&op.object));
-		r = -EIO;
-		goto out;
-	}
 	if (next.len)
 		memcpy(next_token, next.buf, next.len + 1);
 out:

@@ -27,6 +27,7 @@
 #include "gcs_jwt.h"
 #include "pbuf.h"
 #include "pcodec.h"
+#include "popts.h"
 #include "psecret.h"
 
 #define DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
@@ -67,13 +68,6 @@ struct gcs_auth {
 	int force;			/* protected by lock */
 	struct stat file_id;		/* lock; token file that gave cur */
 };
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
 
 void gcs_token_unref(struct gcs_token *t)
 {
@@ -156,12 +150,6 @@ out:
 	return r;
 }
 
-static int dup_into(char **dst, const char *s)
-{
-	*dst = s ? strdup(s) : NULL;
-	return !s || *dst ? 0 : -ENOMEM;
-}
-
 /* Loads a credentials file; "origin" says how it was found. */
 static int use_key_file(struct gcs_auth *a, const char *path,
 			const char *origin, const struct gcs_auth_config *cfg,
@@ -183,13 +171,13 @@ static int use_key_file(struct gcs_auth *a, const char *path,
 		goto out;
 	/* The key's own token_uri is what Google signs for; token-uri=
 	 * only changes where the assertion is sent. */
-	r = dup_into(&a->audience, a->key.token_uri ? a->key.token_uri :
+	r = popts_dup(&a->audience, a->key.token_uri ? a->key.token_uri :
 						      DEFAULT_TOKEN_URI);
 	if (r == 0)
-		r = dup_into(&a->token_uri, cfg->token_uri ? cfg->token_uri :
+		r = popts_dup(&a->token_uri, cfg->token_uri ? cfg->token_uri :
 							     a->audience);
 	if (r == 0)
-		r = dup_into(&a->scope, cfg->scope);
+		r = popts_dup(&a->scope, cfg->scope);
 	if (r < 0)
 		goto out;
 	if (!strcmp(a->key.type, "service_account")) {
@@ -225,7 +213,7 @@ static int use_metadata(struct gcs_auth *a, const char *host, int implicit)
 
 	a->src = SRC_METADATA;
 	a->metadata_implicit = implicit;
-	if (dup_into(&a->metadata_host, host) < 0)
+	if (popts_dup(&a->metadata_host, host) < 0)
 		return -ENOMEM;
 	pbuf_addf(&url, "http://%s" METADATA_PATH, host);
 	a->metadata_url = pbuf_detach(&url, NULL);
@@ -239,7 +227,7 @@ static int use_metadata(struct gcs_auth *a, const char *host, int implicit)
 /* gcloud's application default credentials, if the file exists. */
 static int well_known_file(struct pbuf *path)
 {
-	const char *dir = env("CLOUDSDK_CONFIG"), *home = env("HOME");
+	const char *dir = popts_env("CLOUDSDK_CONFIG"), *home = popts_env("HOME");
 
 	if (dir)
 		pbuf_addf(path, "%s/application_default_credentials.json", dir);
@@ -254,8 +242,8 @@ static int well_known_file(struct pbuf *path)
 static int choose(struct gcs_auth *a, const struct gcs_auth_config *cfg,
 		  struct drgw_err *err)
 {
-	const char *gac = env("GOOGLE_APPLICATION_CREDENTIALS");
-	const char *mdh = env("GCE_METADATA_HOST");
+	const char *gac = popts_env("GOOGLE_APPLICATION_CREDENTIALS");
+	const char *mdh = popts_env("GCE_METADATA_HOST");
 	struct pbuf wk = PBUF_INIT;
 	int r;
 
@@ -263,7 +251,7 @@ static int choose(struct gcs_auth *a, const struct gcs_auth_config *cfg,
 		a->src = SRC_TOKEN_FILE;
 		snprintf(a->source_name, sizeof(a->source_name),
 			 "access-token-file %s", cfg->access_token_file);
-		return dup_into(&a->token_file, cfg->access_token_file);
+		return popts_dup(&a->token_file, cfg->access_token_file);
 	}
 	if (cfg->credentials_file)
 		return use_key_file(a, cfg->credentials_file,
@@ -405,15 +393,6 @@ static int status_errno(long status)
 	return status >= 500 || status == 429 ? -EAGAIN : -EIO;
 }
 
-static void form_add(struct pbuf *b, const char *k, const char *v)
-{
-	if (b->len)
-		pbuf_addch(b, '&');
-	pbuf_adds(b, k);
-	pbuf_addch(b, '=');
-	pcodec_uri_encode(b, v, strlen(v), 0);
-}
-
 /* Token endpoints: 408 is worth a retry too. */
 static enum phttp_next classify_token(void *arg, struct phttp_response *resp,
 				      int r, int attempt, unsigned *ret_delay)
@@ -506,8 +485,8 @@ static int fetch_service_account(struct gcs_auth *a, struct gcs_token **ret,
 			     a->key.client_email, strerror(-r));
 		goto out;
 	}
-	form_add(&form, "grant_type", JWT_BEARER);
-	form_add(&form, "assertion", jwt.buf);
+	pcodec_form_add(&form, "grant_type", JWT_BEARER);
+	pcodec_form_add(&form, "assertion", jwt.buf);
 	pbuf_addf(&who, "service account %s", a->key.client_email);
 	r = post_token(a, &form, pbuf_str(&who) ? who.buf : "service account",
 		       ret, err);
@@ -524,10 +503,10 @@ static int fetch_authorized_user(struct gcs_auth *a, struct gcs_token **ret,
 	struct pbuf form = PBUF_INIT;
 	int r;
 
-	form_add(&form, "grant_type", "refresh_token");
-	form_add(&form, "client_id", a->key.client_id);
-	form_add(&form, "client_secret", a->key.client_secret);
-	form_add(&form, "refresh_token", a->key.refresh_token);
+	pcodec_form_add(&form, "grant_type", "refresh_token");
+	pcodec_form_add(&form, "client_id", a->key.client_id);
+	pcodec_form_add(&form, "client_secret", a->key.client_secret);
+	pcodec_form_add(&form, "refresh_token", a->key.refresh_token);
 	r = post_token(a, &form, "authorized user credentials", ret, err);
 	pbuf_release_secret(&form);
 	return r;

@@ -18,6 +18,7 @@
 
 #include "gcs_json.h"
 #include "pcodec.h"
+#include "psecret.h"
 
 /* Copies s into out (size bytes), replacing control characters. */
 static void copy_line(char *out, size_t size, const char *s, size_t len)
@@ -290,13 +291,6 @@ out:
 	return r;
 }
 
-static void wipe_free(char *s)
-{
-	if (s)
-		OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 void gcs_key_file_release(struct gcs_key_file *k)
 {
 	if (!k)
@@ -304,11 +298,11 @@ void gcs_key_file_release(struct gcs_key_file *k)
 	free(k->type);
 	free(k->client_email);
 	free(k->private_key_id);
-	wipe_free(k->private_key);
+	psecret_free(k->private_key);
 	free(k->token_uri);
 	free(k->client_id);
-	wipe_free(k->client_secret);
-	wipe_free(k->refresh_token);
+	psecret_free(k->client_secret);
+	psecret_free(k->refresh_token);
 	memset(k, 0, sizeof(*k));
 }
 

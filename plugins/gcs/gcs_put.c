@@ -88,6 +88,7 @@ struct upload {
 	char crc_b64[PCODEC_BASE64_SIZE(4)];
 	char md5_b64[PCODEC_BASE64_SIZE(16)];
 	char sha_hex[65];		/* src->sha256 in hex, or "-" */
+	int check_sha;			/* src->sha256 is known: compare */
 
 	/* Resumable session. */
 	struct pbuf session;		/* URI, "" when there is none */
@@ -157,15 +158,16 @@ static int upload_init(struct upload *u, struct gcs *g, const char *key,
 	u->src = src;
 	u->size = src->grow ? UINT64_MAX : src->size;
 	u->growing = src->grow != NULL;
-	if (all_zero(src->sha256, sizeof(src->sha256)))
-		snprintf(u->sha_hex, sizeof(u->sha_hex), "-");
-	else
+	u->check_sha = !all_zero(src->sha256, sizeof(src->sha256));
+	if (u->check_sha)
 		pcodec_hex(u->sha_hex, src->sha256, sizeof(src->sha256));
+	else
+		snprintf(u->sha_hex, sizeof(u->sha_hex), "-");
 	u->buf = malloc(READ_CHUNK);
 	if (!u->buf)
 		return -ENOMEM;
 	r = pdigest_init(&u->md5, PDIGEST_MD5);
-	if (r == 0)
+	if (r == 0 && u->check_sha)
 		r = pdigest_init(&u->sha, PDIGEST_SHA256);
 	return r;
 }
@@ -204,19 +206,19 @@ static int hash_to(struct upload *u, uint64_t to, struct drgw_err *err)
 		}
 		u->crc = pdigest_crc32c(u->crc, u->buf, n);
 		r = pdigest_update(&u->md5, u->buf, n);
-		if (!r)
+		if (!r && u->check_sha)
 			r = pdigest_update(&u->sha, u->buf, n);
 		u->hashed += n;
 	}
 	if (r < 0 || u->final || u->hashed < u->size)
 		return r;
 	r = pdigest_final(&u->md5, md5);
-	if (!r)
+	if (!r && u->check_sha)
 		r = pdigest_final(&u->sha, sha);
 	if (r < 0)
 		return r;
 	u->final = 1;
-	if (!all_zero(u->src->sha256, 32) && memcmp(sha, u->src->sha256, 32)) {
+	if (u->check_sha && memcmp(sha, u->src->sha256, 32)) {
 		u->corrupt = 1;
 		pmsg_set_err(err, "gcs: UPLOAD %s/%s%s: the spool object does not match its SHA-256",
 			     u->g->bucket, u->g->prefix, u->key);

@@ -24,6 +24,7 @@
 
 #include "pbuf.h"
 #include "pcodec.h"
+#include "popts.h"
 #include "pmsg.h"
 #include "psecret.h"
 #include "s3_creds.h"
@@ -64,13 +65,6 @@ struct s3_creds {
 	unsigned generation;		/* protected by lock */
 	int force;			/* protected by lock */
 };
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
 
 void s3_credentials_unref(struct s3_credentials *c)
 {
@@ -166,18 +160,12 @@ out:
 	return ok;
 }
 
-static int dup_into(char **dst, const char *s)
-{
-	*dst = s ? strdup(s) : NULL;
-	return s && !*dst ? -ENOMEM : 0;
-}
-
 static int use_web_identity(struct s3_creds *p, const char *arn,
 			    const char *file, const char *session,
 			    const struct s3_creds_config *cfg)
 {
 	const char *sts = cfg->sts_endpoint ? cfg->sts_endpoint :
-					       env("AWS_ENDPOINT_URL_STS");
+					       popts_env("AWS_ENDPOINT_URL_STS");
 	struct pbuf url = PBUF_INIT;
 	int r;
 
@@ -192,11 +180,11 @@ static int use_web_identity(struct s3_creds *p, const char *arn,
 	p->sts_url = pbuf_detach(&url, NULL);
 	r = p->sts_url ? 0 : -ENOMEM;
 	if (!r)
-		r = dup_into(&p->role_arn, arn);
+		r = popts_dup(&p->role_arn, arn);
 	if (!r)
-		r = dup_into(&p->token_file, file);
+		r = popts_dup(&p->token_file, file);
 	if (!r)
-		r = dup_into(&p->session_name, session);
+		r = popts_dup(&p->session_name, session);
 	p->src = SRC_WEB_IDENTITY;
 	return r;
 }
@@ -270,12 +258,12 @@ out:
 static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 		  struct drgw_err *err)
 {
-	const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
-	const char *wi_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *wi_arn = env("AWS_ROLE_ARN");
-	const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-	const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-	const char *imds_off = env("AWS_EC2_METADATA_DISABLED");
+	const char *ak = popts_env("AWS_ACCESS_KEY_ID"), *sk = popts_env("AWS_SECRET_ACCESS_KEY");
+	const char *wi_file = popts_env("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *wi_arn = popts_env("AWS_ROLE_ARN");
+	const char *rel = popts_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = popts_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *imds_off = popts_env("AWS_EC2_METADATA_DISABLED");
 	struct pbuf url = PBUF_INIT;
 	int r;
 
@@ -290,14 +278,14 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 			return -EINVAL;
 		}
 		snprintf(p->source_name, sizeof(p->source_name), "environment");
-		return use_static(p, SRC_ENV, ak, sk, env("AWS_SESSION_TOKEN"));
+		return use_static(p, SRC_ENV, ak, sk, popts_env("AWS_SESSION_TOKEN"));
 	}
 	if (wi_file && wi_arn) {
 		snprintf(p->source_name, sizeof(p->source_name), "web identity");
 		return use_web_identity(p, wi_arn, wi_file,
-					env("AWS_ROLE_SESSION_NAME"), cfg);
+					popts_env("AWS_ROLE_SESSION_NAME"), cfg);
 	}
-	r = choose_profile(p, s3_profile_name(NULL), env("AWS_PROFILE") != NULL,
+	r = choose_profile(p, s3_profile_name(NULL), popts_env("AWS_PROFILE") != NULL,
 			   cfg, err);
 	if (r <= 0)
 		return r;
@@ -324,10 +312,10 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 			     "s3: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) or container credentials");
 		return -ENOENT;
 	}
-	if (env("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
-		pbuf_adds(&url, env("AWS_EC2_METADATA_SERVICE_ENDPOINT"));
-	else if (env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE") &&
-		 !strcasecmp(env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"),
+	if (popts_env("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
+		pbuf_adds(&url, popts_env("AWS_EC2_METADATA_SERVICE_ENDPOINT"));
+	else if (popts_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE") &&
+		 !strcasecmp(popts_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"),
 			     "IPv6"))
 		pbuf_adds(&url, IMDS_DEFAULT_V6);
 	else
@@ -400,15 +388,6 @@ static int simple_request(struct s3_creds *p, struct phttp_request *rq,
 	return phttp_run(p->http, rq, resp, &policy, NULL, NULL, NULL);
 }
 
-static void form_add(struct pbuf *b, const char *k, const char *v)
-{
-	if (b->len)
-		pbuf_addch(b, '&');
-	pbuf_adds(b, k);
-	pbuf_addch(b, '=');
-	pcodec_uri_encode(b, v, strlen(v), 0);
-}
-
 /* STS AssumeRoleWithWebIdentity.  Unsigned: the token is the proof. */
 static int fetch_web_identity(struct s3_creds *p, struct s3_credentials **ret,
 			      struct drgw_err *err)
@@ -429,11 +408,11 @@ static int fetch_web_identity(struct s3_creds *p, struct s3_credentials **ret,
 		pbuf_adds(&session, p->session_name);
 	else
 		pbuf_addf(&session, "drgw-%lld", (long long)time(NULL));
-	form_add(&form, "Action", "AssumeRoleWithWebIdentity");
-	form_add(&form, "Version", "2011-06-15");
-	form_add(&form, "RoleArn", p->role_arn);
-	form_add(&form, "RoleSessionName", pbuf_str(&session) ?: "drgw");
-	form_add(&form, "WebIdentityToken", pbuf_str(&token) ?: "");
+	pcodec_form_add(&form, "Action", "AssumeRoleWithWebIdentity");
+	pcodec_form_add(&form, "Version", "2011-06-15");
+	pcodec_form_add(&form, "RoleArn", p->role_arn);
+	pcodec_form_add(&form, "RoleSessionName", pbuf_str(&session) ?: "drgw");
+	pcodec_form_add(&form, "WebIdentityToken", pbuf_str(&token) ?: "");
 	if (form.failed || phttp_add_header(&hdrs, "Content-Type",
 					    "application/x-www-form-urlencoded; charset=utf-8") ||
 	    phttp_add_header(&hdrs, "Accept", "application/xml")) {
@@ -539,8 +518,8 @@ static int http_status_errno(long status)
 static int fetch_container(struct s3_creds *p, struct s3_credentials **ret,
 			   struct drgw_err *err)
 {
-	const char *file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	const char *tok = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	const char *file = popts_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tok = popts_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	struct pbuf auth = PBUF_INIT;
 	struct phttp_response resp = { 0 };
 	struct phttp_request rq = { 0 };
