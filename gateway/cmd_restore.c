@@ -880,7 +880,7 @@ int drgw_cmd_backfill(int argc, char **argv)
 		struct drgw_err err = { 0 };
 
 		drgw_remote_set_release(&s.set);
-		if (drgw_remote_scan(s.gw, s.rd, &s.set, &err) < 0) {
+		if (drgw_remote_scan_only(s.gw, s.rd, target, &s.set, &err) < 0) {
 			drgw_cli_error("%s", err.msg);
 			goto out;
 		}

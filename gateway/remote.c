@@ -270,6 +270,13 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_remote_set *ret, struct drgw_err *err)
 {
+	return drgw_remote_scan_only(gw, rd, -1, ret, err);
+}
+
+int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
+			  ssize_t only, struct drgw_remote_set *ret,
+			  struct drgw_err *err)
+{
 	struct drgw_remote_set set = { 0 };
 	size_t cap = 0, listed = 0;
 	int r = 0;
@@ -280,6 +287,8 @@ int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		pthread_t tids[SCAN_THREADS];
 		unsigned nt = 0;
 
+		if (only >= 0 && b != (size_t)only)
+			continue;
 		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
 		if (r < 0) {
 			if (!set.n_unreachable++)

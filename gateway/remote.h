@@ -50,6 +50,10 @@ struct drgw_remote_set {
  * Logs nothing: unreadable objects are in ret->bad. */
 int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_remote_set *ret, struct drgw_err *err);
+/* The same, of backend index only alone (every backend when only < 0). */
+int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
+			  ssize_t only, struct drgw_remote_set *ret,
+			  struct drgw_err *err);
 void drgw_remote_set_release(struct drgw_remote_set *set);
 /* -EIO with the first reason when objects were found but none could be
  * read (typically: the wrong key). */
