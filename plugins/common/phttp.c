@@ -159,8 +159,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
 	x->resp->status = status;
 	x->resp->body_bytes += len;
-	if (x->rq->sink && status >= 200 && status < 300) {
-		int r = x->rq->sink(x->rq->sink_arg, x->resp, data, len);
+	if (x->rq->io.sink && status >= 200 && status < 300) {
+		int r = x->rq->io.sink(x->rq->io.sink_arg, x->resp, data, len);
 
 		if (r == 0)
 			return len;
@@ -181,7 +181,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 {
 	struct xfer *x = arg;
 	struct phttp_request *rq = x->rq;
-	uint64_t total = rq->read_at ? rq->body_size : rq->body_len;
+	uint64_t total = rq->io.read_at ? rq->io.body_size : rq->io.body_len;
 	size_t len = size * n;
 	int r;
 
@@ -189,10 +189,10 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 		return 0;
 	if (len > total - x->pos)
 		len = (size_t)(total - x->pos);
-	if (!rq->read_at) {
-		memcpy(buf, (const char *)rq->body + x->pos, len);
+	if (!rq->io.read_at) {
+		memcpy(buf, (const char *)rq->io.body + x->pos, len);
 	} else {
-		r = rq->read_at(rq->read_arg, buf, len, rq->body_off + x->pos);
+		r = rq->io.read_at(rq->io.read_arg, buf, len, rq->io.body_off + x->pos);
 		if (r < 0) {
 			x->resp->read_errno = r;
 			return CURL_READFUNC_ABORT;
@@ -205,7 +205,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 static int on_seek(void *arg, curl_off_t off, int origin)
 {
 	struct xfer *x = arg;
-	uint64_t total = x->rq->read_at ? x->rq->body_size : x->rq->body_len;
+	uint64_t total = x->rq->io.read_at ? x->rq->io.body_size : x->rq->io.body_len;
 
 	if (origin != SEEK_SET || off < 0 || (uint64_t)off > total)
 		return CURL_SEEKFUNC_CANTSEEK;
@@ -218,7 +218,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 {
 	struct xfer *x = arg;
 
-	return x->rq->cancelled(x->rq->cancel_arg) ? 1 : 0;
+	return x->rq->io.cancelled(x->rq->io.cancel_arg) ? 1 : 0;
 }
 
 static int map_curl(CURLcode rc, struct xfer *x)
@@ -275,8 +275,8 @@ static int setup(struct phttp_client *c, struct xfer *x)
 	CURL *h = x->h;
 	long cto = rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms :
 						c->cfg.connect_timeout_ms;
-	curl_off_t size = (curl_off_t)(rq->read_at ? rq->body_size :
-						     rq->body_len);
+	curl_off_t size = (curl_off_t)(rq->io.read_at ? rq->io.body_size :
+						     rq->io.body_len);
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val) \
@@ -308,7 +308,7 @@ static int setup(struct phttp_client *c, struct xfer *x)
 	SET(CURLOPT_HEADERDATA, x);
 	SET(CURLOPT_WRITEFUNCTION, on_write);
 	SET(CURLOPT_WRITEDATA, x);
-	if (rq->cancelled) {
+	if (rq->io.cancelled) {
 		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 		SET(CURLOPT_XFERINFODATA, x);
 		SET(CURLOPT_NOPROGRESS, 0L);
@@ -317,7 +317,7 @@ static int setup(struct phttp_client *c, struct xfer *x)
 	if (!strcmp(rq->method, "HEAD")) {
 		SET(CURLOPT_NOBODY, 1L);
 	} else if (!strcmp(rq->method, "PUT") ||
-		   (!strcmp(rq->method, "POST") && rq->has_body)) {
+		   (!strcmp(rq->method, "POST") && rq->io.has_body)) {
 		SET(CURLOPT_READFUNCTION, on_read);
 		SET(CURLOPT_READDATA, x);
 		SET(CURLOPT_SEEKFUNCTION, on_seek);
@@ -348,7 +348,7 @@ int phttp_perform(struct phttp_client *c, struct phttp_request *rq,
 	CURLcode rc;
 	int r;
 
-	x.max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
+	x.max_body = rq->io.max_body ? rq->io.max_body : DEFAULT_MAX_BODY;
 	phttp_response_reset(resp);
 	x.h = handle_get(c);
 	if (!x.h)
@@ -399,7 +399,7 @@ static int nap(unsigned ms, struct phttp_request *rq)
 		unsigned step = ms < 100 ? ms : 100;
 		struct timespec ts = { step / 1000, (long)(step % 1000) * 1000000L };
 
-		if (rq->cancelled && rq->cancelled(rq->cancel_arg))
+		if (rq->io.cancelled && rq->io.cancelled(rq->io.cancel_arg))
 			return -ECANCELED;
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;

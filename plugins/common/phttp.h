@@ -46,15 +46,13 @@ struct phttp_response {
 };
 
 /*
- * One request.  Body: either body/body_len in memory, or read_at() for
- * body_size bytes starting at body_off (must be replayable: curl may
- * rewind, and every retry reads it again).  has_body makes PUT/POST send
- * a (possibly empty) body.
+ * What a request sends and where its answer goes.  Body: either
+ * body/body_len in memory, or read_at() for body_size bytes starting at
+ * body_off (must be replayable: curl may rewind, and every retry reads it
+ * again).  has_body makes PUT/POST send a (possibly empty) body.  The
+ * plugins' own request structs embed one and hand it over as is.
  */
-struct phttp_request {
-	const char *method;		/* GET HEAD PUT POST DELETE */
-	const char *url;
-	struct curl_slist *headers;	/* sent as is; caller owns */
+struct phttp_io {
 	int has_body;
 	const void *body;
 	size_t body_len;
@@ -69,12 +67,20 @@ struct phttp_request {
 		    size_t len);
 	void *sink_arg;
 	size_t max_body;		/* cap on resp->body, 0 for 16 MiB */
-	long timeout_ms;		/* whole-request limit, 0 for none */
-	long connect_timeout_ms;	/* overrides the client's when > 0 */
 	/* Polled during the transfer and between retries; non-zero stops
 	 * the request with -ECANCELED. */
 	int (*cancelled)(void *arg);
 	void *cancel_arg;
+};
+
+/* One request. */
+struct phttp_request {
+	const char *method;		/* GET HEAD PUT POST DELETE */
+	const char *url;
+	struct curl_slist *headers;	/* sent as is; caller owns */
+	struct phttp_io io;
+	long timeout_ms;		/* whole-request limit, 0 for none */
+	long connect_timeout_ms;	/* overrides the client's when > 0 */
 };
 
 struct phttp_retry {

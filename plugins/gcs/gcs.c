@@ -279,8 +279,8 @@ static int gcs_get(void *inst, const char *key, uint64_t off, void *buf,
 		r = gcs_op_header(&op, "Range", hdr);
 	if (r < 0)
 		goto out;
-	op.sink = range_sink;
-	op.sink_arg = &rg;
+	op.io.sink = range_sink;
+	op.io.sink_arg = &rg;
 	r = gcs_op_run(g, &op, err);
 	st = op.resp.status;
 	if (r < 0 && st == 416) {

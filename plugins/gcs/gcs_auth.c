@@ -426,11 +426,11 @@ static int post_token(struct gcs_auth *a, const struct pbuf *form,
 	rq.method = "POST";
 	rq.url = a->token_uri;
 	rq.headers = hdrs;
-	rq.has_body = 1;
-	rq.body = form->buf;
-	rq.body_len = form->len;
+	rq.io.has_body = 1;
+	rq.io.body = form->buf;
+	rq.io.body_len = form->len;
 	rq.timeout_ms = TOKEN_TIMEOUT_MS;
-	rq.max_body = 1 << 20;
+	rq.io.max_body = 1 << 20;
 	r = phttp_run(a->http, &rq, &resp, &policy, &hooks, NULL, NULL);
 	if (r < 0) {
 		pmsg_set_err(err, "gcs: %s: token endpoint %s: %s", who,
@@ -552,7 +552,7 @@ static int fetch_metadata(struct gcs_auth *a, struct gcs_token **ret,
 	rq.headers = hdrs;
 	rq.timeout_ms = a->cur ? 5000 : 10000;
 	rq.connect_timeout_ms = 3000;
-	rq.max_body = 1 << 20;
+	rq.io.max_body = 1 << 20;
 	r = phttp_run(a->http, &rq, &resp, a->cur ? &again : &first, &hooks,
 		      NULL, NULL);
 	if (r < 0) {

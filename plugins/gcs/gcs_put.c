@@ -124,8 +124,8 @@ static int all_zero(const uint8_t *p, size_t n)
 static void set_cancel(struct gcs_op *op, struct drgw_put_source *src)
 {
 	if (src->cancelled) {
-		op->cancelled = src_cancelled;
-		op->cancel_arg = src;
+		op->io.cancelled = src_cancelled;
+		op->io.cancel_arg = src;
 	}
 }
 
@@ -434,10 +434,10 @@ static int mp_build(struct upload *u, struct mp_body *mp, struct gcs_op *op)
 		goto out;
 	}
 	r = gcs_op_header(op, "Content-Type", ctype.buf);
-	op->read_at = mp_read;
-	op->read_arg = mp;
-	op->body_off = 0;
-	op->body_size = mp->head.len + u->size + mp->tail.len;
+	op->io.read_at = mp_read;
+	op->io.read_arg = mp;
+	op->io.body_off = 0;
+	op->io.body_size = mp->head.len + u->size + mp->tail.len;
 out:
 	pbuf_release(&meta);
 	pbuf_release(&ctype);
@@ -457,7 +457,7 @@ static int put_simple(struct upload *u, struct drgw_err *err)
 		return r;
 	mp.size = u->size;
 	gcs_op_init(&op, "UPLOAD", "POST");
-	op.has_body = 1;
+	op.io.has_body = 1;
 	set_cancel(&op, u->src);
 	/* Holds and retention need the object's metadata in the request,
 	 * hence multipart; otherwise the plain media upload. */
@@ -469,9 +469,9 @@ static int put_simple(struct upload *u, struct drgw_err *err)
 		r = mp_build(u, &mp, &op);
 	} else if (r == 0) {
 		r = gcs_op_header(&op, "Content-Type", "application/octet-stream");
-		op.read_at = src_read;
-		op.read_arg = u->src;
-		op.body_size = u->size;
+		op.io.read_at = src_read;
+		op.io.read_arg = u->src;
+		op.io.body_size = u->size;
 	}
 	if (r == 0)
 		r = gcs_op_run(u->g, &op, err);
@@ -636,9 +636,9 @@ static int start_session(struct upload *u, struct drgw_err *err)
 		r = gcs_op_header(&op, "X-Upload-Content-Length", size);
 	if (r < 0)
 		goto out;
-	op.has_body = 1;
-	op.body = meta.buf;
-	op.body_len = meta.len;
+	op.io.has_body = 1;
+	op.io.body = meta.buf;
+	op.io.body_len = meta.len;
 	set_cancel(&op, u->src);
 	r = gcs_op_run(u->g, &op, err);
 	if (r < 0)
@@ -730,7 +730,7 @@ static int query_status(struct upload *u, enum session_state *ret,
 			 (unsigned long long)u->size);
 	gcs_op_init(&op, "UPLOAD STATUS", "PUT");
 	op.accept_308 = 1;
-	op.has_body = 1;		/* Content-Length: 0 */
+	op.io.has_body = 1;		/* Content-Length: 0 */
 	set_cancel(&op, u->src);
 	r = gcs_op_session_url(&op, u->g, u->key, u->session.buf);
 	if (r == 0)
@@ -789,11 +789,11 @@ static int send_chunk(struct upload *u, uint64_t start, uint64_t len,
 	op->accept_308 = 1;
 	/* Retrying is the caller's job: it asks for the offset first. */
 	op->max_attempts = 1;
-	op->has_body = 1;
-	op->read_at = src_read;
-	op->read_arg = u->src;
-	op->body_off = start;
-	op->body_size = len;
+	op->io.has_body = 1;
+	op->io.read_at = src_read;
+	op->io.read_arg = u->src;
+	op->io.body_off = start;
+	op->io.body_size = len;
 	set_cancel(op, u->src);
 	r = gcs_op_session_url(op, u->g, u->key, u->session.buf);
 	if (r == 0)

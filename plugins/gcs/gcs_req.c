@@ -282,18 +282,7 @@ int gcs_op_run(struct gcs *g, struct gcs_op *op, struct drgw_err *err)
 		policy.max_attempts = op->max_attempts;
 	rq.method = op->method;
 	rq.url = op->url.buf;
-	rq.has_body = op->has_body;
-	rq.body = op->body;
-	rq.body_len = op->body_len;
-	rq.read_at = op->read_at;
-	rq.read_arg = op->read_arg;
-	rq.body_off = op->body_off;
-	rq.body_size = op->body_size;
-	rq.sink = op->sink;
-	rq.sink_arg = op->sink_arg;
-	rq.max_body = op->max_body;
-	rq.cancelled = op->cancelled;
-	rq.cancel_arg = op->cancel_arg;
+	rq.io = op->io;
 
 	r = phttp_run(g->http, &rq, &op->resp, &policy, &hooks, &c,
 		      &op->attempts);

@@ -33,22 +33,8 @@ struct gcs_op {
 	int accept_308;			/* 308 is an answer (resumable) */
 	int max_attempts;		/* 0: the instance's max-attempts */
 
-	/* Request body: memory (body) or a replayable reader (read_at). */
-	int has_body;
-	const void *body;
-	size_t body_len;
-	int (*read_at)(void *arg, void *buf, size_t len, uint64_t off);
-	void *read_arg;
-	uint64_t body_off;
-	uint64_t body_size;
-
-	/* Response handling, see struct phttp_request. */
-	int (*sink)(void *arg, struct phttp_response *resp, const char *data,
-		    size_t len);
-	void *sink_arg;
-	size_t max_body;
-	int (*cancelled)(void *arg);
-	void *cancel_arg;
+	/* Body, sink and cancellation, handed to phttp as is. */
+	struct phttp_io io;
 
 	/* Results. */
 	struct phttp_response resp;

@@ -181,8 +181,8 @@ static int s3_get(void *inst, const char *key, uint64_t off, void *buf,
 	r = s3_req_get(&op, s3, key, off, off + len - 1);
 	if (r < 0)
 		goto out;
-	op.sink = prange_sink;
-	op.sink_arg = &rg;
+	op.io.sink = prange_sink;
+	op.io.sink_arg = &rg;
 	r = s3_op_run(s3, &op, err);
 	if (r < 0 && op.resp.status == 416) {
 		/* InvalidRange: off is at or past the end. */

@@ -384,7 +384,7 @@ static int simple_request(struct s3_creds *p, struct phttp_request *rq,
 
 	rq->timeout_ms = timeout_ms;
 	rq->connect_timeout_ms = timeout_ms < 2000 ? timeout_ms : 2000;
-	rq->max_body = 1 << 20;
+	rq->io.max_body = 1 << 20;
 	return phttp_run(p->http, rq, resp, &policy, NULL, NULL, NULL);
 }
 
@@ -422,9 +422,9 @@ static int fetch_web_identity(struct s3_creds *p, struct s3_credentials **ret,
 	rq.method = "POST";
 	rq.url = p->sts_url;
 	rq.headers = hdrs;
-	rq.has_body = 1;
-	rq.body = form.buf;
-	rq.body_len = form.len;
+	rq.io.has_body = 1;
+	rq.io.body = form.buf;
+	rq.io.body_len = form.len;
 	r = simple_request(p, &rq, &resp, STS_TIMEOUT_MS);
 	if (r < 0) {
 		pmsg_set_err(err, "s3: web identity credentials: STS at %s: %s",
@@ -584,7 +584,7 @@ static int imds_call(struct s3_creds *p, const char *method, const char *path,
 	rq.method = method;
 	rq.url = url.buf;
 	rq.headers = hdrs;
-	rq.has_body = !strcmp(method, "PUT");
+	rq.io.has_body = !strcmp(method, "PUT");
 	r = simple_request(p, &rq, resp, IMDS_TIMEOUT_MS);
 	if (r < 0) {
 		/* IMDS is the last resort: say what else was looked for. */

@@ -158,14 +158,14 @@ static void read_failed(struct s3 *s3, const char *key, int r,
 static void set_body(struct s3_op *op, struct drgw_put_source *src,
 		     uint64_t off, uint64_t len, const uint8_t sha[32])
 {
-	op->read_at = src_read;
-	op->read_arg = src;
-	op->body_off = off;
-	op->body_size = len;
+	op->io.read_at = src_read;
+	op->io.read_arg = src;
+	op->io.body_off = off;
+	op->io.body_size = len;
 	pcodec_hex(op->payload_hash, sha, 32);
 	if (src->cancelled) {
-		op->cancelled = src_cancelled;
-		op->cancel_arg = src;
+		op->io.cancelled = src_cancelled;
+		op->io.cancel_arg = src;
 	}
 }
 
@@ -712,8 +712,8 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 
 	r = s3_req_complete_mpu(&op, m->s3, m->key, m->upload_id.buf);
 	if (r == 0) {
-		op.body = body.buf;
-		op.body_len = body.len;
+		op.io.body = body.buf;
+		op.io.body_len = body.len;
 		r = s3_op_run(m->s3, &op, err);
 	}
 	/* A retried Complete whose first attempt went through finds the

@@ -119,7 +119,7 @@ int s3_req_put(struct s3_op *op, const struct s3 *s3, const char *key,
 	       const uint8_t md5[16], const uint8_t *sha256, time_t now)
 {
 	s3_op_init(op, "PUT", "PUT");
-	op->has_body = 1;
+	op->io.has_body = 1;
 	/* Object Lock requires an integrity header; we always send one. */
 	b64(op->md5, sizeof(op->md5), md5, 16);
 	s3_op_header(op, "Content-MD5", op->md5);
@@ -163,7 +163,7 @@ int s3_req_upload_part(struct s3_op *op, const struct s3 *s3,
 		       const uint8_t md5[16], const uint8_t *sha256)
 {
 	s3_op_init(op, "UploadPart", "PUT");
-	op->has_body = 1;
+	op->io.has_body = 1;
 	snprintf(op->part, sizeof(op->part), "%u", part);
 	s3_op_query(op, "partNumber", op->part);
 	s3_op_query(op, "uploadId", upload_id);
@@ -180,7 +180,7 @@ int s3_req_complete_mpu(struct s3_op *op, const struct s3 *s3,
 			const char *key, const char *upload_id)
 {
 	s3_op_init(op, "CompleteMultipartUpload", "POST");
-	op->has_body = 1;
+	op->io.has_body = 1;
 	op->check_200_error = 1;
 	s3_op_query(op, "uploadId", upload_id);
 	s3_op_header(op, "Content-Type", "application/xml");
@@ -387,24 +387,13 @@ int s3_op_run(struct s3 *s3, struct s3_op *op, struct drgw_err *err)
 	if (!op->payload_hash[0]) {
 		uint8_t h[PDIGEST_SHA256_LEN];
 
-		r = pdigest_sha256(op->body ? op->body : "", op->body_len, h);
+		r = pdigest_sha256(op->io.body ? op->io.body : "", op->io.body_len, h);
 		if (r < 0)
 			return r;
 		pcodec_hex(op->payload_hash, h, sizeof(h));
 	}
 	rq.method = op->method;
-	rq.has_body = op->has_body;
-	rq.body = op->body;
-	rq.body_len = op->body_len;
-	rq.read_at = op->read_at;
-	rq.read_arg = op->read_arg;
-	rq.body_off = op->body_off;
-	rq.body_size = op->body_size;
-	rq.sink = op->sink;
-	rq.sink_arg = op->sink_arg;
-	rq.max_body = op->max_body;
-	rq.cancelled = op->cancelled;
-	rq.cancel_arg = op->cancel_arg;
+	rq.io = op->io;
 
 	r = phttp_run(s3->http, &rq, &op->resp, &s3->net.retry, &hooks, &c,
 		      &op->attempts);

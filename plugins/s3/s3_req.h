@@ -40,24 +40,10 @@ struct s3_op {
 	char range[64], md5[32], sha256[48], lock_until[32], part[12];
 	char max_keys[12], marker[12];
 
-	/* Request body: memory (body) or a replayable reader (read_at). */
-	int has_body;
-	const void *body;
-	size_t body_len;
-	int (*read_at)(void *arg, void *buf, size_t len, uint64_t off);
-	void *read_arg;
-	uint64_t body_off;
-	uint64_t body_size;
+	/* Body, sink and cancellation, handed to phttp as is. */
+	struct phttp_io io;
 	char payload_hash[65];		/* hex; "" = hash the memory body */
 	int check_200_error;		/* a 200 may carry an <Error> body */
-
-	/* Response handling, see struct phttp_request. */
-	int (*sink)(void *arg, struct phttp_response *resp, const char *data,
-		    size_t len);
-	void *sink_arg;
-	size_t max_body;
-	int (*cancelled)(void *arg);
-	void *cancel_arg;
 
 	/* Results. */
 	struct phttp_response resp;
