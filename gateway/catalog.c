@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,20 @@ static const char schema_sql[] =
 	"  sha256 TEXT NOT NULL,\n"
 	"  key_id TEXT NOT NULL,\n"
 	"  PRIMARY KEY(backend, key));\n";
+
+/*
+ * Schema changes since version 1, oldest first: migrations[i] takes a
+ * catalog from version i + 1 to i + 2.  Each runs in one transaction with
+ * the version bump, so a crash leaves the old or the new schema, never a
+ * mix.  New columns need defaults that describe existing rows truthfully.
+ * Append only; never edit an entry that shipped.
+ */
+static const char *const migrations[] = {
+	/* 2: the backing file's ctime, which no write can keep unchanged
+	 * (cp -p and rsync -t restore size and mtime, not ctime). */
+	"ALTER TABLE versions ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
+};
+#define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
 static const char *const version_states[] = { "sealed", "encoded" };
 static const char *const replica_states[] = { "pending", "uploading", "done",
@@ -195,6 +210,49 @@ static int parse_state(const char *s, const char *const *names, size_t n)
 	return 0;
 }
 
+static int schema_version(struct drgw_catalog *c)
+{
+	sqlite3_stmt *st =
+		prep(c, "SELECT value FROM meta WHERE key='schema_version'");
+	int v = -1;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Brings an older catalog up to SCHEMA_VERSION.  BEGIN
+ * IMMEDIATE: two processes opening an old catalog at once migrate it once. */
+static int migrate(struct drgw_catalog *c)
+{
+	for (;;) {
+		char sql[64];
+		int v, r;
+
+		r = exec(c, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		v = schema_version(c);
+		if (v < 1 || v >= SCHEMA_VERSION) {
+			exec(c, "COMMIT");
+			return 0;
+		}
+		snprintf(sql, sizeof(sql),
+			 "UPDATE meta SET value='%d' WHERE key='schema_version'",
+			 v + 1);
+		r = exec(c, migrations[v - 1]);
+		if (r == 0)
+			r = exec(c, sql);
+		if (r == 0)
+			r = exec(c, "COMMIT");
+		if (r < 0) {
+			exec(c, "ROLLBACK");
+			return r;
+		}
+	}
+}
+
 int drgw_catalog_open(const char *path, bool read_only,
 		      struct drgw_catalog **ret, struct drgw_err *err)
 {
@@ -224,6 +282,8 @@ int drgw_catalog_open(const char *path, bool read_only,
 		if (r == 0)
 			r = exec(c,
 				 "INSERT OR IGNORE INTO meta VALUES('schema_version','1')");
+		if (r == 0)
+			r = migrate(c);
 		if (r < 0) {
 			drgw_err_set(err, "cannot initialise catalog %s: %s", path,
 				     sqlite3_errmsg(c->db));
@@ -235,7 +295,7 @@ int drgw_catalog_open(const char *path, bool read_only,
 		sqlite3_stmt *st =
 			prep(c, "SELECT value FROM meta WHERE key='schema_version'");
 		if (st && sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_int(st, 0) > DRGW_CATALOG_SCHEMA_VERSION) {
+		    sqlite3_column_int(st, 0) > SCHEMA_VERSION) {
 			drgw_err_set(err,
 				     "catalog %s was written by a newer drgw; upgrade drgw",
 				     path);

@@ -26,8 +26,6 @@
 
 #include "util.h"
 
-#define DRGW_CATALOG_SCHEMA_VERSION 1
-
 struct drgw_catalog;
 
 enum drgw_version_state {
