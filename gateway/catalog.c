@@ -361,7 +361,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal"
+	"reseal, ctime_ns"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -383,6 +383,7 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->attempts = (uint32_t)sqlite3_column_int64(st, 13);
 	v->encoded_ns = sqlite3_column_int64(st, 14);
 	v->reseal = sqlite3_column_int64(st, 15);
+	v->ctime_ns = sqlite3_column_int64(st, 16);
 }
 
 #define REPLICA_COLS                                                      \
@@ -498,8 +499,10 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 	if (r < 0)
 		goto out;
 	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
-		     "created_ns, state) VALUES(?, ?, ?, ?, ?, ?, 'sealed')");
+		     "created_ns, ctime_ns, state) "
+		     "VALUES(?, ?, ?, ?, ?, ?, ?, 'sealed')");
 	if (st) {
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
 		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)v->size);
@@ -632,8 +635,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		goto out;
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
-		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ? "
-		     "AND state = 'sealed' AND reseal = ?");
+		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
+		     "mode = ? WHERE id = ? AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -641,8 +644,10 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 4, v->encoded_ns);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
-		sqlite3_bind_int64(st, 7, v->id);
-		sqlite3_bind_int64(st, 8, v->reseal);
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		sqlite3_bind_int64(st, 8, v->mode);
+		sqlite3_bind_int64(st, 9, v->id);
+		sqlite3_bind_int64(st, 10, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */

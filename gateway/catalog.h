@@ -46,6 +46,9 @@ struct drgw_version {
 	char *name; /* malloc()ed; drgw_version_release() */
 	uint64_t size;
 	int64_t mtime_ns;
+	/* ctime of the working-set file: size and mtime can be put back by
+	 * cp -p or rsync -t, ctime cannot. */
+	int64_t ctime_ns;
 	uint32_t mode;
 	int64_t created_ns;
 	enum drgw_version_state state;

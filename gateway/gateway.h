@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "backend.h"
 #include "catalog.h"
@@ -137,6 +138,12 @@ void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
 int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts);
 
 /* --- seal.c --- */
+/* Records size, mtime, ctime and permission bits of st in v. */
+void drgw_version_stamp(struct drgw_version *v, const struct stat *st);
+/* Does st still describe the content v was sealed from?  ctime is what
+ * catches a rewrite that put size and mtime back (cp -p, rsync -t). */
+bool drgw_version_matches_file(const struct drgw_version *v,
+			       const struct stat *st);
 /* Scans the working set for files changed while no daemon ran and
  * schedules them for sealing. */
 int drgw_seal_scan(struct drgw_gateway *gw);

@@ -59,6 +59,30 @@ static int stat_beneath(struct drgw_gateway *gw, const char *path,
 	return r;
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * NSEC_PER_SEC + ts->tv_nsec;
+}
+
+void drgw_version_stamp(struct drgw_version *v, const struct stat *st)
+{
+	v->size = (uint64_t)st->st_size;
+	v->mtime_ns = ts_ns(&st->st_mtim);
+	v->ctime_ns = ts_ns(&st->st_ctim);
+	/* Permission bits only: a restore never recreates set-uid, set-gid
+	 * or sticky bits (it does not restore the owner either). */
+	v->mode = st->st_mode & 0777;
+}
+
+bool drgw_version_matches_file(const struct drgw_version *v,
+			       const struct stat *st)
+{
+	/* Versions sealed before ctime was recorded compare as they did. */
+	return v->size == (uint64_t)st->st_size &&
+	       v->mtime_ns == ts_ns(&st->st_mtim) &&
+	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
+}
+
 static void seal_one(struct drgw_gateway *gw, const char *path)
 {
 	struct drgw_version v = { 0 }, last = { 0 };
@@ -86,9 +110,7 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 		drgw_gateway_kick_encoder(gw);
 		return;
 	}
-	if (r == 0 && last.size == (uint64_t)st.st_size &&
-	    last.mtime_ns == (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC +
-				     st.st_mtim.tv_nsec) {
+	if (r == 0 && drgw_version_matches_file(&last, &st)) {
 		/* Opened for writing but left as it was. */
 		drgw_catalog_set_settling(gw->cat, path, false);
 		drgw_version_release(&last);
@@ -98,9 +120,7 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 
 	make_vid(now, v.vid, sizeof(v.vid));
 	v.name = (char *)path;
-	v.size = (uint64_t)st.st_size;
-	v.mtime_ns = (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC + st.st_mtim.tv_nsec;
-	v.mode = st.st_mode & 07777;
+	drgw_version_stamp(&v, &st);
 	v.created_ns = now;
 	r = drgw_catalog_add_version(gw->cat, &v);
 	if (r < 0) {
@@ -199,10 +219,7 @@ static void scan_file(struct drgw_gateway *gw, const char *path,
 	if (drgw_config_excluded(gw->cfg, path))
 		return;
 	if (drgw_catalog_latest_version(gw->cat, path, &last) == 0) {
-		changed = last.size != (uint64_t)st->st_size ||
-			  last.mtime_ns != (int64_t)st->st_mtim.tv_sec *
-							   NSEC_PER_SEC +
-						   st->st_mtim.tv_nsec;
+		changed = !drgw_version_matches_file(&last, st);
 		drgw_version_release(&last);
 	}
 	if (!changed)

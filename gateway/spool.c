@@ -234,10 +234,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		w.st = st;
 	}
 	/* Record what is encoded, which may be newer than what was sealed. */
-	v->size = (uint64_t)st.st_size;
-	v->mtime_ns = (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC +
-		      st.st_mtim.tv_nsec;
-	v->mode = st.st_mode & 07777;
+	drgw_version_stamp(v, &st);
 
 	r = write_object(gw, v, fd, &w, &stream, streaming, &err);
 	if (r < 0) {
