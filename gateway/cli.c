@@ -39,7 +39,10 @@ static const struct common common_opts[] = {
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
 	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
-	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "BOOL let other users use the mount (on)" },
+	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "[=BOOL] let other users use the mount (gateway: on; restore view: off)" },
+	{ "uid", CLI_COMMON_READ, "UID       restore view: owner of the files (the mounting user)" },
+	{ "gid", CLI_COMMON_READ, "GID       restore view: group of the files (the mounting user's)" },
+	{ "umask", CLI_COMMON_READ, "MASK    restore view: permission bits never granted (077)" },
 	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (e.g. :9110)" },
 	{ "log-level", 0, "LEVEL  error, warning, info (default), debug" },
 	{ "log-format", 0, "FMT   logfmt (default) or json" },
@@ -111,9 +114,13 @@ int drgw_cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	longopts[n++] = (struct option){ "help", no_argument, NULL, ID_HELP };
 	for (size_t i = 0; i < ARRAY_SIZE(common_opts); i++)
 		if (common_applies(cmd, i))
-			longopts[n++] = (struct option){ common_opts[i].name,
-							 required_argument, NULL,
-							 ID_COMMON + (int)i };
+			longopts[n++] = (struct option){
+				common_opts[i].name,
+				/* --allow-other alone means on */
+				common_opts[i].help[0] == '[' ? optional_argument :
+								required_argument,
+				NULL, ID_COMMON + (int)i
+			};
 	for (const struct cli_opt *o = cmd->opts; o && o->name; o++) {
 		longopts[n++] = (struct option){ o->name, o->has_arg, NULL, o->id };
 		if (o->short_name) {
@@ -160,7 +167,7 @@ int drgw_cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		if (c >= ID_COMMON && c < ID_COMMON + (int)ARRAY_SIZE(common_opts)) {
 			memset(&err, 0, sizeof(err));
 			r = drgw_config_set(cfg, common_opts[c - ID_COMMON].name,
-					    optarg, &err);
+					    optarg ? optarg : "on", &err);
 			if (r < 0) {
 				drgw_cli_usage_error(cmd, "%s", err.msg);
 				return -1;

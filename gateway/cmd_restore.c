@@ -166,9 +166,11 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 	struct timespec times[2];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
+	mode_t mask = umask(0);
 	size_t loc;
 	int fd, r = -EIO;
 
+	umask(mask);
 	if (!force && lstat(dest, &st) == 0) {
 		drgw_cli_error("%s exists; use --force to replace it", dest);
 		return -EEXIST;
@@ -186,7 +188,9 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 		memset(&err, 0, sizeof(err));
 		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
 				      (uint8_t *)sha, &err);
-		if (r == 0 && fchmod(fd, sn->meta.mode & 07777) < 0)
+		/* Permission bits under the umask, as cp does; never set-id
+		 * bits: the owner of the original is not restored. */
+		if (r == 0 && fchmod(fd, sn->meta.mode & 0777 & ~mask) < 0)
 			r = -errno;
 		times[0].tv_sec = times[1].tv_sec = sn->meta.mtime_ns / NSEC_PER_SEC;
 		times[0].tv_nsec = times[1].tv_nsec = sn->meta.mtime_ns % NSEC_PER_SEC;

@@ -250,7 +250,7 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	mo.mountpoint = s.mountpoint;
-	mo.allow_other = cfg.allow_other;
+	mo.allow_other = drgw_config_allow_other(&cfg, false);
 	mo.fuse_options = s.fuse_options;
 	mo.arg = &s;
 	r = drgw_fuse_run(drgw_fs_gateway_ops(), s.d.gw, &mo, &err);

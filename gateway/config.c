@@ -32,7 +32,10 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
-	cfg->allow_other = true;
+	cfg->allow_other = -1;
+	cfg->view_uid = -1;
+	cfg->view_gid = -1;
+	cfg->view_umask = 077;
 }
 
 static void backend_conf_release(struct drgw_backend_conf *b)
@@ -99,6 +102,8 @@ static const struct simple simple_settings[] = {
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
+	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
+	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
 };
 
@@ -165,9 +170,36 @@ static int set_simple(struct drgw_config *cfg, const struct simple *s,
 		*(int *)field = (int)v;
 		break;
 	case K_BOOL:
-		*(bool *)field = v != 0;
+		/* allow-other is the one tri-state (int, -1 unset). */
+		if (!strcmp(s->name, "allow-other"))
+			*(int *)field = v != 0;
+		else
+			*(bool *)field = v != 0;
 		break;
 	}
+	return 0;
+}
+
+bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view)
+{
+	return cfg->allow_other < 0 ? !restore_view : cfg->allow_other != 0;
+}
+
+/* "077", "0027": octal permission bits a umask may hold. */
+static int set_umask(struct drgw_config *cfg, const char *value,
+		     struct drgw_err *err)
+{
+	unsigned m = 0;
+	size_t i;
+
+	for (i = 0; value[i] >= '0' && value[i] <= '7' && i < 4; i++)
+		m = m * 8 + (unsigned)(value[i] - '0');
+	if (i == 0 || value[i] || m > 0777) {
+		drgw_err_set(err, "invalid umask '%s' (octal, e.g. 077 or 022)",
+			     value);
+		return -EINVAL;
+	}
+	cfg->view_umask = m;
 	return 0;
 }
 
@@ -230,6 +262,8 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		return set_string(&cfg->metrics_listen, value);
 	if (!strcmp(name, "exclude"))
 		return add_exclude(cfg, value, err);
+	if (!strcmp(name, "umask"))
+		return set_umask(cfg, value, err);
 	if (!strcmp(name, "backend"))
 		return drgw_config_add_backend_arg(cfg, value, err);
 	if (!strcmp(name, "log-level")) {

@@ -66,7 +66,14 @@ struct drgw_config {
 	enum drgw_log_level log_level;
 	enum drgw_log_format log_format;
 	char *log_file;
-	bool allow_other;
+	/* -1 (unset): on for the gateway mount, off for the restore view;
+	 * use drgw_config_allow_other(). */
+	int allow_other;
+	/* Restore view: owner of every file (-1: the mounting user) and the
+	 * permission bits it never grants (default 077: owner only). */
+	int view_uid;
+	int view_gid;
+	unsigned view_umask;
 	/* --metrics-listen: serve /metrics here (NULL: off) */
 	char *metrics_listen;
 };
@@ -95,6 +102,11 @@ const char *const *drgw_config_excludes(const struct drgw_config *cfg,
 					size_t *ret_n);
 /* True when the file name (last path component) is excluded. */
 bool drgw_config_excluded(const struct drgw_config *cfg, const char *path);
+
+/* Whether a mount lets other users in: the allow-other setting, or by
+ * default yes for the gateway (writers run as any user) and no for the
+ * restore view (backups are readable by the mounting user only). */
+bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view);
 
 /* Checks a backend name: 1..63 of [A-Za-z0-9_-]. */
 bool drgw_backend_name_ok(const char *name);

@@ -44,3 +44,94 @@ def test_rewrite_that_keeps_size_and_mtime_is_a_new_version(env, tmp_path):
         env.client("restore", "--version", v["version"], "app.db", out)
         got.append(sha256(out))
     assert sorted(got) == sorted([sha256(a), sha256(b), sha256(a)])
+
+
+def as_nobody(*cmd):
+    """Runs cmd as an unprivileged user, as another local user would."""
+    return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup",
+                           "--clear-groups", *map(str, cmd)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_restore_never_creates_set_id_files(env, tmp_path):
+    """Whoever can write into the mount must not get a root-owned set-uid
+    binary out of an operator's restore."""
+    gw = env.gateway().start()
+    evil = env.mnt / "evil"
+    evil.write_bytes(open("/bin/true", "rb").read())
+    os.chmod(evil, 0o6755)
+    env.wait(timeout=60)
+    gw.stop()
+    out = tmp_path / "restored"
+    env.client("restore", "evil", out)
+    mode = os.stat(out).st_mode
+    assert mode & 0o7000 == 0, oct(mode)
+    assert mode & 0o777 == 0o755 & ~current_umask(), oct(mode)
+
+    view = env.restore_view().start()
+    st = os.stat(view.mountpoint / "evil")
+    assert st.st_mode & 0o7000 == 0, oct(st.st_mode)
+    view.stop()
+
+
+def current_umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def shared_dir():
+    """A directory every user may traverse (pytest's tmp is 0700)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="drgw-view-", dir="/tmp")
+    os.chmod(d, 0o755)
+    return d
+
+
+def test_restore_view_is_private_by_default(env, tmp_path):
+    gw = env.gateway().start()
+    for name, mode in (("public.db", 0o644), ("private.db", 0o600),
+                       ("writeonly.db", 0o200)):
+        (env.mnt / name).write_text(name)
+        os.chmod(env.mnt / name, mode)
+    env.wait(timeout=60)
+    gw.stop()
+
+    top = shared_dir()
+    try:
+        view = env.restore_view(mountpoint=f"{top}/default").start()
+        root = view.mountpoint
+        assert os.stat(root).st_mode & 0o077 == 0, oct(os.stat(root).st_mode)
+        for name in ("public.db", "private.db", "writeonly.db"):
+            st = os.stat(root / name)
+            assert st.st_uid == os.getuid()
+            assert st.st_mode & 0o777 == 0o400, (name, oct(st.st_mode))
+            assert (root / name).read_text() == name  # the owner reads
+        p = as_nobody("cat", root / "public.db")
+        assert p.returncode != 0 and "ermission denied" in p.stderr, p
+        view.stop()
+
+        # Serving a restore pod that runs as another user is explicit,
+        # and never widens what the original allowed.
+        view = env.restore_view("--allow-other", "--umask", "022",
+                                "--uid", "65534", name="shared",
+                                mountpoint=f"{top}/shared").start()
+        root = view.mountpoint
+        assert as_nobody("cat", root / "public.db").stdout == "public.db"
+        for name in ("private.db", "writeonly.db"):
+            p = as_nobody("cat", root / name)
+            # nobody owns the files now: the owner may read them ...
+            assert p.returncode == 0, p
+        view.stop()
+        view = env.restore_view("--allow-other", "--umask", "022",
+                                name="shared2",
+                                mountpoint=f"{top}/shared2").start()
+        root = view.mountpoint
+        assert as_nobody("cat", root / "public.db").stdout == "public.db"
+        for name in ("private.db", "writeonly.db"):
+            # ... but as others they get no more than the original gave.
+            assert as_nobody("cat", root / name).returncode != 0, name
+            assert os.stat(root / name).st_mode & 0o077 == 0
+        view.stop()
+    finally:
+        subprocess.run(["rm", "-rf", top])
