@@ -13,11 +13,14 @@
  * lost resume token restarts that upload.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "catalog.h"
 
@@ -253,6 +256,31 @@ static int migrate(struct drgw_catalog *c)
 	}
 }
 
+/* The catalog holds resume tokens, and a GCS session URI is a bearer
+ * capability: mode 0600 whatever the umask, for the database and the
+ * -wal and -shm files SQLite creates with the database's mode. */
+static void make_private(const char *path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[4200];
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		struct stat st;
+		int fd;
+
+		snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+				     (i == 0 ? O_CREAT : 0),
+			  0600);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && (st.st_mode & 077) &&
+		    st.st_uid == geteuid())
+			(void)!fchmod(fd, st.st_mode & 0700);
+		close(fd);
+	}
+}
+
 int drgw_catalog_open(const char *path, bool read_only,
 		      struct drgw_catalog **ret, struct drgw_err *err)
 {
@@ -266,6 +294,8 @@ int drgw_catalog_open(const char *path, bool read_only,
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	if (!read_only)
+		make_private(path);
 	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		drgw_err_set(err, "cannot open catalog %s: %s", path,

@@ -43,7 +43,7 @@ static const struct common common_opts[] = {
 	{ "uid", CLI_COMMON_READ, "UID       restore view: owner of the files (the mounting user)" },
 	{ "gid", CLI_COMMON_READ, "GID       restore view: group of the files (the mounting user's)" },
 	{ "umask", CLI_COMMON_READ, "MASK    restore view: permission bits never granted (077)" },
-	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (e.g. :9110)" },
+	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (:9110 is loopback; 0.0.0.0:9110 all interfaces)" },
 	{ "log-level", 0, "LEVEL  error, warning, info (default), debug" },
 	{ "log-format", 0, "FMT   logfmt (default) or json" },
 	{ "log-file", 0, "FILE    append the log to FILE" },

@@ -186,8 +186,8 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 			return -errno;
 		}
 		memset(&err, 0, sizeof(err));
-		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
-				      (uint8_t *)sha, &err);
+		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, (uint8_t *)sha,
+				      &err);
 		/* Permission bits under the umask, as cp does; never set-id
 		 * bits: the owner of the original is not restored. */
 		if (r == 0 && fchmod(fd, sn->meta.mode & 0777 & ~mask) < 0)
@@ -397,7 +397,7 @@ int drgw_cmd_verify(int argc, char **argv)
 			char hex[65];
 			int rr;
 
-			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, true, sha,
+			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, sha,
 					       &err);
 			drgw_hex(sha, 32, hex);
 			/* The catalog's hash was taken when the file was
@@ -591,7 +591,7 @@ static void drill_one(struct drill_run *x, size_t bi,
 		snprintf(issues, sizeof(issues), "cannot create %s: %s", path,
 			 strerror(errno));
 	} else {
-		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, true, sha,
+		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, sha,
 				      &err);
 		if (r == 0 && fsync(fd) < 0)
 			r = -errno;
@@ -803,7 +803,7 @@ static const struct drgw_location *check_copy(struct session *s,
 	for (size_t l = 0; sn && l < sn->n_locs; l++) {
 		if (sn->locs[l].backend != target)
 			continue;
-		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, true, sha, err) < 0)
+		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, sha, err) < 0)
 			return NULL;
 		return &sn->locs[l];
 	}

@@ -398,7 +398,9 @@ int drgw_obj_parse_footer(const uint8_t *p, size_t len, uint64_t n_chunks,
 	m->name[name_len] = '\0';
 	memcpy(m->vid, p + FOOTER_FIXED + name_len, vid_len);
 	m->vid[vid_len] = '\0';
-	if (!drgw_name_ok(m->name) || !drgw_vid_ok(m->vid)) {
+	/* A NUL inside would cut the name short: another file's name. */
+	if (strlen(m->name) != name_len || strlen(m->vid) != vid_len ||
+	    !drgw_name_ok(m->name) || !drgw_vid_ok(m->vid)) {
 		drgw_err_set(err, "object names an invalid file name or version");
 		return -EIO;
 	}

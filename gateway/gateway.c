@@ -31,6 +31,21 @@ static int open_dir(const char *path, int *ret_fd, struct drgw_err *err)
 	return r;
 }
 
+/* The cache holds the working set, the catalog (resume tokens) and the
+ * spool: nobody else's business, also in a directory made before with a
+ * looser mode. */
+static void make_private_dir(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 077) &&
+	    st.st_uid == geteuid()) {
+		if (chmod(path, st.st_mode & 0700) == 0)
+			log_warning("cache directory %s was accessible by group or others (mode %04o); made it 0700",
+				    path, (unsigned)(st.st_mode & 07777));
+	}
+}
+
 /* The pid in the lock file is for messages only; the flock() is what
  * excludes a second daemon. */
 static int write_pid(struct drgw_gateway *gw)
@@ -205,6 +220,7 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 				     gw->cache_dir, strerror(-r));
 			goto fail;
 		}
+		make_private_dir(gw->cache_dir);
 		r = take_lock(gw, err);
 		if (r < 0)
 			goto fail;

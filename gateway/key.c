@@ -150,6 +150,16 @@ int drgw_keyring_add_file(struct drgw_keyring *kr, const char *path,
 		drgw_err_set(err, "key file %s is not a regular file", path);
 		return -EINVAL;
 	}
+	/* As ssh does for its keys: whoever owns the file can swap the key
+	 * (and read what the daemon then writes with it). */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		drgw_err_set(err,
+			     "key file %s is owned by uid %u, not by root or the user drgw runs as (uid %u); run 'chown %u %s'",
+			     path, (unsigned)st.st_uid, (unsigned)geteuid(),
+			     (unsigned)geteuid(), path);
+		return -EPERM;
+	}
 	if (st.st_mode & 077) {
 		close(fd);
 		drgw_err_set(err,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "cli.h"
 #include "drgw-build.h"
@@ -74,6 +75,9 @@ int main(int argc, char **argv)
 	/* A peer that closes a connection must be an error from write(), not
 	 * a signal that kills the daemon (libcurl runs with NOSIGNAL). */
 	signal(SIGPIPE, SIG_IGN);
+	/* Keys, per-object keys, plaintext chunks and cloud credentials
+	 * live in this process: no core dumps, no ptrace by other users. */
+	prctl(PR_SET_DUMPABLE, 0);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

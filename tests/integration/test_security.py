@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 
-from conftest import PLUGINS, run
+from conftest import DRGW, PLUGINS, run
 
 
 def sha256(path):
@@ -135,3 +135,113 @@ def test_restore_view_is_private_by_default(env, tmp_path):
         view.stop()
     finally:
         subprocess.run(["rm", "-rf", top])
+
+
+def test_restore_checks_the_header_against_the_trailer(env, tmp_path):
+    gw = env.gateway().start()
+    (env.mnt / "app.db").write_bytes(os.urandom(5000))
+    env.wait(timeout=60)
+    gw.stop()
+    obj = env.remote / env.objects()[0]
+    data = bytearray(obj.read_bytes())
+    data[30] ^= 1          # the salt in the header at offset 0
+    obj.write_bytes(data)
+    p = env.client("restore", "app.db", tmp_path / "out", check=False)
+    assert p.returncode == 1
+    assert "header does not match" in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cache_and_catalog_are_private(env, tmp_path):
+    env.cache.mkdir(mode=0o755)
+    os.chmod(env.cache, 0o755)
+    old = os.umask(0o022)
+    try:
+        gw = env.gateway().start()
+        (env.mnt / "a.db").write_text("a\n")
+        env.wait(timeout=60)
+        gw.stop()
+    finally:
+        os.umask(old)
+    assert os.stat(env.cache).st_mode & 0o077 == 0
+    for f in ("catalog.db", "catalog.db-wal", "catalog.db-shm"):
+        if (env.cache / f).exists():
+            assert os.stat(env.cache / f).st_mode & 0o077 == 0, f
+    assert "made it 0700" in gw.log()
+
+
+def test_key_file_owned_by_another_user_is_refused(env, tmp_path):
+    key = tmp_path / "foreign-key"
+    key.write_bytes(env.key.read_bytes())
+    os.chmod(key, 0o600)
+    os.chown(key, 65534, 65534)
+    p = run("ls", "--remote", "--cache", tmp_path / "c", "--key-file", key,
+            *env.backend_args(), "--plugin-dir", PLUGINS, check=False)
+    assert p.returncode == 1
+    assert "owned by uid 65534" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def listening_addresses(port):
+    """Local addresses with a socket listening on port (/proc/net/tcp*)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if state == "0A" and int(p, 16) == port:
+                found.append(addr)
+    return found
+
+
+def test_metrics_listen_without_host_is_loopback(env):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = env.gateway("--metrics-listen", f":{port}").start()
+    gw.wait_log("serving")
+    assert listening_addresses(port) == ["0100007F"], listening_addresses(port)
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
+    assert b"drgw_up 1" in body
+    gw.stop()
+
+
+def test_drgw_is_not_dumpable(env, tmp_path):
+    """Keys and plaintext live in every drgw process: no core dumps, and
+    /proc/PID/mem, environ etc. out of reach of its own (non-root) user."""
+    import socket
+    import time
+    from pathlib import Path
+    top = Path(shared_dir())
+    home = top / "nobody"
+    home.mkdir()
+    key = home / "key"
+    key.write_bytes(env.key.read_bytes())
+    os.chmod(key, 0o600)
+    for p in (home, key):
+        os.chown(p, 65534, 65534)
+    with socket.socket() as srv:   # accepts, never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        srv.settimeout(30)
+        port = srv.getsockname()[1]
+        proc = subprocess.Popen(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             str(DRGW), "ls", "--remote", "--cache",
+             str(home / "cache"), "--key-file", str(key), "--plugin-dir",
+             str(PLUGINS), "--backend",
+             f"s=s3://bucket?endpoint=http://127.0.0.1:{port}&region=us-east-1"],
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "x",
+                 "AWS_SECRET_ACCESS_KEY": "y", "HOME": str(home)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            conn, _ = srv.accept()    # drgw is up and waiting for S3
+            st = os.stat(f"/proc/{proc.pid}/environ")
+            assert (st.st_uid, proc.poll()) == (0, None), st
+            conn.close()
+        finally:
+            proc.kill()
+            out = proc.communicate()
+            subprocess.run(["rm", "-rf", top])
+        assert b"drgw" not in out[1], out

@@ -353,6 +353,8 @@ TEST(published_test_vector_decodes)
 	CHECK_STR(meta.name, "backup/app-20260101.db");
 	CHECK_STR(meta.vid, "20260101T000000Z-00000000");
 	CHECK_INT(meta.mode, ==, 0600);
+	CHECK_INT(meta.mtime_ns, ==, 1767225600LL * 1000000000LL);
+	CHECK_INT(meta.created_ns, ==, 1767225601LL * 1000000000LL);
 	free(plain);
 	drgw_keyring_clear(&kr);
 }
@@ -375,4 +377,30 @@ TEST(encoding_is_deterministic_for_a_fixed_salt)
 	free(a);
 	free(b);
 	drgw_keyring_clear(&kr);
+}
+
+/* A footer whose name has a NUL inside is refused, not read as the name
+ * before the NUL (which could be another snapshot's). */
+TEST(footer_name_with_nul_is_refused)
+{
+	static const char name[] = "app.db\0evil", vid[] = "v1";
+	uint8_t p[76 + sizeof(name) - 1 + sizeof(vid) - 1];
+	struct drgw_obj_index idx;
+	struct drgw_err err = { 0 };
+
+	memset(p, 0, sizeof(p));
+	p[0] = 1;			     /* footer version */
+	p[72] = (uint8_t)(sizeof(name) - 1); /* name length */
+	p[74] = (uint8_t)(sizeof(vid) - 1);  /* vid length */
+	memcpy(p + 76, name, sizeof(name) - 1);
+	memcpy(p + 76 + sizeof(name) - 1, vid, sizeof(vid) - 1);
+	CHECK_INT(drgw_obj_parse_footer(p, sizeof(p), 0, DRGW_OBJ_HEADER_SIZE,
+					64 << 10, &idx, &err),
+		  ==, -EIO);
+	/* The same footer with a clean name parses: the check is the NUL. */
+	p[76 + 6] = '-';
+	CHECK_OK(drgw_obj_parse_footer(p, sizeof(p), 0, DRGW_OBJ_HEADER_SIZE,
+				       64 << 10, &idx, &err));
+	CHECK_STR(idx.meta.name, "app.db-evil");
+	drgw_obj_index_clear(&idx);
 }
