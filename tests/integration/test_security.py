@@ -245,3 +245,26 @@ def test_drgw_is_not_dumpable(env, tmp_path):
             out = proc.communicate()
             subprocess.run(["rm", "-rf", top])
         assert b"drgw" not in out[1], out
+
+
+def test_lost_replicated_mark_needs_the_same_bytes_not_the_same_size(env):
+    """A power cut may undo a "replicated" mark after the spool copy was
+    deleted.  An object of the same size on the backend is not proof that
+    the upload happened: it must be the same bytes."""
+    gw = env.gateway("--drain-timeout", "1s").start()
+    (env.mnt / "app.db").write_bytes(os.urandom(20000))
+    env.wait(timeout=60)
+    gw.stop()
+    obj = env.remote / env.objects()[0]
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xff           # same size, other bytes
+    obj.write_bytes(data)
+    subprocess.run(["sqlite3", env.cache / "catalog.db",
+                    "UPDATE replicas SET state='pending', done_ns=0"],
+                   check=True)
+    gw.start()
+    gw.wait_log(r"cannot replicate app\.db to nfs: spool object")
+    gw.stop()
+    assert "already on nfs" not in gw.log()
+    [v] = env.ls()
+    assert v["replicas"]["nfs"]["state"] != "replicated", v
