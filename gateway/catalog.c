@@ -1033,6 +1033,41 @@ int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
 	return r;
 }
 
+int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
+				   const char *const *backends, size_t n,
+				   struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT r.backend, v.id FROM versions v JOIN replicas r "
+		     "ON r.version_id = v.id WHERE v.name = ? AND "
+		     "r.state = 'done' ORDER BY v.created_ns DESC, v.id DESC");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while (r == -ENOENT && sqlite3_step(st) == SQLITE_ROW) {
+		const char *b = (const char *)sqlite3_column_text(st, 0);
+		int64_t id = sqlite3_column_int64(st, 1);
+		sqlite3_stmt *one;
+
+		for (size_t i = 0; i < n && r == -ENOENT; i++) {
+			if (!b || strcmp(b, backends[i]))
+				continue;
+			one = prep(c, "SELECT " VERSION_COLS
+				      " FROM versions WHERE id = ?");
+			if (one)
+				sqlite3_bind_int64(one, 1, id);
+			r = one_version(one, ret);
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
 				struct drgw_version *ret)
 {

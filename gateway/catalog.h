@@ -194,6 +194,11 @@ int drgw_catalog_get_version(struct drgw_catalog *c, const char *vid,
 			     struct drgw_version *ret);
 int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
 				   struct drgw_version *ret);
+/* Newest version of name that is replicated (state done) to at least one
+ * of backends[0..n), or -ENOENT. */
+int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
+				   const char *const *backends, size_t n,
+				   struct drgw_version *ret);
 /* Latest encoded-or-sealed version of name, or -ENOENT. */
 int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
 				struct drgw_version *ret);

@@ -39,6 +39,8 @@ static const struct common common_opts[] = {
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
 	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
+	{ "max-age", CLI_COMMON_READ, "DUR     refuse a newest version sealed longer ago than DUR (rollback)" },
+	{ "allow-older", CLI_COMMON_READ, "[=BOOL] restore even if the catalog knows a newer replicated version" },
 	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "[=BOOL] let other users use the mount (gateway: on; restore view: off)" },
 	{ "uid", CLI_COMMON_READ, "UID       restore view: owner of the files (the mounting user)" },
 	{ "gid", CLI_COMMON_READ, "GID       restore view: group of the files (the mounting user's)" },

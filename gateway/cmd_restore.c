@@ -94,6 +94,11 @@ struct session {
 	bool write_backends;	/* backfill uploads */
 };
 
+static void cli_warn(void *arg, const char *line)
+{
+	drgw_cli_error("warning: %s", line);
+}
+
 static int session_open(struct session *s, bool need_readable)
 {
 	struct drgw_reader_opts ro;
@@ -122,6 +127,7 @@ static int session_open(struct session *s, bool need_readable)
 		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
 		return -1;
 	}
+	drgw_remote_warn_unreachable(&s->set, s->gw, cli_warn, NULL);
 	return 0;
 }
 
@@ -228,6 +234,7 @@ int drgw_cmd_restore(int argc, char **argv)
 {
 	struct session s = { 0 };
 	const struct drgw_snapshot *sn;
+	struct drgw_err err = { 0 };
 	struct args a = { 0 };
 	char dest[4096];
 	struct stat st;
@@ -249,6 +256,13 @@ int drgw_cmd_restore(int argc, char **argv)
 		drgw_cli_error("no snapshot named %s%s%s on the backends (see 'drgw ls --remote')",
 			       argv[i], a.vid ? " with version " : "",
 			       a.vid ? a.vid : "");
+		goto out;
+	}
+	/* An explicit --version is the operator's choice; "the newest" is
+	 * checked against rollback. */
+	if (!a.vid && !s.cfg.allow_older &&
+	    drgw_remote_check_fresh(s.gw, sn, s.cfg.max_age_ns, &err) < 0) {
+		drgw_cli_error("%s", err.msg);
 		goto out;
 	}
 	if (stat(argv[i + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -422,8 +436,9 @@ int drgw_cmd_verify(int argc, char **argv)
 	for (size_t k = 0; k < s.set.n_bad; k++)
 		report(&x, s.set.bad[k].key, "-",
 		       s.gw->backend_names[s.set.bad[k].backend], s.set.bad[k].why);
-	if (s.set.n_unreachable)
-		report(&x, "-", "-", "-", s.set.first_unreachable);
+	for (size_t k = 0; k < s.set.n_unreachable; k++)
+		report(&x, "-", "-", s.gw->backend_names[s.set.unreachable[k].backend],
+		       s.set.unreachable[k].why);
 	if (x.json)
 		drgw_cli_print_json(x.json);
 	else
@@ -585,6 +600,10 @@ static void drill_one(struct drill_run *x, size_t bi,
 	drgw_strlcpy(d.vid, sn->meta.vid, sizeof(d.vid));
 	for (loc = 0; loc < sn->n_locs && sn->locs[loc].backend != bi; loc++)
 		;
+	/* A restore drill of "the newest" that is too old is a failed drill,
+	 * whether or not the old one restores. */
+	if (drgw_remote_check_fresh(x->s->gw, sn, x->s->cfg.max_age_ns, &err) < 0)
+		snprintf(issues, sizeof(issues), "%s", err.msg);
 	snprintf(path, sizeof(path), "%s/restored", x->scratch);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -246,6 +246,11 @@ static int ls_row(void *arg, const struct drgw_version *v)
 }
 
 /* ls --remote: what the backends hold, from the objects themselves. */
+static void cli_warn(void *arg, const char *line)
+{
+	drgw_cli_error("warning: %s", line);
+}
+
 static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 {
 	struct drgw_remote_set set = { 0 };
@@ -316,8 +321,7 @@ static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 		r = drgw_cli_print_json(arr) ? -EIO : 0;
 	for (size_t i = 0; i < set.n_bad; i++)
 		drgw_cli_error("warning: cannot read %s", set.bad[i].why);
-	if (set.n_unreachable)
-		drgw_cli_error("warning: %s", set.first_unreachable);
+	drgw_remote_warn_unreachable(&set, gw, cli_warn, NULL);
 out:
 	drgw_remote_set_release(&set);
 	drgw_reader_free(rd);

@@ -102,6 +102,8 @@ static const struct simple simple_settings[] = {
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
+	{ "max-age", K_DURATION, FIELD(max_age_ns), 0, INT64_MAX },
+	{ "allow-older", K_BOOL, FIELD(allow_older), 0, 1 },
 	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
 	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },

@@ -58,6 +58,11 @@ struct drgw_config {
 	int64_t drain_timeout_ns;
 
 	/* restore reads */
+	/* Refuse a newest version sealed longer ago than this (0: any). */
+	int64_t max_age_ns;
+	/* Restore an older version even when the catalog knows a newer one
+	 * that was replicated (objects deleted or rolled back). */
+	bool allow_older;
 	uint64_t read_cache_bytes;
 	unsigned readahead_chunks;
 	unsigned fetch_threads;

@@ -161,6 +161,11 @@ static void free_tree(struct rnode *n)
 	free(n);
 }
 
+static void log_line(void *arg, const char *line)
+{
+	log_warning("%s", line);
+}
+
 int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 			  struct drgw_restore_view **ret, struct drgw_err *err)
 {
@@ -187,9 +192,18 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 		r = drgw_remote_require_readable(&v->set, err);
 	if (r < 0)
 		goto fail;
+	drgw_remote_warn_unreachable(&v->set, gw, log_line, NULL);
 	for (size_t i = 0; i < v->set.n; i++) {
+		struct drgw_err stale = { 0 };
+
 		if (!drgw_remote_is_latest(&v->set, i))
 			continue;
+		if (!gw->cfg->allow_older &&
+		    drgw_remote_check_fresh(gw, &v->set.snaps[i],
+					    gw->cfg->max_age_ns, &stale) < 0) {
+			log_error("not shown: %s", stale.msg);
+			continue;
+		}
 		r = place(v, &v->set.snaps[i]);
 		if (r < 0)
 			goto fail;
@@ -200,8 +214,6 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 		 shown, v->set.n, gw->n_backends);
 	for (size_t i = 0; i < v->set.n_bad; i++)
 		log_warning("not shown: %s", v->set.bad[i].why);
-	if (v->set.n_unreachable)
-		log_warning("%s", v->set.first_unreachable);
 	*ret = v;
 	return 0;
 fail:

@@ -268,3 +268,51 @@ def test_lost_replicated_mark_needs_the_same_bytes_not_the_same_size(env):
     assert "already on nfs" not in gw.log()
     [v] = env.ls()
     assert v["replicas"]["nfs"]["state"] != "replicated", v
+
+
+def test_rollback_by_deleting_the_newest_object_is_noticed(env, tmp_path):
+    """An attacker who can delete objects must not make a restore quietly
+    serve an older version as "the newest"."""
+    gw = env.gateway().start()
+    for content in ("old\n", "new\n"):
+        (env.mnt / "app.db").write_text(content)
+        env.wait(timeout=60)
+    gw.stop()
+    newest = max(v["version"] for v in versions_of(env, "app.db"))
+    os.unlink(env.remote / f"{newest}.drgw")
+    out = tmp_path / "out"
+
+    # With the writer's catalog: refused, naming the missing version.
+    p = run("restore", "app.db", out, *env.common(), *env.backend_args(),
+            check=False)
+    assert p.returncode == 1 and newest in p.stderr, p.stderr
+    assert not out.exists()
+    run("restore", "--allow-older", "app.db", out, *env.common(),
+        *env.backend_args())
+    assert out.read_text() == "old\n"
+
+    # On a new machine (no catalog): --max-age refuses an old "newest".
+    p = env.client("restore", "--max-age", "1ms", "app.db", tmp_path / "o2",
+                   check=False)
+    assert p.returncode == 1 and "--max-age" in p.stderr, p.stderr
+    view = env.restore_view("--max-age", "1ms").start()
+    assert not (view.mountpoint / "app.db").exists()
+    assert "not shown: the newest version of app.db" in view.log()
+    view.stop()
+    p = env.client("drill", "--max-age", "1ms", check=False)
+    assert p.returncode == 1 and "--max-age" in p.stdout, p.stdout
+
+
+def test_unlisted_backend_is_named_during_a_restore(env, tmp_path):
+    gw = env.gateway().start()
+    (env.mnt / "app.db").write_text("x\n")
+    env.wait(timeout=60)
+    gw.stop()
+    broken = tmp_path / "not-a-dir"
+    broken.write_text("")
+    backends = [*env.backend_args(), *env.backend_args("offsite", broken)]
+    p = env.client("restore", "app.db", tmp_path / "out", backends=backends)
+    assert "warning: backend offsite could not be listed" in p.stderr, p.stderr
+    view = env.restore_view(backends=backends).start()
+    assert "backend offsite could not be listed" in view.log()
+    view.stop()
