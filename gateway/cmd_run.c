@@ -192,10 +192,7 @@ static void stop_child(struct run *s)
 
 static uint64_t pending(struct drgw_gateway *gw, const struct run *s)
 {
-	uint64_t n = 1;
-
-	drgw_catalog_run_pending(gw->cat, s->min_backends, &n);
-	return n;
+	return drgw_gateway_run_pending(gw, s->min_backends);
 }
 
 static bool replicated(struct drgw_gateway *gw, void *arg)

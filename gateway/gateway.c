@@ -444,11 +444,24 @@ static bool idle(struct drgw_gateway *gw, void *arg)
 	in_flight = gw->inflight_total > 0 || gw->streams_active > 0 ||
 		    gw->encoding;
 	pthread_mutex_unlock(&gw->lock);
-	if (in_flight)
+	if (in_flight || drgw_seal_pending(gw))
 		return false;
+	/* A catalog that cannot be read is not "done": wait for the drain
+	 * deadline rather than claim everything is replicated. */
 	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
-		return true;
-	return qs.versions_unencoded == 0 && qs.replicas_pending == 0;
+		return false;
+	return qs.versions_unencoded == 0 && qs.replicas_pending == 0 &&
+	       qs.files_settling == 0;
+}
+
+uint64_t drgw_gateway_run_pending(struct drgw_gateway *gw,
+				  unsigned min_backends)
+{
+	uint64_t n = 1;
+
+	if (drgw_catalog_run_pending(gw->cat, min_backends, &n) < 0)
+		n = 1;
+	return n + drgw_seal_pending(gw);
 }
 
 uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
@@ -460,10 +473,10 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 
 	if (!gw->started)
 		return 0;
-	/* Phase 1: seal everything that is closed, without the settle delay. */
+	/* Phase 1: seal everything that is closed, without the settle delay
+	 * (the sealer goes on retrying what fails until phase 3). */
 	atomic_store(&gw->sealing_stopped, true);
 	drgw_gateway_kick_sealer(gw);
-	pthread_join(gw->sealer, NULL);
 
 	/* Phase 2: let the encoder and the replicators work until idle or
 	 * until the drain deadline. */
@@ -479,8 +492,10 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	/* Phase 3: stop; uploads in flight save their resume tokens. */
 	atomic_store(&gw->exiting, true);
 	atomic_store(&gw->cancel_uploads, true);
+	drgw_gateway_kick_sealer(gw);
 	drgw_gateway_kick_encoder(gw);
 	drgw_gateway_kick_replicators(gw);
+	pthread_join(gw->sealer, NULL);
 	pthread_join(gw->encoder, NULL);
 	for (unsigned i = 0; i < gw->n_replicators; i++)
 		pthread_join(gw->replicators[i], NULL);
@@ -496,6 +511,8 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 		usleep(20 * 1000);
 	}
 	gw->started = false;
-	drgw_catalog_queue_stats(gw->cat, NULL, &qs);
-	return qs.replicas_pending + qs.versions_unencoded;
+	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
+		qs.replicas_pending = 1; /* unknown is not "nothing left" */
+	return qs.replicas_pending + qs.versions_unencoded +
+	       qs.files_settling + drgw_seal_pending(gw);
 }

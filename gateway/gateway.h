@@ -87,6 +87,9 @@ struct drgw_gateway {
 	/* Set from a signal handler: give up draining now. */
 	atomic_bool abort_drain;
 
+	/* Files taken off the node table to be sealed right now. */
+	atomic_uint_fast64_t seals_in_flight;
+
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];
 	unsigned inflight_total;
@@ -153,6 +156,13 @@ int drgw_seal_scan_dir(struct drgw_gateway *gw, const char *dir);
  * delay, unless excluded or open for writing. */
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n);
 void *drgw_sealer_main(void *arg);
+/* Closed files not sealed yet (waiting out the settle delay, being
+ * sealed, or waiting to retry a seal that failed). */
+uint64_t drgw_seal_pending(struct drgw_gateway *gw);
+/* What `drgw run` waits for: drgw_catalog_run_pending() plus the files
+ * only this process knows are waiting to be sealed. */
+uint64_t drgw_gateway_run_pending(struct drgw_gateway *gw,
+				  unsigned min_backends);
 
 /* --- spool.c --- */
 void *drgw_encoder_main(void *arg);

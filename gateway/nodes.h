@@ -28,6 +28,9 @@ struct drgw_node {
 	unsigned refs;
 	unsigned writers;
 	int64_t seal_at; /* 0: no seal scheduled */
+	/* Sealing failed this many times in a row (a full cache disk): the
+	 * next try waits out a backoff, also while stopping. */
+	unsigned seal_failures;
 	bool unlinked;
 	struct drgw_node *hash_next;
 

@@ -83,7 +83,9 @@ bool drgw_version_matches_file(const struct drgw_version *v,
 	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
 }
 
-static void seal_one(struct drgw_gateway *gw, const char *path)
+/* Seals path.  -EAGAIN when it must be tried again later (the catalog
+ * could not record it); every other outcome is final. */
+static int seal_one(struct drgw_gateway *gw, const char *path)
 {
 	struct drgw_version v = { 0 }, last = { 0 };
 	int64_t now = drgw_now_ns();
@@ -92,7 +94,7 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 
 	if (stat_beneath(gw, path, &st) < 0 || !S_ISREG(st.st_mode)) {
 		drgw_catalog_set_settling(gw->cat, path, false);
-		return;
+		return 0;
 	}
 	/* Refused now, not found out at restore time: the object format
 	 * (docs/FORMAT.md) only carries names every reader accepts. */
@@ -100,21 +102,25 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 		log_error("not backing up a file whose name is not valid UTF-8 or has control characters (%zu bytes); rename it",
 			  strlen(path));
 		drgw_catalog_set_settling(gw->cat, path, false);
-		return;
+		return 0;
 	}
 	r = drgw_catalog_latest_version(gw->cat, path, &last);
+	if (r < 0 && r != -ENOENT)
+		goto retry;
 	if (r == 0 && last.state == DRGW_VERSION_SEALED) {
-		drgw_catalog_reschedule_version(gw->cat, last.id, 0);
-		drgw_catalog_set_settling(gw->cat, path, false);
+		r = drgw_catalog_reschedule_version(gw->cat, last.id, 0);
 		drgw_version_release(&last);
+		if (r < 0)
+			goto retry;
+		drgw_catalog_set_settling(gw->cat, path, false);
 		drgw_gateway_kick_encoder(gw);
-		return;
+		return 0;
 	}
 	if (r == 0 && drgw_version_matches_file(&last, &st)) {
 		/* Opened for writing but left as it was. */
 		drgw_catalog_set_settling(gw->cat, path, false);
 		drgw_version_release(&last);
-		return;
+		return 0;
 	}
 	drgw_version_release(&last);
 
@@ -123,18 +129,50 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 	drgw_version_stamp(&v, &st);
 	v.created_ns = now;
 	r = drgw_catalog_add_version(gw->cat, &v);
-	if (r < 0) {
-		/* The file stays as it is; the next start's scan seals it. */
-		log_error("cannot record snapshot %s in the catalog: %s", path,
-			  strerror(-r));
-		return;
-	}
+	if (r < 0)
+		goto retry;
 	log_info("sealed %s as version %s (%llu bytes)", path, v.vid,
 		 (unsigned long long)v.size);
 	drgw_gateway_kick_encoder(gw);
+	return 0;
+retry:
+	log_error("cannot record snapshot %s in the catalog: %s; trying again",
+		  path, strerror(-r));
+	return -EAGAIN;
+}
+
+/* Seals path, or arms its node to be tried again after a backoff. */
+static void seal_or_retry(struct drgw_gateway *gw, const char *path)
+{
+	struct drgw_node *n;
+	unsigned failures = 0;
+
+	if (seal_one(gw, path) == 0) {
+		drgw_nodes_lock(gw->nodes);
+		n = drgw_nodes_find_locked(gw->nodes, path);
+		if (n)
+			n->seal_failures = 0;
+		drgw_nodes_unlock(gw->nodes);
+		return;
+	}
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, path);
+	if (n) {
+		failures = n->seal_failures++;
+		atomic_store(&n->dirty, true);
+		/* Not drgw_seal_schedule_locked(): a writer may hold the file
+		 * open again, and its release re-arms the seal anyway. */
+		if (!n->writers)
+			n->seal_at = drgw_mono_ns() +
+				     drgw_gateway_backoff(gw, failures);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	drgw_gateway_kick_sealer(gw);
 }
 
 struct due {
+	struct drgw_gateway *gw;
 	const struct drgw_config *cfg;
 	char **paths;
 	size_t n, cap;
@@ -156,7 +194,11 @@ static int collect_due(struct drgw_node *n, void *arg)
 		n->seal_at = 0;
 		return 0;
 	}
-	if (!d->stopping && at > d->now) {
+	/* Stopping seals at once, but a failed seal still waits out its
+	 * backoff: a full disk is not fixed by trying in a loop. */
+	if (d->stopping && !n->seal_failures)
+		at = d->now;
+	if (at > d->now) {
 		if (at < d->next)
 			d->next = at;
 		return 0;
@@ -174,10 +216,32 @@ static int collect_due(struct drgw_node *n, void *arg)
 	if (!d->paths[d->n])
 		return 0;
 	d->n++;
-	/* Cleared before sealing: a write from now on dirties it again. */
+	/* Cleared before sealing: a write from now on dirties it again.
+	 * Counted as in flight until sealed, so nobody sees it as done. */
 	n->seal_at = 0;
 	atomic_store(&n->dirty, false);
+	atomic_fetch_add(&d->gw->seals_in_flight, 1);
 	return 0;
+}
+
+static int count_unsealed(struct drgw_node *n, void *arg)
+{
+	if (n->seal_at && !n->unlinked)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+uint64_t drgw_seal_pending(struct drgw_gateway *gw)
+{
+	uint64_t n = 0;
+
+	if (!gw->nodes)
+		return 0;
+	drgw_nodes_lock(gw->nodes);
+	drgw_nodes_each_locked(gw->nodes, count_unsealed, &n);
+	n += atomic_load(&gw->seals_in_flight);
+	drgw_nodes_unlock(gw->nodes);
+	return n;
 }
 
 void *drgw_sealer_main(void *arg)
@@ -185,21 +249,24 @@ void *drgw_sealer_main(void *arg)
 	struct drgw_gateway *gw = arg;
 	uint64_t seen = 0;
 
-	for (;;) {
-		struct due d = { .cfg = gw->cfg, .now = drgw_mono_ns(),
-				 .next = INT64_MAX };
+	/* Runs until the gateway exits, not merely until sealing stopped:
+	 * a seal that failed keeps being retried while the drain lasts. */
+	while (!atomic_load(&gw->exiting)) {
+		struct due d = { .gw = gw, .cfg = gw->cfg,
+				 .now = drgw_mono_ns(), .next = INT64_MAX };
 
 		d.stopping = atomic_load(&gw->sealing_stopped);
 		drgw_nodes_lock(gw->nodes);
 		drgw_nodes_each_locked(gw->nodes, collect_due, &d);
 		drgw_nodes_unlock(gw->nodes);
 		for (size_t i = 0; i < d.n; i++) {
-			seal_one(gw, d.paths[i]);
+			seal_or_retry(gw, d.paths[i]);
+			atomic_fetch_sub(&gw->seals_in_flight, 1);
 			free(d.paths[i]);
 		}
 		free(d.paths);
-		if (d.stopping)
-			break;
+		if (d.n)
+			continue;
 		drgw_gateway_wait(gw, &gw->seal_cond, &gw->seal_kicks, &seen,
 				  d.next == INT64_MAX ? INT64_MAX :
 							d.next - drgw_mono_ns());
