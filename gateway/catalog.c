@@ -118,6 +118,11 @@ static const char *const migrations[] = {
 	/* 2: the backing file's ctime, which no write can keep unchanged
 	 * (cp -p and rsync -t restore size and mtime, not ctime). */
 	"ALTER TABLE versions ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
+	/* 3: why a version may not be a good backup (write-back failed, not
+	 * closed cleanly), and which files are open for writing right now,
+	 * so that a crash is known at the next start. */
+	"ALTER TABLE versions ADD COLUMN problem TEXT;"
+	"CREATE TABLE writing(name TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -362,7 +367,8 @@ void drgw_version_release(struct drgw_version *v)
 {
 	free(v->name);
 	free(v->error);
-	v->name = v->error = NULL;
+	free(v->problem);
+	v->name = v->error = v->problem = NULL;
 }
 
 void drgw_replica_release(struct drgw_replica *r)
@@ -391,7 +397,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, ctime_ns"
+	"reseal, ctime_ns, problem"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -414,6 +420,7 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->encoded_ns = sqlite3_column_int64(st, 14);
 	v->reseal = sqlite3_column_int64(st, 15);
 	v->ctime_ns = sqlite3_column_int64(st, 16);
+	v->problem = col_strdup(st, 17);
 }
 
 #define REPLICA_COLS                                                      \
@@ -493,6 +500,65 @@ int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 	return r;
 }
 
+int drgw_catalog_set_writing(struct drgw_catalog *c, const char *name,
+			     bool writing)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, writing ? "INSERT OR IGNORE INTO writing VALUES(?1, ?2)" :
+			       "DELETE FROM writing WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		if (writing)
+			sqlite3_bind_int64(st, 2, drgw_now_ns());
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_rename_writing(struct drgw_catalog *c, const char *from,
+				const char *to)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE OR REPLACE writing SET name = ?2 WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, from, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, to, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_take_writing(struct drgw_catalog *c,
+			      int (*fn)(void *arg, const char *name), void *arg)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT name FROM writing");
+	if (!st)
+		r = -EIO;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (name)
+			r = fn(arg, name);
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(c, "DELETE FROM writing");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_clear_settling(struct drgw_catalog *c)
 {
 	int r;
@@ -529,10 +595,13 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 	if (r < 0)
 		goto out;
 	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
-		     "created_ns, ctime_ns, state) "
-		     "VALUES(?, ?, ?, ?, ?, ?, ?, 'sealed')");
+		     "created_ns, ctime_ns, problem, state) "
+		     "VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'sealed')");
 	if (st) {
 		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		if (v->problem)
+			sqlite3_bind_text(st, 8, v->problem, -1,
+					  SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)v->size);

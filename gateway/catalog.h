@@ -62,6 +62,9 @@ struct drgw_version {
 	/* Bumped whenever the version is made due again because its file
 	 * changed; an encode that started before a bump must not commit. */
 	int64_t reseal;
+	/* malloc()ed or NULL: why this version may not be a good backup
+	 * ("write-back failed: ...", "not closed cleanly: ..."). */
+	char *problem;
 };
 
 struct drgw_replica {
@@ -127,6 +130,17 @@ int drgw_catalog_recover(struct drgw_catalog *c);
 int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 			      bool settling);
 int drgw_catalog_clear_settling(struct drgw_catalog *c);
+
+/* Files open for writing through the mount, recorded while they are, so
+ * that after a crash the next start knows which files may be partial. */
+int drgw_catalog_set_writing(struct drgw_catalog *c, const char *name,
+			     bool writing);
+int drgw_catalog_rename_writing(struct drgw_catalog *c, const char *from,
+				const char *to);
+/* Calls fn for every file recorded as open for writing (by a daemon that
+ * is gone, when called at start), then forgets them all. */
+int drgw_catalog_take_writing(struct drgw_catalog *c,
+			      int (*fn)(void *arg, const char *name), void *arg);
 /* Ends settling of every file below directory dir (it was renamed). */
 int drgw_catalog_clear_settling_below(struct drgw_catalog *c, const char *dir);
 

@@ -19,6 +19,7 @@ void drgw_config_init(struct drgw_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
+	cfg->write_through_below = 1ULL << 30;
 	cfg->compression_level = 1;
 	cfg->chunk_size = 1u << 20;
 	cfg->streaming = true;
@@ -89,6 +90,8 @@ struct simple {
 
 static const struct simple simple_settings[] = {
 	{ "settle-delay", K_DURATION, FIELD(settle_ns), 0, 3600 * NSEC_PER_SEC },
+	{ "write-through-below", K_SIZE, FIELD(write_through_below), 0,
+	  INT64_MAX },
 	{ "compression-level", K_INT, FIELD(compression_level), -5, 19 },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },

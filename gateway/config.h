@@ -40,6 +40,10 @@ struct drgw_config {
 
 	/* sealing */
 	int64_t settle_ns;
+	/* Files opened for writing while the cache disk has less free space
+	 * than this bypass the page cache, so a writer sees ENOSPC at
+	 * write() instead of at close(). */
+	uint64_t write_through_below;
 	char *excludes[DRGW_MAX_EXCLUDES];
 	size_t n_excludes;
 	bool excludes_set; /* an explicit list replaced the defaults */

@@ -83,11 +83,38 @@ bool drgw_version_matches_file(const struct drgw_version *v,
 	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
 }
 
-/* Seals path.  -EAGAIN when it must be tried again later (the catalog
- * could not record it); every other outcome is final. */
+/* Why the content of path may not be a good backup, from what the mount
+ * saw happen to it; "" if nothing went wrong. */
+static void problem(struct drgw_gateway *gw, const char *path, char *buf,
+		    size_t size)
+{
+	struct drgw_node *n;
+	bool unclean = false;
+	int e = 0;
+
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_find_locked(gw->nodes, path);
+	if (n) {
+		unclean = n->unclean;
+		e = atomic_load(&n->write_error);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	buf[0] = '\0';
+	if (e)
+		snprintf(buf, size,
+			 "incomplete: writing it failed (%s); the writer saw an error at write, fsync or close",
+			 strerror(e));
+	else if (unclean)
+		snprintf(buf, size,
+			 "incomplete: drgw stopped while it was open for writing, so data the writer had not fsynced may be missing");
+}
+
+/* Seals path.  A negative errno when the catalog could not record it
+ * and it must be tried again later; every other outcome is final. */
 static int seal_one(struct drgw_gateway *gw, const char *path)
 {
 	struct drgw_version v = { 0 }, last = { 0 };
+	char problem_buf[256];
 	int64_t now = drgw_now_ns();
 	struct stat st;
 	int r;
@@ -128,17 +155,22 @@ static int seal_one(struct drgw_gateway *gw, const char *path)
 	v.name = (char *)path;
 	drgw_version_stamp(&v, &st);
 	v.created_ns = now;
+	problem(gw, path, v.problem = problem_buf, sizeof(problem_buf));
+	if (!problem_buf[0])
+		v.problem = NULL;
 	r = drgw_catalog_add_version(gw->cat, &v);
 	if (r < 0)
 		goto retry;
-	log_info("sealed %s as version %s (%llu bytes)", path, v.vid,
-		 (unsigned long long)v.size);
+	if (v.problem)
+		log_warning("sealed %s as version %s (%llu bytes), but it is not a good backup: %s",
+			    path, v.vid, (unsigned long long)v.size, v.problem);
+	else
+		log_info("sealed %s as version %s (%llu bytes)", path, v.vid,
+			 (unsigned long long)v.size);
 	drgw_gateway_kick_encoder(gw);
 	return 0;
 retry:
-	log_error("cannot record snapshot %s in the catalog: %s; trying again",
-		  path, strerror(-r));
-	return -EAGAIN;
+	return r;
 }
 
 /* Seals path, or arms its node to be tried again after a backoff. */
@@ -146,12 +178,18 @@ static void seal_or_retry(struct drgw_gateway *gw, const char *path)
 {
 	struct drgw_node *n;
 	unsigned failures = 0;
+	int r = seal_one(gw, path);
 
-	if (seal_one(gw, path) == 0) {
+	if (r == 0) {
+		/* The sealed content carries its problems; new content
+		 * starts clean. */
 		drgw_nodes_lock(gw->nodes);
 		n = drgw_nodes_find_locked(gw->nodes, path);
-		if (n)
+		if (n) {
 			n->seal_failures = 0;
+			n->unclean = false;
+			atomic_store(&n->write_error, 0);
+		}
 		drgw_nodes_unlock(gw->nodes);
 		return;
 	}
@@ -168,6 +206,11 @@ static void seal_or_retry(struct drgw_gateway *gw, const char *path)
 		drgw_nodes_put_locked(gw->nodes, n);
 	}
 	drgw_nodes_unlock(gw->nodes);
+	/* The first failure is an error; repeats (a disk that stays full)
+	 * only warnings, so the log does not fill at error level. */
+	drgw_log(failures == 0 ? DRGW_LOG_ERROR : DRGW_LOG_WARNING,
+		 "cannot record snapshot %s in the catalog: %s; trying again",
+		 path, strerror(-r));
 	drgw_gateway_kick_sealer(gw);
 }
 
@@ -340,10 +383,34 @@ static int scan_dir(struct drgw_gateway *gw, const char *rel, int depth)
 	return 0;
 }
 
+/* A file the last daemon saw open for writing and never saw closed. */
+static int mark_unclean(void *arg, const char *name)
+{
+	struct drgw_gateway *gw = arg;
+	struct drgw_node *n;
+
+	if (drgw_config_excluded(gw->cfg, name))
+		return 0;
+	log_warning("%s was open for writing when drgw stopped; its next snapshot is marked incomplete",
+		    name);
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, name);
+	if (n) {
+		n->unclean = true;
+		atomic_store(&n->dirty, true);
+		drgw_seal_schedule_locked(gw, n);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	return 0;
+}
+
 int drgw_seal_scan(struct drgw_gateway *gw)
 {
 	int r = drgw_catalog_clear_settling(gw->cat);
 
+	if (r == 0)
+		r = drgw_catalog_take_writing(gw->cat, mark_unclean, gw);
 	return r < 0 ? r : scan_dir(gw, "", 0);
 }
 

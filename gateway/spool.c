@@ -21,8 +21,14 @@
 #include "log.h"
 #include "stream.h"
 
-/* Free space kept for the catalog and the log when encoding. */
-#define SPOOL_MARGIN (16ULL << 20)
+/* Free space kept for the catalog and the log when encoding: 16 MiB, or
+ * an eighth of a smaller cache disk. */
+static uint64_t spool_margin(const struct statvfs *sv)
+{
+	uint64_t total = (uint64_t)sv->f_blocks * sv->f_frsize;
+
+	return total / 8 < (16ULL << 20) ? total / 8 : 16ULL << 20;
+}
 
 void drgw_spool_name(const char *vid, char *buf, size_t size)
 {
@@ -123,10 +129,11 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 	 * databases, so the check asks for that plus a margin.) */
 	{
 		struct statvfs sv;
-		uint64_t need = v->size / 2 + SPOOL_MARGIN;
+		uint64_t need = v->size / 2;
 
 		if (fstatvfs(gw->spool_fd, &sv) == 0 &&
-		    (uint64_t)sv.f_bavail * sv.f_frsize < need) {
+		    (uint64_t)sv.f_bavail * sv.f_frsize <
+			    need + spool_margin(&sv)) {
 			free(meta);
 			return -ENOSPC;
 		}

@@ -4,6 +4,7 @@ operator's worst week would: a full cache disk, failed write-back, stalled
 backends.  Every test checks what a user would check: is the file on the
 backend, does it restore byte for byte, what does drgw say."""
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -19,10 +20,10 @@ def sha256(path):
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 24 MiB file system for the cache, so it can be filled."""
+    """A 16 MiB file system for the cache, so it can be filled."""
     d = tmp_path / "small"
     d.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700",
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700",
                     "tmpfs", d], check=True)
     yield d
     subprocess.run(["umount", "-l", d])
@@ -69,3 +70,75 @@ def test_stop_with_an_unsealable_file_does_not_claim_replicated(env, small_fs):
     gw.stop()
     assert "everything is replicated" not in gw.log()
     assert "still pending" in gw.log()
+
+
+def test_writers_see_enospc_at_write_when_the_cache_is_low(env, small_fs, tmp_path):
+    """docs/OPERATIONS.md promises ENOSPC like on any disk: SQLite says
+    "database or disk is full", dd fails at write(), and the mount never
+    shows a file bigger than the disk could hold."""
+    from conftest import sqlite
+    cache = small_fs / "cache"
+    gw = env.gateway("--drain-timeout", "1s", cache=cache, settle="0.5s").start()
+    src = tmp_path / "big.db"
+    sqlite(src, "CREATE TABLE t(b); INSERT INTO t SELECT randomblob(8000) "
+           "FROM generate_series(1, 2500)")   # 20 MiB, more than the cache
+    p = subprocess.run(["sqlite3", src, f".backup '{env.mnt}/c4.db'"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0
+    assert "database or disk is full" in p.stderr, p.stderr
+    p = subprocess.run(["dd", "if=/dev/zero", f"of={env.mnt}/dd.bin",
+                        "bs=1M", "count=40"], capture_output=True, text=True)
+    assert p.returncode != 0 and "No space left" in p.stderr, p.stderr
+    assert os.stat(env.mnt / "dd.bin").st_size < 16 << 20
+    gw.stop()
+
+
+def test_failed_writes_and_unclean_closes_are_not_good_backups(env, small_fs):
+    cache = small_fs / "cache"
+    gw = env.gateway("--drain-timeout", "5s", cache=cache, settle="0.5s").start()
+    # A writer that hits a full disk gets an error; what is left of the
+    # file is sealed (it may be all there is) but marked.
+    fill(small_fs / "filler")
+    size = os.stat(small_fs / "filler").st_size
+    os.truncate(small_fs / "filler", size - (3 << 20))
+    p = subprocess.run(["dd", "if=/dev/urandom", f"of={env.mnt}/full.bin",
+                        "bs=1M", "count=8"], capture_output=True, text=True)
+    assert p.returncode != 0, p.stderr
+    os.unlink(small_fs / "filler")
+    gw.wait_log(r"sealed full\.bin .*not a good backup")
+    # A file open for writing when the daemon dies.
+    f = open(env.mnt / "open.db", "wb")
+    f.write(os.urandom(100000))
+    f.flush()
+    os.fsync(f.fileno())
+    time.sleep(1)
+    gw.kill()
+    try:
+        f.close()
+    except OSError:
+        pass
+    gw.start()
+    env.drgw("wait", "--timeout", "60s", cache=cache)
+    gw.stop()
+    vs = {v["name"]: v for v in json.loads(
+        env.drgw("ls", "--json", "--versions", cache=cache).stdout)}
+    assert "writing it failed (No space left on device)" in vs["full.bin"]["problem"], vs
+    assert "stopped while it was open for writing" in vs["open.db"]["problem"], vs
+    out = env.drgw("ls", cache=cache).stdout
+    assert "incomplete" in out, out
+
+
+def test_ls_shows_a_retry_in_progress_as_failing(env):
+    gw = env.gateway().start()
+    (env.mnt / "a.db").write_text("a\n")
+    env.wait(timeout=60)
+    gw.stop()
+    # The catalog as it stands while the 6th attempt runs.
+    subprocess.run(["sqlite3", env.cache / "catalog.db",
+                    "UPDATE replicas SET state='uploading', attempts=5, "
+                    "bytes_done=0, last_error='connection reset by peer'"],
+                   check=True)
+    out = env.drgw("ls").stdout
+    assert "uploading 0%" not in out, out
+    assert "failing" in out and "connection reset by peer" in out, out
+    assert "attempt 6 in progress" in out, out
