@@ -38,6 +38,7 @@ static const struct common common_opts[] = {
 	{ "retry-max", CLI_COMMON_DAEMON, "DUR   longest retry delay (5m)" },
 	{ "drain-timeout", CLI_COMMON_DAEMON, "DUR time to finish uploads when stopping (60s)" },
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
+	{ "read-deadline", CLI_COMMON_READ, "DUR one read from one backend, retries included, before the next is tried (30s; 0: none)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
 	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
 	{ "max-age", CLI_COMMON_READ, "DUR     refuse a newest version sealed longer ago than DUR (rollback)" },

@@ -128,6 +128,8 @@ static int session_open(struct session *s, bool need_readable)
 		return -1;
 	}
 	drgw_remote_warn_unreachable(&s->set, s->gw, cli_warn, NULL);
+	for (size_t i = 0; i < s->set.n_bad; i++)
+		drgw_cli_error("warning: cannot read %s", s->set.bad[i].why);
 	return 0;
 }
 

@@ -29,6 +29,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
+	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
 	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
@@ -102,6 +103,8 @@ static const struct simple simple_settings[] = {
 	{ "drain-timeout", K_DURATION, FIELD(drain_timeout_ns), 0,
 	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
+	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,
+	  3600 * NSEC_PER_SEC },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },

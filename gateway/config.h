@@ -68,6 +68,9 @@ struct drgw_config {
 	 * that was replicated (objects deleted or rolled back). */
 	bool allow_older;
 	uint64_t read_cache_bytes;
+	/* One restore read from one backend, retries included, before the
+	 * next backend holding the object is tried. */
+	int64_t read_deadline_ns;
 	unsigned readahead_chunks;
 	unsigned fetch_threads;
 

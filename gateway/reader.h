@@ -29,6 +29,10 @@ struct drgw_reader_opts {
 	unsigned readahead;
 	/* Fetch threads. */
 	unsigned threads;
+	/* How long one read from a backend may take, all retries included,
+	 * before it fails with -ETIMEDOUT (so a caller can try the next
+	 * backend); 0 for no limit. */
+	int64_t deadline_ns;
 };
 
 int drgw_reader_new(const struct drgw_reader_opts *opts,

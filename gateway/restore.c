@@ -23,6 +23,7 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 	ret->cache_bytes = cfg->read_cache_bytes;
 	ret->readahead = cfg->readahead_chunks;
 	ret->threads = cfg->fetch_threads;
+	ret->deadline_ns = cfg->read_deadline_ns;
 }
 
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,

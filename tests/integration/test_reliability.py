@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import run
+from test_s3 import s3  # noqa: F401 (fixture)
 
 
 def sha256(path):
@@ -142,3 +143,35 @@ def test_ls_shows_a_retry_in_progress_as_failing(env):
     assert "uploading 0%" not in out, out
     assert "failing" in out and "connection reset by peer" in out, out
     assert "attempt 6 in progress" in out, out
+
+
+def test_restore_reads_fail_over_from_a_stalled_backend(env, s3, tmp_path):
+    """Every connection to the first backend stalls: reads give up at the
+    read deadline and the next backend holding the version serves them,
+    instead of hanging for attempts x timeouts (182 s before)."""
+    from s3server import Proxy, backend_url
+    proxy = Proxy(s3.port)
+    try:
+        offsite = ["--backend", "offsite=" + backend_url(proxy.url, "app")]
+        gw = env.gateway(backends=[*offsite, *env.backend_args()]).start()
+        data = os.urandom(3 << 20)
+        (env.mnt / "app.db").write_bytes(data)
+        env.wait(timeout=60)
+        gw.stop()
+        backends = [*offsite, *env.backend_args()]
+        # A scan before the stall, so the restore knows the object is
+        # on offsite (and tries it first) without reading it.
+        env.client("ls", "--remote", backends=backends)
+        proxy.add_fault(method="GET", path=r"\.drgw$", times=None, delay=600)
+        out = tmp_path / "out"
+        p = env.client("restore", "--read-deadline", "2s", "app.db", out,
+                       backends=backends, timeout=60)
+        assert "from nfs" in p.stdout, p.stdout + p.stderr
+        assert "offsite" in p.stderr and "timed out" in p.stderr, p.stderr
+        assert out.read_bytes() == data
+        view = env.restore_view("--read-deadline", "2s",
+                                backends=backends).start()
+        assert (view.mountpoint / "app.db").read_bytes() == data
+        view.stop()
+    finally:
+        proxy.close()
