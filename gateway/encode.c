@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "encode.h"
+#include "testhook.h"
 
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
@@ -148,6 +149,7 @@ static int drain(struct job *j, struct out *o, EVP_MD_CTX *plain_sha,
 		if (r < 0)
 			return r;
 		chunk_lens[i] = (uint32_t)s->out_len;
+		drgw_test_point("encode-chunk");
 		if (opts->check && (r = opts->check(opts->check_arg)) < 0)
 			return r;
 

@@ -88,7 +88,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-		printf("drgw %s\n", DRGW_VERSION);
+		printf("drgw %s%s\n", DRGW_VERSION,
+		       DRGW_TEST_HOOKS ? " (test hooks)" : "");
 		return 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)

@@ -22,6 +22,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "replicate.h"
+#include "testhook.h"
 
 /* The catalog takes progress updates at most this often per upload. */
 #define PROGRESS_EVERY_NS (2 * NSEC_PER_SEC)
@@ -65,6 +66,7 @@ static void src_progress(struct drgw_put_source *src, uint64_t done)
 	int64_t now = drgw_mono_ns();
 	int_fast64_t last = atomic_load(&u->last_progress_ns);
 
+	drgw_test_point("upload-progress");
 	/* One thread per interval wins the exchange and writes. */
 	if (now - last < PROGRESS_EVERY_NS ||
 	    !atomic_compare_exchange_strong(&u->last_progress_ns, &last, now))
@@ -99,7 +101,11 @@ void drgw_replicate_done(struct drgw_gateway *gw,
 {
 	char sz[32];
 
+	/* On the backend, not yet in the catalog: the restart must find
+	 * out, not upload it forever (an S3 Complete of a gone upload). */
+	drgw_test_point("upload-finished");
 	drgw_catalog_replica_done(gw->cat, of->version_id, backend, bytes);
+	drgw_test_point("replica-recorded");
 	drgw_format_size(bytes, sz, sizeof(sz));
 	log_info("replicated %s version %s to %s (%s in %.2fs%s)", of->name,
 		 of->vid, backend, sz,

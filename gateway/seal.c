@@ -23,6 +23,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "testhook.h"
 
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n)
 {
@@ -158,9 +159,11 @@ static int seal_one(struct drgw_gateway *gw, const char *path)
 	problem(gw, path, v.problem = problem_buf, sizeof(problem_buf));
 	if (!problem_buf[0])
 		v.problem = NULL;
+	drgw_test_point("seal-before-record");
 	r = drgw_catalog_add_version(gw->cat, &v);
 	if (r < 0)
 		goto retry;
+	drgw_test_point("seal-recorded");
 	if (v.problem)
 		log_warning("sealed %s as version %s (%llu bytes), but it is not a good backup: %s",
 			    path, v.vid, (unsigned long long)v.size, v.problem);

@@ -20,6 +20,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "stream.h"
+#include "testhook.h"
 
 /* Free space kept for the catalog and the log when encoding: 16 MiB, or
  * an eighth of a smaller cache disk. */
@@ -281,8 +282,10 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 
 	v->encoded_ns = drgw_now_ns();
 	drgw_spool_name(v->vid, key, sizeof(key));
+	drgw_test_point("encode-published");
 	r = drgw_catalog_set_encoded(gw->cat, v, gw->backend_names,
 				     gw->n_backends, streaming, key);
+	drgw_test_point("encode-committed");
 	if (r == -ESTALE) {
 		/* The file changed after our last look but before the commit
 		 * (seal.c made the version due again): this object is old. */
