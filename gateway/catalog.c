@@ -363,6 +363,45 @@ struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c)
 	return NULL;
 }
 
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT value FROM meta WHERE key = ?");
+	if (!st) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			col_copy(st, 0, buf, size);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT OR REPLACE INTO meta VALUES(?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 void drgw_version_release(struct drgw_version *v)
 {
 	free(v->name);

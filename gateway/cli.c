@@ -23,6 +23,10 @@ struct common {
 static const struct common common_opts[] = {
 	{ "cache", CLI_COMMON_CACHE, "DIR       cache directory (working set, spool, catalog)" },
 	{ "key-file", CLI_COMMON_KEY, "FILE   master key file (repeat for older keys)" },
+	{ "recipient", CLI_COMMON_KEY, "R     encrypt to recipient R (drgw1...; repeatable; no secret needed)" },
+	{ "recipient-file", CLI_COMMON_KEY, "F encrypt to the recipients in file F (repeatable)" },
+	{ "identity", CLI_COMMON_KEY, "FILE   identity that decrypts (from drgw keygen --identity; repeatable)" },
+	{ "repository", CLI_COMMON_KEY, "ID   repository id objects are bound to (see drgw status)" },
 	{ "backend", CLI_COMMON_BACKEND, "NAME=URL backend, e.g. offsite=s3://bucket/prefix (repeatable)" },
 	{ "plugin-dir", CLI_COMMON_BACKEND, "DIR  where drgw-<scheme>.so plugins are" },
 	{ "settle-delay", CLI_COMMON_DAEMON, "DUR quiet time before a closed file is sealed (2s)" },

@@ -56,6 +56,13 @@ void drgw_config_release(struct drgw_config *cfg)
 	free(cfg->cache_dir);
 	for (size_t i = 0; i < cfg->n_key_files; i++)
 		free(cfg->key_files[i]);
+	for (size_t i = 0; i < cfg->n_recipients; i++)
+		free(cfg->recipients[i]);
+	for (size_t i = 0; i < cfg->n_recipient_files; i++)
+		free(cfg->recipient_files[i]);
+	for (size_t i = 0; i < cfg->n_identity_files; i++)
+		free(cfg->identity_files[i]);
+	free(cfg->repository);
 	free(cfg->plugin_dir);
 	for (size_t i = 0; i < cfg->n_backends; i++)
 		backend_conf_release(&cfg->backends[i]);
@@ -211,6 +218,22 @@ static int set_umask(struct drgw_config *cfg, const char *value,
 	return 0;
 }
 
+/* Appends value to a repeatable setting. */
+static int add_string(char **list, size_t *n, const char *name,
+		      const char *value, struct drgw_err *err)
+{
+	if (*n == DRGW_KEYRING_MAX_FILES) {
+		drgw_err_set(err, "too many %s settings (max %d)", name,
+			     DRGW_KEYRING_MAX_FILES);
+		return -E2BIG;
+	}
+	list[*n] = strdup(value);
+	if (!list[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 static int add_exclude(struct drgw_config *cfg, const char *value,
 		       struct drgw_err *err)
 {
@@ -250,17 +273,28 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		}
 		return set_string(&cfg->cache_dir, value);
 	}
-	if (!strcmp(name, "key-file")) {
-		if (cfg->n_key_files == DRGW_KEYRING_MAX_FILES) {
-			drgw_err_set(err, "too many key files (max %d)",
-				     DRGW_KEYRING_MAX_FILES);
-			return -E2BIG;
+	if (!strcmp(name, "key-file"))
+		return add_string(cfg->key_files, &cfg->n_key_files, name, value,
+				  err);
+	if (!strcmp(name, "recipient"))
+		return add_string(cfg->recipients, &cfg->n_recipients, name,
+				  value, err);
+	if (!strcmp(name, "recipient-file"))
+		return add_string(cfg->recipient_files, &cfg->n_recipient_files,
+				  name, value, err);
+	if (!strcmp(name, "identity"))
+		return add_string(cfg->identity_files, &cfg->n_identity_files,
+				  name, value, err);
+	if (!strcmp(name, "repository")) {
+		uint8_t id[16];
+
+		if (strlen(value) != 32 || drgw_unhex(value, id, sizeof(id)) < 0) {
+			drgw_err_set(err,
+				     "invalid repository '%s' (32 hex digits, as 'drgw status' shows)",
+				     value);
+			return -EINVAL;
 		}
-		cfg->key_files[cfg->n_key_files] = strdup(value);
-		if (!cfg->key_files[cfg->n_key_files])
-			return -ENOMEM;
-		cfg->n_key_files++;
-		return 0;
+		return set_string(&cfg->repository, value);
 	}
 	if (!strcmp(name, "plugin-dir"))
 		return set_string(&cfg->plugin_dir, value);

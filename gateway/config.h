@@ -34,6 +34,17 @@ struct drgw_config {
 	char *cache_dir;
 	char *key_files[DRGW_KEYRING_MAX_FILES];
 	size_t n_key_files;
+	/* Write-only keys: recipients ("drgw1...") new objects are encrypted
+	 * to, given inline or in files, and identity files that decrypt. */
+	char *recipients[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipients;
+	char *recipient_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipient_files;
+	char *identity_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_identity_files;
+	/* Repository id (32 hex digits) objects are bound to, or NULL: the
+	 * catalog's, else what the backends hold, else a new one. */
+	char *repository;
 	char *plugin_dir;
 	struct drgw_backend_conf backends[DRGW_MAX_BACKENDS];
 	size_t n_backends;

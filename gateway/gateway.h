@@ -26,6 +26,7 @@
 #include "backend.h"
 #include "catalog.h"
 #include "config.h"
+#include "format.h"
 #include "key.h"
 #include "nodes.h"
 
@@ -40,8 +41,11 @@ enum drgw_gateway_mode {
 	DRGW_MODE_CLIENT_BACKENDS,
 };
 
-/* Flags for drgw_gateway_open(). */
+/* Flags for drgw_gateway_open().  NEED_KEY: something that decrypts (a
+ * master key or an identity); ENCRYPT: something to encrypt to (a master
+ * key or a recipient).  Both load every key setting there is. */
 #define DRGW_OPEN_NEED_KEY (1u << 0)
+#define DRGW_OPEN_ENCRYPT (1u << 3)
 #define DRGW_OPEN_NEED_BACKENDS (1u << 1)
 /* Client modes: open the backends for writing too (drgw backfill). */
 #define DRGW_OPEN_WRITE_BACKENDS (1u << 2)
@@ -59,6 +63,11 @@ struct drgw_gateway {
 	int lock_fd;
 	struct drgw_catalog *cat;
 	struct drgw_keyring keys;
+	/* The repository new objects are bound to (daemon), or the one a
+	 * reader expects (have_repo false: none given, accept any one). */
+	uint8_t repo_id[DRGW_REPO_ID_BYTES];
+	bool have_repo;
+	const char *repo_source; /* "new", "from the catalog", ... */
 	struct drgw_backend *backends[DRGW_MAX_BACKENDS];
 	const char *backend_names[DRGW_MAX_BACKENDS];
 	size_t n_backends;

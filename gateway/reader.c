@@ -348,7 +348,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	int64_t old;
 	int r;
 
-	if (object_size < DRGW_OBJ_HEADER_SIZE + DRGW_OBJ_TRAILER_SIZE) {
+	if (object_size < DRGW_OBJ_HEADER_FIXED + DRGW_OBJ_TRAILER2_SIZE) {
 		drgw_err_set(err, "object is too small to be a drgw object (%llu bytes): truncated",
 			     (unsigned long long)object_size);
 		return -EIO;
@@ -359,10 +359,10 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	old = begin_call(f->rd);
 	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
 	if (r == 0)
-		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
-					   object_size, &t, err);
+		r = drgw_obj_parse_tail(buf, tail_len, object_size, &t, err);
 	if (r == 0)
-		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+		r = drgw_obj_init_header(&f->obj, t.header, t.header_len,
+					 f->rd->kr, err);
 	if (r < 0)
 		goto out;
 	if (t.footer_off >= tail_off) {
@@ -432,7 +432,7 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
 
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 {
-	return f->obj.key_id;
+	return f->obj.opener;
 }
 
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
@@ -671,14 +671,14 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 
 int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err)
 {
-	uint8_t h[DRGW_OBJ_HEADER_SIZE];
+	uint8_t h[DRGW_OBJ_HEADER_MAX];
 	int64_t old = begin_call(f->rd);
-	int r = drgw_backend_read(f->b, f->key, 0, h, sizeof(h), err);
+	int r = drgw_backend_read(f->b, f->key, 0, h, f->obj.header_len, err);
 
 	end_call(old);
 	if (r < 0)
 		return r;
-	if (memcmp(h, f->obj.header, sizeof(h))) {
+	if (memcmp(h, f->obj.header, f->obj.header_len)) {
 		drgw_err_set(err,
 			     "object header does not match its trailer: corrupt object");
 		return -EIO;

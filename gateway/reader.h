@@ -45,7 +45,8 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
-/* Id of the key the object was written with. */
+/* What opened the object: the id of a master key or the tag of an
+ * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);

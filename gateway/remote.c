@@ -87,7 +87,8 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 				    f->key, f->info.size, f->info.etag, &o) < 0)
 		return -ENOENT;
 	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
-	    !drgw_keyring_find(&gw->keys, id)) {
+	    (!drgw_keyring_find(&gw->keys, id) &&
+	     !drgw_keyring_find_identity(&gw->keys, id))) {
 		drgw_remote_object_release(&o);
 		return -ENOENT;
 	}

@@ -108,6 +108,7 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		.threads = gw->cfg->encode_threads,
 		.check = watch_check,
 		.check_arg = w,
+		.repo = gw->repo_id,
 	};
 	struct drgw_obj_meta *meta;
 	struct drgw_encode_result res;
@@ -158,7 +159,7 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		opts.progress = drgw_stream_progress;
 		opts.progress_arg = *ret_stream;
 	}
-	r = drgw_encode(in_fd, meta, &gw->keys.keys[0], &opts, out_fd, &res,
+	r = drgw_encode(in_fd, meta, &gw->keys, &opts, out_fd, &res,
 			err);
 	if (r == 0 && fsync(out_fd) < 0) {
 		r = -errno;
