@@ -123,6 +123,10 @@ static const char *const migrations[] = {
 	 * so that a crash is known at the next start. */
 	"ALTER TABLE versions ADD COLUMN problem TEXT;"
 	"CREATE TABLE writing(name TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);",
+	/* 4: the repository of cached remote objects (format version 2); the
+	 * cache is emptied, as rows from before cannot say. */
+	"DELETE FROM remote_objects;"
+	"ALTER TABLE remote_objects ADD COLUMN repo TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -1420,7 +1424,8 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
 		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
-		     "mode, sha256, key_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "mode, sha256, key_id, repo) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
@@ -1434,6 +1439,7 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 		sqlite3_bind_int64(st, 10, o->mode);
 		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 12, o->key_id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 13, o->repo, -1, SQLITE_TRANSIENT);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
@@ -1449,7 +1455,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "SELECT vid, name, size, mtime_ns, created_ns, mode, "
-		     "sha256, key_id FROM remote_objects WHERE backend = ? AND key = ? "
+		     "sha256, key_id, repo FROM remote_objects WHERE backend = ? AND key = ? "
 		     "AND object_size = ? AND etag = ?");
 	if (!st) {
 		r = -EIO;
@@ -1473,6 +1479,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 		ret->mode = (uint32_t)sqlite3_column_int64(st, 5);
 		col_copy(st, 6, ret->sha256, sizeof(ret->sha256));
 		col_copy(st, 7, ret->key_id, sizeof(ret->key_id));
+		col_copy(st, 8, ret->repo, sizeof(ret->repo));
 		r = ret->key && ret->name ? 0 : -ENOMEM;
 		if (r < 0)
 			drgw_remote_object_release(ret);

@@ -106,6 +106,8 @@ struct drgw_remote_object {
 	char sha256[65];
 	/* Hex id of the key the object was written with. */
 	char key_id[17];
+	/* Hex repository id, "" for a version-1 object. */
+	char repo[33];
 };
 
 int drgw_catalog_open(const char *path, bool read_only,
