@@ -28,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "pbuf.h"
 #include "pcodec.h"
@@ -689,6 +692,142 @@ static int upload_parts(struct mpu *m, struct drgw_err *err)
 	return m->err;
 }
 
+/* ---- an upload that completed before we knew ---- */
+
+/* The ETag S3 gives a multipart object: MD5 of the parts' MD5s, "-N".
+ * Only computable when every part's ETag is its MD5 (not with SSE-KMS). */
+static int multipart_etag(const struct mpu *m, char out[48])
+{
+	struct pdigest d;
+	uint8_t md5[16];
+	int r;
+
+	r = pdigest_init(&d, PDIGEST_MD5);
+	for (unsigned i = 0; r == 0 && i < m->nparts; i++) {
+		if (!m->parts[i].etag || strlen(m->parts[i].etag) != 32 ||
+		    pcodec_unhex(m->parts[i].etag, md5, 16) < 0)
+			r = -EINVAL;
+		else
+			r = pdigest_update(&d, md5, 16);
+	}
+	if (r == 0)
+		r = pdigest_final(&d, md5);
+	pdigest_release(&d);
+	if (r == 0) {
+		pcodec_hex(out, md5, 16);
+		snprintf(out + 32, 16, "-%u", m->nparts);
+	}
+	return r;
+}
+
+/* The composite x-amz-checksum-sha256 of the parts' checksums, "-N". */
+static int multipart_sha256(const struct mpu *m, char out[64])
+{
+	struct pdigest d;
+	uint8_t sha[48];
+	int r;
+
+	r = pdigest_init(&d, PDIGEST_SHA256);
+	for (unsigned i = 0; r == 0 && i < m->nparts; i++) {
+		if (strlen(m->parts[i].sha_b64) != 44 ||
+		    EVP_DecodeBlock(sha, (const unsigned char *)m->parts[i].sha_b64,
+				    44) != 33)
+			r = -EINVAL;
+		else
+			r = pdigest_update(&d, sha, 32);
+	}
+	if (r == 0)
+		r = pdigest_final(&d, sha);
+	pdigest_release(&d);
+	if (r == 0) {
+		pcodec_base64(out, sha, 32);
+		snprintf(out + 44, 20, "-%u", m->nparts);
+	}
+	return r;
+}
+
+/* MD5 of the whole source, as hex: the ETag of a multipart object on
+ * servers that give the plain MD5 (s3rver, some look-alikes). */
+static int source_md5(struct mpu *m, char out[33])
+{
+	uint8_t md5[16], sha[32];
+	char *buf = malloc(READ_CHUNK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = digest_range(m->src, 0, m->size, buf, md5, sha);
+	free(buf);
+	if (r == 0 && !all_zero(m->src->sha256, 32) &&
+	    memcmp(sha, m->src->sha256, 32))
+		r = -EIO;
+	if (r == 0)
+		pcodec_hex(out, md5, 16);
+	return r;
+}
+
+/*
+ * Whether key already holds the object this upload makes.  A crash (or a
+ * lost answer) after CompleteMultipartUpload leaves a resume token whose
+ * upload no longer exists: Complete then fails for ever (NoSuchUpload on
+ * S3, 500 on s3rver) although the object is stored.  HEAD tells what the
+ * server can: the size must be src's, and then one of the multipart ETag
+ * computed from the parts' ETags, the composite SHA-256 checksum computed
+ * from the parts' checksums, or a plain MD5 ETag equal to the source's
+ * MD5 must match.  Anything else (another object, an ETag we cannot
+ * compute, a failing HEAD) says no: uploading again is always safe.
+ */
+static int already_complete(struct mpu *m)
+{
+	char v[256], want[64];
+	struct s3_op op;
+	uint64_t size;
+	int ours = 0;
+
+	if (m->size == UINT64_MAX)
+		return 0; /* a growing source not yet complete */
+	if (s3_req_head(&op, m->s3, m->key) < 0)
+		goto out;
+	s3_op_header(&op, "x-amz-checksum-mode", "ENABLED");
+	if (s3_op_run(m->s3, &op, NULL) < 0 ||
+	    phttp_header(&op.resp, "Content-Length", v, sizeof(v)) < 0 ||
+	    pcodec_parse_u64(v, UINT64_MAX, &size) < 0 || size != m->size)
+		goto out;
+	if (phttp_header(&op.resp, "ETag", v, sizeof(v)) == 0) {
+		size_t n = strlen(v);
+
+		if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+			v[n - 1] = '\0';
+			memmove(v, v + 1, n - 1);
+		}
+		if (strchr(v, '-') && multipart_etag(m, want) == 0) {
+			ours = !strcasecmp(v, want);
+			goto out;
+		}
+		if (strlen(v) == 32 && source_md5(m, want) == 0) {
+			ours = !strcasecmp(v, want);
+			goto out;
+		}
+	}
+	if (phttp_header(&op.resp, "x-amz-checksum-sha256", v, sizeof(v)) == 0 &&
+	    multipart_sha256(m, want) == 0)
+		ours = !strcmp(v, want);
+out:
+	s3_op_release(&op);
+	if (ours)
+		pmsg_debug(m->s3->host, "s3: %s%s is already stored with this upload's content",
+			   m->s3->prefix, m->key);
+	return ours;
+}
+
+static int all_parts_done(const struct mpu *m)
+{
+	for (unsigned i = 0; i < m->nparts; i++)
+		if (!m->parts[i].etag)
+			return 0;
+	return m->nparts > 0;
+}
+
 static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 {
 	struct pbuf body = PBUF_INIT;
@@ -716,25 +855,13 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 		op.io.body_len = body.len;
 		r = s3_op_run(m->s3, &op, err);
 	}
-	/* A retried Complete whose first attempt went through finds the
-	 * upload gone: the object is there if it has the right size. */
-	if (r == -ENOENT && op.attempts > 1) {
-		struct s3_op head;
-		char len[32];
-		uint64_t size;
-
-		if (s3_req_head(&head, m->s3, m->key) == 0 &&
-		    s3_op_run(m->s3, &head, NULL) == 0 &&
-		    phttp_header(&head.resp, "Content-Length", len, sizeof(len)) == 0 &&
-		    pcodec_parse_u64(len, UINT64_MAX, &size) == 0 &&
-		    size == m->size) {
-			pmsg_debug(m->s3->host, "s3: CompleteMultipartUpload of %s was retried and had already succeeded",
-				   m->key);
-			if (err)
-				err->msg[0] = '\0';
-			r = 0;
-		}
-		s3_op_release(&head);
+	/* A Complete that went through before (an answer lost to a reset,
+	 * or a crash before the gateway recorded it) finds the upload gone:
+	 * NoSuchUpload on S3, a 500 on s3rver, for ever.  The object tells. */
+	if (r < 0 && r != -ECANCELED && already_complete(m)) {
+		if (err)
+			memset(err, 0, sizeof(*err));
+		r = 0;
 	}
 	*ret_dead = r < 0 && (!strcmp(op.code, "NoSuchUpload") ||
 			      !strcmp(op.code, "InvalidPart"));
@@ -792,6 +919,13 @@ static int put_multipart(struct s3 *s3, const char *key,
 		pmsg_debug(s3->host, "s3: resume token of %s is for another object; aborting its upload",
 			   key);
 		abort_upload(s3, key, stale.buf, NULL);
+	}
+	/* Every part was stored: the upload may have been completed by the
+	 * put() that saved this token, just before a crash. */
+	if (r == 0 && all_parts_done(&m) && already_complete(&m)) {
+		if (src->progress)
+			src->progress(src, m.size);
+		goto out;
 	}
 	if (r == 0) {
 		resumed = 1;
