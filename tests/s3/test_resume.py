@@ -374,3 +374,59 @@ def test_completed_object_of_other_bytes_is_not_taken(radosgw, tmp_path,
     put(h, tok, "d.bin", src)
     h.run("cat", "d.bin", tmp_path / "back")
     assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def rgw_harness(radosgw, tmp_path, request, prefix):
+    proxy = Proxy(radosgw.port)
+    request.addfinalizer(proxy.close)
+    h = Harness(tmp_path, proxy.url, "s3://drgw/" + prefix,
+                env={"AWS_ACCESS_KEY_ID": radosgw.access_key,
+                     "AWS_SECRET_ACCESS_KEY": radosgw.secret_key})
+    return h, proxy
+
+
+def test_lost_create_answer_leaves_no_upload(radosgw, tmp_path, request):
+    """Issue 15, defect 7: CreateMultipartUpload went through but its
+    answer was lost; the retry creates a second upload.  The first must
+    not stay behind (on radosgw, which has ListMultipartUploads)."""
+    h, proxy = rgw_harness(radosgw, tmp_path, request, "lost-create")
+    src = write_random(tmp_path / "big", 12 * MiB, seed=34)
+    proxy.add_fault(method="POST", query=r"^uploads=$", forward_first=True,
+                    drop=True)
+    put(h, tmp_path / "token", "k.bin", src)
+    assert len(proxy.requests(method="POST", query=r"^uploads=$")) == 2
+    assert radosgw.multipart_uploads("drgw", "lost-create/") == []
+    h.run("cat", "k.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def kill_during_create(h, proxy, src, tok, key):
+    proxy.clear()
+    proxy.add_fault(method="POST", query=r"^uploads=$", stall=60)
+    proc = h.popen("put", "--token", tok, "--sha256", sha256_file(src),
+                   key, src, options=OPTS)
+    try:
+        wait_forwarded(proxy, r"^uploads=$")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    proxy.clear_faults()
+
+
+def test_killed_before_the_upload_id_was_saved(radosgw, tmp_path, request):
+    """A crash between CreateMultipartUpload and saving its id: the next
+    put() (or abort_put()) finds the token that says an upload was being
+    created, and aborts it."""
+    h, proxy = rgw_harness(radosgw, tmp_path, request, "unsaved")
+    src = write_random(tmp_path / "big", 12 * MiB, seed=35)
+    tok = tmp_path / "token"
+    kill_during_create(h, proxy, src, tok, "k.bin")
+    assert len(radosgw.multipart_uploads("drgw", "unsaved/")) == 1
+    put(h, tok, "k.bin", src)
+    assert radosgw.multipart_uploads("drgw", "unsaved/") == []
+
+    tok2 = tmp_path / "token2"
+    kill_during_create(h, proxy, src, tok2, "k2.bin")
+    assert len(radosgw.multipart_uploads("drgw", "unsaved/k2.bin")) == 1
+    h.run("abort", "k2.bin", tok2)
+    assert radosgw.multipart_uploads("drgw", "unsaved/") == []
