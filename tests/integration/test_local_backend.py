@@ -161,3 +161,31 @@ def test_restore_refuses_a_planted_symlink(env, tmp_path):
     env.client("restore", "b.db", tmp_path / "b.db", cache=env.cache)
     assert (tmp_path / "b.db").read_bytes() == \
         (env.cache / "files" / "b.db").read_bytes()
+
+
+@pytest.mark.skipif(not (PLUGINS / "faults" / "drgw-faults.so").exists(),
+                    reason="built without the faults test plugin (-Dplugins)")
+def test_killed_between_rename_and_catalog_commit(env, tmp_path):
+    """Issue 15, defect 2, for the local backend, through the daemon: the
+    faults:// wrapper SIGKILLs the daemon right after the local plugin
+    renamed the object into place.  The next start finds it stored with
+    the same bytes and records it, without writing it again."""
+    url = f"faults://local://{env.remote}?faults=put@1:kill"
+    gw = env.gateway("--streaming", "off",
+                     backends=["--backend", f"nfs={url}"]).start()
+    make_app_db(env.mnt / "a.db", rows=20000, seed=5)
+    gw.proc.wait(timeout=60)
+    gw.kill()
+    [obj] = [p for p in env.remote.iterdir() if not p.name.startswith(".")]
+    before = os.stat(obj)
+    assert env.ls()[0]["replicas"]["nfs"]["state"] != "replicated"
+
+    gw = env.gateway("--streaming", "off", name="gateway2").start()
+    env.wait()
+    assert env.ls()[0]["replicas"]["nfs"]["state"] == "replicated"
+    after = os.stat(obj)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    gw.stop()
+    out = tmp_path / "a.db"
+    env.client("restore", "a.db", out)
+    assert out.read_bytes() == (env.cache / "files" / "a.db").read_bytes()
