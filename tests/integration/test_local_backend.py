@@ -7,7 +7,6 @@ rename, before the gateway recorded it) is done without a rewrite (issue
 15, defect 2).  Driven through plugin-harness, the gateway's ABI path,
 and through the daemon for the restore view."""
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
