@@ -393,28 +393,29 @@ static int copy_range(struct drgw_put_source *src, int fd, uint64_t off,
 	}
 }
 
-/*
- * A temp file to write: the saved prefix of an earlier attempt when the
- * token names one and the file is a regular file of ours (*off kept),
- * else a new one (*off = 0), created exclusively after removing whatever
- * held the name, so that nothing planted there is written through.
- */
-static int open_temp(struct local *l, int dfd, const char *tmp,
-		     uint64_t *off, struct drgw_err *err)
+/* The temp file of an earlier attempt, if it is a regular file with one
+ * link that holds the off bytes the token vouches for; else -1. */
+static int reuse_temp(int dfd, const char *tmp, uint64_t off)
 {
 	struct stat st;
+	int fd;
+
+	fd = openat(dfd, tmp, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 1 && (uint64_t)st.st_size >= off)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* A new temp file, created exclusively after removing whatever held the
+ * name, so that nothing planted there is written through. */
+static int create_temp(struct local *l, int dfd, const char *tmp,
+		       struct drgw_err *err)
+{
 	int fd = -1, e;
 
-	if (*off) {
-		fd = openat(dfd, tmp, O_WRONLY | O_NOFOLLOW | O_NONBLOCK |
-					      O_CLOEXEC);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_nlink == 1 && (uint64_t)st.st_size >= *off)
-			return fd;
-		if (fd >= 0)
-			close(fd);
-		*off = 0;
-	}
 	/* A name that reappears between unlinkat() and openat() is someone
 	 * racing us on purpose: give up after a few rounds. */
 	for (int i = 0; i < 3; i++) {
@@ -498,9 +499,12 @@ static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 		r = -ENOMEM;
 		goto out;
 	}
-	if (!src->grow && parse_token(src, &off) < 0)
+	/* Resume only if the temp file really holds the saved prefix. */
+	if (!src->grow && parse_token(src, &off) == 0 && off &&
+	    (fd = reuse_temp(dfd, tmp, off)) < 0)
 		off = 0;
-	if (!src->grow && !off && already_stored(l, dfd, key, base, src, buf)) {
+	if (!src->grow && fd < 0 &&
+	    already_stored(l, dfd, key, base, src, buf)) {
 		if (l->host && l->host->log)
 			l->host->log(DRGW_LOG_DEBUG,
 				     "local: %s/%s is already stored with the same content",
@@ -508,7 +512,10 @@ static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 		r = fsync_dir(dfd);
 		goto out;
 	}
-	fd = open_temp(l, dfd, tmp, &off, err);
+	if (fd < 0) {
+		off = 0;
+		fd = create_temp(l, dfd, tmp, err);
+	}
 	if (fd < 0) {
 		r = fd;
 		goto out;

@@ -131,6 +131,13 @@ def test_put_of_what_is_already_stored(tmp_path, backend):
     local(h, "put", "v1.drgw", src)
     after = os.stat(backend / "v1.drgw")
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # Also with a token of the progress saved before the rename (objects
+    # of 64 MiB and more): its temp file is gone, the object is there.
+    token = tmp_path / "token"
+    token.write_text("drgw-local-1:1048576")
+    local(h, "put", "--token", token, "v1.drgw", src)
+    after = os.stat(backend / "v1.drgw")
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
     other = write_random(tmp_path / "other", 5 << 20, seed=4)
     local(h, "put", "v1.drgw", other)
