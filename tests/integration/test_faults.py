@@ -80,10 +80,11 @@ KINDS = {
                       drop=True)],
                 [dict(GCS_RD, reset="response")]),
     },
+    # (A stall is only latency to the plugins' HTTP code, which the other
+    # kinds exercise on GCS already: local and S3 suffice.)
     "stall": {
-        "local": ("put@1:stall=700", "get@3:stall=700"),
-        "s3": ([dict(S3_UP, delay=0.7)], [dict(S3_RD, delay=0.7)]),
-        "gcs": ([dict(GCS_UP, delay=0.7)], [dict(GCS_RD, delay=0.7)]),
+        "local": ("put@1:stall=400", "get@3:stall=400"),
+        "s3": ([dict(S3_UP, delay=0.4)], [dict(S3_RD, delay=0.4)]),
     },
     "corrupt-byte": {
         "local": ("", "get@3:corrupt;get@5:corrupt"),
@@ -92,14 +93,14 @@ KINDS = {
     },
     # Every connection refused or reset for a while.
     "outage": {
-        "local": ("any@1:outage=1500", "get@3:outage=1500"),
+        "local": ("any@1:outage=1000", "get@3:outage=1000"),
         "s3": ("outage", "outage"),
         "gcs": ("outage", "outage"),
     },
 }
-# radosgw verifies signatures and has real multipart semantics: the kinds
-# that touch multipart uploads run there too.
-RADOSGW_KINDS = ("resets", "outage")
+# radosgw verifies signatures and has real multipart semantics (a lost
+# Complete answer meets NoSuchUpload there): the resets run there too.
+RADOSGW_KINDS = ("resets",)
 
 CASES = [(b, k) for k in KINDS for b in ("local", "s3", "gcs") if b in KINDS[k]]
 CASES += [("radosgw", k) for k in RADOSGW_KINDS]
@@ -154,7 +155,7 @@ class Backend:
         if self.proxy is None:
             return
         if specs == "outage":
-            self.proxy.outage(1.5)
+            self.proxy.outage(1.0)
             self.hits.append(None)
             return
         for spec in specs:
@@ -234,7 +235,7 @@ def backend(request, env, tmp_path, monkeypatch):
     b.close()
 
 
-def read_until_right(path, want, attempts=12):
+def read_until_right(path, want, attempts=20):
     """Reads path from the view until it works; every read that returns
     must return exactly the right bytes.  Returns the failed attempts."""
     failed = []
@@ -244,7 +245,7 @@ def read_until_right(path, want, attempts=12):
         except OSError as e:
             assert e.errno == errno.EIO, e
             failed.append(e)
-            time.sleep(0.5)
+            time.sleep(0.3)
             continue
         assert len(data) == len(want) and sha256(data) == sha256(want), \
             f"{path.name}: a read returned wrong bytes"

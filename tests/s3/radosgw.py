@@ -2,17 +2,22 @@
 """A one-node Ceph cluster with radosgw on loopback, in a temp dir: a real
 S3 implementation that, unlike s3rver, verifies SigV4 signatures and
 payload hashes, and has ListParts, AbortMultipartUpload and
-ListMultipartUploads (see ../shared/notes/radosgw.md).
+ListMultipartUploads.  Where radosgw 16.2 differs from AWS (tests must not
+assert these): error bodies with an empty <Message>, CompleteMultipartUpload
+answering an empty <ETag> (a HEAD has the right "-N" one), any region
+accepted in signatures.
 
 One monitor, one OSD on memstore (objects in RAM) and radosgw with the
 beast frontend, all bound to 127.0.0.1, no cephx, no systemd; start to
-serving takes about two seconds.  Debian 12 packages: ceph-mon ceph-osd
+serving takes about a second or two.  Debian 12 packages: ceph-mon ceph-osd
 radosgw ceph-common (scripts/install-deps).  Every daemon runs in the
 foreground as a child of this process, so stop() (or the death of the
 test run) takes them all away; nothing is left in /etc or /var.
 """
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -24,6 +29,12 @@ SECRET_KEY = "drgw-radosgw-test-secret-key-0000000001"
 BUCKET = "drgw"
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool",
             "ceph")
+
+
+def _die_with_parent():
+    """In the child: SIGKILL when the test process dies, however it dies
+    (PR_SET_PDEATHSIG), so that no Ceph daemon outlives a killed run."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def available():
@@ -38,15 +49,20 @@ def free_port():
 
 CONF = """[global]
 fsid = {fsid}
+# Loopback only, msgr2 only.
 mon host = v2:127.0.0.1:{mon_port}
 public addr = 127.0.0.1
+ms bind msgr2 = true
+ms bind msgr1 = false
+# No cephx keyrings to manage.
 auth cluster required = none
 auth service required = none
 auth client required = none
+# Without these radosgw waits 300 s for a secure monitor connection.
 ms mon client mode = crc
 ms client mode = crc
-ms bind msgr2 = true
-ms bind msgr1 = false
+# One OSD: one copy, and few placement groups (radosgw makes 7-8 pools;
+# the defaults exceed the per-OSD limit).
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
@@ -55,6 +71,7 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 mon max pg per osd = 1000
+# Else every pool creation waits about a second (start takes ~13 s).
 paxos propose interval = 0.02
 paxos min wait = 0.01
 mon warn on pool no redundancy = false
@@ -64,6 +81,7 @@ admin socket = {dir}/run/$name.asok
 pid file = {dir}/run/$name.pid
 crash dir = {dir}/crash
 keyring = {dir}/keyring.$name
+# Objects in the OSD's RAM, at most this much.
 osd objectstore = memstore
 memstore device bytes = 2G
 osd data = {dir}/osd/$cluster-$id
@@ -72,6 +90,7 @@ osd op num threads per shard = 1
 osd op num shards = 1
 
 [client.rgw.a]
+# Path-style addressing on loopback.
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 rgw dns name = localhost
 rgw data = {dir}/rgw
@@ -110,7 +129,8 @@ class Radosgw:
         p = subprocess.Popen([*args, "-f", "-c", str(self.conf)],
                              env=self._env(), stdout=log,
                              stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL,
+                             preexec_fn=_die_with_parent)
         log.close()
         self.procs.append(p)
         return p
