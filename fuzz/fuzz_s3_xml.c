@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The S3 plugin's readers of server XML (s3_xml.h): error bodies,
- * ListObjectsV2 pages, InitiateMultipartUpload and ListParts results, STS
- * credentials.  The first input byte picks the reader (modulo 5: error,
- * list, upload id, list parts, STS), the rest is the document.  Whatever
+ * ListObjectsV2 pages, InitiateMultipartUpload, ListParts and
+ * ListMultipartUploads results, STS credentials.  The first input byte
+ * picks the reader (modulo 6: error, list, upload id, list parts, STS,
+ * list uploads), the rest is the document.  Whatever
  * a reader hands out must be NUL-terminated and within the documented
  * ranges.
  */
@@ -95,6 +96,33 @@ static void list_parts_doc(const char *xml, size_t len)
 		abort();
 }
 
+/* An upload id "stop" fails the walk with the callback's error. */
+static int on_upload(void *arg, const char *key, const char *upload_id)
+{
+	unsigned *n = arg;
+
+	if (!key || !upload_id || !*upload_id)
+		abort();
+	seen += strlen(key) + strlen(upload_id);
+	(*n)++;
+	return strcmp(upload_id, "stop") ? 0 : -ECANCELED;
+}
+
+static void list_uploads_doc(const char *xml, size_t len)
+{
+	struct pbuf nk = PBUF_INIT, nu = PBUF_INIT;
+	unsigned n = 0;
+
+	/* Truncated pages name where the next one starts. */
+	if (s3_xml_list_uploads(xml, len, on_upload, &n, &nk, &nu) == 0 &&
+	    nu.len && !nk.len)
+		abort();
+	check_pbuf(&nk);
+	check_pbuf(&nu);
+	pbuf_release(&nk);
+	pbuf_release(&nu);
+}
+
 static void sts_doc(const char *xml, size_t len)
 {
 	struct pbuf akid = PBUF_INIT, secret = PBUF_INIT, token = PBUF_INIT;
@@ -118,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	s3_xml_init();
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		error_doc(xml, size - 1);
 		break;
@@ -131,8 +159,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		list_parts_doc(xml, size - 1);
 		break;
-	default:
+	case 4:
 		sts_doc(xml, size - 1);
+		break;
+	default:
+		list_uploads_doc(xml, size - 1);
 		break;
 	}
 	return 0;

@@ -100,6 +100,10 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	popts_http_config(&g->net, "drgw-gcs/1", &hc);
 	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &g->http);
+	if (r == 0) {
+		popts_http_cred_config(&g->net, "drgw-gcs/1", &hc);
+		r = phttp_client_new(&hc, &g->cred_http);
+	}
 	if (r < 0) {
 		pmsg_set_err(err, "gcs: cannot initialize libcurl");
 		goto fail;
@@ -110,7 +114,7 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	ac.token_uri = g->token_uri;
 	ac.custom_endpoint = g->custom_endpoint;
 	ac.scope = scope_of(g);
-	ac.http = g->http;
+	ac.http = g->cred_http;
 	ac.host = g->host;
 	r = gcs_auth_new(&ac, &g->auth, err);
 	if (r < 0)
@@ -126,6 +130,7 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	return 0;
 fail:
 	g->http = phttp_client_free(g->http);
+	g->cred_http = phttp_client_free(g->cred_http);
 	gcs_conf_release(g);
 	return r;
 }
@@ -137,6 +142,7 @@ static void gcs_close(void *inst)
 	gcs_auth_free(g->auth);
 	g->auth = NULL;
 	g->http = phttp_client_free(g->http);
+	g->cred_http = phttp_client_free(g->cred_http);
 	gcs_conf_release(g);
 }
 

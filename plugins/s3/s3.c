@@ -68,6 +68,10 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	popts_http_config(&s3->net, "drgw-s3/1", &hc);
 	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &s3->http);
+	if (r == 0) {
+		popts_http_cred_config(&s3->net, "drgw-s3/1", &hc);
+		r = phttp_client_new(&hc, &s3->cred_http);
+	}
 	if (r < 0) {
 		pmsg_set_err(err, "s3: cannot initialize libcurl");
 		goto fail;
@@ -75,7 +79,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	cc.profile = s3->profile;
 	cc.region = s3->region;
 	cc.sts_endpoint = s3->sts_endpoint;
-	cc.http = s3->http;
+	cc.http = s3->cred_http;
 	cc.host = s3->host;
 	r = s3_creds_new(&cc, &s3->creds, err);
 	if (r == -ENOENT)
@@ -89,6 +93,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	return 0;
 fail:
 	s3->http = phttp_client_free(s3->http);
+	s3->cred_http = phttp_client_free(s3->cred_http);
 	s3_conf_release(s3);
 	return r;
 }
@@ -100,6 +105,7 @@ static void s3_close(void *inst)
 	s3_creds_free(s3->creds);
 	s3->creds = NULL;
 	s3->http = phttp_client_free(s3->http);
+	s3->cred_http = phttp_client_free(s3->cred_http);
 	s3_conf_release(s3);
 }
 

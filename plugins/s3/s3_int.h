@@ -44,7 +44,9 @@ struct s3 {
 	char *sts_endpoint;		/* option, or NULL */
 	struct popts_http net;		/* the common HTTP options */
 	const struct drgw_host *host;
-	struct phttp_client *http;
+	struct phttp_client *http;	/* storage requests */
+	struct phttp_client *cred_http;	/* STS, container, IMDS: TLS
+					 * always verified (popts.h) */
 	struct s3_creds *creds;
 };
 

@@ -251,6 +251,63 @@ out:
 	return r;
 }
 
+int s3_xml_list_uploads(const char *xml, size_t len,
+			int (*fn)(void *arg, const char *key,
+				  const char *upload_id),
+			void *arg, struct pbuf *next_key,
+			struct pbuf *next_upload)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	xmlChar *trunc = NULL, *nk = NULL, *nu = NULL;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	pbuf_reset(next_key);
+	pbuf_reset(next_upload);
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "ListMultipartUploadsResult")) {
+		r = -EIO;
+		goto out;
+	}
+	trunc = child_text(root, "IsTruncated");
+	if (trunc && !strcmp((const char *)trunc, "true")) {
+		nk = child_text(root, "NextKeyMarker");
+		nu = child_text(root, "NextUploadIdMarker");
+		if (!nk || !*nk) {
+			r = -EIO;
+			goto out;
+		}
+		pbuf_adds(next_key, (const char *)nk);
+		pbuf_adds(next_upload, nu ? (const char *)nu : "");
+		if (!pbuf_str(next_key) || !pbuf_str(next_upload)) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (xmlNode *c = root->children; c && !r; c = c->next) {
+		xmlChar *key, *id;
+
+		if (!is(c, "Upload"))
+			continue;
+		key = child_text(c, "Key");
+		id = child_text(c, "UploadId");
+		if (!key || !id || !*id)
+			r = -EIO;
+		else
+			r = fn(arg, (const char *)key, (const char *)id);
+		xmlFree(key);
+		xmlFree(id);
+	}
+out:
+	xmlFree(trunc);
+	xmlFree(nk);
+	xmlFree(nu);
+	xmlFreeDoc(doc);
+	return r;
+}
+
 int s3_xml_sts_credentials(const char *xml, size_t len, struct pbuf *akid,
 			   struct pbuf *secret, struct pbuf *token,
 			   int64_t *ret_expiration_ns)

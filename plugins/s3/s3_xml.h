@@ -60,6 +60,19 @@ int s3_xml_list_parts(const char *xml, size_t len,
 		      void *arg, unsigned *ret_next_marker);
 
 /*
+ * Walks a ListMultipartUploadsResult, calling fn(arg, key, upload_id) per
+ * Upload; fn returns 0 to go on or a negative errno.  When IsTruncated,
+ * next_key and next_upload get NextKeyMarker and NextUploadIdMarker, else
+ * they are emptied.
+ * @return 0, fn's error, -EIO for a malformed document, -ENOMEM.
+ */
+int s3_xml_list_uploads(const char *xml, size_t len,
+			int (*fn)(void *arg, const char *key,
+				  const char *upload_id),
+			void *arg, struct pbuf *next_key,
+			struct pbuf *next_upload);
+
+/*
  * AssumeRoleWithWebIdentityResponse credentials.
  * @return 0, -EIO if fields are missing, -ENOMEM.
  */

@@ -186,7 +186,10 @@ TEST(conf_bad_options)
 		{ "endpoint", "ftp://x", "expected http(s)://host[:port]" },
 		{ "endpoint", "https://x/storage/v1", "no path" },
 		{ "metadata-host", "a b", "host[:port]" },
-		{ "token-uri", "oauth2.googleapis.com", "http(s) URL" },
+		{ "token-uri", "oauth2.googleapis.com", "expected an https URL" },
+		/* Credentials never travel in clear beyond loopback. */
+		{ "token-uri", "http://oauth2.googleapis.com/token", "plain http only to a loopback" },
+		{ "token-uri", "http://127.evil.example/token", "plain http only to a loopback" },
 		{ "retention-mode", "Locked", "go together" },
 		{ "retain-days", "3", "go together" },
 		{ "ca-bundle", "/nonexistent/ca.pem", "cannot read" },

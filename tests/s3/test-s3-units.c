@@ -168,6 +168,13 @@ static void test_conf_errors(void)
 	expect_invalid("s3://bkt", "object-lock-mode", "GOVERNANCE", "go together");
 	expect_invalid("s3://bkt", "checksum", "crc32", "checksum=crc32");
 	expect_invalid("s3://bkt", "storage-class", "standard", "storage-class");
+	/* The web identity token never travels in clear beyond loopback. */
+	expect_invalid("s3://bkt", "sts-endpoint", "http://sts.amazonaws.com",
+		       "plain http only to a loopback address");
+	expect_invalid("s3://bkt", "sts-endpoint", "http://127.0.0.1.nip.io/",
+		       "plain http only to a loopback address");
+	expect_invalid("s3://bkt", "sts-endpoint", "sts.amazonaws.com",
+		       "expected an https URL");
 }
 
 static void test_profiles(void)
