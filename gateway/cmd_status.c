@@ -497,6 +497,7 @@ int drgw_cmd_status(int argc, char **argv)
 	struct drgw_config cfg;
 	char pend[32], age[32];
 	bool running;
+	char repo[2 * DRGW_REPO_ID_BYTES + 1];
 	long pid = 0;
 	int i, r;
 
@@ -514,6 +515,9 @@ int drgw_cmd_status(int argc, char **argv)
 		return 1;
 	}
 	running = drgw_gateway_daemon_running(cfg.cache_dir, &pid);
+	if (drgw_catalog_get_meta(x.gw->cat, "repository_id", repo,
+				  sizeof(repo)) < 0)
+		snprintf(repo, sizeof(repo), "none yet");
 	r = drgw_catalog_queue_stats(x.gw->cat, NULL, &qs);
 	if (!running)
 		qs.files_settling = 0; /* stale without a daemon */
@@ -534,6 +538,9 @@ int drgw_cmd_status(int argc, char **argv)
 
 		x.backends = json_object();
 		json_object_set_new(o, "cache", json_string(cfg.cache_dir));
+		json_object_set_new(o, "repository", repo[0] != 'n' ?
+						     json_string(repo) :
+						     json_null());
 		json_object_set_new(o, "daemon_running", json_boolean(running));
 		if (running)
 			json_object_set_new(o, "daemon_pid", json_integer(pid));
@@ -553,6 +560,7 @@ int drgw_cmd_status(int argc, char **argv)
 		r = drgw_cli_print_json(o) ? -EIO : r;
 	} else {
 		printf("cache:            %s\n", cfg.cache_dir);
+		printf("repository:       %s\n", repo);
 		if (running)
 			printf("daemon:           running (pid %ld)\n", pid);
 		else

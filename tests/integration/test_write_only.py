@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from conftest import PLUGINS, ROOT, make_app_db, run, sqlite
@@ -29,7 +30,7 @@ def identity(env, name):
 
 
 def decode(obj, *keys, objects=None, check=True):
-    args = ["python3", DECODER, str(obj)]
+    args = [sys.executable, DECODER, str(obj)]
     for k in keys:
         flag = "--identity" if "id" in Path(k).name else "--key"
         args += [flag, str(k)]
