@@ -1206,29 +1206,17 @@ static bool name_wanted(const char *const *names, const char *name)
 	return false;
 }
 
-int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
-			      const char *const *names, drgw_version_fn fn,
-			      void *arg)
+/* Runs st (bound, not yet stepped) and hands every version row to fn,
+ * after the lock is dropped, so fn may call back into the catalog. */
+static int each_version_row(struct drgw_catalog *c, sqlite3_stmt *st,
+			    const char *const *names, drgw_version_fn fn,
+			    void *arg)
 {
-	sqlite3_stmt *st;
-	int r = 0, rc;
-
-	/* Rows are collected under the lock and handed out after, so fn may
-	 * call back into the catalog. */
 	struct drgw_version *rows = NULL;
 	size_t n = 0, cap = 0;
+	int r = st ? 0 : -EIO;
 
-	pthread_mutex_lock(&c->lock);
-	st = prep(c, latest_only ?
-			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
-			     "(SELECT id FROM versions w WHERE w.name = v.name "
-			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
-			     "ORDER BY name" :
-			     "SELECT " VERSION_COLS " FROM versions "
-			     "ORDER BY name, created_ns, id");
-	if (!st)
-		r = -EIO;
-	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
 		void *more;
 
@@ -1251,6 +1239,37 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 	}
 	free(rows);
 	return r;
+}
+
+int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
+				 drgw_version_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE id IN "
+		     "(SELECT version_id FROM replicas WHERE backend = ? AND "
+		     "state = 'done') ORDER BY vid");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	return each_version_row(c, st, NULL, fn, arg);
+}
+
+int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
+			      const char *const *names, drgw_version_fn fn,
+			      void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, latest_only ?
+			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
+			     "(SELECT id FROM versions w WHERE w.name = v.name "
+			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
+			     "ORDER BY name" :
+			     "SELECT " VERSION_COLS " FROM versions "
+			     "ORDER BY name, created_ns, id");
+	return each_version_row(c, st, names, fn, arg);
 }
 
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,

@@ -231,6 +231,9 @@ typedef int (*drgw_version_fn)(void *arg, const struct drgw_version *v);
 int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 			      const char *const *names, drgw_version_fn fn,
 			      void *arg);
+/* Every version backend holds (replica done), by vid. */
+int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
+				 drgw_version_fn fn, void *arg);
 typedef int (*drgw_replica_fn)(void *arg, const struct drgw_replica *r);
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
 			      drgw_replica_fn fn, void *arg);

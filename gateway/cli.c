@@ -40,6 +40,7 @@ static const struct common common_opts[] = {
 	{ "backend-concurrency", CLI_COMMON_DAEMON, "N concurrent uploads per backend (2)" },
 	{ "retry-min", CLI_COMMON_DAEMON, "DUR   first retry delay (1s)" },
 	{ "retry-max", CLI_COMMON_DAEMON, "DUR   longest retry delay (5m)" },
+	{ "index-interval", CLI_COMMON_DAEMON, "DUR how often a running daemon writes index records (5m; also at stop)" },
 	{ "drain-timeout", CLI_COMMON_DAEMON, "DUR time to finish uploads when stopping (60s)" },
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
 	{ "read-deadline", CLI_COMMON_READ, "DUR one read from one backend, retries included, before the next is tried (30s; 0: none)" },

@@ -28,6 +28,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
+	cfg->index_interval_ns = 300 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
 	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
@@ -108,6 +109,8 @@ static const struct simple simple_settings[] = {
 	{ "retry-min", K_DURATION, FIELD(retry_min_ns), 0, 86400 * NSEC_PER_SEC },
 	{ "retry-max", K_DURATION, FIELD(retry_max_ns), 0, 86400 * NSEC_PER_SEC },
 	{ "drain-timeout", K_DURATION, FIELD(drain_timeout_ns), 0,
+	  86400 * NSEC_PER_SEC },
+	{ "index-interval", K_DURATION, FIELD(index_interval_ns), 0,
 	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
 	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,

@@ -71,6 +71,9 @@ struct drgw_config {
 	int64_t retry_min_ns;
 	int64_t retry_max_ns;
 	int64_t drain_timeout_ns;
+	/* How often a long-running daemon writes a backend's index record
+	 * after uploads (and always when it stops); 0: only when stopping. */
+	int64_t index_interval_ns;
 
 	/* restore reads */
 	/* Refuse a newest version sealed longer ago than this (0: any). */

@@ -201,7 +201,7 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 
 	nthreads = opts->threads ? opts->threads : default_threads();
 	r = drgw_obj_init_new(&obj, kr, opts->repo ? opts->repo : no_repo,
-			      DRGW_OBJ_SNAPSHOT,
+			      opts->kind ? opts->kind : DRGW_OBJ_SNAPSHOT,
 			      drgw_obj_pick_chunk_size(opts->chunk_size,
 						       meta->size),
 			      opts->fixed);

@@ -28,6 +28,8 @@ struct drgw_encode_opts {
 	const uint8_t *repo;
 	/* Fixed randomness for test vectors; NULL otherwise. */
 	const struct drgw_obj_fixed *fixed;
+	/* DRGW_OBJ_SNAPSHOT (0 means that too) or DRGW_OBJ_INDEX. */
+	uint8_t kind;
 	/* Called with the object's length so far after each write, so that
 	 * uploads can follow the encoder (stream.h).  May be NULL. */
 	void (*progress)(void *arg, uint64_t written);

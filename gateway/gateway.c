@@ -597,6 +597,11 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	       !done(gw, arg))
 		usleep(50 * 1000);
 
+	/* What was replicated is written into each backend's index, so the
+	 * next empty-cache restore need not open every object. */
+	if (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain))
+		drgw_replicate_write_indexes(gw, true);
+
 	/* Phase 3: stop; uploads in flight save their resume tokens. */
 	atomic_store(&gw->exiting, true);
 	atomic_store(&gw->cancel_uploads, true);

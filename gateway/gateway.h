@@ -99,6 +99,12 @@ struct drgw_gateway {
 	/* Files taken off the node table to be sealed right now. */
 	atomic_uint_fast64_t seals_in_flight;
 
+	/* Index records (index.h): replicas done per backend since its last
+	 * index (atomic), and when that was written (under lock). */
+	atomic_uint index_dirty[DRGW_MAX_BACKENDS];
+	int64_t index_at[DRGW_MAX_BACKENDS];
+	bool index_busy[DRGW_MAX_BACKENDS];
+
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];
 	unsigned inflight_total;
@@ -150,6 +156,9 @@ void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
 int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts);
 
 /* --- seal.c --- */
+/* A new version id for a time: "20261125T231858Z-1f2e3d4c", sorting by
+ * time, unique per gateway. */
+void drgw_make_vid(int64_t now_ns, char *buf, size_t size);
 /* Records size, mtime, ctime and permission bits of st in v. */
 void drgw_version_stamp(struct drgw_version *v, const struct stat *st);
 /* Does st still describe the content v was sealed from?  ctime is what
@@ -186,5 +195,9 @@ void drgw_spool_name(const char *vid, char *buf, size_t size);
 
 /* --- replicate.c --- */
 void *drgw_replicator_main(void *arg);
+/* Writes the index record of every backend that got uploads since its
+ * last one, if due (force: now, as when stopping).  Called by idle
+ * replicators and by drgw_gateway_stop(). */
+void drgw_replicate_write_indexes(struct drgw_gateway *gw, bool force);
 
 #endif

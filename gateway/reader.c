@@ -435,6 +435,11 @@ const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 	return f->obj.opener;
 }
 
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f)
+{
+	return f->obj.kind;
+}
+
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
 {
 	return f->idx.object_size;

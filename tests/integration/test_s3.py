@@ -346,7 +346,8 @@ def test_hostile_server_error_stays_one_line(env, s3, tmp_path):
         make_app_db(env.mnt / "a.db", rows=100)
         deadline = time.time() + 60
         while time.time() < deadline:
-            rep = env.ls()[0]["replicas"]["offsite"] if env.ls() else {}
+            snaps = env.ls()   # replicas appear once it is encoded
+            rep = snaps[0]["replicas"].get("offsite", {}) if snaps else {}
             if rep.get("state") == "failing":
                 break
             time.sleep(0.1)
