@@ -34,8 +34,11 @@ static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	drgw_log(level, "%s", msg);
 }
 
-/* The deadline of the plugin call this thread is in (0: none). */
-static _Thread_local int64_t call_deadline_ns;
+/* The deadline of the plugin call this thread is in (0: none).  The core
+ * is a static library built as PIC; initial-exec keeps the access a plain
+ * offset from the thread pointer instead of a call into ld.so. */
+static _Thread_local int64_t call_deadline_ns
+	__attribute__((tls_model("initial-exec")));
 
 static int64_t host_deadline_ns(void)
 {
