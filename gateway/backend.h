@@ -44,6 +44,17 @@ int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 			  drgw_list_fn fn, void *arg, struct drgw_err *err);
 int drgw_backend_remove(struct drgw_backend *b, const char *key,
 			struct drgw_err *err);
+/* Deletes n keys (any n): remove_many() in batches of at most
+ * DRGW_REMOVE_BATCH where the plugin has it, else remove() per key.
+ * results[i] gets 0 or the errno of keys[i]; returns 0 or the first
+ * failure, with err saying which key and why. */
+#define DRGW_REMOVE_BATCH 1000
+int drgw_backend_remove_many(struct drgw_backend *b, const char *const *keys,
+			     size_t n, int *results, struct drgw_err *err);
+/* ctl(DRGW_CTL_RETENTION) into a zeroed *ret; -ENOTSUP when the plugin
+ * cannot say. */
+int drgw_backend_retention(struct drgw_backend *b, struct drgw_retention *ret,
+			   struct drgw_err *err);
 int drgw_backend_abort_put(struct drgw_backend *b, const char *key,
 			   const void *token, size_t len, struct drgw_err *err);
 int drgw_backend_ping(struct drgw_backend *b, struct drgw_err *err);
