@@ -42,6 +42,7 @@ struct cli_cmd {
 #define CLI_COMMON_BACKEND (1u << 2)
 #define CLI_COMMON_DAEMON (1u << 3) /* sealing, encoding, replication */
 #define CLI_COMMON_READ (1u << 4)   /* restore reads */
+#define CLI_COMMON_POLICY (1u << 5) /* retention: keep-* (drgw prune) */
 
 typedef int (*cli_opt_fn)(void *arg, int id, const char *value);
 
