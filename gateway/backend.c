@@ -253,10 +253,30 @@ int drgw_backend_stat(struct drgw_backend *b, const char *key,
 {
 	if (!b->ops.stat)
 		return -ENOSYS;
-	/* A plugin that does not know the lock fields leaves them zero:
-	 * "unknown", never garbage. */
+	int r;
+
 	memset(ret, 0, sizeof(*ret));
-	return check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	r = check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	drgw_backend_clean_info(b, ret);
+	return r;
+}
+
+bool drgw_backend_knows_locks(const struct drgw_backend *b)
+{
+	return b->ops.struct_size >=
+	       offsetof(struct drgw_backend_ops, remove_many) +
+		       sizeof(b->ops.remove_many);
+}
+
+void drgw_backend_clean_info(const struct drgw_backend *b,
+			     struct drgw_object_info *info)
+{
+	/* Built against a header where these were reserved: whatever is
+	 * there means nothing. */
+	if (!drgw_backend_knows_locks(b)) {
+		info->retain_until_ns = 0;
+		info->lock_flags = 0;
+	}
 }
 
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,

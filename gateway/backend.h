@@ -39,6 +39,12 @@ int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
 		      void *buf, size_t len, struct drgw_err *err);
 int drgw_backend_stat(struct drgw_backend *b, const char *key,
 		      struct drgw_object_info *ret, struct drgw_err *err);
+/* Whether the plugin was built against a header with the lock fields of
+ * struct drgw_object_info; if not, drgw_backend_clean_info() zeroes them
+ * (stat() does it itself; list callbacks call it). */
+bool drgw_backend_knows_locks(const struct drgw_backend *b);
+void drgw_backend_clean_info(const struct drgw_backend *b,
+			     struct drgw_object_info *info);
 /* Lists every key under prefix, following pages. */
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 			  drgw_list_fn fn, void *arg, struct drgw_err *err);
