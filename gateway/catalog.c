@@ -1248,10 +1248,12 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 	ret->oldest_pending_ns = one_int(st, 0);
 	ret->versions = (uint64_t)one_int(prep(c, "SELECT COUNT(*) FROM versions"),
 					  0);
+	/* A version drgw prune removed from its last backend is nowhere. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.state = "
 		     "'encoded' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
 		     "r.version_id = v.id AND r.state != 'done' AND "
-		     "(?1 IS NULL OR r.backend = ?1))");
+		     "(?1 IS NULL OR r.backend = ?1)) AND EXISTS (SELECT 1 FROM "
+		     "replicas r WHERE r.version_id = v.id)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	ret->versions_replicated = (uint64_t)one_int(st, 0);
@@ -1795,6 +1797,56 @@ int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = fn(arg, &rows[i]);
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg)
+{
+	struct row {
+		char vid[64];
+		char *name;
+		int64_t created_ns;
+		uint64_t bytes;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT v.vid, v.name, v.created_ns, v.stored_size "
+		     "FROM versions v JOIN replicas r ON r.version_id = v.id "
+		     "WHERE r.backend = ? AND r.state = 'done'");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		col_copy(st, 0, rows[n].vid, sizeof(rows[n].vid));
+		rows[n].name = col_strdup(st, 1);
+		rows[n].created_ns = sqlite3_column_int64(st, 2);
+		rows[n].bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		if (!rows[n++].name) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, rows[i].vid, rows[i].name, rows[i].created_ns,
+			       rows[i].bytes);
+		free(rows[i].name);
+	}
 	free(rows);
 	return r;
 }

@@ -303,6 +303,12 @@ typedef int (*drgw_pruned_fn)(void *arg, const char *backend, int64_t since_ns);
 int drgw_catalog_each_pruned_of(struct drgw_catalog *c, const char *vid,
 				drgw_pruned_fn fn, void *arg);
 
+typedef int (*drgw_replicated_fn)(void *arg, const char *vid, const char *name,
+				  int64_t created_ns, uint64_t stored_size);
+/* Every version replicated to backend (what a prune there would plan). */
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg);
+
 /* One prune of one backend, for `drgw status` and the metrics. */
 struct drgw_prune_run {
 	char backend[64];

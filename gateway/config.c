@@ -265,6 +265,17 @@ const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
 	return &cfg->policy;
 }
 
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_backends; i++)
+		if (!strcmp(cfg->backends[i].name, name))
+			break;
+	return drgw_config_policy(cfg, i);
+}
+
 bool drgw_backend_name_ok(const char *name)
 {
 	size_t n = strlen(name);

@@ -113,6 +113,11 @@ bool drgw_config_excluded(const struct drgw_config *cfg, const char *path);
 const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
 					     size_t i);
 
+/* The same by backend name; a backend that is not configured gets the
+ * command line's or the [drgw] section's policy. */
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name);
+
 /* Checks a backend name: 1..63 of [A-Za-z0-9_-]. */
 bool drgw_backend_name_ok(const char *name);
 

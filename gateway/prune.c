@@ -196,34 +196,151 @@ static int finish_pending(struct pruner *p)
 	return r;
 }
 
-/* Step 2. */
-static int plan(struct pruner *p)
+/* Step 2.  items[] is in group order. */
+static int plan_groups(const struct drgw_policy *pol,
+		       struct drgw_prune_item *items, size_t n, int64_t now)
 {
-	struct drgw_plan_item *pi = calloc(p->n + 1, sizeof(*pi));
+	struct drgw_plan_item *pi = calloc(n + 1, sizeof(*pi));
 	int r = 0;
 
 	if (!pi)
 		return -ENOMEM;
-	for (size_t i = 0; i < p->n && r == 0;) {
+	for (size_t i = 0; i < n && r == 0;) {
 		size_t j = i;
 
-		while (j < p->n && !strcmp(p->items[j].pattern, p->items[i].pattern))
+		while (j < n && !strcmp(items[j].pattern, items[i].pattern))
 			j++;
 		for (size_t k = i; k < j; k++)
 			pi[k - i] = (struct drgw_plan_item){
-				.time_ns = p->items[k].time_ns,
-				.id = p->items[k].vid,
+				.time_ns = items[k].time_ns,
+				.id = items[k].vid,
 			};
-		r = drgw_policy_plan(p->o->policy, pi, j - i, p->now);
+		r = drgw_policy_plan(pol, pi, j - i, now);
 		for (size_t k = i; r == 0 && k < j; k++)
-			p->items[k].reasons = pi[k - i].reasons;
+			items[k].reasons = pi[k - i].reasons;
 		i = j;
 	}
 	free(pi);
+	return r;
+}
+
+static int plan(struct pruner *p)
+{
+	int r = plan_groups(p->o->policy, p->items, p->n, p->now);
+
 	for (size_t k = 0; r == 0 && k < p->o->n_keepers; k++)
 		r = p->o->keepers[k].mark(p->o->keepers[k].arg, p->bname,
 					  p->items, p->n);
 	return r;
+}
+
+int drgw_prune_plan_items(const struct drgw_policy *p,
+			  struct drgw_prune_item *items, size_t n,
+			  int64_t now_ns)
+{
+	for (size_t i = 0; i < n; i++) {
+		items[i].pattern = drgw_name_pattern(items[i].name);
+		if (!items[i].pattern)
+			return -ENOMEM;
+	}
+	qsort(items, n, sizeof(*items), by_group);
+	return plan_groups(p, items, n, now_ns);
+}
+
+void drgw_prune_items_free(struct drgw_prune_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++) {
+		free((char *)items[i].pattern);
+		free((char *)items[i].name);
+		free((char *)items[i].vid);
+	}
+	free(items);
+}
+
+struct preview_ctx {
+	struct drgw_prune_item *items;
+	size_t n, cap;
+};
+
+static int add_replicated(void *arg, const char *vid, const char *name,
+			  int64_t created_ns, uint64_t bytes)
+{
+	struct preview_ctx *x = arg;
+	struct drgw_prune_item *it;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 64;
+		struct drgw_prune_item *p = realloc(x->items, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		x->items = p;
+		x->cap = cap;
+	}
+	it = &x->items[x->n];
+	memset(it, 0, sizeof(*it));
+	it->vid = strdup(vid);
+	it->name = strdup(name);
+	x->n++;
+	if (!it->vid || !it->name)
+		return -ENOMEM;
+	it->key = NULL;
+	it->time_ns = created_ns;
+	it->bytes = bytes;
+	return 0;
+}
+
+static int by_vid(const void *a, const void *b)
+{
+	return strcmp(((const struct drgw_prune_item *)a)->vid,
+		      ((const struct drgw_prune_item *)b)->vid);
+}
+
+int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
+		       const struct drgw_policy *p,
+		       struct drgw_prune_preview *ret)
+{
+	struct preview_ctx x = { 0 };
+	struct drgw_prune_preview pv = { 0 };
+	int r;
+
+	r = drgw_catalog_each_replicated(c, backend, add_replicated, &x);
+	if (r == 0)
+		r = drgw_prune_plan_items(p, x.items, x.n, drgw_now_ns());
+	if (r < 0) {
+		drgw_prune_items_free(x.items, x.n);
+		return r;
+	}
+	for (size_t i = 0; i < x.n; i++) {
+		if (x.items[i].reasons) {
+			pv.keep++;
+			pv.keep_bytes += x.items[i].bytes;
+		} else {
+			pv.remove++;
+			pv.remove_bytes += x.items[i].bytes;
+		}
+	}
+	qsort(x.items, x.n, sizeof(*x.items), by_vid);
+	pv.items = x.items;
+	pv.n = x.n;
+	*ret = pv;
+	return 0;
+}
+
+void drgw_prune_preview_release(struct drgw_prune_preview *pv)
+{
+	drgw_prune_items_free(pv->items, pv->n);
+	memset(pv, 0, sizeof(*pv));
+}
+
+const struct drgw_prune_item *
+drgw_prune_preview_find(const struct drgw_prune_preview *pv, const char *vid)
+{
+	struct drgw_prune_item key = { .vid = vid };
+
+	return pv->n ? bsearch(&key, pv->items, pv->n, sizeof(*pv->items),
+			       by_vid) :
+		       NULL;
 }
 
 /* Step 3: the lock state of the objects the plan would remove. */

@@ -98,4 +98,31 @@ int drgw_prune_backend(struct drgw_gateway *gw, struct drgw_reader *rd,
 		       size_t b, const struct drgw_prune_opts *o,
 		       struct drgw_prune_summary *ret, struct drgw_err *err);
 
+/*
+ * Plans items[] (name, vid, time_ns set; pattern NULL) as a prune of a
+ * backend would, without looking at locks: sorts them into groups and
+ * sets pattern (malloc()ed; drgw_prune_items_free()) and reasons.  What
+ * `drgw ls --versions` and `drgw status` show, from the catalog.
+ */
+int drgw_prune_plan_items(const struct drgw_policy *p,
+			  struct drgw_prune_item *items, size_t n,
+			  int64_t now_ns);
+/* Frees the patterns, then items. */
+void drgw_prune_items_free(struct drgw_prune_item *items, size_t n);
+
+/* What a prune of backend would do with policy p, from the catalog's
+ * record of what the backend holds. */
+struct drgw_prune_preview {
+	struct drgw_prune_item *items; /* sorted by vid */
+	size_t n;
+	uint64_t keep, remove, keep_bytes, remove_bytes;
+};
+int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
+		       const struct drgw_policy *p,
+		       struct drgw_prune_preview *ret);
+void drgw_prune_preview_release(struct drgw_prune_preview *pv);
+/* The item of version vid, or NULL. */
+const struct drgw_prune_item *
+drgw_prune_preview_find(const struct drgw_prune_preview *pv, const char *vid);
+
 #endif
