@@ -119,7 +119,7 @@ static const char *const migrations[] = {
 	 * ones a prune is removing right now ('removing' is written before
 	 * the backend is asked, so a killed prune is finished by the next);
 	 * prune_runs: one row per backend and run, for status and metrics. */
-	"CREATE TABLE pruned(\n"
+	"CREATE TABLE IF NOT EXISTS pruned(\n"
 	"  backend TEXT NOT NULL,\n"
 	"  key TEXT NOT NULL,\n"
 	"  vid TEXT NOT NULL,\n"
@@ -129,8 +129,8 @@ static const char *const migrations[] = {
 	"  state TEXT NOT NULL CHECK(state IN ('removing','removed')),\n"
 	"  since_ns INTEGER NOT NULL,\n"
 	"  PRIMARY KEY(backend, key));\n"
-	"CREATE INDEX pruned_by_vid ON pruned(vid);\n"
-	"CREATE TABLE prune_runs(\n"
+	"CREATE INDEX IF NOT EXISTS pruned_by_vid ON pruned(vid);\n"
+	"CREATE TABLE IF NOT EXISTS prune_runs(\n"
 	"  id INTEGER PRIMARY KEY,\n"
 	"  backend TEXT NOT NULL,\n"
 	"  started_ns INTEGER NOT NULL,\n"
@@ -1577,7 +1577,9 @@ static int prune_removed(struct drgw_catalog *c, const char *backend,
 	static const char *const sql[] = {
 		"UPDATE pruned SET state = 'removed', since_ns = ?3 "
 		"WHERE backend = ?1 AND key = ?2",
-		"DELETE FROM replicas WHERE backend = ?1 AND key = ?2",
+		"DELETE FROM replicas WHERE backend = ?1 AND version_id IN "
+		"(SELECT v.id FROM versions v JOIN pruned p ON p.vid = v.vid "
+		"WHERE p.backend = ?1 AND p.key = ?2)",
 		"DELETE FROM remote_objects WHERE backend = ?1 AND key = ?2",
 	};
 	int r = 0;

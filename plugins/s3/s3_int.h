@@ -46,6 +46,10 @@ struct s3 {
 	const struct drgw_host *host;
 	struct phttp_client *http;
 	struct s3_creds *creds;
+	/* Object Lock on the bucket, as ctl(DRGW_CTL_RETENTION) found it
+	 * (s3_del.c): 0 unknown, 1 off, 2 on.  Written and read with
+	 * __atomic builtins, the one field that changes after open(). */
+	int bucket_lock;
 };
 
 #endif /* DRGW_S3_INT_H */
