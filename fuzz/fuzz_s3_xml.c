@@ -2,9 +2,11 @@
 /*
  * The S3 plugin's readers of server XML (s3_xml.h): error bodies,
  * ListObjectsV2 pages, InitiateMultipartUpload, ListParts and
- * ListMultipartUploads results, STS credentials.  The first input byte
- * picks the reader (modulo 6: error, list, upload id, list parts, STS,
- * list uploads), the rest is the document.  Whatever
+ * ListMultipartUploads results, STS credentials, DeleteObjects results
+ * and Object Lock answers.  The first input byte picks the reader (modulo
+ * 10: error, list, upload id, list parts, STS, delete result, lock
+ * configuration, retention, legal hold, list uploads), the rest is the
+ * document.  Whatever
  * a reader hands out must be NUL-terminated and within the documented
  * ranges.
  */
@@ -139,6 +141,45 @@ static void sts_doc(const char *xml, size_t len)
 	pbuf_release_secret(&token);
 }
 
+/* A key "stop" stops the walk with the callback's error. */
+static int on_delete_error(void *arg, const char *key, const char *code,
+			   const char *msg)
+{
+	if (!key || strlen(code) >= 64 || strlen(msg) >= 256)
+		abort();
+	seen += strlen(key) + code[0] + msg[0];
+	(void)arg;
+	return strcmp(key, "stop") ? 0 : -ECANCELED;
+}
+
+static void lock_docs(int which, const char *xml, size_t len)
+{
+	struct s3_xml_lock_config lc;
+	int64_t until = -1;
+	int on = -1;
+
+	switch (which) {
+	case 5:
+		if (s3_xml_delete_errors(xml, len, on_delete_error, NULL) > 0)
+			abort();
+		break;
+	case 6:
+		if (s3_xml_object_lock(xml, len, &lc) == 0 &&
+		    (!memchr(lc.mode, '\0', sizeof(lc.mode)) ||
+		     lc.days > 1000000 + 365 * 10000ULL))
+			abort();
+		break;
+	case 7:
+		if (s3_xml_retention(xml, len, &until) == 0 && until == -1)
+			abort();
+		break;
+	default:
+		if (s3_xml_legal_hold(xml, len, &on) == 0 && on != 0 && on != 1)
+			abort();
+		break;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *xml = (const char *)data + 1;
@@ -146,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	s3_xml_init();
-	switch (data[0] % 6) {
+	switch (data[0] % 10) {
 	case 0:
 		error_doc(xml, size - 1);
 		break;
@@ -163,7 +204,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sts_doc(xml, size - 1);
 		break;
 	default:
-		list_uploads_doc(xml, size - 1);
+		if (data[0] % 10 == 9)
+			list_uploads_doc(xml, size - 1);
+		else
+			lock_docs(data[0] % 10, xml, size - 1);
 		break;
 	}
 	return 0;

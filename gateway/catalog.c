@@ -127,6 +127,35 @@ static const char *const migrations[] = {
 	 * cache is emptied, as rows from before cannot say. */
 	"DELETE FROM remote_objects;"
 	"ALTER TABLE remote_objects ADD COLUMN repo TEXT NOT NULL DEFAULT '';",
+	/* 5: drgw prune.  pruned: objects removed from a backend, and the
+	 * ones a prune is removing right now ('removing' is written before
+	 * the backend is asked, so a killed prune is finished by the next);
+	 * prune_runs: one row per backend and run, for status and metrics. */
+	"CREATE TABLE IF NOT EXISTS pruned(\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  vid TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  created_ns INTEGER NOT NULL,\n"
+	"  bytes INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(state IN ('removing','removed')),\n"
+	"  since_ns INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(backend, key));\n"
+	"CREATE INDEX IF NOT EXISTS pruned_by_vid ON pruned(vid);\n"
+	"CREATE TABLE IF NOT EXISTS prune_runs(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  started_ns INTEGER NOT NULL,\n"
+	"  finished_ns INTEGER NOT NULL,\n"
+	"  ok INTEGER NOT NULL,\n"
+	"  kept INTEGER NOT NULL,\n"
+	"  removed INTEGER NOT NULL,\n"
+	"  locked INTEGER NOT NULL,\n"
+	"  kept_bytes INTEGER NOT NULL,\n"
+	"  removed_bytes INTEGER NOT NULL,\n"
+	"  newest_ns INTEGER NOT NULL,\n"
+	"  window_ns INTEGER NOT NULL,\n"
+	"  error TEXT);",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -752,11 +781,14 @@ int64_t drgw_catalog_count_newest_missing(struct drgw_catalog *c,
 	int64_t n;
 
 	pthread_mutex_lock(&c->lock);
+	/* What a prune removed from the backend is not missing there. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.id = "
 		     "(SELECT id FROM versions WHERE name = v.name "
 		     "AND state = 'encoded' ORDER BY created_ns DESC, id DESC "
 		     "LIMIT 1) AND NOT EXISTS (SELECT 1 FROM replicas r "
-		     "WHERE r.version_id = v.id AND r.backend = ?)");
+		     "WHERE r.version_id = v.id AND r.backend = ?1) "
+		     "AND NOT EXISTS (SELECT 1 FROM pruned p WHERE "
+		     "p.vid = v.vid AND p.backend = ?1)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	n = one_int(st, -1);
@@ -1153,9 +1185,13 @@ int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&c->lock);
+	/* Replicated and not pruned since: a pruned version is expected to
+	 * be gone, not a sign of a rollback. */
 	st = prep(c, "SELECT r.backend, v.id FROM versions v JOIN replicas r "
 		     "ON r.version_id = v.id WHERE v.name = ? AND "
-		     "r.state = 'done' ORDER BY v.created_ns DESC, v.id DESC");
+		     "r.state = 'done' AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = r.backend AND p.vid = v.vid) "
+		     "ORDER BY v.created_ns DESC, v.id DESC");
 	if (!st)
 		r = -EIO;
 	else
@@ -1247,9 +1283,10 @@ int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
 	sqlite3_stmt *st;
 
 	pthread_mutex_lock(&c->lock);
-	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE id IN "
-		     "(SELECT version_id FROM replicas WHERE backend = ? AND "
-		     "state = 'done') ORDER BY vid");
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions v WHERE id IN "
+		     "(SELECT version_id FROM replicas WHERE backend = ?1 AND "
+		     "state = 'done') AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = ?1 AND p.vid = v.vid) ORDER BY vid");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	return each_version_row(c, st, NULL, fn, arg);
@@ -1417,10 +1454,12 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 	ret->oldest_pending_ns = one_int(st, 0);
 	ret->versions = (uint64_t)one_int(prep(c, "SELECT COUNT(*) FROM versions"),
 					  0);
+	/* A version drgw prune removed from its last backend is nowhere. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.state = "
 		     "'encoded' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
 		     "r.version_id = v.id AND r.state != 'done' AND "
-		     "(?1 IS NULL OR r.backend = ?1))");
+		     "(?1 IS NULL OR r.backend = ?1)) AND EXISTS (SELECT 1 FROM "
+		     "replicas r WHERE r.version_id = v.id)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	ret->versions_replicated = (uint64_t)one_int(st, 0);
@@ -1699,6 +1738,325 @@ int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
 		if (r == 0)
 			r = fn(arg, &rows[i]);
 		free(rows[i].token);
+	}
+	free(rows);
+	return r;
+}
+
+/* --- drgw prune --- */
+
+int drgw_catalog_prune_intend(struct drgw_catalog *c, const char *backend,
+			      const struct drgw_prune_entry *e, size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		sqlite3_stmt *st = prep(c, "INSERT OR REPLACE INTO pruned(backend, "
+					   "key, vid, name, created_ns, bytes, "
+					   "state, since_ns) VALUES(?, ?, ?, ?, ?, "
+					   "?, 'removing', ?)");
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, e[i].key, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 3, e[i].vid, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 4, e[i].name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 5, e[i].created_ns);
+			sqlite3_bind_int64(st, 6, (sqlite3_int64)e[i].bytes);
+			sqlite3_bind_int64(st, 7, now);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* One key of backend is gone: the record says so, the replica and the
+ * cached description of the object go. */
+static int prune_removed(struct drgw_catalog *c, const char *backend,
+			 const char *key, int64_t now)
+{
+	static const char *const sql[] = {
+		"UPDATE pruned SET state = 'removed', since_ns = ?3 "
+		"WHERE backend = ?1 AND key = ?2",
+		"DELETE FROM replicas WHERE backend = ?1 AND version_id IN "
+		"(SELECT v.id FROM versions v JOIN pruned p ON p.vid = v.vid "
+		"WHERE p.backend = ?1 AND p.key = ?2)",
+		"DELETE FROM remote_objects WHERE backend = ?1 AND key = ?2",
+	};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sql); i++) {
+		sqlite3_stmt *st = prep(c, sql[i]);
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+			if (i == 0)
+				sqlite3_bind_int64(st, 3, now);
+		}
+		r = run(st);
+	}
+	return r;
+}
+
+static int prune_forget(struct drgw_catalog *c, const char *backend,
+			const char *key)
+{
+	sqlite3_stmt *st = prep(c, "DELETE FROM pruned WHERE backend = ? AND "
+				   "key = ? AND state = 'removing'");
+
+	if (st) {
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	}
+	return run(st);
+}
+
+int drgw_catalog_prune_done(struct drgw_catalog *c, const char *backend,
+			    const char *const *keys, const int *results,
+			    size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = results[i] == 0 ? prune_removed(c, backend, keys[i], now) :
+				      prune_forget(c, backend, keys[i]);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_prune_pending(struct drgw_catalog *c, const char *backend,
+				    drgw_prune_pending_fn fn, void *arg)
+{
+	char **keys = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT key FROM pruned WHERE backend = ? AND "
+		     "state = 'removing' ORDER BY key");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(keys, &cap, n, sizeof(*keys));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		keys = more;
+		keys[n] = col_strdup(st, 0);
+		if (!keys[n++]) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, keys[i]);
+		free(keys[i]);
+	}
+	free(keys);
+	return r;
+}
+
+int drgw_catalog_each_pruned_of(struct drgw_catalog *c, const char *vid,
+				drgw_pruned_fn fn, void *arg)
+{
+	char (*rows)[64] = NULL;
+	int64_t *since = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, since_ns FROM pruned WHERE vid = ? AND "
+		     "state = 'removed' ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		size_t old_cap = cap;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		void *more2;
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		more2 = cap != old_cap ? realloc(since, cap * sizeof(*since)) :
+					 since;
+		if (!more2) {
+			r = -ENOMEM;
+			break;
+		}
+		since = more2;
+		col_copy(st, 0, rows[n], sizeof(rows[n]));
+		since[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, rows[i], since[i]);
+	free(rows);
+	free(since);
+	return r;
+}
+
+int drgw_catalog_add_prune_run(struct drgw_catalog *c,
+			       const struct drgw_prune_run *p)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO prune_runs(backend, started_ns, finished_ns, "
+		     "ok, kept, removed, locked, kept_bytes, removed_bytes, "
+		     "newest_ns, window_ns, error) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, p->started_ns);
+		sqlite3_bind_int64(st, 3, p->finished_ns);
+		sqlite3_bind_int(st, 4, p->ok);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)p->kept);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)p->removed);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)p->locked);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->kept_bytes);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)p->removed_bytes);
+		sqlite3_bind_int64(st, 10, p->newest_ns);
+		sqlite3_bind_int64(st, 11, p->window_ns);
+		sqlite3_bind_text(st, 12, p->error[0] ? p->error : NULL, -1,
+				  SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	/* The history is for humans; the newest few runs are plenty. */
+	if (r == 0) {
+		st = prep(c, "DELETE FROM prune_runs WHERE backend = ?1 AND id <= "
+			     "(SELECT MAX(id) FROM prune_runs WHERE backend = ?1) - 100");
+		if (st)
+			sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		run(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
+				       drgw_prune_run_fn fn, void *arg)
+{
+	struct drgw_prune_run *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, started_ns, finished_ns, ok, kept, "
+		     "removed, locked, kept_bytes, removed_bytes, newest_ns, "
+		     "window_ns, error FROM prune_runs p WHERE id = "
+		     "(SELECT MAX(id) FROM prune_runs q WHERE q.backend = "
+		     "p.backend) ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_prune_run *p;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		p = &rows[n++];
+		memset(p, 0, sizeof(*p));
+		col_copy(st, 0, p->backend, sizeof(p->backend));
+		p->started_ns = sqlite3_column_int64(st, 1);
+		p->finished_ns = sqlite3_column_int64(st, 2);
+		p->ok = sqlite3_column_int(st, 3) != 0;
+		p->kept = (uint64_t)sqlite3_column_int64(st, 4);
+		p->removed = (uint64_t)sqlite3_column_int64(st, 5);
+		p->locked = (uint64_t)sqlite3_column_int64(st, 6);
+		p->kept_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		p->removed_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+		p->newest_ns = sqlite3_column_int64(st, 9);
+		p->window_ns = sqlite3_column_int64(st, 10);
+		col_copy(st, 11, p->error, sizeof(p->error));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, &rows[i]);
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg)
+{
+	struct row {
+		char vid[64];
+		char *name;
+		int64_t created_ns;
+		uint64_t bytes;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT v.vid, v.name, v.created_ns, v.stored_size "
+		     "FROM versions v JOIN replicas r ON r.version_id = v.id "
+		     "WHERE r.backend = ? AND r.state = 'done'");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		col_copy(st, 0, rows[n].vid, sizeof(rows[n].vid));
+		rows[n].name = col_strdup(st, 1);
+		rows[n].created_ns = sqlite3_column_int64(st, 2);
+		rows[n].bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		if (!rows[n++].name) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, rows[i].vid, rows[i].name, rows[i].created_ns,
+			       rows[i].bytes);
+		free(rows[i].name);
 	}
 	free(rows);
 	return r;

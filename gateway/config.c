@@ -267,6 +267,10 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	for (size_t i = 0; i < ARRAY_SIZE(simple_settings); i++)
 		if (!strcmp(name, simple_settings[i].name))
 			return set_simple(cfg, &simple_settings[i], value, err);
+	if (drgw_policy_key(name))
+		return drgw_policy_set(cfg->loading_file ? &cfg->policy :
+							   &cfg->cli_policy,
+				       name, value, err);
 
 	if (!strcmp(name, "cache") || !strcmp(name, "cache-dir")) {
 		if (value[0] != '/') {
@@ -328,6 +332,27 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	}
 	drgw_err_set(err, "unknown setting '%s'", name);
 	return -ENOENT;
+}
+
+const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
+					     size_t i)
+{
+	if (cfg->cli_policy.set)
+		return &cfg->cli_policy;
+	if (i < cfg->n_backends && cfg->backends[i].policy.set)
+		return &cfg->backends[i].policy;
+	return &cfg->policy;
+}
+
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_backends; i++)
+		if (!strcmp(cfg->backends[i].name, name))
+			break;
+	return drgw_config_policy(cfg, i);
 }
 
 bool drgw_backend_name_ok(const char *name)
@@ -432,7 +457,14 @@ static int parse_query(struct drgw_backend_conf *b, const char *q,
 				     b->name, (int)len, q);
 			return -EINVAL;
 		}
-		r = drgw_backend_conf_add_option(b, k, v);
+		/* Retention is the gateway's business, not the plugin's. */
+		if (drgw_policy_key(k)) {
+			r = drgw_policy_set(&b->policy, k, v, err);
+			if (r < 0)
+				drgw_err_prefix(err, "backend %s", b->name);
+		} else {
+			r = drgw_backend_conf_add_option(b, k, v);
+		}
 		free(k);
 		free(v);
 		if (r < 0)
@@ -608,6 +640,8 @@ static int flush_backend(struct ini_ctx *x)
 	for (size_t i = 0; r == 0 && i < x->pending.n_options; i++)
 		r = drgw_backend_conf_add_option(b, x->pending.options[i].key,
 						 x->pending.options[i].value);
+	if (r == 0 && x->pending.policy.set)
+		b->policy = x->pending.policy;
 	backend_conf_release(&x->pending);
 	return r;
 }
@@ -655,6 +689,9 @@ static int on_ini(void *user, const char *section, const char *name,
 		}
 		if (!strcmp(name, "url")) {
 			r = drgw_config_add_backend(x->cfg, bname, value, x->err);
+		} else if (drgw_policy_key(name)) {
+			r = drgw_policy_set(&x->pending.policy, name, value,
+					    x->err);
 		} else {
 			r = drgw_backend_conf_add_option(&x->pending, name,
 							 value);
@@ -686,7 +723,9 @@ int drgw_config_load(struct drgw_config *cfg, const char *path,
 			     strerror(errno));
 		return -ENOENT;
 	}
+	cfg->loading_file = true;
 	line = ini_parse_stream(read_line, &x, on_ini, &x);
+	cfg->loading_file = false;
 	fclose(x.file);
 	if (x.r == 0)
 		x.r = flush_backend(&x);

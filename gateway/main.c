@@ -26,6 +26,7 @@ static const struct {
 	{ "run", drgw_cmd_run, "mount, run a backup command, wait until it is replicated" },
 	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
 	{ "backfill", drgw_cmd_backfill, "copy the snapshots a backend lacks to it from the others" },
+	{ "prune", drgw_cmd_prune, "remove the snapshots each backend's retention policy does not keep" },
 	{ "keygen", drgw_cmd_keygen, "write a new key, or an identity and print its recipient" },
 };
 

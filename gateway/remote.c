@@ -69,6 +69,7 @@ static int on_key(void *arg, const char *key,
 	s->items[s->n].backend = s->backend;
 	drgw_strlcpy(s->items[s->n].key, key, sizeof(s->items[s->n].key));
 	s->items[s->n].info = *info;
+	drgw_backend_clean_info(s->gw->backends[s->backend], &s->items[s->n].info);
 	s->n++;
 	return 0;
 }
@@ -270,6 +271,8 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	loc->backend = f->backend;
 	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
 	loc->object_size = f->info.size;
+	loc->retain_until_ns = f->info.retain_until_ns;
+	loc->lock_flags = f->info.lock_flags;
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include "gcs_auth.h"
 #include "gcs_conf.h"
+#include "gcs_del.h"
 #include "gcs_json.h"
 #include "gcs_put.h"
 #include "gcs_req.h"
@@ -168,7 +169,9 @@ static int gcs_stat(void *inst, const char *key,
 		return r;
 	gcs_op_init(&op, "STAT", "GET");
 	r = gcs_op_object_url(&op, g, key,
-			      "fields=name%2Csize%2Cgeneration%2Cupdated");
+			      "fields=name%2Csize%2Cgeneration%2Cupdated%2C"
+			      "temporaryHold%2CeventBasedHold%2C"
+			      "retentionExpirationTime%2Cretention");
 	if (r == 0)
 		r = gcs_op_run(g, &op, err);
 	if (r == 0 &&
@@ -183,6 +186,7 @@ static int gcs_stat(void *inst, const char *key,
 		/* The generation names this version of the object, and the
 		 * listing reports it too, so stat and list agree. */
 		snprintf(info.etag, sizeof(info.etag), "%s", o.generation);
+		gcs_lock_info(&o, &info);
 		*ret_info = info;
 	}
 	gcs_op_release(&op);
@@ -351,6 +355,7 @@ static int list_one(void *arg, const struct gcs_object *o)
 	info.size = o->size;
 	info.mtime_ns = o->updated_ns;
 	snprintf(info.etag, sizeof(info.etag), "%s", o->generation);
+	gcs_lock_info(o, &info);
 	return c->fn(c->arg, o->name + pl, &info) ? 1 : 0;
 }
 
@@ -432,6 +437,18 @@ static int gcs_remove(void *inst, const char *key, struct drgw_err *err)
 	return r;
 }
 
+static int gcs_remove_many_op(void *inst, const char *const *keys, size_t n,
+			      int *results, struct drgw_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_key(inst, "DELETE", keys[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	return gcs_remove_many(inst, keys, n, results, err);
+}
+
 static int gcs_abort_put_op(void *inst, const char *key, const void *token,
 			    size_t token_len, struct drgw_err *err)
 {
@@ -474,6 +491,8 @@ static int gcs_ctl(void *inst, int op, void *arg)
 	case GCS_CTL_AUTH_SOURCE:
 		pmsg_set_err(arg, "%s", gcs_auth_source(g->auth));
 		return 0;
+	case DRGW_CTL_RETENTION:
+		return gcs_retention(g, arg);
 	case GCS_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = GCS_CAPS |
 				   (gcs_protected(g) ? DRGW_CAP_IMMUTABLE |
@@ -500,6 +519,7 @@ static const struct drgw_backend_ops gcs_ops = {
 	.remove = gcs_remove,
 	.abort_put = gcs_abort_put_op,
 	.ctl = gcs_ctl,
+	.remove_many = gcs_remove_many_op,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -17,6 +17,7 @@
 #include "prange.h"
 #include "s3_conf.h"
 #include "s3_creds.h"
+#include "s3_del.h"
 #include "s3_put.h"
 #include "s3_req.h"
 #include "s3_xml.h"
@@ -157,7 +158,9 @@ static int s3_backend_stat(void *inst, const char *key,
 		}
 		snprintf(info.etag, sizeof(info.etag), "%s", v);
 	}
-	*ret_info = info;
+	r = s3_head_locks(s3, key, &op.resp, &info, err);
+	if (r == 0)
+		*ret_info = info;
 out:
 	s3_op_release(&op);
 	return r;
@@ -313,6 +316,18 @@ static int s3_remove(void *inst, const char *key, struct drgw_err *err)
 	return r;
 }
 
+static int s3_remove_many_op(void *inst, const char *const *keys, size_t n,
+			     int *results, struct drgw_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_key(inst, "DELETE", keys[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	return s3_remove_many(inst, keys, n, results, err);
+}
+
 static int s3_abort_put_op(void *inst, const char *key, const void *token,
 			   size_t token_len, struct drgw_err *err)
 {
@@ -353,6 +368,8 @@ static int s3_ctl(void *inst, int op, void *arg)
 	case S3_CTL_CREDS_SOURCE:
 		pmsg_set_err(arg, "%s", s3_creds_source(s3->creds));
 		return 0;
+	case DRGW_CTL_RETENTION:
+		return s3_retention(s3, arg);
 	case S3_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = S3_CAPS | (s3->lock_mode ? DRGW_CAP_IMMUTABLE : 0);
 		return 0;
@@ -377,6 +394,7 @@ static const struct drgw_backend_ops s3_ops = {
 	.remove = s3_remove,
 	.abort_put = s3_abort_put_op,
 	.ctl = s3_ctl,
+	.remove_many = s3_remove_many_op,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

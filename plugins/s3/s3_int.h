@@ -48,6 +48,10 @@ struct s3 {
 	struct phttp_client *cred_http;	/* STS, container, IMDS: TLS
 					 * always verified (popts.h) */
 	struct s3_creds *creds;
+	/* Object Lock on the bucket, as ctl(DRGW_CTL_RETENTION) found it
+	 * (s3_del.c): 0 unknown, 1 off, 2 on.  Written and read with
+	 * __atomic builtins, the one field that changes after open(). */
+	int bucket_lock;
 };
 
 #endif /* DRGW_S3_INT_H */

@@ -358,3 +358,110 @@ void s3_xml_escape(struct pbuf *b, const char *s)
 		}
 	}
 }
+
+int s3_xml_delete_errors(const char *xml, size_t len,
+			 int (*fn)(void *arg, const char *key, const char *code,
+				   const char *msg),
+			 void *arg)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "DeleteResult")) {
+		xmlFreeDoc(doc);
+		return -EIO;
+	}
+	for (xmlNode *c = root->children; c && !r; c = c->next) {
+		char code[64], msg[256];
+		xmlChar *key;
+
+		if (!is(c, "Error"))
+			continue;
+		key = child_text(c, "Key");
+		copy_text(c, "Code", code, sizeof(code));
+		copy_text(c, "Message", msg, sizeof(msg));
+		r = key ? fn(arg, (const char *)key, code, msg) : -EIO;
+		xmlFree(key);
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_object_lock(const char *xml, size_t len,
+		       struct s3_xml_lock_config *ret)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root, *def;
+	char enabled[32], days[24], years[24];
+	uint64_t d = 0, y = 0;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	memset(ret, 0, sizeof(*ret));
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "ObjectLockConfiguration")) {
+		xmlFreeDoc(doc);
+		return -EIO;
+	}
+	copy_text(root, "ObjectLockEnabled", enabled, sizeof(enabled));
+	ret->enabled = !strcmp(enabled, "Enabled");
+	def = child(child(root, "Rule"), "DefaultRetention");
+	if (def) {
+		copy_text(def, "Mode", ret->mode, sizeof(ret->mode));
+		copy_text(def, "Days", days, sizeof(days));
+		copy_text(def, "Years", years, sizeof(years));
+		if ((days[0] && pcodec_parse_u64(days, 1000000, &d) < 0) ||
+		    (years[0] && pcodec_parse_u64(years, 10000, &y) < 0))
+			r = -EIO;
+		ret->days = d + 365 * y;
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_retention(const char *xml, size_t len, int64_t *ret_until_ns)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	char until[64];
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	*ret_until_ns = 0;
+	if (!is(root, "Retention")) {
+		r = -EIO;
+	} else {
+		copy_text(root, "RetainUntilDate", until, sizeof(until));
+		if (until[0] && pcodec_parse_rfc3339(until, ret_until_ns) < 0)
+			r = -EIO;
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_legal_hold(const char *xml, size_t len, int *ret_on)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	char status[16];
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "LegalHold")) {
+		r = -EIO;
+	} else {
+		copy_text(root, "Status", status, sizeof(status));
+		*ret_on = !strcmp(status, "ON");
+	}
+	xmlFreeDoc(doc);
+	return r;
+}

@@ -293,6 +293,40 @@ TEST(json_object)
 	CHECK_INT(gcs_json_object(S("not json"), &o), ==, -EIO);
 }
 
+/* What drgw prune reads: holds, retention and bucket policies. */
+TEST(json_locks)
+{
+	struct gcs_object o;
+	uint64_t period;
+	int locked;
+
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\"}"), &o));
+	CHECK(!o.held && o.retain_until_ns == 0);
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\","
+				   "\"eventBasedHold\":true,"
+				   "\"retentionExpirationTime\":\"2030-01-01T00:00:00Z\","
+				   "\"retention\":{\"mode\":\"Unlocked\","
+				   "\"retainUntilTime\":\"2029-01-01T00:00:00Z\"}}"),
+				 &o));
+	CHECK(o.held);
+	CHECK_INT(o.retain_until_ns, ==, 1893456000000000000LL);
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\","
+				   "\"temporaryHold\":false,"
+				   "\"retention\":{\"retainUntilTime\":\"soon\"}}"),
+				 &o));
+	CHECK(!o.held && o.retain_until_ns == INT64_MAX);
+	CHECK_OK(gcs_json_bucket_retention(S("{\"name\":\"b\",\"retentionPolicy\":"
+					     "{\"retentionPeriod\":\"86400\","
+					     "\"isLocked\":true}}"),
+					   &period, &locked));
+	CHECK(period == 86400 && locked == 1);
+	CHECK_OK(gcs_json_bucket_retention(S("{\"name\":\"b\"}"), &period,
+					   &locked));
+	CHECK(period == 0 && locked == 0);
+	CHECK_INT(gcs_json_bucket_retention(S("{\"retentionPolicy\":7}"), &period,
+					    &locked), ==, -EIO);
+}
+
 struct names {
 	struct pbuf all;
 	int stop_at;
