@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "metrics.h"
 
 struct drgw_catalog {
 	sqlite3 *db;
@@ -156,6 +157,10 @@ static const char *const migrations[] = {
 	"  newest_ns INTEGER NOT NULL,\n"
 	"  window_ns INTEGER NOT NULL,\n"
 	"  error TEXT);",
+	/* 6: incremental objects: increments since the last full object
+	 * (0: full) and the versions whose objects it takes blocks from. */
+	"ALTER TABLE versions ADD COLUMN delta_depth INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE versions ADD COLUMN delta_refs TEXT;",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -440,7 +445,8 @@ void drgw_version_release(struct drgw_version *v)
 	free(v->name);
 	free(v->error);
 	free(v->problem);
-	v->name = v->error = v->problem = NULL;
+	free(v->delta_refs);
+	v->name = v->error = v->problem = v->delta_refs = NULL;
 }
 
 void drgw_replica_release(struct drgw_replica *r)
@@ -469,7 +475,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, ctime_ns, problem"
+	"reseal, ctime_ns, problem, delta_depth, delta_refs"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -493,6 +499,8 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->reseal = sqlite3_column_int64(st, 15);
 	v->ctime_ns = sqlite3_column_int64(st, 16);
 	v->problem = col_strdup(st, 17);
+	v->delta_depth = (unsigned)sqlite3_column_int(st, 18);
+	v->delta_refs = col_strdup(st, 19);
 }
 
 #define REPLICA_COLS                                                      \
@@ -810,7 +818,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
 		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
-		     "mode = ? WHERE id = ? AND state = 'sealed' AND reseal = ?");
+		     "mode = ?, delta_depth = ?, delta_refs = ? WHERE id = ? "
+		     "AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -820,8 +829,12 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
 		sqlite3_bind_int64(st, 7, v->ctime_ns);
 		sqlite3_bind_int64(st, 8, v->mode);
-		sqlite3_bind_int64(st, 9, v->id);
-		sqlite3_bind_int64(st, 10, v->reseal);
+		sqlite3_bind_int64(st, 9, v->delta_depth);
+		if (v->delta_refs)
+			sqlite3_bind_text(st, 10, v->delta_refs, -1,
+					  SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 11, v->id);
+		sqlite3_bind_int64(st, 12, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */
@@ -1213,6 +1226,100 @@ int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Versions of name's series, newest first, encoded only if encoded. */
+static sqlite3_stmt *series_stmt(struct drgw_catalog *c, bool encoded)
+{
+	return prep(c, encoded ?
+			       "SELECT " VERSION_COLS " FROM versions WHERE "
+			       "state = 'encoded' ORDER BY created_ns DESC, id DESC" :
+			       "SELECT " VERSION_COLS " FROM versions "
+			       "ORDER BY created_ns DESC, id DESC");
+}
+
+static bool in_series(const char *pattern, const char *name)
+{
+	char *p = drgw_name_pattern(name);
+	bool same = p && !strcmp(p, pattern);
+
+	free(p);
+	return same;
+}
+
+int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
+			    int64_t exclude, struct drgw_version *ret)
+{
+	char *pattern = drgw_name_pattern(name);
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, true);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(st, 2);
+		sqlite3_stmt *q;
+
+		if (sqlite3_column_int64(st, 0) == exclude || !n ||
+		    !in_series(pattern, n))
+			continue;
+		/* The newest of the series, and only if every replica of it
+		 * is done: an increment must never land before its base. */
+		q = prep(c, "SELECT COUNT(*) FROM replicas WHERE version_id = ? "
+			    "AND state != 'done'");
+		if (q)
+			sqlite3_bind_int64(q, 1, sqlite3_column_int64(st, 0));
+		if (one_int(q, 1) == 0) {
+			read_version(st, ret);
+			r = ret->name ? 0 : -ENOMEM;
+		}
+		break;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	return r;
+}
+
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg)
+{
+	char *pattern = drgw_name_pattern(name);
+	struct drgw_version *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, false);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *nm = (const char *)sqlite3_column_text(st, 2);
+		void *more;
+
+		if (!nm || !in_series(pattern, nm))
+			continue;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		read_version(st, &rows[n++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_version_release(&rows[i]);
+	}
+	free(rows);
 	return r;
 }
 

@@ -65,6 +65,11 @@ struct drgw_version {
 	/* malloc()ed or NULL: why this version may not be a good backup
 	 * ("write-back failed: ...", "not closed cleanly: ..."). */
 	char *problem;
+	/* Incremental objects: increments since the last full object (0:
+	 * full), and the version ids of the objects it takes blocks from,
+	 * comma separated (malloc()ed, NULL for a full object). */
+	unsigned delta_depth;
+	char *delta_refs;
 };
 
 struct drgw_replica {
@@ -234,6 +239,14 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 /* Every version backend holds (replica done, not pruned), by vid. */
 int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
 				 drgw_version_fn fn, void *arg);
+/* The version a new version of name could be an increment of: the newest
+ * encoded version of its series (drgw_name_pattern()) other than exclude,
+ * if it is replicated to every backend it was queued for.  -ENOENT. */
+int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
+			    int64_t exclude, struct drgw_version *ret);
+/* Calls fn for every version of name's series. */
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg);
 typedef int (*drgw_replica_fn)(void *arg, const struct drgw_replica *r);
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
 			      drgw_replica_fn fn, void *arg);

@@ -251,7 +251,7 @@ static int ls_row(void *arg, const struct drgw_version *v)
 {
 	struct ls_ctx *x = arg;
 	struct row_ctx rc = { .x = x, .v = v };
-	char size[32], stored[32], mtime[40], created[40];
+	char size[32], stored[48], mtime[40], created[40];
 
 	drgw_format_time(v->mtime_ns, mtime, sizeof(mtime));
 	drgw_format_time(v->created_ns, created, sizeof(created));
@@ -273,6 +273,25 @@ static int ls_row(void *arg, const struct drgw_version *v)
 			json_object_set_new(o, "stored_size",
 					    json_integer((json_int_t)v->stored_size));
 			json_object_set_new(o, "sha256", json_string(v->sha256));
+			json_object_set_new(o, "stored_as",
+					    json_string(v->delta_depth ?
+								"incremental" :
+								"full"));
+		}
+		if (v->delta_depth) {
+			/* The chain: what a restore of this version reads. */
+			json_t *refs = json_array();
+			char *list = v->delta_refs ? strdup(v->delta_refs) : NULL;
+
+			for (char *t = list, *next; t && *t; t = next) {
+				next = strchr(t, ',');
+				if (next)
+					*next++ = '\0';
+				json_array_append_new(refs, json_string(t));
+			}
+			free(list);
+			json_object_set_new(o, "increments", json_integer(v->delta_depth));
+			json_object_set_new(o, "references", refs);
 		}
 		if (v->error)
 			json_object_set_new(o, "error", json_string(v->error));
@@ -294,12 +313,18 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		drgw_format_size(v->stored_size, stored, sizeof(stored));
 	else
 		snprintf(stored, sizeof(stored), "encoding");
+	if (v->delta_depth) {
+		/* "+N": stored as the N-th increment after a full version. */
+		size_t l = strlen(stored);
+
+		snprintf(stored + l, sizeof(stored) - l, " +%u", v->delta_depth);
+	}
 	if (v->error)
 		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->error);
 	if (v->problem)
 		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->problem);
 	if (x->rows++ == 0) {
-		printf("%-32s %s%-10s %-20s %-10s", "NAME",
+		printf("%-32s %s%-10s %-20s %-13s", "NAME",
 		       x->a->versions ? "VERSION                    " : "",
 		       "SIZE", "MODIFIED", "STORED");
 		for (size_t i = 0; i < x->n_backends; i++)
@@ -309,7 +334,7 @@ static int ls_row(void *arg, const struct drgw_version *v)
 	printf("%-32s ", v->name);
 	if (x->a->versions)
 		printf("%-26s ", v->vid);
-	printf("%-10s %-20s %-10s", size, mtime, stored);
+	printf("%-10s %-20s %-13s", size, mtime, stored);
 	for (size_t i = 0; i < x->n_backends; i++)
 		printf(" %-14s", rc.cells[i]);
 	printf("\n");

@@ -21,6 +21,10 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
 	cfg->write_through_below = 1ULL << 30;
 	cfg->compression_level = 1;
+	cfg->incremental = true;
+	cfg->incremental_max_chain = 7;
+	cfg->incremental_max_changed = 50;
+	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
 	cfg->streaming = true;
 	cfg->upload_workers = 4;
@@ -102,6 +106,12 @@ static const struct simple simple_settings[] = {
 	{ "write-through-below", K_SIZE, FIELD(write_through_below), 0,
 	  INT64_MAX },
 	{ "compression-level", K_INT, FIELD(compression_level), -5, 19 },
+	{ "incremental", K_BOOL, FIELD(incremental), 0, 1 },
+	{ "incremental-max-chain", K_UINT, FIELD(incremental_max_chain), 1, 60 },
+	{ "incremental-max-changed", K_UINT, FIELD(incremental_max_changed), 1,
+	  100 },
+	{ "incremental-min-size", K_SIZE, FIELD(incremental_min_size), 0,
+	  INT64_MAX },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },
 	{ "upload-workers", K_UINT, FIELD(upload_workers), 1, 64 },

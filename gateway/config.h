@@ -64,6 +64,13 @@ struct drgw_config {
 	bool excludes_set; /* an explicit list replaced the defaults */
 
 	/* encoding */
+	/* Incremental objects (delta.h): on, and when to write a full one
+	 * instead (after this many increments, when more than this percent
+	 * of the file changed, for files smaller than this). */
+	bool incremental;
+	unsigned incremental_max_chain;
+	unsigned incremental_max_changed;
+	uint64_t incremental_min_size;
 	int compression_level;
 	uint32_t chunk_size;
 	unsigned encode_threads;

@@ -60,6 +60,9 @@ struct drgw_gateway {
 	/* <cache>/held: hard links to files removed before their version
 	 * was encoded, named by version id. */
 	int held_fd;
+	/* <cache>/blocks: block maps of the newest version of each series,
+	 * what its next version can be an increment of (delta.h). */
+	int blocks_fd;
 	int lock_fd;
 	struct drgw_catalog *cat;
 	struct drgw_keyring keys;

@@ -30,13 +30,15 @@
 
 bool drgw_index_key(const char *key, char vid[DRGW_OBJ_VID_MAX + 1])
 {
-	size_t pl = strlen(DRGW_INDEX_PREFIX), n = strlen(key);
+	size_t pl = strlen(DRGW_INDEX_PREFIX), sl = strlen(DRGW_INDEX_SUFFIX);
+	size_t n = strlen(key);
 
-	if (n <= pl + 5 || n - pl - 5 > DRGW_OBJ_VID_MAX ||
-	    strncmp(key, DRGW_INDEX_PREFIX, pl) || strcmp(key + n - 5, ".drgw"))
+	if (n <= pl + sl || n - pl - sl > DRGW_OBJ_VID_MAX ||
+	    strncmp(key, DRGW_INDEX_PREFIX, pl) ||
+	    strcmp(key + n - sl, DRGW_INDEX_SUFFIX))
 		return false;
-	memcpy(vid, key + pl, n - pl - 5);
-	vid[n - pl - 5] = '\0';
+	memcpy(vid, key + pl, n - pl - sl);
+	vid[n - pl - sl] = '\0';
 	return drgw_vid_ok(vid);
 }
 
@@ -180,7 +182,8 @@ int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 	src.size = res.stored_size;
 	src.read_at = drgw_fd_source_read_at;
 	memcpy(src.sha256, res.object_sha256, sizeof(src.sha256));
-	snprintf(key, sizeof(key), DRGW_INDEX_PREFIX "%s.drgw", meta->vid);
+	snprintf(key, sizeof(key), DRGW_INDEX_PREFIX "%s" DRGW_INDEX_SUFFIX,
+		 meta->vid);
 	r = drgw_backend_put(gw->backends[b], key, &src, err);
 	if (r < 0)
 		goto out;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Index records: small authenticated objects, "index/<vid>.drgw" on each
+ * Index records: small authenticated objects, "index/<vid>.drgw-index" on each
  * backend, that list every version the backend holds with what a reader
  * needs to show it (name, sizes, times, mode, hash).  A reader with an
  * empty cache lists the bucket (a thousand keys per request), opens the
@@ -28,8 +28,10 @@
 struct drgw_gateway;
 struct drgw_reader;
 
-/* Keys of index records: "index/<vid>.drgw". */
+/* Keys of index records: "index/<vid>.drgw-index" (not "*.drgw": those
+ * are snapshots). */
 #define DRGW_INDEX_PREFIX "index/"
+#define DRGW_INDEX_SUFFIX ".drgw-index"
 
 struct drgw_index_entry {
 	char vid[DRGW_OBJ_VID_MAX + 1];
