@@ -788,6 +788,58 @@ static const struct cli_cmd backfill_cmd = {
 		  CLI_COMMON_READ,
 };
 
+/*
+ * The snapshots to copy, as indexes into s->set ending with SIZE_MAX:
+ * every version (all) or the newest of each name, and the objects those
+ * take blocks from (incremental objects), which come first, so that a
+ * target never holds an increment without its base.  NULL on ENOMEM.
+ */
+static size_t *backfill_order(struct session *s, bool all)
+{
+	const struct drgw_remote_set *set = &s->set;
+	/* 0: not wanted, 1: wanted, 2: referenced by a wanted one */
+	uint8_t *want = calloc(set->n + 1, 1);
+	size_t *order = malloc((set->n + 1) * sizeof(*order)), n = 0;
+
+	if (!want || !order) {
+		free(want);
+		free(order);
+		return NULL;
+	}
+	for (size_t k = 0; k < set->n; k++)
+		want[k] = all || drgw_remote_is_latest(set, k);
+	for (size_t k = 0; k < set->n; k++) {
+		const struct drgw_obj_ref *refs;
+		struct drgw_err err = { 0 };
+		struct drgw_rfile *rf;
+		size_t n_refs;
+
+		if (want[k] != 1 ||
+		    drgw_remote_open(s->gw, s->rd, &set->snaps[k], 0, &rf, &err) < 0)
+			continue; /* the copy fails later, with the reason */
+		refs = drgw_rfile_refs(rf, &n_refs);
+		for (size_t i = 0; i < n_refs; i++) {
+			const struct drgw_snapshot *base =
+				drgw_remote_find(set, NULL, refs[i].vid);
+
+			if (base)
+				want[base - set->snaps] = 2;
+			else
+				log_warning("%s version %s takes blocks from version %s, which no backend lists",
+					    set->snaps[k].meta.name,
+					    set->snaps[k].meta.vid, refs[i].vid);
+		}
+		drgw_rfile_close(rf);
+	}
+	for (uint8_t pass = 2; pass >= 1; pass--)
+		for (size_t k = 0; k < set->n; k++)
+			if (want[k] == pass)
+				order[n++] = k;
+	order[n] = SIZE_MAX;
+	free(want);
+	return order;
+}
+
 /* The location to copy sn from: on backend from if it has one, else the
  * first; -1 if sn is already on target. */
 static ssize_t backfill_source(const struct drgw_snapshot *sn, size_t target,
@@ -850,6 +902,7 @@ int drgw_cmd_backfill(int argc, char **argv)
 	struct session s = { .write_backends = true };
 	struct args a = { 0 };
 	char (*copied)[DRGW_OBJ_VID_MAX + 1] = NULL;
+	size_t *order = NULL;
 	size_t n_todo = 0, n_copied = 0, n_verified = 0, n_present = 0;
 	size_t n_failed = 0;
 	ssize_t target, from = -1;
@@ -878,16 +931,16 @@ int drgw_cmd_backfill(int argc, char **argv)
 		goto out;
 	}
 	copied = calloc(s.set.n ? s.set.n : 1, sizeof(*copied));
-	if (!copied)
+	order = backfill_order(&s, a.all);
+	if (!copied || !order)
 		goto out;
-	for (size_t k = 0; k < s.set.n; k++) {
+	for (size_t o = 0; order[o] != SIZE_MAX; o++) {
+		size_t k = order[o];
 		const struct drgw_snapshot *sn = &s.set.snaps[k];
 		int64_t t0 = drgw_mono_ns();
 		ssize_t l;
 		char sz[32];
 
-		if (!a.all && !drgw_remote_is_latest(&s.set, k))
-			continue;
 		l = backfill_source(sn, (size_t)target, from);
 		if (l < 0) {
 			n_present++;
@@ -958,6 +1011,7 @@ int drgw_cmd_backfill(int argc, char **argv)
 	       argv[i], n_failed);
 	r = n_failed ? 1 : 0;
 out:
+	free(order);
 	free(copied);
 	session_close(&s);
 	return r;

@@ -208,3 +208,22 @@ def test_prune_keeps_what_kept_increments_reference(env, tmp_path):
                    for e in plan.values()), ref
     restore_all(env, {"app-20260103.db": want["app-20260103.db"]}, tmp_path,
                 tag="after-prune")
+
+
+def test_backfill_copies_what_a_chain_needs(env, tmp_path):
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    gw = env.gateway().start()
+    want = backup_days(env, gw, db, [1, 2, 3])
+    gw.stop()
+    new = tmp_path / "new-backend"
+    new.mkdir()
+    both = [*env.backend_args(), *env.backend_args("new", new)]
+    env.client("backfill", "new", backends=both)
+    # The newest version, and the objects it takes blocks from.
+    vs = versions(env)
+    stored = set(env.objects(new))
+    for ref in vs["app-20260103.db"]["references"]:
+        assert f"{ref}.drgw" in stored, (ref, stored)
+    restore_all(env, {"app-20260103.db": want["app-20260103.db"]}, tmp_path,
+                backends=env.backend_args("new", new), tag="from-new")
