@@ -115,6 +115,17 @@ static const char *const migrations[] = {
 	/* 2: the backing file's ctime, which no write can keep unchanged
 	 * (cp -p and rsync -t restore size and mtime, not ctime). */
 	"ALTER TABLE versions ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
+	/* 3: what `drgw run --no-mount` found in its directory before the
+	 * command ran, kept until everything new is sealed (watch.c). */
+	"CREATE TABLE IF NOT EXISTS baselines(dir TEXT PRIMARY KEY, taken_ns INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS baseline_files(\n"
+	"  dir TEXT NOT NULL REFERENCES baselines(dir) ON DELETE CASCADE,\n"
+	"  name TEXT NOT NULL,\n"
+	"  size INTEGER NOT NULL,\n"
+	"  mtime_ns INTEGER NOT NULL,\n"
+	"  ctime_ns INTEGER NOT NULL,\n"
+	"  ino INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(dir, name));",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -361,7 +372,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal"
+	"reseal, ctime_ns"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -383,6 +394,7 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->attempts = (uint32_t)sqlite3_column_int64(st, 13);
 	v->encoded_ns = sqlite3_column_int64(st, 14);
 	v->reseal = sqlite3_column_int64(st, 15);
+	v->ctime_ns = sqlite3_column_int64(st, 16);
 }
 
 #define REPLICA_COLS                                                      \
@@ -498,7 +510,8 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 	if (r < 0)
 		goto out;
 	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
-		     "created_ns, state) VALUES(?, ?, ?, ?, ?, ?, 'sealed')");
+		     "created_ns, state, ctime_ns) "
+		     "VALUES(?, ?, ?, ?, ?, ?, 'sealed', ?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
@@ -506,6 +519,7 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 		sqlite3_bind_int64(st, 4, v->mtime_ns);
 		sqlite3_bind_int64(st, 5, v->mode);
 		sqlite3_bind_int64(st, 6, v->created_ns);
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
 	}
 	r = run(st);
 	if (r == 0) {
@@ -632,8 +646,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		goto out;
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
-		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ? "
-		     "AND state = 'sealed' AND reseal = ?");
+		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ? "
+		     "WHERE id = ? AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -641,8 +655,9 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 4, v->encoded_ns);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
-		sqlite3_bind_int64(st, 7, v->id);
-		sqlite3_bind_int64(st, 8, v->reseal);
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		sqlite3_bind_int64(st, 8, v->id);
+		sqlite3_bind_int64(st, 9, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */
@@ -1497,5 +1512,116 @@ int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
 		free(rows[i].token);
 	}
 	free(rows);
+	return r;
+}
+
+int drgw_catalog_baseline_save(struct drgw_catalog *c, const char *dir,
+			       int64_t taken_ns,
+			       const struct drgw_file_state *files, size_t n)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep(c, "DELETE FROM baseline_files WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	r = run(st);
+	if (r == 0) {
+		st = prep(c, "INSERT OR REPLACE INTO baselines VALUES(?, ?)");
+		if (st) {
+			sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 2, taken_ns);
+		}
+		r = run(st);
+	}
+	/* One statement for every row: a directory may hold many files. */
+	st = r == 0 ? prep(c, "INSERT INTO baseline_files VALUES(?, ?, ?, ?, ?, ?)") :
+		      NULL;
+	if (r == 0 && !st)
+		r = -EIO;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int rc;
+
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, files[i].name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)files[i].size);
+		sqlite3_bind_int64(st, 4, files[i].mtime_ns);
+		sqlite3_bind_int64(st, 5, files[i].ctime_ns);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)files[i].ino);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			r = sql_errno(rc) ?: -EIO;
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_baseline_load(struct drgw_catalog *c, const char *dir,
+			       int64_t *ret_taken_ns, drgw_file_state_fn fn,
+			       void *arg)
+{
+	sqlite3_stmt *st;
+	int64_t taken;
+	int r = 0, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT taken_ns FROM baselines WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	taken = one_int(st, -1);
+	if (taken < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	st = prep(c, "SELECT name, size, mtime_ns, ctime_ns, ino "
+		     "FROM baseline_files WHERE dir = ?");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct drgw_file_state f = {
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.size = (uint64_t)sqlite3_column_int64(st, 1),
+			.mtime_ns = sqlite3_column_int64(st, 2),
+			.ctime_ns = sqlite3_column_int64(st, 3),
+			.ino = (uint64_t)sqlite3_column_int64(st, 4),
+		};
+
+		r = f.name ? fn(arg, &f) : -ENOMEM;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_errno(rc) ?: -EIO;
+	sqlite3_finalize(st);
+	if (r == 0)
+		*ret_taken_ns = taken;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_baseline_drop(struct drgw_catalog *c, const char *dir)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "DELETE FROM baselines WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
 	return r;
 }
