@@ -44,6 +44,11 @@ enum drgw_gateway_mode {
 #define DRGW_OPEN_NEED_BACKENDS (1u << 1)
 /* Client modes: open the backends for writing too (drgw backfill). */
 #define DRGW_OPEN_WRITE_BACKENDS (1u << 2)
+/* Daemon mode without a mount: no <cache>/files; drgw_watch_attach()
+ * gives the gateway its working set (watch.h). */
+#define DRGW_OPEN_NO_MOUNT (1u << 3)
+
+struct drgw_watch;
 
 struct drgw_gateway {
 	const struct drgw_config *cfg;
@@ -61,7 +66,10 @@ struct drgw_gateway {
 	struct drgw_backend *backends[DRGW_MAX_BACKENDS];
 	const char *backend_names[DRGW_MAX_BACKENDS];
 	size_t n_backends;
+	/* With a mount: what fs.c tells about files.  NULL without. */
 	struct drgw_nodes *nodes;
+	/* Without a mount: the directory watch.c seals from.  NULL with. */
+	struct drgw_watch *watch;
 
 	/* Protects the wait conditions below and the replicator's counters. */
 	pthread_mutex_t lock;
@@ -146,6 +154,8 @@ int drgw_seal_scan_dir(struct drgw_gateway *gw, const char *dir);
  * delay, unless excluded or open for writing. */
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n);
 void *drgw_sealer_main(void *arg);
+/* A new version id, "20261125T231858Z-1f2e3d4c", into buf. */
+void drgw_seal_make_vid(int64_t now_ns, char *buf, size_t size);
 
 /* --- spool.c --- */
 void *drgw_encoder_main(void *arg);
