@@ -15,13 +15,16 @@
  * the command with every signal blocked (sigtimedwait), so nothing needs
  * FUSE, root or a capability.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +94,7 @@ struct run {
 	char **argv;
 
 	pid_t child;
+	bool terminated; /* --no-mount: a SIGTERM or SIGINT came */
 	pthread_t watcher;
 	bool watching;
 	pthread_mutex_t lock;
@@ -301,6 +305,7 @@ static int run_command(struct run *s, const sigset_t *set)
 				 (long)s->child);
 			kill(s->child, SIGTERM);
 			kill_at = drgw_mono_ns() + CHILD_TERM_GRACE_NS;
+			s->terminated = true;
 		}
 	}
 	if (WIFEXITED(status))
@@ -310,6 +315,87 @@ static int run_command(struct run *s, const sigset_t *set)
 		log_info("command was killed by signal %d; sealing what it wrote in %s",
 			 WTERMSIG(status), s->d.gw->files_dir);
 	return status;
+}
+
+/* The command's processes that outlived it.  drgw is their subreaper
+ * (PR_SET_CHILD_SUBREAPER), so they are its children now, also after a
+ * double fork.  Counts them and names a few in buf. */
+static unsigned leftovers(char *buf, size_t size)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	unsigned n = 0;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	while (d && (de = readdir(d))) {
+		char path[64], stat[512], state, *p;
+		uint64_t pid;
+		int ppid, fd;
+		ssize_t len;
+
+		if (drgw_parse_u64(de->d_name, &pid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = drgw_pread_full(fd, stat, sizeof(stat) - 1, 0);
+		close(fd);
+		if (len <= 0)
+			continue;
+		stat[len] = '\0';
+		/* "pid (comm) state ppid ...": comm may hold anything. */
+		p = strrchr(stat, ')');
+		if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 ||
+		    ppid != getpid() || state == 'Z')
+			continue;
+		n++;
+		*p = '\0';
+		if (used < size && strchr(stat, '('))
+			used += (size_t)snprintf(buf + used, size - used, "%s%lu (%s)",
+						 used ? ", " : "", (unsigned long)pid,
+						 strchr(stat, '(') + 1);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Waits until the command's leftover processes exited, the deadline
+ * passed or a SIGTERM/SIGINT came; returns how many still run. */
+static unsigned wait_leftovers(struct run *s, const sigset_t *set,
+			       int64_t deadline)
+{
+	char who[256];
+	bool told = false;
+	unsigned n;
+
+	for (;;) {
+		struct timespec ts = { .tv_sec = 1 };
+		int64_t left = deadline - drgw_mono_ns();
+		int sig;
+
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		n = leftovers(who, sizeof(who));
+		if (!n)
+			return 0;
+		if (!told)
+			log_info("the command left %u processes running: %s; waiting for them to exit before sealing",
+				 n, who);
+		told = true;
+		if (left <= 0 || s->terminated)
+			break;
+		if (left < NSEC_PER_SEC)
+			ts = (struct timespec){ .tv_nsec = left };
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			s->terminated = true;
+	}
+	log_warning("the command left %u processes running: %s; what they write from now on is backed up by the next run",
+		    n, who);
+	return n;
 }
 
 static int run_no_mount(struct run *s, const struct drgw_config *cfg)
@@ -330,7 +416,15 @@ static int run_no_mount(struct run *s, const struct drgw_config *cfg)
 		drgw_daemon_close(&s->d);
 		return 1;
 	}
+	/* The command's background processes are waited for too. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	status = run_command(s, &set);
+	if (status >= 0) {
+		int64_t deadline = drgw_mono_ns() + cfg->drain_timeout_ns;
+
+		drgw_watch_run_ended(s->d.gw->watch, deadline,
+				     wait_leftovers(s, &set, deadline));
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (status < 0) {
 		drgw_cli_error("cannot start the command: %s", strerror(-status));
@@ -340,9 +434,11 @@ static int run_no_mount(struct run *s, const struct drgw_config *cfg)
 	}
 	drgw_daemon_drain(&s->d, replicated, s);
 	left = pending(s->d.gw, s);
-	if (drgw_watch_unsealed(s->d.gw->watch))
-		log_error("not sealed: %u files of this run (see above); the next run backs them up",
+	if (drgw_watch_unsealed(s->d.gw->watch)) {
+		log_error("not sealed: %u files or processes of this run (see above); the next run backs up what they wrote",
 			  drgw_watch_unsealed(s->d.gw->watch));
+		left += drgw_watch_unsealed(s->d.gw->watch);
+	}
 	r = exit_code(s, status, left);
 	drgw_daemon_close(&s->d);
 	return r;

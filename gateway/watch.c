@@ -49,6 +49,9 @@ struct drgw_watch {
 	int wake_fd;
 	unsigned unsealed;
 	bool warned_hidden;
+	/* DRGW_WATCH_RUN, set before sealing stops: drgw_watch_run_ended() */
+	int64_t run_deadline;
+	unsigned leftover_procs;
 
 	/* DRGW_WATCH_RUN: the baseline, sorted by name. */
 	struct drgw_file_state *base;
@@ -417,7 +420,9 @@ static void seal_run(struct drgw_watch *w)
 	struct drgw_gateway *gw = w->gw;
 	struct candidates c = { 0 };
 	struct walker k = { .w = w, .file = changed_file, .arg = &c };
-	int64_t deadline = drgw_mono_ns() + gw->cfg->drain_timeout_ns;
+	int64_t deadline = w->run_deadline ?
+				   w->run_deadline :
+				   drgw_mono_ns() + gw->cfg->drain_timeout_ns;
 	uint64_t seen = 0;
 	bool failed = false;
 	int r;
@@ -472,10 +477,11 @@ static void seal_run(struct drgw_watch *w)
 		}
 		free(c.paths[i]);
 	}
-	w->unsealed = (unsigned)c.n;
+	w->unsealed = (unsigned)c.n + w->leftover_procs;
 	free(c.paths);
-	/* Everything is in the catalog now: the next run starts afresh. */
-	if (!c.n && !failed)
+	/* Everything is in the catalog now, and nothing of the command's
+	 * writes any more: the next run starts afresh. */
+	if (!w->unsealed && !failed)
 		drgw_catalog_baseline_drop(gw->cat, w->dir);
 }
 
@@ -856,6 +862,13 @@ void drgw_watch_wake(struct drgw_watch *w)
 
 	if (w && w->wake_fd >= 0)
 		(void)!write(w->wake_fd, &one, sizeof(one));
+}
+
+void drgw_watch_run_ended(struct drgw_watch *w, int64_t deadline,
+			  unsigned leftover_procs)
+{
+	w->run_deadline = deadline;
+	w->leftover_procs = leftover_procs;
 }
 
 unsigned drgw_watch_unsealed(const struct drgw_watch *w)

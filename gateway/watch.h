@@ -62,8 +62,14 @@ int drgw_watch_start(struct drgw_gateway *gw, struct drgw_err *err);
 void *drgw_watch_main(void *arg);
 /* Wakes drgw_watch_main (drgw_gateway_kick_sealer() calls it). */
 void drgw_watch_wake(struct drgw_watch *w);
+/* DRGW_WATCH_RUN: the command exited.  Sealing waits for files open for
+ * writing until deadline (monotonic); leftover_procs of the command's
+ * processes still run, so the baseline is kept for the next run. */
+void drgw_watch_run_ended(struct drgw_watch *w, int64_t deadline,
+			  unsigned leftover_procs);
 /* Files that were changed but could not be sealed before sealing stopped
- * (still open for writing, or the catalog failed). */
+ * (still open for writing, or the catalog failed), plus the leftover
+ * processes of drgw_watch_run_ended(). */
 unsigned drgw_watch_unsealed(const struct drgw_watch *w);
 
 /*

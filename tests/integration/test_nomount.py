@@ -245,30 +245,65 @@ def test_seed_backup_job_nine_days(world):
         assert sha256(world.home / name) == reference[name]
 
 
+def writer_during_run(world, name, tag, pause):
+    """A process that is not the command's (another container, a cron job)
+    opens name once the command says go, writes, tells the command it
+    may exit, then writes again after pause and closes.  Returns it and
+    the command that goes with it."""
+    d = world.dir
+    writer = world.popen(["sh", "-c",
+                          f"while [ ! -e {d}/.go{tag} ]; do sleep 0.02; done; "
+                          f"exec 3>{d}/{name}; printf {tag}1 >&3; touch {d}/.ready{tag}; "
+                          f"sleep {pause}; printf -- -{tag}2 >&3"])
+    command = (f"touch {d}/.go{tag}; echo quick > {d}/quick{tag}.db; "
+               f"while [ ! -e {d}/.ready{tag} ]; do sleep 0.02; done")
+    return writer, command
+
+
 def test_open_writer_sealed_when_closed(world):
-    """A file the command leaves open for writing (a background process) is
-    sealed once it is closed, with all its content; one still open at the
-    drain deadline is reported, the run exits 3, and the next run seals it."""
-    script = ("(exec 3>$D/late.db; printf first >&3; sleep 2; printf -- -second >&3) "
-              "</dev/null >/dev/null 2>&1 & echo quick > $D/quick.db")
-    p = world.run(script, "--drain-timeout", "30s", env={"D": str(world.dir)})
-    assert re.search(r"late\.db is still open for writing by pid \d+", p.stderr), p.stderr
+    """A file another process still has open for writing when the command
+    exits is sealed once closed, with all its content; one still open at
+    the drain deadline is reported, the run exits 3, and the next run
+    seals it."""
+    writer, command = writer_during_run(world, "late.db", "a", 2)
+    p = world.run(command, "--drain-timeout", "30s")
+    assert re.search(r"late\.db is still open for writing by pid \d+ \(sh\); sealing it once",
+                     p.stderr), p.stderr
+    assert writer.wait(timeout=10) == 0
     out = world.home / "late.out"
     world.restore("late.db", out)
-    assert out.read_bytes() == b"first-second"
+    assert out.read_bytes() == b"a1-a2"
     assert len(world.objects()) == 2
 
-    script = ("(exec 3>$D/stuck.db; printf one >&3; sleep 4; printf -- -two >&3) "
-              "</dev/null >/dev/null 2>&1 &")
-    p = world.run(script, "--drain-timeout", "1s", env={"D": str(world.dir)}, rc=3)
+    writer, command = writer_during_run(world, "stuck.db", "b", 4)
+    p = world.run(command, "--drain-timeout", "1s", rc=3)
     assert re.search(r"stuck\.db is still open for writing by pid \d+ \(sh\): not sealed",
                      p.stderr), p.stderr
-    assert len(world.objects()) == 2
-    time.sleep(4.5)
+    assert len(world.objects()) == 3  # quickb.db, not stuck.db
+    assert writer.wait(timeout=10) == 0
     p = world.run("true")
     assert "earlier run" in p.stderr and "sealed stuck.db" in p.stderr, p.stderr
+    assert "sealed quickb.db" not in p.stderr, p.stderr
     world.restore("stuck.db", out, "--force")
-    assert out.read_bytes() == b"one-two"
+    assert out.read_bytes() == b"b1-b2"
+
+
+def test_command_leftover_processes_are_waited_for(world):
+    """What the command started in the background and did not wait for is
+    waited for (drgw is its subreaper, also across a double fork), so a
+    file it creates after the command exited is still sealed."""
+    d = world.dir
+    p = world.run(f"( (sleep 1; echo late > {d}/bg.db) & ) ; echo now > {d}/fg.db")
+    assert "the command left 1 processes running" in p.stderr, p.stderr
+    assert sorted(s["name"] for s in world.ls()) == ["bg.db", "fg.db"]
+    # One that outlives the drain deadline: exit 3, and the next run seals
+    # what it wrote.
+    p = world.run(f"( (sleep 3; echo later > {d}/bg2.db) & )", "--drain-timeout", "1s",
+                  rc=3)
+    assert "what they write from now on is backed up by the next run" in p.stderr
+    time.sleep(3)
+    p = world.run("true")
+    assert "sealed bg2.db" in p.stderr, p.stderr
 
 
 def test_changed_copied_deleted_excluded(world):
@@ -301,15 +336,13 @@ def test_sigkill_while_sealing_then_next_run(world):
     """SIGKILL after the command exited, while drgw waits to seal a file
     still being written: the next run seals that file, and what the killed
     run had sealed is not sealed again."""
-    script = ("echo early > $D/early.db; "
-              "(exec 3>$D/late.db; printf part1 >&3; sleep 3; printf -- -part2 >&3) "
-              "</dev/null >/dev/null 2>&1 &")
+    writer, command = writer_during_run(world, "late.db", "part", 3)
     log = world.home / "run1.log"
     with open(log, "w") as f:
         proc = world.popen([world.bin / "drgw", "run", *world.common(), *world.backends(),
                             "--drain-timeout", "60s", "--no-mount", "--dir", world.dir,
-                            "--", "sh", "-c", script],
-                           env={"D": str(world.dir)}, stderr=f)
+                            "--", "sh", "-c", f"echo early > {world.dir}/early.db; {command}"],
+                           stderr=f)
         deadline = time.time() + 30
         while "late.db is still open for writing" not in log.read_text():
             assert time.time() < deadline, log.read_text()
@@ -317,16 +350,16 @@ def test_sigkill_while_sealing_then_next_run(world):
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    time.sleep(3.5)  # the writer closes late.db
+    assert writer.wait(timeout=10) == 0
     assert "sealed early.db" in log.read_text()
     assert "late.db" not in [s["name"] for s in world.ls()]
 
     p = world.run("true")
     assert "sealed late.db" in p.stderr and "sealed early.db" not in p.stderr, p.stderr
     versions = world.ls("--versions")
-    assert sorted(v["name"] for v in versions) == ["early.db", "late.db"]
+    assert sorted(v["name"] for v in versions) == ["early.db", "late.db", "quickpart.db"]
     assert all(v["replicas"]["nfs"]["state"] == "replicated" for v in versions)
-    assert len(world.objects()) == 2
+    assert len(world.objects()) == 3
     out = world.home / "late.out"
     world.restore("late.db", out)
     assert out.read_bytes() == b"part1-part2"
