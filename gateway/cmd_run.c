@@ -329,7 +329,7 @@ static unsigned leftovers(char *buf, size_t size)
 
 	buf[0] = '\0';
 	while (d && (de = readdir(d))) {
-		char path[64], stat[512], state, *p;
+		char path[64], line[512], state, *p;
 		uint64_t pid;
 		int ppid, fd;
 		ssize_t len;
@@ -340,22 +340,22 @@ static unsigned leftovers(char *buf, size_t size)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		len = drgw_pread_full(fd, stat, sizeof(stat) - 1, 0);
+		len = drgw_pread_full(fd, line, sizeof(line) - 1, 0);
 		close(fd);
 		if (len <= 0)
 			continue;
-		stat[len] = '\0';
+		line[len] = '\0';
 		/* "pid (comm) state ppid ...": comm may hold anything. */
-		p = strrchr(stat, ')');
+		p = strrchr(line, ')');
 		if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2 ||
 		    ppid != getpid() || state == 'Z')
 			continue;
 		n++;
 		*p = '\0';
-		if (used < size && strchr(stat, '('))
+		if (used < size && strchr(line, '('))
 			used += (size_t)snprintf(buf + used, size - used, "%s%lu (%s)",
 						 used ? ", " : "", (unsigned long)pid,
-						 strchr(stat, '(') + 1);
+						 strchr(line, '(') + 1);
 	}
 	if (d)
 		closedir(d);

@@ -2,7 +2,9 @@
 /*
  * The gateway: everything one drgw process holds for a cache directory.
  *
- *   <cache>/files/     the working set the mount shows (gateway mode)
+ *   <cache>/files/     the working set the mount shows (gateway mode); a
+ *                      gateway without a mount (watch.h) has the user's
+ *                      directory as its working set instead
  *   <cache>/spool/     encoded objects waiting for replication
  *   <cache>/held/      files removed before their version was encoded
  *   <cache>/catalog.db the catalog (catalog.h)

@@ -48,7 +48,7 @@ struct drgw_watch {
 	ino_t cache_ino;
 	int wake_fd;
 	unsigned unsealed;
-	bool warned_hidden;
+	bool warned_hidden, warned_unknown; /* each said once */
 	/* DRGW_WATCH_RUN, set before sealing stops: drgw_watch_run_ended() */
 	int64_t run_deadline;
 	unsigned leftover_procs;
@@ -223,8 +223,8 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 		r = BUSY;
 		goto out_keep;
 	}
-	if (r < 0 && !w->warned_hidden) {
-		w->warned_hidden = true;
+	if (r < 0 && !w->warned_unknown) {
+		w->warned_unknown = true;
 		log_warning("cannot tell whether files in %s are open for writing (no lease, no /proc: %s); sealing them when they look finished",
 			    w->dir, strerror(-r));
 	}
