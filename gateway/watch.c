@@ -115,6 +115,12 @@ static int walk_dir(struct walker *k, const char *rel, int depth)
 		return 0;
 	fd = drgw_openat_beneath(gw->files_fd, *rel ? rel : ".",
 				 O_RDONLY | O_DIRECTORY);
+	if (fd < 0 && *rel && (fd == -EACCES || fd == -EPERM)) {
+		/* lost+found on a volume's root, another user's directory */
+		log_warning("cannot read directory %s/%s: %s; the files below it are not backed up",
+			    k->w->dir, rel, strerror(-fd));
+		return 0;
+	}
 	if (fd < 0)
 		return fd == -ENOENT || fd == -ENOTDIR ? 0 : fd;
 	if (fstat(fd, &st) < 0 || is_cache_dir(k->w, &st) ||
@@ -159,14 +165,14 @@ static void warn_hidden(struct drgw_watch *w, const struct drgw_writer *who)
 		    who->hidden, w->dir);
 }
 
-enum { SEALED_OR_NOTHING, BUSY, NOT_SETTLED };
+enum { SEALED_OR_NOTHING, BUSY, NOT_SETTLED, UNREADABLE };
 
 /*
  * Looks at path once and seals it if it has changed: SEALED_OR_NOTHING
  * (also when it is gone, excluded or the same as its newest version), BUSY
  * (open for writing; *who says by whom), NOT_SETTLED (changed less than
- * the settle delay ago; *ret_wait_ns says how long to wait) or -errno
- * when the catalog failed.
+ * the settle delay ago; *ret_wait_ns says how long to wait), UNREADABLE
+ * (drgw may not read it; logged) or -errno when the catalog failed.
  */
 static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 		    struct drgw_writer *who, int64_t *ret_wait_ns)
@@ -179,6 +185,12 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 
 	memset(who, 0, sizeof(*who));
 	fd = drgw_openat_beneath(gw->files_fd, path, O_RDONLY | O_NONBLOCK);
+	if (fd == -EACCES || fd == -EPERM) {
+		log_error("cannot read %s/%s: %s; it is not backed up (run drgw as a user that may read it)",
+			  w->dir, path, strerror(-fd));
+		r = UNREADABLE;
+		goto out;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    drgw_config_excluded(gw->cfg, path)) {
 		r = SEALED_OR_NOTHING;
@@ -424,6 +436,7 @@ static void seal_run(struct drgw_watch *w)
 				   w->run_deadline :
 				   drgw_mono_ns() + gw->cfg->drain_timeout_ns;
 	uint64_t seen = 0;
+	unsigned unreadable = 0;
 	bool failed = false;
 	int r;
 
@@ -444,7 +457,8 @@ static void seal_run(struct drgw_watch *w)
 			int64_t wait;
 
 			r = try_seal(w, c.paths[i], false, &who, &wait);
-			if (r == SEALED_OR_NOTHING) {
+			if (r == SEALED_OR_NOTHING || r == UNREADABLE) {
+				unreadable += r == UNREADABLE;
 				free(c.paths[i]);
 				continue;
 			}
@@ -477,7 +491,7 @@ static void seal_run(struct drgw_watch *w)
 		}
 		free(c.paths[i]);
 	}
-	w->unsealed = (unsigned)c.n + w->leftover_procs;
+	w->unsealed = (unsigned)c.n + unreadable + w->leftover_procs;
 	free(c.paths);
 	/* Everything is in the catalog now, and nothing of the command's
 	 * writes any more: the next run starts afresh. */
@@ -782,6 +796,8 @@ static int64_t seal_due(struct drgw_watch *w, bool stopping)
 			schedule(w, d.paths[i], wait);
 			if (d.now + wait < d.next)
 				d.next = d.now + wait;
+		} else if (r == UNREADABLE) {
+			w->unsealed += stopping;
 		} else if (r == BUSY || r < 0) {
 			describe_writer(&who, by, sizeof(by));
 			if (stopping) {

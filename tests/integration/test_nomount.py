@@ -332,6 +332,26 @@ def test_changed_copied_deleted_excluded(world):
     assert len(world.ls("--versions")) == 4
 
 
+def test_unreadable_files_are_reported(world):
+    """A file drgw may not read is not silently skipped: the run says which
+    and exits 3; a directory it may not read (lost+found on a volume's
+    root) is a warning, and the rest is backed up."""
+    d = world.dir
+    if world.privileged:
+        (d / "lost+found").mkdir(mode=0o700)
+    p = world.run(f"echo ok > {d}/ok.db; echo x > {d}/locked.db; chmod 000 {d}/locked.db",
+                  rc=3)
+    assert f"cannot read {d}/locked.db: Permission denied; it is not backed up" in p.stderr, \
+        p.stderr
+    if world.privileged:
+        assert f"cannot read directory {d}/lost+found" in p.stderr, p.stderr
+    assert [s["name"] for s in world.ls()] == ["ok.db"]
+    # Readable again: the next run backs it up.
+    world.as_user(["chmod", "600", d / "locked.db"])
+    p = world.run("true")
+    assert "sealed locked.db" in p.stderr, p.stderr
+
+
 def test_sigkill_while_sealing_then_next_run(world):
     """SIGKILL after the command exited, while drgw waits to seal a file
     still being written: the next run seals that file, and what the killed
