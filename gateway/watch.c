@@ -344,7 +344,9 @@ static bool in_base(const struct drgw_watch *w, const char *name,
 {
 	struct drgw_file_state key = { .name = name }, *e;
 
-	e = bsearch(&key, w->base, w->n_base, sizeof(key), cmp_base);
+	/* (bsearch() and qsort() want a base, even for no elements) */
+	e = w->n_base ? bsearch(&key, w->base, w->n_base, sizeof(key), cmp_base) :
+			NULL;
 	return e && e->size == (uint64_t)st->st_size &&
 	       e->mtime_ns == ts_ns(&st->st_mtim) &&
 	       e->ctime_ns == ts_ns(&st->st_ctim) &&
@@ -380,7 +382,8 @@ static int start_run(struct drgw_watch *w, struct drgw_err *err)
 			     strerror(-r));
 		return r;
 	}
-	qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
+	if (w->n_base)
+		qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
 	return 0;
 }
 
@@ -512,7 +515,8 @@ static struct wd_entry *find_wd(struct drgw_watch *w, int wd)
 {
 	struct wd_entry key = { .wd = wd };
 
-	return bsearch(&key, w->wds, w->n_wds, sizeof(key), cmp_wd);
+	return w->n_wds ? bsearch(&key, w->wds, w->n_wds, sizeof(key), cmp_wd) :
+			  NULL;
 }
 
 static int set_wd(struct drgw_watch *w, int wd, const char *dir)

@@ -460,6 +460,38 @@ def test_watch_concurrent_writers(world):
     check_sanitizers(log.read_text(), "drgw watch")
 
 
+def test_watch_queue_overflow_rescans(world):
+    """Events lost to an inotify queue overflow (drgw stopped while 9000
+    temp files are created, then three real ones) are made up for by a
+    scan: the three are sealed all the same."""
+    log = world.home / "watch.log"
+    args = [world.bin / "drgw", "watch", *world.common(), *world.backends(),
+            "--settle-delay", "0.2s", world.dir]
+    with open(log, "w") as f:
+        proc = world.popen(args, stderr=f)
+    while "watching" not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        # Two events per file, more than the default queue (16384) holds.
+        world.as_user(["sh", "-c", f"cd {world.dir} && seq 1 9000 | "
+                       "xargs -n 500 sh -c 'for i; do : > t$i.tmp; done' sh && "
+                       "echo a > a.db && echo b > b.db && echo c > c.db"])
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert world.drgw("wait", "--cache", world.cache, "--timeout", "60s",
+                      timeout=90).returncode == 0, log.read_text()
+    deadline = time.time() + 30
+    while sorted(s["name"] for s in world.ls()) != ["a.db", "b.db", "c.db"]:
+        assert time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+    assert "inotify queue overflow" in log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    check_sanitizers(log.read_text(), "drgw watch")
+
+
 def test_watch_file_changed_while_encoded(world):
     """A file rewritten in place while drgw watch encodes it (slowly, at
     zstd level 19): the encode is abandoned and done again, every version
