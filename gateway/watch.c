@@ -439,7 +439,7 @@ static void seal_run(struct drgw_watch *w)
 				   w->run_deadline :
 				   drgw_mono_ns() + gw->cfg->drain_timeout_ns;
 	uint64_t seen = 0;
-	unsigned unreadable = 0;
+	unsigned unsealed = 0;
 	bool failed = false;
 	int r;
 
@@ -461,7 +461,7 @@ static void seal_run(struct drgw_watch *w)
 
 			r = try_seal(w, c.paths[i], false, &who, &wait);
 			if (r == SEALED_OR_NOTHING || r == UNREADABLE) {
-				unreadable += r == UNREADABLE;
+				unsealed += r == UNREADABLE;
 				free(c.paths[i]);
 				continue;
 			}
@@ -479,22 +479,28 @@ static void seal_run(struct drgw_watch *w)
 		drgw_gateway_wait(gw, &gw->seal_cond, &gw->seal_kicks, &seen,
 				  BUSY_POLL_NS);
 	}
+	/* The deadline passed: one last look, then say what is left. */
 	for (size_t i = 0; i < c.n; i++) {
 		struct drgw_writer who = { 0 };
 		int64_t wait;
 		char by[64];
 
-		if (try_seal(w, c.paths[i], false, &who, &wait) == BUSY) {
+		r = try_seal(w, c.paths[i], false, &who, &wait);
+		if (r == BUSY) {
 			describe_writer(&who, by, sizeof(by));
 			log_error("%s is still open for writing%s: not sealed; the next run seals it once it is closed",
 				  c.paths[i], by);
-		} else {
+			unsealed++;
+		} else if (r < 0) {
 			log_error("cannot seal %s; the next run tries again",
 				  c.paths[i]);
+			unsealed++;
+		} else {
+			unsealed += r == UNREADABLE;
 		}
 		free(c.paths[i]);
 	}
-	w->unsealed = (unsigned)c.n + unreadable + w->leftover_procs;
+	w->unsealed = unsealed + w->leftover_procs;
 	free(c.paths);
 	/* Everything is in the catalog now, and nothing of the command's
 	 * writes any more: the next run starts afresh. */
