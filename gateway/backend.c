@@ -34,10 +34,27 @@ static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	drgw_log(level, "%s", msg);
 }
 
+/* The deadline of the plugin call this thread is in (0: none). */
+static _Thread_local int64_t call_deadline_ns;
+
+static int64_t host_deadline_ns(void)
+{
+	return call_deadline_ns;
+}
+
+int64_t drgw_backend_set_deadline(int64_t deadline_ns)
+{
+	int64_t old = call_deadline_ns;
+
+	call_deadline_ns = deadline_ns;
+	return old;
+}
+
 static const struct drgw_host host = {
 	.abi_version = DRGW_BACKEND_ABI_VERSION,
 	.struct_size = sizeof(struct drgw_host),
 	.log = host_log,
+	.deadline_ns = host_deadline_ns,
 };
 
 /* <dir>/drgw-<scheme>.so, else <dir>/<scheme>/drgw-<scheme>.so (the

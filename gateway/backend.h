@@ -48,6 +48,11 @@ int drgw_backend_abort_put(struct drgw_backend *b, const char *key,
 			   const void *token, size_t len, struct drgw_err *err);
 int drgw_backend_ping(struct drgw_backend *b, struct drgw_err *err);
 
+/* Sets the deadline (CLOCK_MONOTONIC ns, 0: none) that plugin calls made
+ * from this thread see through drgw_host.deadline_ns(); returns the old
+ * one, to put back. */
+int64_t drgw_backend_set_deadline(int64_t deadline_ns);
+
 /* Is this errno worth retrying later (network, server busy)? */
 bool drgw_backend_error_transient(int r);
 

@@ -13,11 +13,14 @@
  * lost resume token restarts that upload.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "catalog.h"
 
@@ -115,7 +118,12 @@ static const char *const migrations[] = {
 	/* 2: the backing file's ctime, which no write can keep unchanged
 	 * (cp -p and rsync -t restore size and mtime, not ctime). */
 	"ALTER TABLE versions ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
-	/* 3: what `drgw run --no-mount` found in its directory before the
+	/* 3: why a version may not be a good backup (write-back failed, not
+	 * closed cleanly), and which files are open for writing right now,
+	 * so that a crash is known at the next start. */
+	"ALTER TABLE versions ADD COLUMN problem TEXT;"
+	"CREATE TABLE writing(name TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);",
+	/* 4: what `drgw run --no-mount` found in its directory before the
 	 * command ran, kept until everything new is sealed (watch.c). */
 	"CREATE TABLE IF NOT EXISTS baselines(dir TEXT PRIMARY KEY, taken_ns INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS baseline_files(\n"
@@ -264,6 +272,31 @@ static int migrate(struct drgw_catalog *c)
 	}
 }
 
+/* The catalog holds resume tokens, and a GCS session URI is a bearer
+ * capability: mode 0600 whatever the umask, for the database and the
+ * -wal and -shm files SQLite creates with the database's mode. */
+static void make_private(const char *path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[4200];
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		struct stat st;
+		int fd;
+
+		snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+				     (i == 0 ? O_CREAT : 0),
+			  0600);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && (st.st_mode & 077) &&
+		    st.st_uid == geteuid())
+			(void)!fchmod(fd, st.st_mode & 0700);
+		close(fd);
+	}
+}
+
 int drgw_catalog_open(const char *path, bool read_only,
 		      struct drgw_catalog **ret, struct drgw_err *err)
 {
@@ -277,6 +310,8 @@ int drgw_catalog_open(const char *path, bool read_only,
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	if (!read_only)
+		make_private(path);
 	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		drgw_err_set(err, "cannot open catalog %s: %s", path,
@@ -339,11 +374,51 @@ struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c)
 	return NULL;
 }
 
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT value FROM meta WHERE key = ?");
+	if (!st) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			col_copy(st, 0, buf, size);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT OR REPLACE INTO meta VALUES(?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 void drgw_version_release(struct drgw_version *v)
 {
 	free(v->name);
 	free(v->error);
-	v->name = v->error = NULL;
+	free(v->problem);
+	v->name = v->error = v->problem = NULL;
 }
 
 void drgw_replica_release(struct drgw_replica *r)
@@ -372,7 +447,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, ctime_ns"
+	"reseal, ctime_ns, problem"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -395,6 +470,7 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->encoded_ns = sqlite3_column_int64(st, 14);
 	v->reseal = sqlite3_column_int64(st, 15);
 	v->ctime_ns = sqlite3_column_int64(st, 16);
+	v->problem = col_strdup(st, 17);
 }
 
 #define REPLICA_COLS                                                      \
@@ -474,6 +550,65 @@ int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 	return r;
 }
 
+int drgw_catalog_set_writing(struct drgw_catalog *c, const char *name,
+			     bool writing)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, writing ? "INSERT OR IGNORE INTO writing VALUES(?1, ?2)" :
+			       "DELETE FROM writing WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		if (writing)
+			sqlite3_bind_int64(st, 2, drgw_now_ns());
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_rename_writing(struct drgw_catalog *c, const char *from,
+				const char *to)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE OR REPLACE writing SET name = ?2 WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, from, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, to, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_take_writing(struct drgw_catalog *c,
+			      int (*fn)(void *arg, const char *name), void *arg)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT name FROM writing");
+	if (!st)
+		r = -EIO;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (name)
+			r = fn(arg, name);
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(c, "DELETE FROM writing");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_clear_settling(struct drgw_catalog *c)
 {
 	int r;
@@ -510,16 +645,19 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 	if (r < 0)
 		goto out;
 	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
-		     "created_ns, state, ctime_ns) "
-		     "VALUES(?, ?, ?, ?, ?, ?, 'sealed', ?)");
+		     "created_ns, ctime_ns, problem, state) "
+		     "VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'sealed')");
 	if (st) {
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		if (v->problem)
+			sqlite3_bind_text(st, 8, v->problem, -1,
+					  SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 4, v->mtime_ns);
 		sqlite3_bind_int64(st, 5, v->mode);
 		sqlite3_bind_int64(st, 6, v->created_ns);
-		sqlite3_bind_int64(st, 7, v->ctime_ns);
 	}
 	r = run(st);
 	if (r == 0) {
@@ -646,8 +784,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		goto out;
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
-		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ? "
-		     "WHERE id = ? AND state = 'sealed' AND reseal = ?");
+		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
+		     "mode = ? WHERE id = ? AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -656,8 +794,9 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
 		sqlite3_bind_int64(st, 7, v->ctime_ns);
-		sqlite3_bind_int64(st, 8, v->id);
-		sqlite3_bind_int64(st, 9, v->reseal);
+		sqlite3_bind_int64(st, 8, v->mode);
+		sqlite3_bind_int64(st, 9, v->id);
+		sqlite3_bind_int64(st, 10, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */
@@ -1009,6 +1148,41 @@ int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
 	if (st)
 		sqlite3_bind_int64(st, 1, id);
 	r = one_version(st, ret);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
+				   const char *const *backends, size_t n,
+				   struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT r.backend, v.id FROM versions v JOIN replicas r "
+		     "ON r.version_id = v.id WHERE v.name = ? AND "
+		     "r.state = 'done' ORDER BY v.created_ns DESC, v.id DESC");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while (r == -ENOENT && sqlite3_step(st) == SQLITE_ROW) {
+		const char *b = (const char *)sqlite3_column_text(st, 0);
+		int64_t id = sqlite3_column_int64(st, 1);
+		sqlite3_stmt *one;
+
+		for (size_t i = 0; i < n && r == -ENOENT; i++) {
+			if (!b || strcmp(b, backends[i]))
+				continue;
+			one = prep(c, "SELECT " VERSION_COLS
+				      " FROM versions WHERE id = ?");
+			if (one)
+				sqlite3_bind_int64(one, 1, id);
+			r = one_version(one, ret);
+		}
+	}
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

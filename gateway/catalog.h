@@ -46,6 +46,9 @@ struct drgw_version {
 	char *name; /* malloc()ed; drgw_version_release() */
 	uint64_t size;
 	int64_t mtime_ns;
+	/* ctime of the working-set file: size and mtime can be put back by
+	 * cp -p or rsync -t, ctime cannot. */
+	int64_t ctime_ns;
 	uint32_t mode;
 	int64_t created_ns;
 	enum drgw_version_state state;
@@ -59,9 +62,9 @@ struct drgw_version {
 	/* Bumped whenever the version is made due again because its file
 	 * changed; an encode that started before a bump must not commit. */
 	int64_t reseal;
-	/* The file's ctime when sealed, then when encoded; 0 if unknown
-	 * (catalogs older than schema 2).  No write keeps it unchanged. */
-	int64_t ctime_ns;
+	/* malloc()ed or NULL: why this version may not be a good backup
+	 * ("write-back failed: ...", "not closed cleanly: ..."). */
+	char *problem;
 };
 
 struct drgw_replica {
@@ -114,6 +117,12 @@ void drgw_replica_release(struct drgw_replica *r);
 void drgw_backend_row_release(struct drgw_backend_row *b);
 void drgw_remote_object_release(struct drgw_remote_object *o);
 
+/* A value of the meta table (repository id, ...): 0, -ENOENT. */
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size);
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value);
+
 /* --- writers (the daemon) --- */
 
 /* Registers a configured backend (idempotent). */
@@ -127,6 +136,17 @@ int drgw_catalog_recover(struct drgw_catalog *c);
 int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 			      bool settling);
 int drgw_catalog_clear_settling(struct drgw_catalog *c);
+
+/* Files open for writing through the mount, recorded while they are, so
+ * that after a crash the next start knows which files may be partial. */
+int drgw_catalog_set_writing(struct drgw_catalog *c, const char *name,
+			     bool writing);
+int drgw_catalog_rename_writing(struct drgw_catalog *c, const char *from,
+				const char *to);
+/* Calls fn for every file recorded as open for writing (by a daemon that
+ * is gone, when called at start), then forgets them all. */
+int drgw_catalog_take_writing(struct drgw_catalog *c,
+			      int (*fn)(void *arg, const char *name), void *arg);
 /* Ends settling of every file below directory dir (it was renamed). */
 int drgw_catalog_clear_settling_below(struct drgw_catalog *c, const char *dir);
 
@@ -193,6 +213,11 @@ int drgw_catalog_all_replicated(struct drgw_catalog *c, int64_t version_id,
 int drgw_catalog_get_version(struct drgw_catalog *c, const char *vid,
 			     struct drgw_version *ret);
 int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
+				   struct drgw_version *ret);
+/* Newest version of name that is replicated (state done) to at least one
+ * of backends[0..n), or -ENOENT. */
+int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
+				   const char *const *backends, size_t n,
 				   struct drgw_version *ret);
 /* Latest encoded-or-sealed version of name, or -ENOENT. */
 int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,

@@ -221,10 +221,7 @@ static void stop_child(struct run *s)
 
 static uint64_t pending(struct drgw_gateway *gw, const struct run *s)
 {
-	uint64_t n = 1;
-
-	drgw_catalog_run_pending(gw->cat, s->min_backends, &n);
-	return n;
+	return drgw_gateway_run_pending(gw, s->min_backends);
 }
 
 static bool replicated(struct drgw_gateway *gw, void *arg)
@@ -488,7 +485,7 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	mo.mountpoint = s.mountpoint;
-	mo.allow_other = cfg.allow_other;
+	mo.allow_other = drgw_config_allow_other(&cfg, false);
 	mo.fuse_options = s.fuse_options;
 	mo.arg = &s;
 	r = drgw_fuse_run(drgw_fs_gateway_ops(), s.d.gw, &mo, &err);

@@ -166,12 +166,20 @@ static int on_replica(void *arg, const struct drgw_replica *r)
 			break;
 	if (col == rc->x->n_backends)
 		return 0;
-	if (r->state == DRGW_REPLICA_UPLOADING && v->stored_size)
+	if (r->state == DRGW_REPLICA_UPLOADING && r->attempts && r->last_error) {
+		/* A retry in progress is still a failing replica until it
+		 * succeeds: say so, and why the last attempt failed. */
+		snprintf(rc->cells[col], sizeof(rc->cells[col]), "failing");
+		add_problem(rc->x, "  %s (%s) -> %s: %s; attempt %u in progress",
+			    v->name, v->vid, r->backend, r->last_error,
+			    r->attempts + 1);
+	} else if (r->state == DRGW_REPLICA_UPLOADING && v->stored_size) {
 		snprintf(rc->cells[col], sizeof(rc->cells[col]), "uploading %d%%",
 			 (int)(100 * r->bytes_done / v->stored_size));
-	else
+	} else {
 		snprintf(rc->cells[col], sizeof(rc->cells[col]), "%s",
 			 replica_words[r->state]);
+	}
 	if (r->state == DRGW_REPLICA_FAILING) {
 		drgw_format_duration(r->next_attempt_ns - now, when, sizeof(when));
 		add_problem(rc->x, "  %s (%s) -> %s: %s; attempt %u, next retry in %s",
@@ -211,6 +219,8 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		}
 		if (v->error)
 			json_object_set_new(o, "error", json_string(v->error));
+		if (v->problem)
+			json_object_set_new(o, "problem", json_string(v->problem));
 		drgw_catalog_each_replica(x->gw->cat, v->id, on_replica, &rc);
 		json_object_set_new(o, "replicas", rc.replicas);
 		json_array_append_new(x->json, o);
@@ -227,6 +237,8 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		snprintf(stored, sizeof(stored), "encoding");
 	if (v->error)
 		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->error);
+	if (v->problem)
+		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->problem);
 	if (x->rows++ == 0) {
 		printf("%-32s %s%-10s %-20s %-10s", "NAME",
 		       x->a->versions ? "VERSION                    " : "",
@@ -246,6 +258,11 @@ static int ls_row(void *arg, const struct drgw_version *v)
 }
 
 /* ls --remote: what the backends hold, from the objects themselves. */
+static void cli_warn(void *arg, const char *line)
+{
+	drgw_cli_error("warning: %s", line);
+}
+
 static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 {
 	struct drgw_remote_set set = { 0 };
@@ -316,8 +333,7 @@ static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 		r = drgw_cli_print_json(arr) ? -EIO : 0;
 	for (size_t i = 0; i < set.n_bad; i++)
 		drgw_cli_error("warning: cannot read %s", set.bad[i].why);
-	if (set.n_unreachable)
-		drgw_cli_error("warning: %s", set.first_unreachable);
+	drgw_remote_warn_unreachable(&set, gw, cli_warn, NULL);
 out:
 	drgw_remote_set_release(&set);
 	drgw_reader_free(rd);

@@ -19,6 +19,7 @@ void drgw_config_init(struct drgw_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
+	cfg->write_through_below = 1ULL << 30;
 	cfg->compression_level = 1;
 	cfg->chunk_size = 1u << 20;
 	cfg->streaming = true;
@@ -28,11 +29,15 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
+	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
 	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
-	cfg->allow_other = true;
+	cfg->allow_other = -1;
+	cfg->view_uid = -1;
+	cfg->view_gid = -1;
+	cfg->view_umask = 077;
 }
 
 static void backend_conf_release(struct drgw_backend_conf *b)
@@ -51,6 +56,13 @@ void drgw_config_release(struct drgw_config *cfg)
 	free(cfg->cache_dir);
 	for (size_t i = 0; i < cfg->n_key_files; i++)
 		free(cfg->key_files[i]);
+	for (size_t i = 0; i < cfg->n_recipients; i++)
+		free(cfg->recipients[i]);
+	for (size_t i = 0; i < cfg->n_recipient_files; i++)
+		free(cfg->recipient_files[i]);
+	for (size_t i = 0; i < cfg->n_identity_files; i++)
+		free(cfg->identity_files[i]);
+	free(cfg->repository);
 	free(cfg->plugin_dir);
 	for (size_t i = 0; i < cfg->n_backends; i++)
 		backend_conf_release(&cfg->backends[i]);
@@ -86,6 +98,8 @@ struct simple {
 
 static const struct simple simple_settings[] = {
 	{ "settle-delay", K_DURATION, FIELD(settle_ns), 0, 3600 * NSEC_PER_SEC },
+	{ "write-through-below", K_SIZE, FIELD(write_through_below), 0,
+	  INT64_MAX },
 	{ "compression-level", K_INT, FIELD(compression_level), -5, 19 },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },
@@ -96,9 +110,15 @@ static const struct simple simple_settings[] = {
 	{ "drain-timeout", K_DURATION, FIELD(drain_timeout_ns), 0,
 	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
+	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,
+	  3600 * NSEC_PER_SEC },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
+	{ "max-age", K_DURATION, FIELD(max_age_ns), 0, INT64_MAX },
+	{ "allow-older", K_BOOL, FIELD(allow_older), 0, 1 },
+	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
+	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
 };
 
@@ -165,9 +185,52 @@ static int set_simple(struct drgw_config *cfg, const struct simple *s,
 		*(int *)field = (int)v;
 		break;
 	case K_BOOL:
-		*(bool *)field = v != 0;
+		/* allow-other is the one tri-state (int, -1 unset). */
+		if (!strcmp(s->name, "allow-other"))
+			*(int *)field = v != 0;
+		else
+			*(bool *)field = v != 0;
 		break;
 	}
+	return 0;
+}
+
+bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view)
+{
+	return cfg->allow_other < 0 ? !restore_view : cfg->allow_other != 0;
+}
+
+/* "077", "0027": octal permission bits a umask may hold. */
+static int set_umask(struct drgw_config *cfg, const char *value,
+		     struct drgw_err *err)
+{
+	unsigned m = 0;
+	size_t i;
+
+	for (i = 0; value[i] >= '0' && value[i] <= '7' && i < 4; i++)
+		m = m * 8 + (unsigned)(value[i] - '0');
+	if (i == 0 || value[i] || m > 0777) {
+		drgw_err_set(err, "invalid umask '%s' (octal, e.g. 077 or 022)",
+			     value);
+		return -EINVAL;
+	}
+	cfg->view_umask = m;
+	return 0;
+}
+
+/* Appends value to a repeatable setting. */
+static int add_string(char **list, size_t *n, const char *name,
+		      const char *value, struct drgw_err *err)
+{
+	if (*n == DRGW_KEYRING_MAX_FILES) {
+		drgw_err_set(err, "too many %s settings (max %d)", name,
+			     DRGW_KEYRING_MAX_FILES);
+		return -E2BIG;
+	}
+	list[*n] = strdup(value);
+	if (!list[*n])
+		return -ENOMEM;
+	(*n)++;
 	return 0;
 }
 
@@ -210,17 +273,28 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		}
 		return set_string(&cfg->cache_dir, value);
 	}
-	if (!strcmp(name, "key-file")) {
-		if (cfg->n_key_files == DRGW_KEYRING_MAX_FILES) {
-			drgw_err_set(err, "too many key files (max %d)",
-				     DRGW_KEYRING_MAX_FILES);
-			return -E2BIG;
+	if (!strcmp(name, "key-file"))
+		return add_string(cfg->key_files, &cfg->n_key_files, name, value,
+				  err);
+	if (!strcmp(name, "recipient"))
+		return add_string(cfg->recipients, &cfg->n_recipients, name,
+				  value, err);
+	if (!strcmp(name, "recipient-file"))
+		return add_string(cfg->recipient_files, &cfg->n_recipient_files,
+				  name, value, err);
+	if (!strcmp(name, "identity"))
+		return add_string(cfg->identity_files, &cfg->n_identity_files,
+				  name, value, err);
+	if (!strcmp(name, "repository")) {
+		uint8_t id[16];
+
+		if (strlen(value) != 32 || drgw_unhex(value, id, sizeof(id)) < 0) {
+			drgw_err_set(err,
+				     "invalid repository '%s' (32 hex digits, as 'drgw status' shows)",
+				     value);
+			return -EINVAL;
 		}
-		cfg->key_files[cfg->n_key_files] = strdup(value);
-		if (!cfg->key_files[cfg->n_key_files])
-			return -ENOMEM;
-		cfg->n_key_files++;
-		return 0;
+		return set_string(&cfg->repository, value);
 	}
 	if (!strcmp(name, "plugin-dir"))
 		return set_string(&cfg->plugin_dir, value);
@@ -230,6 +304,8 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		return set_string(&cfg->metrics_listen, value);
 	if (!strcmp(name, "exclude"))
 		return add_exclude(cfg, value, err);
+	if (!strcmp(name, "umask"))
+		return set_umask(cfg, value, err);
 	if (!strcmp(name, "backend"))
 		return drgw_config_add_backend_arg(cfg, value, err);
 	if (!strcmp(name, "log-level")) {

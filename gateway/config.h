@@ -34,12 +34,27 @@ struct drgw_config {
 	char *cache_dir;
 	char *key_files[DRGW_KEYRING_MAX_FILES];
 	size_t n_key_files;
+	/* Write-only keys: recipients ("drgw1...") new objects are encrypted
+	 * to, given inline or in files, and identity files that decrypt. */
+	char *recipients[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipients;
+	char *recipient_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipient_files;
+	char *identity_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_identity_files;
+	/* Repository id (32 hex digits) objects are bound to, or NULL: the
+	 * catalog's, else what the backends hold, else a new one. */
+	char *repository;
 	char *plugin_dir;
 	struct drgw_backend_conf backends[DRGW_MAX_BACKENDS];
 	size_t n_backends;
 
 	/* sealing */
 	int64_t settle_ns;
+	/* Files opened for writing while the cache disk has less free space
+	 * than this bypass the page cache, so a writer sees ENOSPC at
+	 * write() instead of at close(). */
+	uint64_t write_through_below;
 	char *excludes[DRGW_MAX_EXCLUDES];
 	size_t n_excludes;
 	bool excludes_set; /* an explicit list replaced the defaults */
@@ -58,7 +73,15 @@ struct drgw_config {
 	int64_t drain_timeout_ns;
 
 	/* restore reads */
+	/* Refuse a newest version sealed longer ago than this (0: any). */
+	int64_t max_age_ns;
+	/* Restore an older version even when the catalog knows a newer one
+	 * that was replicated (objects deleted or rolled back). */
+	bool allow_older;
 	uint64_t read_cache_bytes;
+	/* One restore read from one backend, retries included, before the
+	 * next backend holding the object is tried. */
+	int64_t read_deadline_ns;
 	unsigned readahead_chunks;
 	unsigned fetch_threads;
 
@@ -66,7 +89,14 @@ struct drgw_config {
 	enum drgw_log_level log_level;
 	enum drgw_log_format log_format;
 	char *log_file;
-	bool allow_other;
+	/* -1 (unset): on for the gateway mount, off for the restore view;
+	 * use drgw_config_allow_other(). */
+	int allow_other;
+	/* Restore view: owner of every file (-1: the mounting user) and the
+	 * permission bits it never grants (default 077: owner only). */
+	int view_uid;
+	int view_gid;
+	unsigned view_umask;
 	/* --metrics-listen: serve /metrics here (NULL: off) */
 	char *metrics_listen;
 };
@@ -95,6 +125,11 @@ const char *const *drgw_config_excludes(const struct drgw_config *cfg,
 					size_t *ret_n);
 /* True when the file name (last path component) is excluded. */
 bool drgw_config_excluded(const struct drgw_config *cfg, const char *path);
+
+/* Whether a mount lets other users in: the allow-other setting, or by
+ * default yes for the gateway (writers run as any user) and no for the
+ * restore view (backups are readable by the mounting user only). */
+bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view);
 
 /* Checks a backend name: 1..63 of [A-Za-z0-9_-]. */
 bool drgw_backend_name_ok(const char *name);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "encode.h"
+#include "testhook.h"
 
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
@@ -148,6 +149,7 @@ static int drain(struct job *j, struct out *o, EVP_MD_CTX *plain_sha,
 		if (r < 0)
 			return r;
 		chunk_lens[i] = (uint32_t)s->out_len;
+		drgw_test_point("encode-chunk");
 		if (opts->check && (r = opts->check(opts->check_arg)) < 0)
 			return r;
 
@@ -162,13 +164,13 @@ static int drain(struct job *j, struct out *o, EVP_MD_CTX *plain_sha,
 static int finish(struct job *j, struct out *o, struct drgw_obj_meta *meta,
 		  const uint32_t *chunk_lens)
 {
-	uint8_t trailer[DRGW_OBJ_TRAILER_SIZE];
+	uint8_t tail[DRGW_OBJ_HEADER_MAX + DRGW_OBJ_TRAILER2_SIZE];
 	uint8_t *footer = NULL;
 	size_t footer_len;
 	uint64_t footer_off = o->written;
 	int r;
 
-	r = drgw_obj_seal_footer(j->obj, meta, j->n_chunks, chunk_lens,
+	r = drgw_obj_seal_footer(j->obj, meta, j->n_chunks, chunk_lens, NULL,
 				 &footer, &footer_len);
 	if (r < 0)
 		return r;
@@ -176,16 +178,17 @@ static int finish(struct job *j, struct out *o, struct drgw_obj_meta *meta,
 	free(footer);
 	if (r < 0)
 		return r;
-	drgw_obj_make_trailer(j->obj, footer_off, (uint32_t)footer_len,
-			      j->n_chunks, trailer);
-	return emit(o, trailer, sizeof(trailer));
+	drgw_obj_make_tail(j->obj, footer_off, (uint32_t)footer_len,
+			   j->n_chunks, tail);
+	return emit(o, tail, drgw_obj_tail_size(j->obj));
 }
 
 int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
-		const struct drgw_key *key, const struct drgw_encode_opts *opts,
-		int out_fd, struct drgw_encode_result *ret,
-		struct drgw_err *err)
+		const struct drgw_keyring *kr,
+		const struct drgw_encode_opts *opts, int out_fd,
+		struct drgw_encode_result *ret, struct drgw_err *err)
 {
+	static const uint8_t no_repo[DRGW_REPO_ID_BYTES];
 	struct drgw_obj obj;
 	struct job j = { 0 };
 	struct out o = { .fd = out_fd, .opts = opts };
@@ -197,12 +200,16 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 	int r;
 
 	nthreads = opts->threads ? opts->threads : default_threads();
-	r = drgw_obj_init_new(&obj, key,
+	r = drgw_obj_init_new(&obj, kr, opts->repo ? opts->repo : no_repo,
+			      DRGW_OBJ_SNAPSHOT,
 			      drgw_obj_pick_chunk_size(opts->chunk_size,
 						       meta->size),
-			      opts->salt);
+			      opts->fixed);
 	if (r < 0) {
-		drgw_err_set(err, "invalid chunk size %u", opts->chunk_size);
+		drgw_err_set(err, r == -ENOKEY ?
+				  "no key and no recipient to encrypt to" :
+				  "cannot start an object: %s",
+			     strerror(-r));
 		return r;
 	}
 	j.in_fd = in_fd;
@@ -232,7 +239,7 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 	EVP_DigestInit_ex(plain_sha, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(o.sha, EVP_sha256(), NULL);
 
-	r = emit(&o, obj.header, sizeof(obj.header));
+	r = emit(&o, obj.header, obj.header_len);
 	if (r < 0)
 		goto out;
 	for (; started < nthreads && started < j.n_chunks; started++) {

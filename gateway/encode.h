@@ -23,8 +23,11 @@ struct drgw_encode_opts {
 	 * -ECANCELED to stop, 0 to go on.  May be NULL. */
 	int (*check)(void *arg);
 	void *check_arg;
-	/* Fixed 32-byte salt for test vectors; NULL (random) otherwise. */
-	const uint8_t *salt;
+	/* Repository the object belongs to (DRGW_REPO_ID_BYTES), NULL for
+	 * none (all zero). */
+	const uint8_t *repo;
+	/* Fixed randomness for test vectors; NULL otherwise. */
+	const struct drgw_obj_fixed *fixed;
 	/* Called with the object's length so far after each write, so that
 	 * uploads can follow the encoder (stream.h).  May be NULL. */
 	void (*progress)(void *arg, uint64_t written);
@@ -39,13 +42,14 @@ struct drgw_encode_result {
 /*
  * Encodes meta->size bytes of in_fd (read with pread from offset 0) as an
  * object named by meta (name, vid, mtime, created, mode set by the caller;
- * sha256 is filled in), appending it to out_fd.  -ESTALE when the file is
+ * sha256 is filled in), encrypted to kr's first master key and every
+ * recipient (drgw_obj_init_new()), appending it to out_fd.  -ESTALE when the file is
  * not meta->size bytes long any more or check() says so, -ENOSPC and other
  * write errors from out_fd, -ECANCELED.
  */
 int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
-		const struct drgw_key *key, const struct drgw_encode_opts *opts,
-		int out_fd, struct drgw_encode_result *ret,
-		struct drgw_err *err);
+		const struct drgw_keyring *kr,
+		const struct drgw_encode_opts *opts, int out_fd,
+		struct drgw_encode_result *ret, struct drgw_err *err);
 
 #endif

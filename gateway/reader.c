@@ -196,6 +196,19 @@ static void publish(struct drgw_reader *rd, struct centry *e, int r,
 
 /* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
  * with one ranged read, decodes and publishes each.  Without the lock. */
+/* Starts the deadline of one backend call on this thread; returns the
+ * previous one for end_call(). */
+static int64_t begin_call(const struct drgw_reader *rd)
+{
+	return drgw_backend_set_deadline(
+		rd->opts.deadline_ns ? drgw_mono_ns() + rd->opts.deadline_ns : 0);
+}
+
+static void end_call(int64_t old)
+{
+	drgw_backend_set_deadline(old);
+}
+
 static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
 {
 	struct drgw_rfile *f = es[0]->f;
@@ -206,8 +219,12 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
 	struct drgw_err err = { 0 };
 	int r = ct && dctx ? 0 : -ENOMEM;
 
-	if (r == 0)
+	if (r == 0) {
+		int64_t old = begin_call(rd);
+
 		r = drgw_backend_read(f->b, f->key, start, ct, total, &err);
+		end_call(old);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct centry *e = es[i];
 		uint64_t off = f->idx.offsets[e->index] - start;
@@ -274,7 +291,15 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 		rd->opts.readahead = (unsigned)(rd->opts.cache_bytes / (2u << 20));
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
-	pthread_cond_init(&rd->cond, NULL);
+	{
+		/* Timed waits run on the monotonic clock, like deadlines. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&rd->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&rd->job_cond, NULL);
 	rd->threads = calloc(rd->opts.threads, sizeof(*rd->threads));
 	if (!rd->threads) {
@@ -320,9 +345,10 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	uint64_t tail_off = object_size - tail_len;
 	struct drgw_obj_trailer t;
 	uint8_t *buf, *footer;
+	int64_t old;
 	int r;
 
-	if (object_size < DRGW_OBJ_HEADER_SIZE + DRGW_OBJ_TRAILER_SIZE) {
+	if (object_size < DRGW_OBJ_HEADER_FIXED + DRGW_OBJ_TRAILER2_SIZE) {
 		drgw_err_set(err, "object is too small to be a drgw object (%llu bytes): truncated",
 			     (unsigned long long)object_size);
 		return -EIO;
@@ -330,12 +356,13 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	buf = malloc(tail_len);
 	if (!buf)
 		return -ENOMEM;
+	old = begin_call(f->rd);
 	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
 	if (r == 0)
-		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
-					   object_size, &t, err);
+		r = drgw_obj_parse_tail(buf, tail_len, object_size, &t, err);
 	if (r == 0)
-		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+		r = drgw_obj_init_header(&f->obj, t.header, t.header_len,
+					 f->rd->kr, err);
 	if (r < 0)
 		goto out;
 	if (t.footer_off >= tail_off) {
@@ -356,6 +383,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		free(footer);
 	}
 out:
+	end_call(old);
 	free(buf);
 	return r;
 }
@@ -369,8 +397,10 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 
 	if (object_size == 0) {
 		struct drgw_object_info info;
+		int64_t old = begin_call(rd);
 
 		r = drgw_backend_stat(b, key, &info, err);
+		end_call(old);
 		if (r < 0)
 			return r;
 		object_size = info.size;
@@ -402,7 +432,7 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
 
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 {
-	return f->obj.key_id;
+	return f->obj.opener;
 }
 
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
@@ -501,6 +531,24 @@ static void readahead_locked(struct drgw_rfile *f, uint64_t last)
 		free(j);
 }
 
+/* Waits on rd->cond (lock held) until until (CLOCK_MONOTONIC ns, 0: for
+ * ever); -ETIMEDOUT once it passed. */
+static int wait_deadline(struct drgw_reader *rd, int64_t until)
+{
+	struct timespec ts;
+
+	if (!until) {
+		pthread_cond_wait(&rd->cond, &rd->lock);
+		return 0;
+	}
+	if (drgw_mono_ns() >= until)
+		return -ETIMEDOUT;
+	ts.tv_sec = until / NSEC_PER_SEC;
+	ts.tv_nsec = until % NSEC_PER_SEC;
+	pthread_cond_timedwait(&rd->cond, &rd->lock, &ts);
+	return 0;
+}
+
 /* Returns chunk index pinned and READY, fetching it if needed.  A chunk
  * whose read-ahead failed is fetched once more by the reader itself: a
  * transient error in the background must not become an EIO. */
@@ -510,6 +558,10 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 	struct drgw_reader *rd = f->rd;
 	struct centry *e;
 	bool loaded_here = false;
+	int64_t wait_until = rd->opts.deadline_ns ?
+				     drgw_mono_ns() + rd->opts.deadline_ns +
+					     NSEC_PER_SEC :
+				     0;
 
 	pthread_mutex_lock(&rd->lock);
 	for (;;) {
@@ -530,8 +582,19 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 			lru_unlink(rd, e);
 			lru_push_front(rd, e);
 		}
-		while (e->state == C_LOADING)
-			pthread_cond_wait(&rd->cond, &rd->lock);
+		while (e->state == C_LOADING) {
+			/* Another thread fetches it; its call has the same
+			 * deadline, so waiting longer than that (plus a
+			 * little) means a plugin that ignores deadlines. */
+			if (wait_deadline(rd, wait_until) < 0) {
+				e->pins--;
+				pthread_mutex_unlock(&rd->lock);
+				drgw_err_set(err,
+					     "chunk %llu did not arrive within read-deadline",
+					     (unsigned long long)index);
+				return -ETIMEDOUT;
+			}
+		}
 		if (e->state != C_FAILED)
 			break;
 		/* Drop it once the last waiter saw the error. */
@@ -608,12 +671,14 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 
 int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err)
 {
-	uint8_t h[DRGW_OBJ_HEADER_SIZE];
-	int r = drgw_backend_read(f->b, f->key, 0, h, sizeof(h), err);
+	uint8_t h[DRGW_OBJ_HEADER_MAX];
+	int64_t old = begin_call(f->rd);
+	int r = drgw_backend_read(f->b, f->key, 0, h, f->obj.header_len, err);
 
+	end_call(old);
 	if (r < 0)
 		return r;
-	if (memcmp(h, f->obj.header, sizeof(h))) {
+	if (memcmp(h, f->obj.header, f->obj.header_len)) {
 		drgw_err_set(err,
 			     "object header does not match its trailer: corrupt object");
 		return -EIO;

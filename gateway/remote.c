@@ -87,7 +87,8 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 				    f->key, f->info.size, f->info.etag, &o) < 0)
 		return -ENOENT;
 	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
-	    !drgw_keyring_find(&gw->keys, id)) {
+	    (!drgw_keyring_find(&gw->keys, id) &&
+	     !drgw_keyring_find_identity(&gw->keys, id))) {
 		drgw_remote_object_release(&o);
 		return -ENOENT;
 	}
@@ -291,11 +292,11 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			continue;
 		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
 		if (r < 0) {
-			if (!set.n_unreachable++)
-				snprintf(set.first_unreachable,
-					 sizeof(set.first_unreachable),
-					 "backend %s: %s", gw->backend_names[b],
-					 e.msg);
+			set.unreachable[set.n_unreachable].backend = b;
+			drgw_strlcpy(set.unreachable[set.n_unreachable].why,
+				     e.msg,
+				     sizeof(set.unreachable[0].why));
+			set.n_unreachable++;
 			free(s.items);
 			r = 0;
 			continue;
@@ -325,8 +326,9 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			break;
 	}
 	if (r == 0 && listed == 0) {
-		drgw_err_set(err, "no backend could be listed: %s",
-			     set.first_unreachable);
+		drgw_err_set(err, "no backend could be listed: backend %s: %s",
+			     gw->backend_names[set.unreachable[0].backend],
+			     set.unreachable[0].why);
 		r = -EHOSTUNREACH;
 	}
 	if (r < 0) {
@@ -377,6 +379,55 @@ const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 			best = s; /* sorted: the last match is the newest */
 	}
 	return best;
+}
+
+void drgw_remote_warn_unreachable(const struct drgw_remote_set *set,
+				  const struct drgw_gateway *gw,
+				  void (*warn)(void *arg, const char *line),
+				  void *arg)
+{
+	char line[800];
+
+	for (size_t i = 0; i < set->n_unreachable; i++) {
+		snprintf(line, sizeof(line),
+			 "backend %s could not be listed, so what only it holds is missing and an older version may be served as the newest: %s",
+			 gw->backend_names[set->unreachable[i].backend],
+			 set->unreachable[i].why);
+		warn(arg, line);
+	}
+}
+
+int drgw_remote_check_fresh(struct drgw_gateway *gw,
+			    const struct drgw_snapshot *s, int64_t max_age_ns,
+			    struct drgw_err *err)
+{
+	struct drgw_version v = { 0 };
+	int64_t now = drgw_now_ns();
+	char when[32], age[32];
+	bool newer;
+
+	if (max_age_ns > 0 && now - s->meta.created_ns > max_age_ns) {
+		drgw_format_time(s->meta.created_ns, when, sizeof(when));
+		drgw_format_duration(now - s->meta.created_ns, age, sizeof(age));
+		drgw_err_set(err,
+			     "the newest version of %s on the backends (%s) was sealed at %s, %s ago, more than --max-age allows: newer ones were deleted, rolled back or are on a backend that is not listed",
+			     s->meta.name, s->meta.vid, when, age);
+		return -ESTALE;
+	}
+	if (!gw->cat ||
+	    drgw_catalog_newest_replicated(gw->cat, s->meta.name,
+					   gw->backend_names, gw->n_backends,
+					   &v) < 0)
+		return 0;
+	newer = v.created_ns > s->meta.created_ns;
+	if (newer) {
+		drgw_format_time(v.created_ns, when, sizeof(when));
+		drgw_err_set(err,
+			     "the catalog says version %s of %s (sealed %s) was replicated, but the newest the backends hold is %s: it was deleted, rolled back or is on a backend that is not listed (--allow-older restores the older one)",
+			     v.vid, s->meta.name, when, s->meta.vid);
+	}
+	drgw_version_release(&v);
+	return newer ? -ESTALE : 0;
 }
 
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "replicate.h"
+#include "testhook.h"
 
 /* The catalog takes progress updates at most this often per upload. */
 #define PROGRESS_EVERY_NS (2 * NSEC_PER_SEC)
@@ -64,6 +66,7 @@ static void src_progress(struct drgw_put_source *src, uint64_t done)
 	int64_t now = drgw_mono_ns();
 	int_fast64_t last = atomic_load(&u->last_progress_ns);
 
+	drgw_test_point("upload-progress");
 	/* One thread per interval wins the exchange and writes. */
 	if (now - last < PROGRESS_EVERY_NS ||
 	    !atomic_compare_exchange_strong(&u->last_progress_ns, &last, now))
@@ -98,7 +101,11 @@ void drgw_replicate_done(struct drgw_gateway *gw,
 {
 	char sz[32];
 
+	/* On the backend, not yet in the catalog: the restart must find
+	 * out, not upload it forever (an S3 Complete of a gone upload). */
+	drgw_test_point("upload-finished");
 	drgw_catalog_replica_done(gw->cat, of->version_id, backend, bytes);
+	drgw_test_point("replica-recorded");
 	drgw_format_size(bytes, sz, sizeof(sz));
 	log_info("replicated %s version %s to %s (%s in %.2fs%s)", of->name,
 		 of->vid, backend, sz,
@@ -124,16 +131,45 @@ void drgw_replicate_failed(struct drgw_gateway *gw,
 		 of->name, backend, msg, attempts + 1, when);
 }
 
-/* Is the object of v on b already, complete? */
-static bool already_there(struct drgw_gateway *gw, struct drgw_backend *b,
+/* Is the object of v on b already, byte for byte?  Read back and hashed:
+ * an object of the right size is not proof (it may be another upload's,
+ * or tampered with), and this only runs when the spool copy is gone. */
+static bool already_there(struct drgw_backend *b,
 			  const struct drgw_replica *job,
 			  const struct drgw_version *v)
 {
 	struct drgw_object_info info;
 	struct drgw_err err = { 0 };
+	uint8_t want[32], got[32];
+	size_t step = 4u << 20;
+	EVP_MD_CTX *sha;
+	uint8_t *buf;
+	bool same = false;
+	int r;
 
-	return drgw_backend_stat(b, job->key, &info, &err) == 0 &&
-	       info.size == v->stored_size;
+	if (drgw_unhex(v->object_sha256, want, sizeof(want)) < 0 ||
+	    drgw_backend_stat(b, job->key, &info, &err) < 0 ||
+	    info.size != v->stored_size)
+		return false;
+	sha = EVP_MD_CTX_new();
+	buf = malloc(step);
+	r = sha && buf ? 0 : -ENOMEM;
+	if (r == 0)
+		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	for (uint64_t off = 0; r == 0 && off < info.size; off += step) {
+		size_t n = info.size - off < step ? (size_t)(info.size - off) : step;
+
+		r = drgw_backend_read(b, job->key, off, buf, n, &err);
+		if (r == 0)
+			EVP_DigestUpdate(sha, buf, n);
+	}
+	if (r == 0) {
+		EVP_DigestFinal_ex(sha, got, NULL);
+		same = !memcmp(want, got, sizeof(got));
+	}
+	EVP_MD_CTX_free(sha);
+	free(buf);
+	return same;
 }
 
 static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
@@ -164,7 +200,7 @@ static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
 	of = (struct drgw_upload_of){ v.id, v.vid, v.name };
 	drgw_spool_name(v.vid, name, sizeof(name));
 	u.src.fd = openat(gw->spool_fd, name, O_RDONLY | O_CLOEXEC);
-	if (u.src.fd < 0 && errno == ENOENT && already_there(gw, b, job, &v)) {
+	if (u.src.fd < 0 && errno == ENOENT && already_there(b, job, &v)) {
 		/* A power cut undid our "replicated" mark but not the spool
 		 * deletion that followed it (synchronous=NORMAL). */
 		drgw_catalog_replica_done(gw->cat, job->version_id, job->backend,

@@ -23,11 +23,12 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 	ret->cache_bytes = cfg->read_cache_bytes;
 	ret->readahead = cfg->readahead_chunks;
 	ret->threads = cfg->fetch_threads;
+	ret->deadline_ns = cfg->read_deadline_ns;
 }
 
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
-		      bool check_header, uint8_t ret_sha256[32],
+		      uint8_t ret_sha256[32],
 		      struct drgw_err *err)
 {
 	struct drgw_rfile *rf = NULL;
@@ -43,7 +44,9 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 	r = drgw_remote_open(gw, rd, s, loc, &rf, err);
 	if (r < 0)
 		goto out;
-	if (check_header && (r = drgw_rfile_check_header(rf, err)) < 0)
+	/* The header at offset 0 is never read otherwise: a full read
+	 * checks it against the trailer's copy (docs/FORMAT.md). */
+	if ((r = drgw_rfile_check_header(rf, err)) < 0)
 		goto out;
 	size = drgw_rfile_meta(rf)->size;
 	EVP_DigestInit_ex(sha, EVP_sha256(), NULL);

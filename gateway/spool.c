@@ -21,9 +21,16 @@
 #include "log.h"
 #include "stream.h"
 #include "watch.h"
+#include "testhook.h"
 
-/* Free space kept for the catalog and the log when encoding. */
-#define SPOOL_MARGIN (16ULL << 20)
+/* Free space kept for the catalog and the log when encoding: 16 MiB, or
+ * an eighth of a smaller cache disk. */
+static uint64_t spool_margin(const struct statvfs *sv)
+{
+	uint64_t total = (uint64_t)sv->f_blocks * sv->f_frsize;
+
+	return total / 8 < (16ULL << 20) ? total / 8 : 16ULL << 20;
+}
 
 void drgw_spool_name(const char *vid, char *buf, size_t size)
 {
@@ -107,6 +114,7 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		.threads = gw->cfg->encode_threads,
 		.check = watch_check,
 		.check_arg = w,
+		.repo = gw->repo_id,
 	};
 	struct drgw_obj_meta *meta;
 	struct drgw_encode_result res;
@@ -129,10 +137,11 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 	 * databases, so the check asks for that plus a margin.) */
 	{
 		struct statvfs sv;
-		uint64_t need = v->size / 2 + SPOOL_MARGIN;
+		uint64_t need = v->size / 2;
 
 		if (fstatvfs(gw->spool_fd, &sv) == 0 &&
-		    (uint64_t)sv.f_bavail * sv.f_frsize < need) {
+		    (uint64_t)sv.f_bavail * sv.f_frsize <
+			    need + spool_margin(&sv)) {
 			free(meta);
 			return -ENOSPC;
 		}
@@ -156,7 +165,7 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		opts.progress = drgw_stream_progress;
 		opts.progress_arg = *ret_stream;
 	}
-	r = drgw_encode(in_fd, meta, &gw->keys.keys[0], &opts, out_fd, &res,
+	r = drgw_encode(in_fd, meta, &gw->keys, &opts, out_fd, &res,
 			err);
 	if (r == 0 && fsync(out_fd) < 0) {
 		r = -errno;
@@ -247,12 +256,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		w.st = st;
 	}
 	/* Record what is encoded, which may be newer than what was sealed. */
-	v->size = (uint64_t)st.st_size;
-	v->mtime_ns = (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC +
-		      st.st_mtim.tv_nsec;
-	v->ctime_ns = (int64_t)st.st_ctim.tv_sec * NSEC_PER_SEC +
-		      st.st_ctim.tv_nsec;
-	v->mode = st.st_mode & 07777;
+	drgw_version_stamp(v, &st);
 
 	r = write_object(gw, v, fd, &w, &stream, streaming, &err);
 	if (r < 0) {
@@ -292,8 +296,10 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 
 	v->encoded_ns = drgw_now_ns();
 	drgw_spool_name(v->vid, key, sizeof(key));
+	drgw_test_point("encode-published");
 	r = drgw_catalog_set_encoded(gw->cat, v, gw->backend_names,
 				     gw->n_backends, streaming, key);
+	drgw_test_point("encode-committed");
 	if (r == -ESTALE) {
 		/* The file changed after our last look but before the commit
 		 * (seal.c made the version due again): this object is old. */

@@ -52,6 +52,11 @@ struct drgw_watch {
 	/* DRGW_WATCH_RUN, set before sealing stops: drgw_watch_run_ended() */
 	int64_t run_deadline;
 	unsigned leftover_procs;
+	/* Read by drgw_watch_pending() from other threads: files left to
+	 * seal (RUN: 1 until the final scan counted them), and whether the
+	 * last round after sealing stopped is over. */
+	atomic_uint run_left;
+	atomic_bool final_done;
 
 	/* DRGW_WATCH_RUN: the baseline, sorted by name. */
 	struct drgw_file_state *base;
@@ -76,15 +81,6 @@ struct drgw_watch {
 static int64_t ts_ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * NSEC_PER_SEC + t->tv_nsec;
-}
-
-/* The newest version holds exactly this content: same size, mtime and
- * ctime.  Versions from before ctimes were recorded compare without. */
-static bool same_content(const struct drgw_version *v, const struct stat *st)
-{
-	return v->size == (uint64_t)st->st_size &&
-	       v->mtime_ns == ts_ns(&st->st_mtim) &&
-	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
 }
 
 static bool is_cache_dir(const struct drgw_watch *w, const struct stat *st)
@@ -203,7 +199,7 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 		goto out;
 	}
 	have_last = drgw_catalog_latest_version(gw->cat, path, &last) == 0;
-	if (have_last && same_content(&last, &st)) {
+	if (have_last && drgw_version_matches_file(&last, &st)) {
 		r = SEALED_OR_NOTHING;
 		goto out;
 	}
@@ -255,10 +251,7 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 	}
 	drgw_seal_make_vid(drgw_now_ns(), v.vid, sizeof(v.vid));
 	v.name = (char *)path;
-	v.size = (uint64_t)st.st_size;
-	v.mtime_ns = ts_ns(&st.st_mtim);
-	v.ctime_ns = ts_ns(&st.st_ctim);
-	v.mode = st.st_mode & 07777;
+	drgw_version_stamp(&v, &st);
 	v.created_ns = drgw_now_ns();
 	r = drgw_catalog_add_version(gw->cat, &v);
 	if (r < 0) {
@@ -419,7 +412,7 @@ static int changed_file(struct walker *k, const char *rel, const struct stat *st
 	if (in_base(k->w, rel, st))
 		return 0;
 	if (drgw_catalog_latest_version(gw->cat, rel, &last) == 0) {
-		same = same_content(&last, st);
+		same = drgw_version_matches_file(&last, st);
 		drgw_version_release(&last);
 	}
 	if (same)
@@ -449,6 +442,7 @@ static void seal_run(struct drgw_watch *w)
 			  w->dir, strerror(-r));
 		failed = true;
 	}
+	atomic_store(&w->run_left, (unsigned)c.n);
 	log_info("the command wrote %zu new or changed files in %s", c.n,
 		 w->dir);
 	for (bool first = true;; first = false) {
@@ -473,8 +467,9 @@ static void seal_run(struct drgw_watch *w)
 			c.paths[left++] = c.paths[i];
 		}
 		c.n = left;
+		atomic_store(&w->run_left, (unsigned)c.n);
 		if (!c.n || drgw_mono_ns() >= deadline ||
-		    atomic_load(&gw->abort_drain))
+		    atomic_load(&gw->abort_drain) || atomic_load(&gw->exiting))
 			break;
 		drgw_gateway_wait(gw, &gw->seal_cond, &gw->seal_kicks, &seen,
 				  BUSY_POLL_NS);
@@ -501,6 +496,8 @@ static void seal_run(struct drgw_watch *w)
 		free(c.paths[i]);
 	}
 	w->unsealed = unsealed + w->leftover_procs;
+	/* Those left are "settling" in the catalog: counted there. */
+	atomic_store(&w->run_left, 0);
 	free(c.paths);
 	/* Everything is in the catalog now, and nothing of the command's
 	 * writes any more: the next run starts afresh. */
@@ -631,7 +628,7 @@ static int scan_file(struct walker *k, const char *rel, const struct stat *st)
 	bool same = false;
 
 	if (drgw_catalog_latest_version(w->gw->cat, rel, &last) == 0) {
-		same = same_content(&last, st);
+		same = drgw_version_matches_file(&last, st);
 		drgw_version_release(&last);
 	}
 	if (!same)
@@ -849,8 +846,10 @@ static void run_daemon(struct drgw_watch *w)
 		    (w->unwatched && drgw_mono_ns() >= w->next_rescan))
 			full_scan(w);
 		next = seal_due(w, stopping);
-		if (stopping)
+		if (stopping) {
+			atomic_store(&w->final_done, true);
 			return;
+		}
 		if (w->unwatched && w->next_rescan < next)
 			next = w->next_rescan;
 		timeout = next == INT64_MAX ? -1 :
@@ -895,6 +894,29 @@ void drgw_watch_run_ended(struct drgw_watch *w, int64_t deadline,
 {
 	w->run_deadline = deadline;
 	w->leftover_procs = leftover_procs;
+}
+
+static int count_due(struct drgw_node *n, void *arg)
+{
+	if (n->seal_at)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+uint64_t drgw_watch_pending(struct drgw_watch *w)
+{
+	uint64_t n = 0;
+
+	if (!w)
+		return 0;
+	if (w->kind == DRGW_WATCH_RUN)
+		return atomic_load(&w->run_left);
+	drgw_nodes_lock(w->pending);
+	drgw_nodes_each_locked(w->pending, count_due, &n);
+	drgw_nodes_unlock(w->pending);
+	if (atomic_load(&w->gw->sealing_stopped) && !atomic_load(&w->final_done))
+		n++;
+	return n;
 }
 
 unsigned drgw_watch_unsealed(const struct drgw_watch *w)
@@ -962,6 +984,9 @@ int drgw_watch_attach(struct drgw_gateway *gw, const char *dir,
 	w->gw = gw;
 	w->kind = kind;
 	w->ino_fd = -1;
+	/* RUN: the final scan is still to come. */
+	atomic_init(&w->run_left, kind == DRGW_WATCH_RUN ? 1 : 0);
+	atomic_init(&w->final_done, false);
 	w->cache_dev = cst.st_dev;
 	w->cache_ino = cst.st_ino;
 	drgw_strlcpy(w->dir, gw->files_dir, sizeof(w->dir));

@@ -67,6 +67,10 @@ void drgw_watch_wake(struct drgw_watch *w);
  * processes still run, so the baseline is kept for the next run. */
 void drgw_watch_run_ended(struct drgw_watch *w, int64_t deadline,
 			  unsigned leftover_procs);
+/* Files known to wait to be sealed, for drgw_seal_pending(): what `drgw
+ * run` and the drain wait for.  At least 1 from the moment sealing is
+ * stopped until the last round of sealing is over. */
+uint64_t drgw_watch_pending(struct drgw_watch *w);
 /* Files that were changed but could not be sealed before sealing stopped
  * (still open for writing, or the catalog failed), plus the leftover
  * processes of drgw_watch_run_ended(). */

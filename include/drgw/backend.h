@@ -118,7 +118,17 @@ struct drgw_host {
 	 *  gateway logs failures once, from the err it gets back. */
 	void (*log)(enum drgw_log_level level, const char *fmt, ...)
 		DRGW_PRINTF(2, 3);
-	void *reserved[8];
+	/**
+	 * When the call running on this thread should give up: a
+	 * CLOCK_MONOTONIC time in ns, or 0 for no deadline.  Restore reads
+	 * have one, so that a stalled backend is left for the next one that
+	 * holds the same object.  A plugin that honours it bounds each
+	 * request by the time left, does not start a retry past it, and
+	 * returns -ETIMEDOUT.  Thread-safe.  Since ABI 1 (takes a reserved
+	 * slot: NULL from gateways that have no deadlines).
+	 */
+	int64_t (*deadline_ns)(void);
+	void *reserved[7];
 };
 
 /** One key=value backend option from the URL query or the config file. */

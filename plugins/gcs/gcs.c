@@ -98,6 +98,7 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	if (r < 0)
 		return r;
 	popts_http_config(&g->net, "drgw-gcs/1", &hc);
+	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &g->http);
 	if (r < 0) {
 		pmsg_set_err(err, "gcs: cannot initialize libcurl");

@@ -66,6 +66,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 		return r;
 	s3_xml_init();
 	popts_http_config(&s3->net, "drgw-s3/1", &hc);
+	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &s3->http);
 	if (r < 0) {
 		pmsg_set_err(err, "s3: cannot initialize libcurl");

@@ -629,9 +629,10 @@ def test_same_objects_as_the_mount(world, env):
     objs = {k: (world.remote / s["backends"]["nfs"]).read_bytes()
             for k, s in remote.items()}
     x, y = objs["nomount.db"], objs["mount.db"]
-    # Same header fields but the salt, same trailer magic, same size for
-    # the same content (zstd output aside, within a few bytes).
-    assert x[:24] == y[:24] and x[-8:] == y[-8:] == b"DRGWEND\n"
+    # Same header fields (magic, version, cipher, chunk size, key id),
+    # same trailer magic, same size for the same content (zstd output
+    # aside, within a few bytes).
+    assert x[:8] == b"DRGWOBJ\n" and x[:24] == y[:24] and x[-8:] == y[-8:]
     assert abs(len(x) - len(y)) < 64
     view = env.restore_view(backends=["--backend", f"nfs=local://{world.remote}"]).start()
     for name in ("nomount.db", "mount.db"):

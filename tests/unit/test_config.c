@@ -93,8 +93,22 @@ TEST(command_line_overrides_and_adds)
 	CHECK_STR(opt(&cfg.backends[1], "endpoint"), "http://h:1");
 	CHECK_OK(drgw_config_set(&cfg, "compression-level", "-3", &err));
 	CHECK_INT(cfg.compression_level, ==, -3);
+	/* The gateway lets other writers in, the restore view does not. */
+	CHECK(drgw_config_allow_other(&cfg, false));
+	CHECK(!drgw_config_allow_other(&cfg, true));
 	CHECK_OK(drgw_config_set(&cfg, "allow-other", "off", &err));
-	CHECK_INT(cfg.allow_other, ==, 0);
+	CHECK(!drgw_config_allow_other(&cfg, false));
+	CHECK_OK(drgw_config_set(&cfg, "allow-other", "on", &err));
+	CHECK(drgw_config_allow_other(&cfg, true));
+	CHECK_INT(cfg.view_umask, ==, 077);
+	CHECK_OK(drgw_config_set(&cfg, "umask", "022", &err));
+	CHECK_INT(cfg.view_umask, ==, 022);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "0800", &err), ==, -EINVAL);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "", &err), ==, -EINVAL);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "01777", &err), ==, -EINVAL);
+	CHECK_OK(drgw_config_set(&cfg, "uid", "1000", &err));
+	CHECK_INT(cfg.view_uid, ==, 1000);
+	CHECK_INT(drgw_config_set(&cfg, "uid", "-1", &err), ==, -EINVAL);
 	drgw_config_release(&cfg);
 }
 
