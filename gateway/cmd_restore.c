@@ -774,8 +774,21 @@ int drgw_cmd_drill(int argc, char **argv)
 		json_decref(x.json);
 		goto out;
 	}
-	for (size_t k = 0; k < s.set.n_bad; k++)
-		drgw_log(DRGW_LOG_WARNING, "unreadable object: %s", s.set.bad[k].why);
+	/* An object that does not open is a backup that would not restore:
+	 * a failed drill, not a footnote. */
+	for (size_t k = 0; k < s.set.n_bad; k++) {
+		struct drgw_drill d = { .started_ns = drgw_now_ns(),
+					.pattern = (char *)"-",
+					.name = s.set.bad[k].key,
+					.issues = s.set.bad[k].why };
+
+		if (a.only_backend &&
+		    strcmp(a.only_backend, s.gw->backend_names[s.set.bad[k].backend]))
+			continue;
+		drgw_strlcpy(d.backend, s.gw->backend_names[s.set.bad[k].backend],
+			     sizeof(d.backend));
+		drill_report(&x, &d);
+	}
 	if (x.json)
 		drgw_cli_print_json(x.json);
 	else

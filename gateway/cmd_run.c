@@ -35,11 +35,12 @@
 
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
+#define EXIT_PRUNE_FAILED 4
 /* How long a command gets to exit after our SIGTERM before SIGKILL. */
 #define CHILD_TERM_GRACE_NS (30 * NSEC_PER_SEC)
 
-enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS, OPT_NO_MOUNT,
-       OPT_DIR };
+enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS, OPT_PRUNE,
+       OPT_NO_MOUNT, OPT_DIR };
 
 static const struct cli_opt run_opts[] = {
 	{ "mount", required_argument, OPT_MOUNT, 0 },
@@ -47,6 +48,7 @@ static const struct cli_opt run_opts[] = {
 	{ "dir", required_argument, OPT_DIR, 0 },
 	{ "min-backends", required_argument, OPT_MIN_BACKENDS, 0 },
 	{ "options", required_argument, OPT_OPTIONS, 'o' },
+	{ "prune", no_argument, OPT_PRUNE, 0 },
 	{ 0 },
 };
 
@@ -71,17 +73,21 @@ static const struct cli_cmd run_cmd = {
 		"                    within --drain-timeout (with --no-mount also: a\n"
 		"                    file was still open for writing); the queue stays\n"
 		"                    in the cache directory and the next run finishes it\n"
+		"  4                 with --prune: everything is replicated, but the\n"
+		"                    prune of a backend failed (the log says why)\n"
 		"  1                 drgw failed (mount, configuration)\n"
-		"  2                 usage error",
+		"  2                 usage error (also: --prune without a policy)",
 	.opts = run_opts,
 	.opts_help = "options:\n"
 		     "  --mount DIR        where to mount the gateway\n"
 		     "  --no-mount         no FUSE: COMMAND writes into --dir DIR\n"
 		     "  --dir DIR          the directory COMMAND writes into (--no-mount)\n"
 		     "  --min-backends K   enough when each snapshot is on K backends (default: all)\n"
-		     "  -o OPTS            extra FUSE mount options\n",
+		     "  -o OPTS            extra FUSE mount options\n"
+		     "  --prune            after a successful backup and drain (only then), apply\n"
+		     "                     each backend's retention policy, as drgw prune does\n",
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
-		  CLI_COMMON_DAEMON,
+		  CLI_COMMON_DAEMON | CLI_COMMON_POLICY,
 };
 
 struct run {
@@ -91,6 +97,7 @@ struct run {
 	const char *dir;
 	const char *fuse_options;
 	unsigned min_backends;
+	bool prune;
 	char **argv;
 
 	pid_t child;
@@ -127,6 +134,9 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_DIR:
 		s->dir = value;
+		return 0;
+	case OPT_PRUNE:
+		s->prune = true;
 		return 0;
 	}
 	return -EINVAL;
@@ -395,7 +405,8 @@ static unsigned wait_leftovers(struct run *s, const sigset_t *set,
 	return n;
 }
 
-static int run_no_mount(struct run *s, const struct drgw_config *cfg)
+static int run_no_mount(struct run *s, const struct drgw_config *cfg,
+			struct drgw_prune_cli *pc)
 {
 	struct drgw_err err = { 0 };
 	sigset_t set, old;
@@ -437,6 +448,11 @@ static int run_no_mount(struct run *s, const struct drgw_config *cfg)
 		left += drgw_watch_unsealed(s->d.gw->watch);
 	}
 	r = exit_code(s, status, left);
+	/* As with the mount: only after a backup that is off the machine. */
+	if (s->prune && r == 0 && drgw_cli_prune(s->d.gw, pc) != 0)
+		r = EXIT_PRUNE_FAILED;
+	else if (s->prune && r != 0)
+		log_warning("not pruning: the backup did not succeed or is not replicated everywhere");
 	drgw_daemon_close(&s->d);
 	return r;
 }
@@ -447,6 +463,7 @@ int drgw_cmd_run(int argc, char **argv)
 	struct drgw_config cfg;
 	struct drgw_mount_opts mo = { .foreground = true, .started = started };
 	struct drgw_err err = { 0 };
+	struct drgw_prune_cli pc = { .quiet = true };
 	int i, r, status = 0;
 	uint64_t left;
 
@@ -475,9 +492,12 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	s.argv = argv + i;
+	/* No policy is a usage error now, not after the backup. */
+	if (s.prune && (r = drgw_cli_prune_check("run", &cfg, &pc)) != 0)
+		goto out;
 	drgw_cli_apply_log(&cfg);
 	if (s.no_mount) {
-		r = run_no_mount(&s, &cfg);
+		r = run_no_mount(&s, &cfg, &pc);
 		goto out;
 	}
 	if (drgw_daemon_open(&s.d, &cfg) < 0) {
@@ -503,6 +523,12 @@ int drgw_cmd_run(int argc, char **argv)
 	drgw_daemon_drain(&s.d, replicated, &s);
 	left = pending(s.d.gw, &s);
 	r = exit_code(&s, status, left);
+	/* Only after a backup that worked and is off the machine: a failing
+	 * backup job must never make the backends thinner. */
+	if (s.prune && r == 0 && drgw_cli_prune(s.d.gw, &pc) != 0)
+		r = EXIT_PRUNE_FAILED;
+	else if (s.prune && r != 0)
+		log_warning("not pruning: the backup did not succeed or is not replicated everywhere");
 	drgw_daemon_close(&s.d);
 out:
 	pthread_mutex_destroy(&s.lock);

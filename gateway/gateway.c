@@ -305,6 +305,7 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 	gw->cfg = cfg;
 	gw->mode = mode;
 	gw->files_fd = gw->spool_fd = gw->held_fd = gw->lock_fd = -1;
+	gw->blocks_fd = -1;
 	gw->poll_ns = 5 * NSEC_PER_SEC;
 	pthread_mutex_init(&gw->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -346,6 +347,10 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 		if (r == 0) {
 			snprintf(path, sizeof(path), "%s/held", gw->cache_dir);
 			r = open_dir(path, &gw->held_fd, err);
+		}
+		if (r == 0) {
+			snprintf(path, sizeof(path), "%s/blocks", gw->cache_dir);
+			r = open_dir(path, &gw->blocks_fd, err);
 		}
 		if (r < 0)
 			goto fail;
@@ -420,6 +425,8 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
 		close(gw->spool_fd);
 	if (gw->held_fd >= 0)
 		close(gw->held_fd);
+	if (gw->blocks_fd >= 0)
+		close(gw->blocks_fd);
 	if (gw->lock_fd >= 0)
 		close(gw->lock_fd); /* releases the flock */
 	pthread_cond_destroy(&gw->seal_cond);
@@ -607,6 +614,11 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	while (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain) &&
 	       !done(gw, arg))
 		usleep(50 * 1000);
+
+	/* What was replicated is written into each backend's index, so the
+	 * next empty-cache restore need not open every object. */
+	if (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain))
+		drgw_replicate_write_indexes(gw, true);
 
 	/* Phase 3: stop; uploads in flight save their resume tokens. */
 	atomic_store(&gw->exiting, true);

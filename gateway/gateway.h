@@ -67,6 +67,9 @@ struct drgw_gateway {
 	/* <cache>/held: hard links to files removed before their version
 	 * was encoded, named by version id. */
 	int held_fd;
+	/* <cache>/blocks: block maps of the newest version of each series,
+	 * what its next version can be an increment of (delta.h). */
+	int blocks_fd;
 	int lock_fd;
 	struct drgw_catalog *cat;
 	struct drgw_keyring keys;
@@ -108,6 +111,12 @@ struct drgw_gateway {
 
 	/* Files taken off the node table to be sealed right now. */
 	atomic_uint_fast64_t seals_in_flight;
+
+	/* Index records (index.h): replicas done per backend since its last
+	 * index (atomic), and when that was written (under lock). */
+	atomic_uint index_dirty[DRGW_MAX_BACKENDS];
+	int64_t index_at[DRGW_MAX_BACKENDS];
+	bool index_busy[DRGW_MAX_BACKENDS];
 
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];
@@ -160,6 +169,9 @@ void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
 int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts);
 
 /* --- seal.c --- */
+/* A new version id for a time: "20261125T231858Z-1f2e3d4c", sorting by
+ * time, unique per gateway. */
+void drgw_make_vid(int64_t now_ns, char *buf, size_t size);
 /* Records size, mtime, ctime and permission bits of st in v. */
 void drgw_version_stamp(struct drgw_version *v, const struct stat *st);
 /* Does st still describe the content v was sealed from?  ctime is what
@@ -175,8 +187,6 @@ int drgw_seal_scan_dir(struct drgw_gateway *gw, const char *dir);
  * delay, unless excluded or open for writing. */
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n);
 void *drgw_sealer_main(void *arg);
-/* A new version id, "20261125T231858Z-1f2e3d4c", into buf. */
-void drgw_seal_make_vid(int64_t now_ns, char *buf, size_t size);
 /* Closed files not sealed yet (waiting out the settle delay, being
  * sealed, or waiting to retry a seal that failed). */
 uint64_t drgw_seal_pending(struct drgw_gateway *gw);
@@ -198,5 +208,9 @@ void drgw_spool_name(const char *vid, char *buf, size_t size);
 
 /* --- replicate.c --- */
 void *drgw_replicator_main(void *arg);
+/* Writes the index record of every backend that got uploads since its
+ * last one, if due (force: now, as when stopping).  Called by idle
+ * replicators and by drgw_gateway_stop(). */
+void drgw_replicate_write_indexes(struct drgw_gateway *gw, bool force);
 
 #endif

@@ -27,6 +27,7 @@ static const struct {
 	{ "watch", drgw_cmd_watch, "back up a directory as it is written, without FUSE" },
 	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
 	{ "backfill", drgw_cmd_backfill, "copy the snapshots a backend lacks to it from the others" },
+	{ "prune", drgw_cmd_prune, "remove the snapshots each backend's retention policy does not keep" },
 	{ "keygen", drgw_cmd_keygen, "write a new key, or an identity and print its recipient" },
 };
 

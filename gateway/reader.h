@@ -48,6 +48,8 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
 /* What opened the object: the id of a master key or the tag of an
  * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
+/* DRGW_OBJ_SNAPSHOT or DRGW_OBJ_INDEX. */
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);
 /* Reads len plaintext bytes at off; returns the count (short only at the

@@ -249,7 +249,7 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 		drgw_gateway_kick_encoder(gw);
 		goto out_keep;
 	}
-	drgw_seal_make_vid(drgw_now_ns(), v.vid, sizeof(v.vid));
+	drgw_make_vid(drgw_now_ns(), v.vid, sizeof(v.vid));
 	v.name = (char *)path;
 	drgw_version_stamp(&v, &st);
 	v.created_ns = drgw_now_ns();

@@ -24,7 +24,7 @@ from conftest import (DRGW, PLUGINS, ROOT, check_sanitizers, find,
                       kubelet_volume, pod_spec)
 
 RESTRICTED = "overlays/example-restricted"
-JOBS = ("drgw-backup", "drgw-restore", "drgw-drill")
+JOBS = ("drgw-backup", "drgw-restore", "drgw-drill", "drgw-prune")
 NOBODY = "nobody"
 
 
@@ -41,8 +41,14 @@ def under_a_mount(path, mounts):
 
 
 def test_restricted_pods_pass_the_standard(rendered):
-    for name in JOBS:
-        cj = find(rendered[RESTRICTED], "CronJob", name)
+    """Every pod of the overlay: a job added to the base without a patch in
+    the component fails here."""
+    cronjobs = [o for o in rendered[RESTRICTED] if o["kind"] == "CronJob"]
+    assert {o["metadata"]["name"] for o in cronjobs} == set(JOBS)
+    assert not [o for o in rendered[RESTRICTED]
+                if o["kind"] in ("Job", "Pod", "Deployment", "StatefulSet", "DaemonSet")]
+    for cj in cronjobs:
+        name = cj["metadata"]["name"]
         spec = pod_spec(cj)
         meta = cj["spec"]["jobTemplate"]["spec"]["template"].get("metadata", {})
         assert pss.restricted(spec, meta.get("annotations")) == [], name
@@ -61,7 +67,8 @@ def test_restricted_writes_only_to_volumes(rendered):
     volume (or below one)."""
     writes = {"drgw-backup": ("BACKUP_DIR", "TMPDIR"),
               "drgw-restore": ("DATA_DIR", "RESTORE_CACHE", "TMPDIR"),
-              "drgw-drill": ("DRILL_CACHE", "TMPDIR")}
+              "drgw-drill": ("DRILL_CACHE", "TMPDIR"),
+              "drgw-prune": ("PRUNE_CACHE", "TMPDIR")}
     for name, keys in writes.items():
         spec = pod_spec(find(rendered[RESTRICTED], "CronJob", name))
         (c,) = spec["containers"]
