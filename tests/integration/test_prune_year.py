@@ -59,7 +59,8 @@ def gcs_keys(emu, prefix):
         with urllib.request.urlopen("%s/storage/v1/b/%s/o?%s" % (
                 emu.url, GCS_BUCKET, urllib.parse.urlencode(q))) as r:
             page = json.load(r)
-        keys += [i["name"][len(prefix) + 1:] for i in page.get("items", [])]
+        keys += [i["name"][len(prefix) + 1:] for i in page.get("items", [])
+                 if i["name"].endswith(".drgw")]   # not the index records
         token = page.get("nextPageToken")
         if not token:
             return sorted(keys)
@@ -80,7 +81,8 @@ def s3_keys(endpoint, prefix):
     pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET, Prefix=prefix + "/")
     for page in pages:
-        keys += [o["Key"][len(prefix) + 1:] for o in page.get("Contents", [])]
+        keys += [o["Key"][len(prefix) + 1:] for o in page.get("Contents", [])
+                 if o["Key"].endswith(".drgw")]   # not the index records
     return sorted(keys)
 
 
