@@ -583,11 +583,15 @@ static bool idle(struct drgw_gateway *gw, void *arg)
 uint64_t drgw_gateway_run_pending(struct drgw_gateway *gw,
 				  unsigned min_backends)
 {
+	/* Files waiting to be sealed first, the catalog second: a seal that
+	 * ends in between is then in the catalog.  The other way round, a
+	 * file counted by neither would let `drgw run` stop too early. */
+	uint64_t sealing = drgw_seal_pending(gw);
 	uint64_t n = 1;
 
 	if (drgw_catalog_run_pending(gw->cat, min_backends, &n) < 0)
 		n = 1;
-	return n + drgw_seal_pending(gw);
+	return n + sealing;
 }
 
 uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
