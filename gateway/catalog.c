@@ -161,6 +161,17 @@ static const char *const migrations[] = {
 	 * (0: full) and the versions whose objects it takes blocks from. */
 	"ALTER TABLE versions ADD COLUMN delta_depth INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE versions ADD COLUMN delta_refs TEXT;",
+	/* 7: what `drgw run --no-mount` found in its directory before the
+	 * command ran, kept until everything new is sealed (watch.c). */
+	"CREATE TABLE IF NOT EXISTS baselines(dir TEXT PRIMARY KEY, taken_ns INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS baseline_files(\n"
+	"  dir TEXT NOT NULL REFERENCES baselines(dir) ON DELETE CASCADE,\n"
+	"  name TEXT NOT NULL,\n"
+	"  size INTEGER NOT NULL,\n"
+	"  mtime_ns INTEGER NOT NULL,\n"
+	"  ctime_ns INTEGER NOT NULL,\n"
+	"  ino INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(dir, name));",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -2166,5 +2177,116 @@ int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
 		free(rows[i].name);
 	}
 	free(rows);
+	return r;
+}
+
+int drgw_catalog_baseline_save(struct drgw_catalog *c, const char *dir,
+			       int64_t taken_ns,
+			       const struct drgw_file_state *files, size_t n)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	st = prep(c, "DELETE FROM baseline_files WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	r = run(st);
+	if (r == 0) {
+		st = prep(c, "INSERT OR REPLACE INTO baselines VALUES(?, ?)");
+		if (st) {
+			sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 2, taken_ns);
+		}
+		r = run(st);
+	}
+	/* One statement for every row: a directory may hold many files. */
+	st = r == 0 ? prep(c, "INSERT INTO baseline_files VALUES(?, ?, ?, ?, ?, ?)") :
+		      NULL;
+	if (r == 0 && !st)
+		r = -EIO;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int rc;
+
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, files[i].name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)files[i].size);
+		sqlite3_bind_int64(st, 4, files[i].mtime_ns);
+		sqlite3_bind_int64(st, 5, files[i].ctime_ns);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)files[i].ino);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			r = sql_errno(rc) ?: -EIO;
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_baseline_load(struct drgw_catalog *c, const char *dir,
+			       int64_t *ret_taken_ns, drgw_file_state_fn fn,
+			       void *arg)
+{
+	sqlite3_stmt *st;
+	int64_t taken;
+	int r = 0, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT taken_ns FROM baselines WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	taken = one_int(st, -1);
+	if (taken < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	st = prep(c, "SELECT name, size, mtime_ns, ctime_ns, ino "
+		     "FROM baseline_files WHERE dir = ?");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct drgw_file_state f = {
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.size = (uint64_t)sqlite3_column_int64(st, 1),
+			.mtime_ns = sqlite3_column_int64(st, 2),
+			.ctime_ns = sqlite3_column_int64(st, 3),
+			.ino = (uint64_t)sqlite3_column_int64(st, 4),
+		};
+
+		r = f.name ? fn(arg, &f) : -ENOMEM;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_errno(rc) ?: -EIO;
+	sqlite3_finalize(st);
+	if (r == 0)
+		*ret_taken_ns = taken;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_baseline_drop(struct drgw_catalog *c, const char *dir)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "DELETE FROM baselines WHERE dir = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dir, -1, SQLITE_TRANSIENT);
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
 	return r;
 }

@@ -320,6 +320,29 @@ typedef int (*drgw_drill_fn)(void *arg, const struct drgw_drill *d);
 int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
 				   void *arg);
 
+/* --- the baseline of `drgw run --no-mount` (watch.h) ---
+ * What a directory held before the command ran, kept in the catalog until
+ * everything the command wrote is sealed, so that a run killed before
+ * that point leaves the next run the same baseline to compare with. */
+struct drgw_file_state {
+	const char *name;
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t ctime_ns;
+	uint64_t ino;
+};
+/* Records dir's baseline (replacing an older one) in one transaction. */
+int drgw_catalog_baseline_save(struct drgw_catalog *c, const char *dir,
+			       int64_t taken_ns,
+			       const struct drgw_file_state *files, size_t n);
+typedef int (*drgw_file_state_fn)(void *arg, const struct drgw_file_state *f);
+/* Calls fn for every file of dir's recorded baseline, under the catalog's
+ * lock (fn must not call into the catalog; f->name lives until fn
+ * returns).  -ENOENT if no baseline of dir is recorded. */
+int drgw_catalog_baseline_load(struct drgw_catalog *c, const char *dir,
+			       int64_t *ret_taken_ns, drgw_file_state_fn fn,
+			       void *arg);
+int drgw_catalog_baseline_drop(struct drgw_catalog *c, const char *dir);
 /* --- drgw prune ---
  * A removal is recorded twice: as 'removing' before the backend is asked
  * to delete (prune_intend), then, in one transaction once it answered, as

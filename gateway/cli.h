@@ -98,6 +98,7 @@ int drgw_cmd_wait(int argc, char **argv);
 int drgw_cmd_restore(int argc, char **argv);
 int drgw_cmd_verify(int argc, char **argv);
 int drgw_cmd_run(int argc, char **argv);
+int drgw_cmd_watch(int argc, char **argv);
 int drgw_cmd_drill(int argc, char **argv);
 int drgw_cmd_backfill(int argc, char **argv);
 int drgw_cmd_prune(int argc, char **argv);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 #include "restore.h"
 
 enum { OPT_VERSION = 1000, OPT_FORCE, OPT_JSON, OPT_ALL, OPT_BACKEND,
-       OPT_CHECK_SQL, OPT_FROM, OPT_DRY_RUN };
+       OPT_CHECK_SQL, OPT_FROM, OPT_DRY_RUN, OPT_LATEST };
 
 struct args {
 	const char *vid;
@@ -33,6 +34,7 @@ struct args {
 	const char *check_sql;
 	const char *from;
 	bool dry_run;
+	bool latest;
 	struct drgw_config *cfg;
 };
 
@@ -78,6 +80,9 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_DRY_RUN:
 		a->dry_run = true;
+		return 0;
+	case OPT_LATEST:
+		a->latest = true;
 		return 0;
 	}
 	return -EINVAL;
@@ -146,20 +151,25 @@ static void session_close(struct session *s)
 
 static const struct cli_opt restore_opts[] = {
 	{ "version", required_argument, OPT_VERSION, 0 },
+	{ "latest", no_argument, OPT_LATEST, 0 },
 	{ "force", no_argument, OPT_FORCE, 0 },
 	{ 0 },
 };
 
 static const struct cli_cmd restore_cmd = {
 	.name = "restore",
-	.synopsis = "[--version VID] [--force] NAME DEST",
+	.synopsis = "[--version VID | --latest] [--force] NAME DEST",
 	.help = "Copies the newest version of snapshot NAME (or version VID) from the\n"
 		"backends to DEST (a file, or a directory to put it in), checking its\n"
 		"content hash; DEST gets the original mode and mtime.  If a backend\n"
-		"fails, the next one holding the same version is used.",
+		"fails, the next one holding the same version is used.  With --latest,\n"
+		"NAME is a glob pattern ('app-*.db', quoted; '*' does not match '/')\n"
+		"and the newest snapshot whose name matches it is restored: the one\n"
+		"sealed last.  Needs no FUSE.",
 	.opts = restore_opts,
 	.opts_help = "options:\n"
 		     "  --version VID     restore that version instead of the newest\n"
+		     "  --latest          NAME is a pattern: restore the newest match\n"
 		     "  --force           replace DEST if it exists\n",
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
 		  CLI_COMMON_READ,
@@ -232,6 +242,25 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 	return 0;
 }
 
+/* The snapshot sealed last among the names matching pattern, or NULL. */
+static const struct drgw_snapshot *find_latest(const struct drgw_remote_set *set,
+					       const char *pattern)
+{
+	const struct drgw_snapshot *best = NULL;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct drgw_snapshot *sn = &set->snaps[i];
+
+		if (fnmatch(pattern, sn->meta.name, FNM_PATHNAME) != 0)
+			continue;
+		if (!best || sn->meta.created_ns > best->meta.created_ns ||
+		    (sn->meta.created_ns == best->meta.created_ns &&
+		     strcmp(sn->meta.name, best->meta.name) > 0))
+			best = sn;
+	}
+	return best;
+}
+
 int drgw_cmd_restore(int argc, char **argv)
 {
 	struct session s = { 0 };
@@ -250,10 +279,21 @@ int drgw_cmd_restore(int argc, char **argv)
 		       i < 0	? EXIT_USAGE :
 				  drgw_cli_usage_error(&restore_cmd, "expected NAME and DEST");
 	}
+	if (a.latest && a.vid) {
+		drgw_config_release(&s.cfg);
+		return drgw_cli_usage_error(&restore_cmd,
+					    "--latest and --version exclude each other");
+	}
 	drgw_cli_apply_log(&s.cfg);
 	if (session_open(&s, true) < 0)
 		goto out;
-	sn = drgw_remote_find(&s.set, argv[i], a.vid);
+	sn = a.latest ? find_latest(&s.set, argv[i]) :
+			drgw_remote_find(&s.set, argv[i], a.vid);
+	if (!sn && a.latest) {
+		drgw_cli_error("no snapshot matching %s on the backends (see 'drgw ls --remote')",
+			       argv[i]);
+		goto out;
+	}
 	if (!sn) {
 		drgw_cli_error("no snapshot named %s%s%s on the backends (see 'drgw ls --remote')",
 			       argv[i], a.vid ? " with version " : "",

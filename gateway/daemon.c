@@ -34,6 +34,27 @@ int drgw_daemon_open(struct drgw_daemon *d, const struct drgw_config *cfg)
 	return r;
 }
 
+int drgw_daemon_open_dir(struct drgw_daemon *d, const struct drgw_config *cfg,
+			 const char *dir, enum drgw_watch_kind kind)
+{
+	struct drgw_err err = { 0 };
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	r = drgw_gateway_open(cfg, DRGW_MODE_DAEMON,
+			      DRGW_OPEN_ENCRYPT | DRGW_OPEN_NEED_BACKENDS |
+				      DRGW_OPEN_NO_MOUNT,
+			      &d->gw, &err);
+	if (r == 0)
+		r = drgw_watch_attach(d->gw, dir, kind, &err);
+	if (r < 0) {
+		drgw_cli_error("%s", err.msg);
+		d->gw = drgw_gateway_close(d->gw);
+	}
+	return r;
+}
+
 int drgw_daemon_started(struct drgw_daemon *d, struct drgw_err *err)
 {
 	struct drgw_gateway *gw = d->gw;
@@ -64,7 +85,8 @@ uint64_t drgw_daemon_drain(struct drgw_daemon *d,
 	atomic_store(&d->ready, false);
 	if (!d->gw->started)
 		return 0;
-	log_info("mount gone; draining uploads for up to %llds",
+	log_info("%s; draining uploads for up to %llds",
+		 d->gw->watch ? "sealing what changed" : "mount gone",
 		 (long long)(d->cfg->drain_timeout_ns / NSEC_PER_SEC));
 	draining_gw = d->gw;
 	signal(SIGTERM, on_drain_signal);
@@ -74,8 +96,11 @@ uint64_t drgw_daemon_drain(struct drgw_daemon *d,
 	signal(SIGINT, SIG_DFL);
 	draining_gw = NULL;
 	if (left)
-		log_warning("%llu snapshots or uploads still pending; they resume on the next mount with cache %s",
-			    (unsigned long long)left, d->cfg->cache_dir);
+		log_warning("%llu snapshots or uploads still pending; they resume on the next %s with cache %s",
+			    (unsigned long long)left,
+			    d->gw->watch ? "start" : "mount", d->cfg->cache_dir);
+	else if (drgw_watch_unsealed(d->gw->watch))
+		log_info("everything sealed is replicated; stopped");
 	else
 		log_info("everything is replicated; stopped");
 	return left;

@@ -16,6 +16,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "stream.h"
+#include "watch.h"
 
 static int open_dir(const char *path, int *ret_fd, struct drgw_err *err)
 {
@@ -336,7 +337,9 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 		goto fail;
 	}
 	if (mode == DRGW_MODE_DAEMON) {
-		r = open_dir(gw->files_dir, &gw->files_fd, err);
+		r = flags & DRGW_OPEN_NO_MOUNT ?
+			    0 :
+			    open_dir(gw->files_dir, &gw->files_fd, err);
 		if (r == 0) {
 			snprintf(path, sizeof(path), "%s/spool", gw->cache_dir);
 			r = open_dir(path, &gw->spool_fd, err);
@@ -391,8 +394,8 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 			}
 			hint_backfill(gw, gw->backend_names[i]);
 		}
-		gw->nodes = drgw_nodes_new();
-		if (!gw->nodes) {
+		gw->nodes = flags & DRGW_OPEN_NO_MOUNT ? NULL : drgw_nodes_new();
+		if (!gw->nodes && !(flags & DRGW_OPEN_NO_MOUNT)) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -415,6 +418,7 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
 	drgw_catalog_close(gw->cat);
 	drgw_keyring_clear(&gw->keys);
 	drgw_nodes_free(gw->nodes);
+	drgw_watch_free(gw->watch);
 	if (gw->files_fd >= 0)
 		close(gw->files_fd);
 	if (gw->spool_fd >= 0)
@@ -446,6 +450,7 @@ static void kick(struct drgw_gateway *gw, pthread_cond_t *cond,
 void drgw_gateway_kick_sealer(struct drgw_gateway *gw)
 {
 	kick(gw, &gw->seal_cond, &gw->seal_kicks);
+	drgw_watch_wake(gw->watch);
 }
 
 void drgw_gateway_kick_encoder(struct drgw_gateway *gw)
@@ -526,17 +531,23 @@ int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
 		r = drgw_stream_recover(gw);
 	if (r == 0)
 		r = drgw_spool_cleanup(gw);
-	if (r == 0)
+	if (r == 0 && !gw->watch)
 		r = drgw_seal_scan(gw);
 	if (r < 0) {
 		drgw_err_set(err, "cannot recover state from %s: %s",
 			     gw->cache_dir, strerror(-r));
 		return r;
 	}
+	if (gw->watch) {
+		r = drgw_watch_start(gw, err);
+		if (r < 0)
+			return r;
+	}
 	gw->replicators = calloc(n, sizeof(*gw->replicators));
 	if (!gw->replicators)
 		return -ENOMEM;
-	if (pthread_create(&gw->sealer, NULL, drgw_sealer_main, gw) ||
+	if (pthread_create(&gw->sealer, NULL,
+			   gw->watch ? drgw_watch_main : drgw_sealer_main, gw) ||
 	    pthread_create(&gw->encoder, NULL, drgw_encoder_main, gw)) {
 		drgw_err_set(err, "cannot start threads");
 		return -EAGAIN;
@@ -572,11 +583,15 @@ static bool idle(struct drgw_gateway *gw, void *arg)
 uint64_t drgw_gateway_run_pending(struct drgw_gateway *gw,
 				  unsigned min_backends)
 {
+	/* Files waiting to be sealed first, the catalog second: a seal that
+	 * ends in between is then in the catalog.  The other way round, a
+	 * file counted by neither would let `drgw run` stop too early. */
+	uint64_t sealing = drgw_seal_pending(gw);
 	uint64_t n = 1;
 
 	if (drgw_catalog_run_pending(gw->cat, min_backends, &n) < 0)
 		n = 1;
-	return n + drgw_seal_pending(gw);
+	return n + sealing;
 }
 
 uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,

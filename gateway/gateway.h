@@ -2,7 +2,9 @@
 /*
  * The gateway: everything one drgw process holds for a cache directory.
  *
- *   <cache>/files/     the working set the mount shows (gateway mode)
+ *   <cache>/files/     the working set the mount shows (gateway mode); a
+ *                      gateway without a mount (watch.h) has the user's
+ *                      directory as its working set instead
  *   <cache>/spool/     encoded objects waiting for replication
  *   <cache>/held/      files removed before their version was encoded
  *   <cache>/catalog.db the catalog (catalog.h)
@@ -49,6 +51,11 @@ enum drgw_gateway_mode {
 #define DRGW_OPEN_NEED_BACKENDS (1u << 1)
 /* Client modes: open the backends for writing too (drgw backfill). */
 #define DRGW_OPEN_WRITE_BACKENDS (1u << 2)
+/* Daemon mode without a mount: no <cache>/files; drgw_watch_attach()
+ * gives the gateway its working set (watch.h). */
+#define DRGW_OPEN_NO_MOUNT (1u << 4)
+
+struct drgw_watch;
 
 struct drgw_gateway {
 	const struct drgw_config *cfg;
@@ -74,7 +81,10 @@ struct drgw_gateway {
 	struct drgw_backend *backends[DRGW_MAX_BACKENDS];
 	const char *backend_names[DRGW_MAX_BACKENDS];
 	size_t n_backends;
+	/* With a mount: what fs.c tells about files.  NULL without. */
 	struct drgw_nodes *nodes;
+	/* Without a mount: the directory watch.c seals from.  NULL with. */
+	struct drgw_watch *watch;
 
 	/* Protects the wait conditions below and the replicator's counters. */
 	pthread_mutex_t lock;

@@ -24,6 +24,7 @@ static const struct {
 	{ "restore", drgw_cmd_restore, "copy a snapshot out of the backends" },
 	{ "verify", drgw_cmd_verify, "re-read replicas and check them end to end" },
 	{ "run", drgw_cmd_run, "mount, run a backup command, wait until it is replicated" },
+	{ "watch", drgw_cmd_watch, "back up a directory as it is written, without FUSE" },
 	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
 	{ "backfill", drgw_cmd_backfill, "copy the snapshots a backend lacks to it from the others" },
 	{ "prune", drgw_cmd_prune, "remove the snapshots each backend's retention policy does not keep" },
@@ -33,8 +34,9 @@ static const struct {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: drgw COMMAND [options] [args]\n\n"
-		     "drgw is a FUSE backup gateway: files written to its mount are\n"
-		     "compressed, encrypted and replicated to off-cluster backends.\n\n"
+		     "drgw is a backup gateway: files written to its FUSE mount (or, without\n"
+		     "FUSE, to a directory it watches) are compressed, encrypted and\n"
+		     "replicated to off-cluster backends.\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);

@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "testhook.h"
+#include "watch.h"
 
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n)
 {
@@ -281,8 +282,8 @@ uint64_t drgw_seal_pending(struct drgw_gateway *gw)
 {
 	uint64_t n = 0;
 
-	if (!gw->nodes)
-		return 0;
+	if (!gw->nodes) /* no mount: watch.c seals */
+		return drgw_watch_pending(gw->watch);
 	drgw_nodes_lock(gw->nodes);
 	drgw_nodes_each_locked(gw->nodes, count_unsealed, &n);
 	n += atomic_load(&gw->seals_in_flight);

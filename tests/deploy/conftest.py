@@ -30,7 +30,8 @@ SANITIZER_RE = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"WARNING: ThreadSanitizer|SUMMARY: UndefinedBehaviorSanitizer")
 
-KUSTOMIZATIONS = ["base", "monitoring", "overlays/example"]
+KUSTOMIZATIONS = ["base", "monitoring", "overlays/example",
+                  "overlays/example-restricted"]
 # Templates that are deliberately not part of any kustomization: objects,
 # and a patch (validated applied to the object it patches).
 EXAMPLES = sorted((KUBE / "base" / "examples").glob("*.yaml"))

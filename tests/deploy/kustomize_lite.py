@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """The part of kustomize that deploy/kubernetes uses, for machines without
 kubectl (Debian 12 packages no kustomize): resources (files and
-kustomization directories), namespace, images, configMapGenerator (files,
-literals, behavior create/replace/merge, labels) with
-disableNameSuffixHash, and strategic-merge patches given by path.
+kustomization directories), components (kind: Component, applied after the
+resources and before the including kustomization's own generators and
+transformers, as kustomize does), namespace, images, configMapGenerator
+(files, literals, behavior create/replace/merge, labels) with
+disableNameSuffixHash, and strategic-merge patches given by path (a null
+value deletes the field).
 
 Anything else in a kustomization.yaml is an error, so that deploy/ cannot
 grow a feature this renderer silently ignores; where kubectl exists,
@@ -14,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-KNOWN_FIELDS = {"apiVersion", "kind", "resources", "namespace", "images",
-                "configMapGenerator", "generatorOptions", "patches"}
+KNOWN_FIELDS = {"apiVersion", "kind", "resources", "components", "namespace",
+                "images", "configMapGenerator", "generatorOptions", "patches"}
 # Strategic merge keys of the lists deploy/ patches (Kubernetes' patchMergeKey).
 MERGE_KEYS = {"containers": "name", "initContainers": "name",
               "volumes": "name", "env": "name", "envFrom": None,
@@ -58,15 +61,18 @@ def _merge(base, patch):
 
 
 def _merge_list(base, patch, key):
-    out = [copy.deepcopy(x) for x in base]
+    """As kustomize orders it: the patch's items first (merged with the
+    base's item of the same key), then the base's other items."""
+    out, used = [], set()
     for item in patch:
-        for i, cur in enumerate(out):
+        for i, cur in enumerate(base):
             if isinstance(cur, dict) and cur.get(key) == item.get(key):
-                out[i] = _merge(cur, item)
+                out.append(_merge(cur, item))
+                used.add(i)
                 break
         else:
             out.append(copy.deepcopy(item))
-    return out
+    return out + [copy.deepcopy(x) for i, x in enumerate(base) if i not in used]
 
 
 def _configmap(gen, root, options):
@@ -113,17 +119,31 @@ def _new_image(image, images):
     return f"{name}:{tag}" if tag else name
 
 
-def render(directory):
-    """The objects `kubectl kustomize DIRECTORY` would print."""
-    root = Path(directory)
+def _load_kustomization(root, kind):
     k = yaml.safe_load((root / "kustomization.yaml").read_text())
     unknown = set(k) - KNOWN_FIELDS
     if unknown:
         raise KustomizeError(f"{root}: fields not supported here: {sorted(unknown)}")
-    objs = []
+    if k.get("kind", "Kustomization") != kind:
+        raise KustomizeError(f"{root}: a {k.get('kind')} where a {kind} belongs")
+    return k
+
+
+def render(directory):
+    """The objects `kubectl kustomize DIRECTORY` would print."""
+    root = Path(directory)
+    return _build(root, _load_kustomization(root, "Kustomization"), [])
+
+
+def _build(root, k, objs):
+    """Applies kustomization (or component) k at root to objs."""
+    objs = list(objs)
     for res in k.get("resources", []):
         path = root / res
         objs += render(path) if path.is_dir() else _load_docs(path)
+    for comp in k.get("components", []):
+        path = root / comp
+        objs = _build(path, _load_kustomization(path, "Component"), objs)
     options = k.get("generatorOptions", {})
     for gen in k.get("configMapGenerator", []):
         cm = _configmap(gen, root, options)

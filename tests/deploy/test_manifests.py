@@ -86,6 +86,7 @@ def test_kustomizations_render(rendered):
         ("CronJob", "drgw-prune")])
     assert kinds["monitoring"] == [("PrometheusRule", "drgw")]
     assert kinds["overlays/example"] == sorted(kinds["base"] + kinds["monitoring"])
+    assert kinds["overlays/example-restricted"] == kinds["overlays/example"]
 
 
 def test_lite_renderer_matches_kubectl():
@@ -147,7 +148,7 @@ def test_containers_run_their_script(rendered):
     base = rendered["base"]
     version = project_version()
     scripts = find(base, "ConfigMap", "drgw-scripts")["data"]
-    assert set(JOBS.values()) | {"push-metrics.sh"} == set(scripts)
+    assert set(JOBS.values()) | {"push-metrics.sh", "copy-key.sh"} == set(scripts)
     for name, script in JOBS.items():
         spec = pod_spec(find(base, "CronJob", name))
         (c,) = spec["containers"]

@@ -412,3 +412,82 @@ TEST(prune_records)
 	CHECK(got.ok && !got.error[0]);
 	done(c);
 }
+
+/* The ctime of a version is recorded when sealed and replaced by the one
+ * the encoder saw. */
+TEST(version_ctime)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_version v = { 0 }, got;
+
+	snprintf(v.vid, sizeof(v.vid), "v1");
+	v.name = (char *)"a.db";
+	v.size = 10;
+	v.mtime_ns = 5;
+	v.ctime_ns = 7;
+	v.created_ns = 100;
+	CHECK_OK(drgw_catalog_add_version(c, &v));
+	CHECK_OK(drgw_catalog_latest_version(c, "a.db", &got));
+	CHECK_INT(got.ctime_ns, ==, 7);
+	drgw_version_release(&got);
+	v.ctime_ns = 9;
+	CHECK_OK(drgw_catalog_set_encoded(c, &v, backends, 2, NULL, "v1.drgw"));
+	CHECK_OK(drgw_catalog_get_version(c, "v1", &got));
+	CHECK_INT(got.ctime_ns, ==, 9);
+	CHECK_INT(got.state, ==, DRGW_VERSION_ENCODED);
+	drgw_version_release(&got);
+	done(c);
+}
+
+struct collected {
+	char names[8][32];
+	int64_t ctimes[8];
+	size_t n;
+};
+
+static int collect(void *arg, const struct drgw_file_state *f)
+{
+	struct collected *x = arg;
+
+	CHECK(x->n < 8);
+	snprintf(x->names[x->n], sizeof(x->names[0]), "%s", f->name);
+	x->ctimes[x->n++] = f->ctime_ns;
+	return 0;
+}
+
+/* A baseline is per directory, replaced by the next save, kept until
+ * dropped; an empty one is still a baseline. */
+TEST(baselines)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_file_state files[] = {
+		{ .name = "a.db", .size = 1, .mtime_ns = 2, .ctime_ns = 3, .ino = 4 },
+		{ .name = "sub/b.db", .size = 5, .mtime_ns = 6, .ctime_ns = 7, .ino = 8 },
+	};
+	struct collected x = { 0 };
+	int64_t taken = 0;
+
+	CHECK_INT(drgw_catalog_baseline_load(c, "/d", &taken, collect, &x), ==,
+		  -ENOENT);
+	CHECK_OK(drgw_catalog_baseline_save(c, "/d", 42, files, 2));
+	CHECK_OK(drgw_catalog_baseline_save(c, "/other", 43, NULL, 0));
+	CHECK_OK(drgw_catalog_baseline_load(c, "/d", &taken, collect, &x));
+	CHECK_INT(taken, ==, 42);
+	CHECK_INT(x.n, ==, 2);
+	CHECK(!strcmp(x.names[0], "sub/b.db") || !strcmp(x.names[1], "sub/b.db"));
+	CHECK_INT(x.ctimes[0] + x.ctimes[1], ==, 10);
+	/* Replaced, not merged. */
+	CHECK_OK(drgw_catalog_baseline_save(c, "/d", 44, files, 1));
+	x.n = 0;
+	CHECK_OK(drgw_catalog_baseline_load(c, "/d", &taken, collect, &x));
+	CHECK_INT(x.n, ==, 1);
+	CHECK_INT(taken, ==, 44);
+	x.n = 0;
+	CHECK_OK(drgw_catalog_baseline_load(c, "/other", &taken, collect, &x));
+	CHECK_INT(x.n, ==, 0);
+	CHECK_OK(drgw_catalog_baseline_drop(c, "/d"));
+	CHECK_INT(drgw_catalog_baseline_load(c, "/d", &taken, collect, &x), ==,
+		  -ENOENT);
+	CHECK_OK(drgw_catalog_baseline_load(c, "/other", &taken, collect, &x));
+	done(c);
+}

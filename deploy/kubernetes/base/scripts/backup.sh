@@ -6,6 +6,9 @@
 # original backup job run unchanged inside `drgw run`, which then waits until
 # every snapshot they wrote is on every backend (or on DRGW_MIN_BACKENDS of
 # them), unmounts, and exits with:
+# (With DRGW_NO_MOUNT=1, the restricted variant, nothing is mounted:
+# BACKUP_DIR is an ordinary directory and `drgw run --no-mount` seals what
+# the two lines wrote there once they exited; the statuses are the same.)
 #   0      the backup was written and replicated
 #   3      the backup was written, but replication did not finish within
 #          DRGW_DRAIN_TIMEOUT; the rest stays queued on the cache volume and
@@ -33,13 +36,19 @@ set -eu
 : "${DRGW_DRAIN_TIMEOUT:=15m}"
 : "${DRGW_MIN_BACKENDS:=}"
 : "${DRGW_METRICS_LISTEN:=}"
+# Non-empty: no FUSE mount (the Pod Security "restricted" variant).
+: "${DRGW_NO_MOUNT:=}"
 # on: apply drgw.conf's retention policy after a successful backup.
 : "${DRGW_PRUNE:=off}"
 export DATA_DIR BACKUP_DIR DB_NAME KEEP_LOCAL
 
 mkdir -p "$BACKUP_DIR"
-set -- --config "$DRGW_CONFIG" --mount "$BACKUP_DIR" \
-    --drain-timeout "$DRGW_DRAIN_TIMEOUT"
+if [ -n "$DRGW_NO_MOUNT" ]; then
+    set -- --no-mount --dir "$BACKUP_DIR"
+else
+    set -- --mount "$BACKUP_DIR"
+fi
+set -- --config "$DRGW_CONFIG" "$@" --drain-timeout "$DRGW_DRAIN_TIMEOUT"
 if [ -n "$DRGW_MIN_BACKENDS" ]; then
     set -- "$@" --min-backends "$DRGW_MIN_BACKENDS"
 fi

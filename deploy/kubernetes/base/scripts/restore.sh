@@ -13,6 +13,12 @@
 #    replaces is kept as $DB_NAME.db.pre-restore, with its -wal and -journal,
 #    so no stale WAL is ever applied to the restored file;
 # 3. unmounts, also on failure.
+#
+# With DRGW_NO_MOUNT=1 (the restricted variant) step 1 and 3 are
+# `drgw restore --latest "$DB_NAME-*.db"` (the snapshot sealed last) or
+# `drgw restore RESTORE_SNAPSHOT`, straight from the backends, without FUSE;
+# the owner is kept only when the script runs as root (run the Job as the
+# application's user).
 set -eu
 
 : "${DRGW:=drgw}"
@@ -25,17 +31,15 @@ set -eu
 # Mode of a restored database that replaces none (its owner is DATA_DIR's).
 : "${DB_MODE:=0644}"
 : "${MOUNT_TIMEOUT:=60}"
+: "${DRGW_NO_MOUNT:=}"
 
 db="$DATA_DIR/$DB_NAME.db"
 tmp="$DATA_DIR/.$DB_NAME.db.restoring"
-
-mkdir -p "$RESTORE_DIR" "$RESTORE_CACHE"
-"$DRGW" mount -f --restore --config "$DRGW_CONFIG" --cache "$RESTORE_CACHE" \
-    "$RESTORE_DIR" &
-pid=$!
+pid=''
 
 cleanup() {
     rm -f "$tmp"
+    [ -n "$pid" ] || return 0
     if mountpoint -q "$RESTORE_DIR"; then
         fusermount3 -u "$RESTORE_DIR" 2>/dev/null || umount -l "$RESTORE_DIR" || :
     fi
@@ -46,42 +50,64 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-tries=$((MOUNT_TIMEOUT * 5))
-until mountpoint -q "$RESTORE_DIR"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "restore: drgw mount --restore exited before mounting $RESTORE_DIR" >&2
+mkdir -p "$RESTORE_CACHE" "$DATA_DIR"
+if [ -n "$DRGW_NO_MOUNT" ]; then
+    if [ -n "$RESTORE_SNAPSHOT" ]; then
+        set -- "$RESTORE_SNAPSHOT"
+    else
+        set -- --latest "$DB_NAME-*.db"
+    fi
+    src=${RESTORE_SNAPSHOT:-the newest $DB_NAME-*.db}
+    echo "restore: restoring $src to $db" >&2
+    rm -f "$tmp"
+    if ! "$DRGW" restore --config "$DRGW_CONFIG" --cache "$RESTORE_CACHE" \
+        "$@" "$tmp"; then
+        echo "restore: no snapshot ${RESTORE_SNAPSHOT:-$DB_NAME-*.db} restored from the backends of $DRGW_CONFIG" >&2
         exit 1
     fi
-    tries=$((tries - 1))
-    if [ "$tries" -le 0 ]; then
-        echo "restore: $RESTORE_DIR not mounted after ${MOUNT_TIMEOUT}s" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
-
-if [ -n "$RESTORE_SNAPSHOT" ]; then
-    src="$RESTORE_DIR/$RESTORE_SNAPSHOT"
 else
-    # The seed's restore line: the newest backup by modification time.
-    # shellcheck disable=SC2012 # names are $DB_NAME-<digits>.db
-    src=$(ls -t "$RESTORE_DIR/$DB_NAME"-*.db 2>/dev/null | head -1) || :
-fi
-if [ -z "$src" ] || [ ! -f "$src" ]; then
-    echo "restore: no snapshot ${RESTORE_SNAPSHOT:-$DB_NAME-*.db} on the backends of $DRGW_CONFIG" >&2
-    exit 1
-fi
-echo "restore: restoring $src to $db" >&2
+    mkdir -p "$RESTORE_DIR"
+    "$DRGW" mount -f --restore --config "$DRGW_CONFIG" --cache "$RESTORE_CACHE" \
+        "$RESTORE_DIR" &
+    pid=$!
 
-mkdir -p "$DATA_DIR"
-cp "$src" "$tmp"
+    tries=$((MOUNT_TIMEOUT * 5))
+    until mountpoint -q "$RESTORE_DIR"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "restore: drgw mount --restore exited before mounting $RESTORE_DIR" >&2
+            exit 1
+        fi
+        tries=$((tries - 1))
+        if [ "$tries" -le 0 ]; then
+            echo "restore: $RESTORE_DIR not mounted after ${MOUNT_TIMEOUT}s" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+
+    if [ -n "$RESTORE_SNAPSHOT" ]; then
+        src="$RESTORE_DIR/$RESTORE_SNAPSHOT"
+    else
+        # The seed's restore line: the newest backup by modification time.
+        # shellcheck disable=SC2012 # names are $DB_NAME-<digits>.db
+        src=$(ls -t "$RESTORE_DIR/$DB_NAME"-*.db 2>/dev/null | head -1) || :
+    fi
+    if [ -z "$src" ] || [ ! -f "$src" ]; then
+        echo "restore: no snapshot ${RESTORE_SNAPSHOT:-$DB_NAME-*.db} on the backends of $DRGW_CONFIG" >&2
+        exit 1
+    fi
+    echo "restore: restoring $src to $db" >&2
+    cp "$src" "$tmp"
+fi
+
 # The restore view's files are read-only and root's: give the copy the owner
-# and mode of the database it replaces, or of DATA_DIR and DB_MODE.
+# and mode of the database it replaces, or of DATA_DIR and DB_MODE.  (Only
+# root can give a file away; without it the copy is this user's.)
 if [ -e "$db" ]; then
-    chown --reference="$db" "$tmp"
+    [ "$(id -u)" != 0 ] || chown --reference="$db" "$tmp"
     chmod --reference="$db" "$tmp"
 else
-    chown --reference="$DATA_DIR" "$tmp"
+    [ "$(id -u)" != 0 ] || chown --reference="$DATA_DIR" "$tmp"
     chmod "$DB_MODE" "$tmp"
 fi
 check=$(sqlite3 -readonly "$tmp" "PRAGMA integrity_check;")
