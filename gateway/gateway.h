@@ -117,6 +117,9 @@ struct drgw_gateway {
 	atomic_uint index_dirty[DRGW_MAX_BACKENDS];
 	int64_t index_at[DRGW_MAX_BACKENDS];
 	bool index_busy[DRGW_MAX_BACKENDS];
+	/* The backend refused to delete an old index record: do not ask
+	 * again in this process (under lock: only the writer of b). */
+	bool index_no_delete[DRGW_MAX_BACKENDS];
 
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];

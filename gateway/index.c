@@ -199,14 +199,21 @@ int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 		goto out;
 	log_info("wrote index %s to %s (%llu bytes)", key, gw->backend_names[b],
 		 (unsigned long long)src.size);
-	{
-		/* Best effort: a writer that may not delete leaves them to
-		 * drgw prune. */
+	if (!gw->index_no_delete[b]) {
+		/* Best effort: a writer that may not delete (separation of
+		 * duties) says so once and leaves them to drgw prune. */
 		struct drgw_err e = { 0 };
 
-		if (remove_older(gw, b, key, &e) < 0)
+		r = remove_older(gw, b, key, &e);
+		if (r == -EACCES || r == -EPERM) {
+			gw->index_no_delete[b] = true;
+			log_info("cannot remove superseded index records on %s (%s); drgw prune removes them",
+				 gw->backend_names[b], e.msg);
+		} else if (r < 0) {
 			log_debug("cannot remove older index records on %s: %s",
 				  gw->backend_names[b], e.msg);
+		}
+		r = 0;
 	}
 out:
 	if (in >= 0)
