@@ -148,7 +148,10 @@ static const struct cli_cmd restore_cmd = {
 	.help = "Copies the newest version of snapshot NAME (or version VID) from the\n"
 		"backends to DEST (a file, or a directory to put it in), checking its\n"
 		"content hash; DEST gets the original mode and mtime.  If a backend\n"
-		"fails, the next one holding the same version is used.",
+		"fails, the next one holding the same version is used.  If the\n"
+		"catalog of --cache says the version failed its SQLite check at\n"
+		"ingest, a warning names the newest version of its series that\n"
+		"passed (the exit status does not change).",
 	.opts = restore_opts,
 	.opts_help = "options:\n"
 		     "  --version VID     restore that version instead of the newest\n"
@@ -225,7 +228,7 @@ int drgw_cmd_restore(int argc, char **argv)
 	struct session s = { 0 };
 	const struct drgw_snapshot *sn;
 	struct args a = { 0 };
-	char dest[4096];
+	char dest[4096], warning[1024];
 	struct stat st;
 	int i, r = 1;
 
@@ -247,6 +250,10 @@ int drgw_cmd_restore(int argc, char **argv)
 			       a.vid ? a.vid : "");
 		goto out;
 	}
+	/* Restore it anyway (it may be all there is), but say so. */
+	if (drgw_restore_check_warning(s.gw->cat, &s.set, sn, warning,
+				       sizeof(warning)))
+		log_warning("%s", warning);
 	if (stat(argv[i + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
 		char *name = strdup(sn->meta.name);
 

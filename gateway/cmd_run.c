@@ -27,6 +27,7 @@
 
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
+#define EXIT_CHECK_FAILED 4
 /* How long a command gets to exit after our SIGTERM before SIGKILL. */
 #define CHILD_TERM_GRACE_NS (30 * NSEC_PER_SEC)
 
@@ -50,6 +51,9 @@ static const struct cli_cmd run_cmd = {
 		"follows, bounded by --drain-timeout.\n\n"
 		"exit status:\n"
 		"  COMMAND's status  (128+N if it was killed by signal N)\n"
+		"  4                 COMMAND succeeded but a snapshot it wrote failed its\n"
+		"                    SQLite check (check-sqlite; drgw ls shows which and\n"
+		"                    why); it is replicated anyway\n"
 		"  3                 COMMAND succeeded but replication did not finish\n"
 		"                    within --drain-timeout; the queue stays in the\n"
 		"                    cache directory and the next run or mount finishes it\n"
@@ -70,6 +74,7 @@ struct run {
 	const char *fuse_options;
 	unsigned min_backends;
 	char **argv;
+	int64_t start_ns; /* versions sealed since are this run's */
 
 	pid_t child;
 	pthread_t watcher;
@@ -205,10 +210,24 @@ static bool replicated(struct drgw_gateway *gw, void *arg)
 
 static int exit_code(const struct run *s, int status, uint64_t left)
 {
+	int64_t failed = drgw_catalog_count_failed_checks(s->d.gw->cat,
+							  s->start_ns);
+
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	if (WEXITSTATUS(status) != 0)
 		return WEXITSTATUS(status);
+	/* A snapshot that will not restore needs a person more than one
+	 * that is late: that status wins; both are logged. */
+	if (failed > 0) {
+		log_error("%lld snapshots of this run failed their SQLite check; 'drgw ls' shows which and why",
+			  (long long)failed);
+		if (left)
+			log_error("replication incomplete too: %llu snapshots are not on %s backends yet",
+				  (unsigned long long)left,
+				  s->min_backends ? "enough" : "all");
+		return EXIT_CHECK_FAILED;
+	}
 	if (left) {
 		log_error("replication incomplete: %llu snapshots are not on %s backends after %llds; the queue stays in %s for the next run",
 			  (unsigned long long)left,
@@ -244,6 +263,7 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	s.argv = argv + i;
+	s.start_ns = drgw_now_ns();
 	drgw_cli_apply_log(&cfg);
 	if (drgw_daemon_open(&s.d, &cfg) < 0) {
 		r = 1;
