@@ -142,7 +142,7 @@ def test_cp_of_a_live_wal_database(env, tmp_path):
     snaps = snaps_by_name(env)
     assert "app.db-wal" not in snaps and "app.db-shm" not in snaps
     check = snaps["app.db"]["check"]
-    assert check["verdict"] == "wal" and check["failed"], check
+    assert check["verdict"] == "wal" and check["failed"], (check, gw.log()[-3000:])
     assert "app.db-wal beside it holds" in check["message"]
     assert "drgw does not back up -wal files" in check["message"]
     torn = snaps["torn.db"]["check"]
