@@ -244,7 +244,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	/* The SQLite check reads the same bytes while they are encoded. */
 	check = drgw_sqlcheck_start(fd, w.node ? gw->files_fd : -1, v->name,
 				    gw->cfg->check_sqlite,
-				    gw->cfg->check_sqlite_timeout_ns);
+				    gw->cfg->check_sqlite_timeout_ns, &gw->exiting);
 	r = write_object(gw, v, fd, &w, &stream, streaming, &err);
 	if (drgw_sqlcheck_finish(check, r == 0, v->vid, &v->check) == 0)
 		drgw_catalog_set_check(gw->cat, v->id, &v->check);

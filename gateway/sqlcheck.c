@@ -525,7 +525,7 @@ static void vfs_register(void)
 
 /* --- running a check --- */
 
-enum { RUNNING, STOP_TIMEOUT, STOP_CANCEL };
+enum { RUNNING, STOP_TIMEOUT, STOP_EXIT, STOP_CANCEL };
 
 struct drgw_sqlcheck {
 	int fd;
@@ -534,11 +534,12 @@ struct drgw_sqlcheck {
 	enum drgw_sqlcheck_level level;
 	int64_t start_ns; /* monotonic */
 	int64_t deadline_ns;
+	const atomic_bool *exit; /* the caller's "stop now", or NULL */
 	pthread_t thread;
 	bool threaded;
 
-	/* Why the check should end early: RUNNING, STOP_TIMEOUT or
-	 * STOP_CANCEL.  Read by the check without the lock. */
+	/* Why the check should end early: RUNNING, STOP_TIMEOUT, STOP_EXIT
+	 * or STOP_CANCEL.  Read by the check without the lock. */
 	atomic_int stop;
 
 	pthread_mutex_t lock;
@@ -701,7 +702,10 @@ static void check_sqlite(struct drgw_sqlcheck *c, struct drgw_sqlcheck_result *r
 		}
 	}
 	stop = atomic_load(&c->stop);
-	if (stop != RUNNING) {
+	if (stop == STOP_EXIT) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s did not finish: drgw was stopping", pragma);
+	} else if (stop != RUNNING) {
 		char limit[32];
 
 		drgw_format_duration(c->deadline_ns - c->start_ns, limit,
@@ -795,7 +799,8 @@ static struct drgw_sqlcheck *check_free(struct drgw_sqlcheck *c)
 
 struct drgw_sqlcheck *drgw_sqlcheck_start(int fd, int dir_fd, const char *name,
 					  enum drgw_sqlcheck_level level,
-					  int64_t timeout_ns)
+					  int64_t timeout_ns,
+					  const atomic_bool *stop)
 {
 	struct drgw_sqlcheck *c;
 	pthread_condattr_t ca;
@@ -811,6 +816,7 @@ struct drgw_sqlcheck *drgw_sqlcheck_start(int fd, int dir_fd, const char *name,
 	c->level = level;
 	c->start_ns = drgw_mono_ns();
 	c->deadline_ns = c->start_ns + timeout_ns;
+	c->exit = stop;
 	atomic_init(&c->stop, RUNNING);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -850,15 +856,22 @@ static int check_end(struct drgw_sqlcheck *c, bool keep,
 	if (!keep)
 		atomic_store(&c->stop, STOP_CANCEL);
 	while (!c->done) {
-		if (keep && atomic_load(&c->stop) == RUNNING &&
+		if (atomic_load(&c->stop) == RUNNING && c->exit &&
+		    atomic_load(c->exit))
+			atomic_store(&c->stop, STOP_EXIT);
+		if (atomic_load(&c->stop) == RUNNING &&
 		    drgw_mono_ns() >= c->deadline_ns)
 			atomic_store(&c->stop, STOP_TIMEOUT);
 		/* Interrupting a connection between two statements is lost,
 		 * so a stopped check is interrupted again until it ends. */
 		if (atomic_load(&c->stop) != RUNNING && c->db)
 			sqlite3_interrupt(c->db);
-		t = atomic_load(&c->stop) == RUNNING ? c->deadline_ns :
-						       drgw_mono_ns() + 50 * NSEC_PER_MSEC;
+		/* Polled: *c->exit has no condition variable to wait on. */
+		t = drgw_mono_ns() + (atomic_load(&c->stop) == RUNNING ?
+					      200 * NSEC_PER_MSEC :
+					      50 * NSEC_PER_MSEC);
+		if (atomic_load(&c->stop) == RUNNING && t > c->deadline_ns)
+			t = c->deadline_ns;
 		ts.tv_sec = t / NSEC_PER_SEC;
 		ts.tv_nsec = t % NSEC_PER_SEC;
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
@@ -908,7 +921,7 @@ void drgw_sqlcheck_file(int fd, int dir_fd, const char *name,
 			struct drgw_sqlcheck_result *ret)
 {
 	struct drgw_sqlcheck *c = drgw_sqlcheck_start(fd, dir_fd, name, level,
-						      timeout_ns);
+						      timeout_ns, NULL);
 	struct check_stats cs;
 
 	memset(ret, 0, sizeof(*ret));

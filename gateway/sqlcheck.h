@@ -19,6 +19,7 @@
 #ifndef DRGW_SQLCHECK_H
 #define DRGW_SQLCHECK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,13 +126,15 @@ struct drgw_sqlcheck;
  * what the encoder leaves: the header layer, the file's -journal or -wal
  * (name is its path below dir_fd; dir_fd < 0 skips that, for a file that
  * was removed), then quick_check or integrity_check for levels QUICK and
- * FULL.  The SQLite check stops timeout_ns after the start; the verdict is
- * then the header's, with a note.  NULL for level OFF.  If no thread can
- * be started, the header layer runs here and now.
+ * FULL.  The SQLite check stops timeout_ns after the start, or once
+ * *stop (may be NULL) is set while it is waited for; the verdict is then
+ * the header's, with a note.  NULL for level OFF.  If no thread can be
+ * started, the header layer runs here and now.
  */
 struct drgw_sqlcheck *drgw_sqlcheck_start(int fd, int dir_fd, const char *name,
 					  enum drgw_sqlcheck_level level,
-					  int64_t timeout_ns);
+					  int64_t timeout_ns,
+					  const atomic_bool *stop);
 /*
  * Waits for the check (at normal priority from now on: the caller waits
  * for it and does nothing else), at most until its timeout, and frees it.

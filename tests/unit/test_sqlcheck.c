@@ -384,6 +384,7 @@ TEST(timeout_stops_the_check)
 	struct drgw_sqlcheck_result r;
 	struct drgw_sqlcheck *c;
 	char path[128], text[400];
+	atomic_bool stopping = true;
 	int fd;
 
 	setup();
@@ -392,7 +393,7 @@ TEST(timeout_stops_the_check)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	CHECK(fd >= 0);
 	/* integrity_check of 3 MB takes far longer than no time at all. */
-	c = drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_FULL, 0);
+	c = drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_FULL, 0, NULL);
 	CHECK(c);
 	CHECK_OK(drgw_sqlcheck_finish(c, true, "v1", &r));
 	CHECK_VERDICT(r, DRGW_SQLCHECK_OK);
@@ -402,9 +403,16 @@ TEST(timeout_stops_the_check)
 	CHECK(!strncmp(text, "ok (header; integrity_check did not finish", 42));
 	/* An abandoned check ends at once and gives nothing. */
 	c = drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_FULL,
-				60 * NSEC_PER_SEC);
+				60 * NSEC_PER_SEC, NULL);
 	CHECK_INT(drgw_sqlcheck_finish(c, false, "v1", &r), ==, -ENOENT);
-	CHECK(!drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_OFF, 0));
+	CHECK(!drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_OFF, 0, NULL));
+	/* A stopping daemon stops the check; the header's verdict stands. */
+	c = drgw_sqlcheck_start(fd, dir_fd, "big.db", DRGW_SQLCHECK_FULL,
+				60 * NSEC_PER_SEC, &stopping);
+	CHECK_OK(drgw_sqlcheck_finish(c, true, "v1", &r));
+	CHECK_VERDICT(r, DRGW_SQLCHECK_OK);
+	CHECK_INT(r.level, ==, DRGW_SQLCHECK_HEADER);
+	CHECK_CONTAINS(r.message, "integrity_check did not finish: drgw was stopping");
 	close(fd);
 	teardown();
 }
