@@ -220,7 +220,7 @@ static int exit_code(const struct run *s, int status, uint64_t left)
 	/* A snapshot that will not restore needs a person more than one
 	 * that is late: that status wins; both are logged. */
 	if (failed > 0) {
-		log_error("%lld snapshots of this run failed their SQLite check; 'drgw ls' shows which and why",
+		log_error("snapshots of this run that failed their SQLite check: %lld; 'drgw ls' shows which and why",
 			  (long long)failed);
 		if (left)
 			log_error("replication incomplete too: %llu snapshots are not on %s backends yet",

@@ -247,7 +247,7 @@ def test_run_exits_4_when_a_snapshot_fails_its_check(env, tmp_path):
     # one from an earlier run does not fail today's good run.
     p = drgw_run(env, f"cp '{bad}' {env.mnt}/app-2.db")
     assert p.returncode == 4, p.stderr
-    assert "1 snapshots of this run failed their SQLite check" in p.stderr
+    assert "snapshots of this run that failed their SQLite check: 1;" in p.stderr
     assert len(env.objects()) == 2  # replicated all the same
     p = drgw_run(env, f"sqlite3 '{good}' \".backup '{env.mnt}/app-3.db'\"")
     assert p.returncode == 0, p.stderr
