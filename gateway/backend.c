@@ -19,6 +19,10 @@
 
 #define INSTANCE_MAX (1u << 20)
 
+/* The lock fields took reserved slots: the struct keeps its size. */
+_Static_assert(sizeof(struct drgw_object_info) == 8 + 8 + 128 + 32,
+	       "struct drgw_object_info changed size: that breaks the ABI");
+
 static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	DRGW_PRINTF(2, 3);
 static void host_log(enum drgw_log_level level, const char *fmt, ...)
@@ -34,10 +38,30 @@ static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	drgw_log(level, "%s", msg);
 }
 
+/* The deadline of the plugin call this thread is in (0: none).  The core
+ * is a static library built as PIC; initial-exec keeps the access a plain
+ * offset from the thread pointer instead of a call into ld.so. */
+static _Thread_local int64_t call_deadline_ns
+	__attribute__((tls_model("initial-exec")));
+
+static int64_t host_deadline_ns(void)
+{
+	return call_deadline_ns;
+}
+
+int64_t drgw_backend_set_deadline(int64_t deadline_ns)
+{
+	int64_t old = call_deadline_ns;
+
+	call_deadline_ns = deadline_ns;
+	return old;
+}
+
 static const struct drgw_host host = {
 	.abi_version = DRGW_BACKEND_ABI_VERSION,
 	.struct_size = sizeof(struct drgw_host),
 	.log = host_log,
+	.deadline_ns = host_deadline_ns,
 };
 
 /* <dir>/drgw-<scheme>.so, else <dir>/<scheme>/drgw-<scheme>.so (the
@@ -249,7 +273,30 @@ int drgw_backend_stat(struct drgw_backend *b, const char *key,
 {
 	if (!b->ops.stat)
 		return -ENOSYS;
-	return check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	drgw_backend_clean_info(b, ret);
+	return r;
+}
+
+bool drgw_backend_knows_locks(const struct drgw_backend *b)
+{
+	return b->ops.struct_size >=
+	       offsetof(struct drgw_backend_ops, remove_many) +
+		       sizeof(b->ops.remove_many);
+}
+
+void drgw_backend_clean_info(const struct drgw_backend *b,
+			     struct drgw_object_info *info)
+{
+	/* Built against a header where these were reserved: whatever is
+	 * there means nothing. */
+	if (!drgw_backend_knows_locks(b)) {
+		info->retain_until_ns = 0;
+		info->lock_flags = 0;
+	}
 }
 
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
@@ -297,6 +344,64 @@ int drgw_backend_remove(struct drgw_backend *b, const char *key,
 	if (!b->ops.remove)
 		return -ENOSYS;
 	return check(b, b->ops.remove(b->inst, key, err), err, "remove");
+}
+
+int drgw_backend_remove_many(struct drgw_backend *b, const char *const *keys,
+			     size_t n, int *results, struct drgw_err *err)
+{
+	int first = 0;
+
+	if (!b->ops.remove_many && !b->ops.remove)
+		return -ENOSYS;
+	for (size_t i = 0; i < n;) {
+		size_t m = n - i < DRGW_REMOVE_BATCH ? n - i : DRGW_REMOVE_BATCH;
+		struct drgw_err e = { 0 };
+		int r;
+
+		if (!b->ops.remove_many) {
+			/* A plugin of the first ABI 1 headers: one by one. */
+			m = 1;
+			r = b->ops.remove(b->inst, keys[i], &e);
+			results[i] = r < 0 ? r : 0;
+		} else {
+			for (size_t k = 0; k < m; k++)
+				results[i + k] = -EIO;
+			r = b->ops.remove_many(b->inst, keys + i, m, results + i,
+					       &e);
+			/* 0 means every key is gone, whatever results say. */
+			for (size_t k = 0; r == 0 && k < m; k++)
+				results[i + k] = 0;
+		}
+		if (r < 0 && !first) {
+			first = check(b, r, &e, "delete");
+			if (err)
+				*err = e;
+		}
+		i += m;
+	}
+	return first;
+}
+
+int drgw_backend_retention(struct drgw_backend *b, struct drgw_retention *ret,
+			   struct drgw_err *err)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->struct_size = sizeof(*ret);
+	if (!b->ops.ctl)
+		return -ENOTSUP;
+	r = b->ops.ctl(b->inst, DRGW_CTL_RETENTION, ret);
+	if (r == -ENOSYS || r == -EOPNOTSUPP)
+		r = -ENOTSUP;
+	ret->source[sizeof(ret->source) - 1] = '\0';
+	if (r < 0 && r != -ENOTSUP) {
+		drgw_err_set(err, "cannot read the retention settings: %s",
+			     ret->source[0] ? ret->source : strerror(-r));
+		if (err)
+			one_line(err);
+	}
+	return r;
 }
 
 int drgw_backend_abort_put(struct drgw_backend *b, const char *key,

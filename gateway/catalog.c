@@ -13,11 +13,14 @@
  * lost resume token restarts that upload.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "catalog.h"
 #include "metrics.h"
@@ -116,7 +119,49 @@ static const char *const migrations[] = {
 	/* 2: the backing file's ctime, which no write can keep unchanged
 	 * (cp -p and rsync -t restore size and mtime, not ctime). */
 	"ALTER TABLE versions ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;",
-	/* 3: the SQLite check's verdict (sqlcheck.h); 0 = not checked. */
+	/* 3: why a version may not be a good backup (write-back failed, not
+	 * closed cleanly), and which files are open for writing right now,
+	 * so that a crash is known at the next start. */
+	"ALTER TABLE versions ADD COLUMN problem TEXT;"
+	"CREATE TABLE writing(name TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);",
+	/* 4: the repository of cached remote objects (format version 2); the
+	 * cache is emptied, as rows from before cannot say. */
+	"DELETE FROM remote_objects;"
+	"ALTER TABLE remote_objects ADD COLUMN repo TEXT NOT NULL DEFAULT '';",
+	/* 5: drgw prune.  pruned: objects removed from a backend, and the
+	 * ones a prune is removing right now ('removing' is written before
+	 * the backend is asked, so a killed prune is finished by the next);
+	 * prune_runs: one row per backend and run, for status and metrics. */
+	"CREATE TABLE IF NOT EXISTS pruned(\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  vid TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  created_ns INTEGER NOT NULL,\n"
+	"  bytes INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(state IN ('removing','removed')),\n"
+	"  since_ns INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(backend, key));\n"
+	"CREATE INDEX IF NOT EXISTS pruned_by_vid ON pruned(vid);\n"
+	"CREATE TABLE IF NOT EXISTS prune_runs(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  started_ns INTEGER NOT NULL,\n"
+	"  finished_ns INTEGER NOT NULL,\n"
+	"  ok INTEGER NOT NULL,\n"
+	"  kept INTEGER NOT NULL,\n"
+	"  removed INTEGER NOT NULL,\n"
+	"  locked INTEGER NOT NULL,\n"
+	"  kept_bytes INTEGER NOT NULL,\n"
+	"  removed_bytes INTEGER NOT NULL,\n"
+	"  newest_ns INTEGER NOT NULL,\n"
+	"  window_ns INTEGER NOT NULL,\n"
+	"  error TEXT);",
+	/* 6: incremental objects: increments since the last full object
+	 * (0: full) and the versions whose objects it takes blocks from. */
+	"ALTER TABLE versions ADD COLUMN delta_depth INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE versions ADD COLUMN delta_refs TEXT;",
+	/* 7: the SQLite check's verdict (sqlcheck.h); 0 = not checked. */
 	"ALTER TABLE versions ADD COLUMN check_verdict INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE versions ADD COLUMN check_level INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE versions ADD COLUMN check_message TEXT;",
@@ -258,6 +303,31 @@ static int migrate(struct drgw_catalog *c)
 	}
 }
 
+/* The catalog holds resume tokens, and a GCS session URI is a bearer
+ * capability: mode 0600 whatever the umask, for the database and the
+ * -wal and -shm files SQLite creates with the database's mode. */
+static void make_private(const char *path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char p[4200];
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		struct stat st;
+		int fd;
+
+		snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+				     (i == 0 ? O_CREAT : 0),
+			  0600);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && (st.st_mode & 077) &&
+		    st.st_uid == geteuid())
+			(void)!fchmod(fd, st.st_mode & 0700);
+		close(fd);
+	}
+}
+
 int drgw_catalog_open(const char *path, bool read_only,
 		      struct drgw_catalog **ret, struct drgw_err *err)
 {
@@ -271,6 +341,8 @@ int drgw_catalog_open(const char *path, bool read_only,
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	if (!read_only)
+		make_private(path);
 	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		drgw_err_set(err, "cannot open catalog %s: %s", path,
@@ -333,11 +405,52 @@ struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c)
 	return NULL;
 }
 
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT value FROM meta WHERE key = ?");
+	if (!st) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			col_copy(st, 0, buf, size);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT OR REPLACE INTO meta VALUES(?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 void drgw_version_release(struct drgw_version *v)
 {
 	free(v->name);
 	free(v->error);
-	v->name = v->error = NULL;
+	free(v->problem);
+	free(v->delta_refs);
+	v->name = v->error = v->problem = v->delta_refs = NULL;
 }
 
 void drgw_replica_release(struct drgw_replica *r)
@@ -366,7 +479,8 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, check_verdict, check_level, check_message"
+	"reseal, ctime_ns, problem, delta_depth, delta_refs, check_verdict, " \
+	"check_level, check_message"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -388,9 +502,13 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->attempts = (uint32_t)sqlite3_column_int64(st, 13);
 	v->encoded_ns = sqlite3_column_int64(st, 14);
 	v->reseal = sqlite3_column_int64(st, 15);
-	v->check.verdict = (uint8_t)sqlite3_column_int(st, 16);
-	v->check.level = (uint8_t)sqlite3_column_int(st, 17);
-	col_copy(st, 18, v->check.message, sizeof(v->check.message));
+	v->ctime_ns = sqlite3_column_int64(st, 16);
+	v->problem = col_strdup(st, 17);
+	v->delta_depth = (unsigned)sqlite3_column_int(st, 18);
+	v->delta_refs = col_strdup(st, 19);
+	v->check.verdict = (uint8_t)sqlite3_column_int(st, 20);
+	v->check.level = (uint8_t)sqlite3_column_int(st, 21);
+	col_copy(st, 22, v->check.message, sizeof(v->check.message));
 }
 
 #define REPLICA_COLS                                                      \
@@ -470,6 +588,65 @@ int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 	return r;
 }
 
+int drgw_catalog_set_writing(struct drgw_catalog *c, const char *name,
+			     bool writing)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, writing ? "INSERT OR IGNORE INTO writing VALUES(?1, ?2)" :
+			       "DELETE FROM writing WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		if (writing)
+			sqlite3_bind_int64(st, 2, drgw_now_ns());
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_rename_writing(struct drgw_catalog *c, const char *from,
+				const char *to)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE OR REPLACE writing SET name = ?2 WHERE name = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, from, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, to, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_take_writing(struct drgw_catalog *c,
+			      int (*fn)(void *arg, const char *name), void *arg)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT name FROM writing");
+	if (!st)
+		r = -EIO;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (name)
+			r = fn(arg, name);
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(c, "DELETE FROM writing");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_clear_settling(struct drgw_catalog *c)
 {
 	int r;
@@ -506,8 +683,13 @@ int drgw_catalog_add_version(struct drgw_catalog *c, struct drgw_version *v)
 	if (r < 0)
 		goto out;
 	st = prep(c, "INSERT INTO versions(vid, name, size, mtime_ns, mode, "
-		     "created_ns, state) VALUES(?, ?, ?, ?, ?, ?, 'sealed')");
+		     "created_ns, ctime_ns, problem, state) "
+		     "VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'sealed')");
 	if (st) {
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		if (v->problem)
+			sqlite3_bind_text(st, 8, v->problem, -1,
+					  SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 1, v->vid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, v->name, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)v->size);
@@ -615,11 +797,14 @@ int64_t drgw_catalog_count_newest_missing(struct drgw_catalog *c,
 	int64_t n;
 
 	pthread_mutex_lock(&c->lock);
+	/* What a prune removed from the backend is not missing there. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.id = "
 		     "(SELECT id FROM versions WHERE name = v.name "
 		     "AND state = 'encoded' ORDER BY created_ns DESC, id DESC "
 		     "LIMIT 1) AND NOT EXISTS (SELECT 1 FROM replicas r "
-		     "WHERE r.version_id = v.id AND r.backend = ?)");
+		     "WHERE r.version_id = v.id AND r.backend = ?1) "
+		     "AND NOT EXISTS (SELECT 1 FROM pruned p WHERE "
+		     "p.vid = v.vid AND p.backend = ?1)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	n = one_int(st, -1);
@@ -640,7 +825,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		goto out;
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
-		     "encoded_ns = ?, size = ?, mtime_ns = ? WHERE id = ? "
+		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
+		     "mode = ?, delta_depth = ?, delta_refs = ? WHERE id = ? "
 		     "AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
@@ -649,8 +835,14 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 4, v->encoded_ns);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)v->size);
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
-		sqlite3_bind_int64(st, 7, v->id);
-		sqlite3_bind_int64(st, 8, v->reseal);
+		sqlite3_bind_int64(st, 7, v->ctime_ns);
+		sqlite3_bind_int64(st, 8, v->mode);
+		sqlite3_bind_int64(st, 9, v->delta_depth);
+		if (v->delta_refs)
+			sqlite3_bind_text(st, 10, v->delta_refs, -1,
+					  SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 11, v->id);
+		sqlite3_bind_int64(st, 12, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */
@@ -1006,6 +1198,139 @@ int drgw_catalog_get_version_by_id(struct drgw_catalog *c, int64_t id,
 	return r;
 }
 
+int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
+				   const char *const *backends, size_t n,
+				   struct drgw_version *ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	/* Replicated and not pruned since: a pruned version is expected to
+	 * be gone, not a sign of a rollback. */
+	st = prep(c, "SELECT r.backend, v.id FROM versions v JOIN replicas r "
+		     "ON r.version_id = v.id WHERE v.name = ? AND "
+		     "r.state = 'done' AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = r.backend AND p.vid = v.vid) "
+		     "ORDER BY v.created_ns DESC, v.id DESC");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while (r == -ENOENT && sqlite3_step(st) == SQLITE_ROW) {
+		const char *b = (const char *)sqlite3_column_text(st, 0);
+		int64_t id = sqlite3_column_int64(st, 1);
+		sqlite3_stmt *one;
+
+		for (size_t i = 0; i < n && r == -ENOENT; i++) {
+			if (!b || strcmp(b, backends[i]))
+				continue;
+			one = prep(c, "SELECT " VERSION_COLS
+				      " FROM versions WHERE id = ?");
+			if (one)
+				sqlite3_bind_int64(one, 1, id);
+			r = one_version(one, ret);
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Versions of name's series, newest first, encoded only if encoded. */
+static sqlite3_stmt *series_stmt(struct drgw_catalog *c, bool encoded)
+{
+	return prep(c, encoded ?
+			       "SELECT " VERSION_COLS " FROM versions WHERE "
+			       "state = 'encoded' ORDER BY created_ns DESC, id DESC" :
+			       "SELECT " VERSION_COLS " FROM versions "
+			       "ORDER BY created_ns DESC, id DESC");
+}
+
+static bool in_series(const char *pattern, const char *name)
+{
+	char *p = drgw_name_pattern(name);
+	bool same = p && !strcmp(p, pattern);
+
+	free(p);
+	return same;
+}
+
+int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
+			    int64_t exclude, struct drgw_version *ret)
+{
+	char *pattern = drgw_name_pattern(name);
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, true);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(st, 2);
+		sqlite3_stmt *q;
+
+		if (sqlite3_column_int64(st, 0) == exclude || !n ||
+		    !in_series(pattern, n))
+			continue;
+		/* The newest of the series, and only if every replica of it
+		 * is done: an increment must never land before its base. */
+		q = prep(c, "SELECT COUNT(*) FROM replicas WHERE version_id = ? "
+			    "AND state != 'done'");
+		if (q)
+			sqlite3_bind_int64(q, 1, sqlite3_column_int64(st, 0));
+		if (one_int(q, 1) == 0) {
+			read_version(st, ret);
+			r = ret->name ? 0 : -ENOMEM;
+		}
+		break;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	return r;
+}
+
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg)
+{
+	char *pattern = drgw_name_pattern(name);
+	struct drgw_version *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, false);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *nm = (const char *)sqlite3_column_text(st, 2);
+		void *more;
+
+		if (!nm || !in_series(pattern, nm))
+			continue;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		read_version(st, &rows[n++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_version_release(&rows[i]);
+	}
+	free(rows);
+	return r;
+}
+
 int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
 				struct drgw_version *ret)
 {
@@ -1032,29 +1357,17 @@ static bool name_wanted(const char *const *names, const char *name)
 	return false;
 }
 
-int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
-			      const char *const *names, drgw_version_fn fn,
-			      void *arg)
+/* Runs st (bound, not yet stepped) and hands every version row to fn,
+ * after the lock is dropped, so fn may call back into the catalog. */
+static int each_version_row(struct drgw_catalog *c, sqlite3_stmt *st,
+			    const char *const *names, drgw_version_fn fn,
+			    void *arg)
 {
-	sqlite3_stmt *st;
-	int r = 0, rc;
-
-	/* Rows are collected under the lock and handed out after, so fn may
-	 * call back into the catalog. */
 	struct drgw_version *rows = NULL;
 	size_t n = 0, cap = 0;
+	int r = st ? 0 : -EIO;
 
-	pthread_mutex_lock(&c->lock);
-	st = prep(c, latest_only ?
-			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
-			     "(SELECT id FROM versions w WHERE w.name = v.name "
-			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
-			     "ORDER BY name" :
-			     "SELECT " VERSION_COLS " FROM versions "
-			     "ORDER BY name, created_ns, id");
-	if (!st)
-		r = -EIO;
-	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
 		void *more;
 
@@ -1077,6 +1390,38 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 	}
 	free(rows);
 	return r;
+}
+
+int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
+				 drgw_version_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions v WHERE id IN "
+		     "(SELECT version_id FROM replicas WHERE backend = ?1 AND "
+		     "state = 'done') AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = ?1 AND p.vid = v.vid) ORDER BY vid");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	return each_version_row(c, st, NULL, fn, arg);
+}
+
+int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
+			      const char *const *names, drgw_version_fn fn,
+			      void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, latest_only ?
+			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
+			     "(SELECT id FROM versions w WHERE w.name = v.name "
+			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
+			     "ORDER BY name" :
+			     "SELECT " VERSION_COLS " FROM versions "
+			     "ORDER BY name, created_ns, id");
+	return each_version_row(c, st, names, fn, arg);
 }
 
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
@@ -1224,10 +1569,12 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 	ret->oldest_pending_ns = one_int(st, 0);
 	ret->versions = (uint64_t)one_int(prep(c, "SELECT COUNT(*) FROM versions"),
 					  0);
+	/* A version drgw prune removed from its last backend is nowhere. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.state = "
 		     "'encoded' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
 		     "r.version_id = v.id AND r.state != 'done' AND "
-		     "(?1 IS NULL OR r.backend = ?1))");
+		     "(?1 IS NULL OR r.backend = ?1)) AND EXISTS (SELECT 1 FROM "
+		     "replicas r WHERE r.version_id = v.id)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	ret->versions_replicated = (uint64_t)one_int(st, 0);
@@ -1250,7 +1597,8 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
 		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
-		     "mode, sha256, key_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "mode, sha256, key_id, repo) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
@@ -1264,6 +1612,7 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 		sqlite3_bind_int64(st, 10, o->mode);
 		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 12, o->key_id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 13, o->repo, -1, SQLITE_TRANSIENT);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
@@ -1279,7 +1628,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "SELECT vid, name, size, mtime_ns, created_ns, mode, "
-		     "sha256, key_id FROM remote_objects WHERE backend = ? AND key = ? "
+		     "sha256, key_id, repo FROM remote_objects WHERE backend = ? AND key = ? "
 		     "AND object_size = ? AND etag = ?");
 	if (!st) {
 		r = -EIO;
@@ -1303,6 +1652,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 		ret->mode = (uint32_t)sqlite3_column_int64(st, 5);
 		col_copy(st, 6, ret->sha256, sizeof(ret->sha256));
 		col_copy(st, 7, ret->key_id, sizeof(ret->key_id));
+		col_copy(st, 8, ret->repo, sizeof(ret->repo));
 		r = ret->key && ret->name ? 0 : -ENOMEM;
 		if (r < 0)
 			drgw_remote_object_release(ret);
@@ -1508,6 +1858,325 @@ int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
 	return r;
 }
 
+/* --- drgw prune --- */
+
+int drgw_catalog_prune_intend(struct drgw_catalog *c, const char *backend,
+			      const struct drgw_prune_entry *e, size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		sqlite3_stmt *st = prep(c, "INSERT OR REPLACE INTO pruned(backend, "
+					   "key, vid, name, created_ns, bytes, "
+					   "state, since_ns) VALUES(?, ?, ?, ?, ?, "
+					   "?, 'removing', ?)");
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, e[i].key, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 3, e[i].vid, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 4, e[i].name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 5, e[i].created_ns);
+			sqlite3_bind_int64(st, 6, (sqlite3_int64)e[i].bytes);
+			sqlite3_bind_int64(st, 7, now);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* One key of backend is gone: the record says so, the replica and the
+ * cached description of the object go. */
+static int prune_removed(struct drgw_catalog *c, const char *backend,
+			 const char *key, int64_t now)
+{
+	static const char *const sql[] = {
+		"UPDATE pruned SET state = 'removed', since_ns = ?3 "
+		"WHERE backend = ?1 AND key = ?2",
+		"DELETE FROM replicas WHERE backend = ?1 AND version_id IN "
+		"(SELECT v.id FROM versions v JOIN pruned p ON p.vid = v.vid "
+		"WHERE p.backend = ?1 AND p.key = ?2)",
+		"DELETE FROM remote_objects WHERE backend = ?1 AND key = ?2",
+	};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sql); i++) {
+		sqlite3_stmt *st = prep(c, sql[i]);
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+			if (i == 0)
+				sqlite3_bind_int64(st, 3, now);
+		}
+		r = run(st);
+	}
+	return r;
+}
+
+static int prune_forget(struct drgw_catalog *c, const char *backend,
+			const char *key)
+{
+	sqlite3_stmt *st = prep(c, "DELETE FROM pruned WHERE backend = ? AND "
+				   "key = ? AND state = 'removing'");
+
+	if (st) {
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	}
+	return run(st);
+}
+
+int drgw_catalog_prune_done(struct drgw_catalog *c, const char *backend,
+			    const char *const *keys, const int *results,
+			    size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = results[i] == 0 ? prune_removed(c, backend, keys[i], now) :
+				      prune_forget(c, backend, keys[i]);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_prune_pending(struct drgw_catalog *c, const char *backend,
+				    drgw_prune_pending_fn fn, void *arg)
+{
+	char **keys = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT key FROM pruned WHERE backend = ? AND "
+		     "state = 'removing' ORDER BY key");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(keys, &cap, n, sizeof(*keys));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		keys = more;
+		keys[n] = col_strdup(st, 0);
+		if (!keys[n++]) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, keys[i]);
+		free(keys[i]);
+	}
+	free(keys);
+	return r;
+}
+
+int drgw_catalog_each_pruned_of(struct drgw_catalog *c, const char *vid,
+				drgw_pruned_fn fn, void *arg)
+{
+	char (*rows)[64] = NULL;
+	int64_t *since = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, since_ns FROM pruned WHERE vid = ? AND "
+		     "state = 'removed' ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		size_t old_cap = cap;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		void *more2;
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		more2 = cap != old_cap ? realloc(since, cap * sizeof(*since)) :
+					 since;
+		if (!more2) {
+			r = -ENOMEM;
+			break;
+		}
+		since = more2;
+		col_copy(st, 0, rows[n], sizeof(rows[n]));
+		since[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, rows[i], since[i]);
+	free(rows);
+	free(since);
+	return r;
+}
+
+int drgw_catalog_add_prune_run(struct drgw_catalog *c,
+			       const struct drgw_prune_run *p)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO prune_runs(backend, started_ns, finished_ns, "
+		     "ok, kept, removed, locked, kept_bytes, removed_bytes, "
+		     "newest_ns, window_ns, error) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, p->started_ns);
+		sqlite3_bind_int64(st, 3, p->finished_ns);
+		sqlite3_bind_int(st, 4, p->ok);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)p->kept);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)p->removed);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)p->locked);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->kept_bytes);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)p->removed_bytes);
+		sqlite3_bind_int64(st, 10, p->newest_ns);
+		sqlite3_bind_int64(st, 11, p->window_ns);
+		sqlite3_bind_text(st, 12, p->error[0] ? p->error : NULL, -1,
+				  SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	/* The history is for humans; the newest few runs are plenty. */
+	if (r == 0) {
+		st = prep(c, "DELETE FROM prune_runs WHERE backend = ?1 AND id <= "
+			     "(SELECT MAX(id) FROM prune_runs WHERE backend = ?1) - 100");
+		if (st)
+			sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		run(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
+				       drgw_prune_run_fn fn, void *arg)
+{
+	struct drgw_prune_run *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, started_ns, finished_ns, ok, kept, "
+		     "removed, locked, kept_bytes, removed_bytes, newest_ns, "
+		     "window_ns, error FROM prune_runs p WHERE id = "
+		     "(SELECT MAX(id) FROM prune_runs q WHERE q.backend = "
+		     "p.backend) ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_prune_run *p;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		p = &rows[n++];
+		memset(p, 0, sizeof(*p));
+		col_copy(st, 0, p->backend, sizeof(p->backend));
+		p->started_ns = sqlite3_column_int64(st, 1);
+		p->finished_ns = sqlite3_column_int64(st, 2);
+		p->ok = sqlite3_column_int(st, 3) != 0;
+		p->kept = (uint64_t)sqlite3_column_int64(st, 4);
+		p->removed = (uint64_t)sqlite3_column_int64(st, 5);
+		p->locked = (uint64_t)sqlite3_column_int64(st, 6);
+		p->kept_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		p->removed_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+		p->newest_ns = sqlite3_column_int64(st, 9);
+		p->window_ns = sqlite3_column_int64(st, 10);
+		col_copy(st, 11, p->error, sizeof(p->error));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, &rows[i]);
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg)
+{
+	struct row {
+		char vid[64];
+		char *name;
+		int64_t created_ns;
+		uint64_t bytes;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT v.vid, v.name, v.created_ns, v.stored_size "
+		     "FROM versions v JOIN replicas r ON r.version_id = v.id "
+		     "WHERE r.backend = ? AND r.state = 'done'");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		col_copy(st, 0, rows[n].vid, sizeof(rows[n].vid));
+		rows[n].name = col_strdup(st, 1);
+		rows[n].created_ns = sqlite3_column_int64(st, 2);
+		rows[n].bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		if (!rows[n++].name) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, rows[i].vid, rows[i].name, rows[i].created_ns,
+			       rows[i].bytes);
+		free(rows[i].name);
+	}
+	free(rows);
+	return r;
+}
+
 int drgw_catalog_set_check(struct drgw_catalog *c, int64_t id,
 			   const struct drgw_sqlcheck_result *res)
 {
@@ -1645,8 +2314,10 @@ int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
 		}
 		if (rows[i].check.verdict >= DRGW_SQLCHECK_OK)
 			s->sqlite = true;
+		/* An incomplete version (a failed write-back, a writer that
+		 * died) is no good backup, whatever its pages say. */
 		if (rows[i].check.verdict == DRGW_SQLCHECK_OK &&
-		    s->good == SIZE_MAX)
+		    !rows[i].problem && s->good == SIZE_MAX)
 			s->good = i;
 	}
 	if (n_ser)

@@ -23,11 +23,20 @@ struct common {
 static const struct common common_opts[] = {
 	{ "cache", CLI_COMMON_CACHE, "DIR       cache directory (working set, spool, catalog)" },
 	{ "key-file", CLI_COMMON_KEY, "FILE   master key file (repeat for older keys)" },
+	{ "recipient", CLI_COMMON_KEY, "R     encrypt to recipient R (drgw1...; repeatable; no secret needed)" },
+	{ "recipient-file", CLI_COMMON_KEY, "F encrypt to the recipients in file F (repeatable)" },
+	{ "identity", CLI_COMMON_KEY, "FILE   identity that decrypts (from drgw keygen --identity; repeatable)" },
+	{ "repository", CLI_COMMON_KEY, "ID   repository id objects are bound to (see drgw status)" },
 	{ "backend", CLI_COMMON_BACKEND, "NAME=URL backend, e.g. offsite=s3://bucket/prefix (repeatable)" },
 	{ "plugin-dir", CLI_COMMON_BACKEND, "DIR  where drgw-<scheme>.so plugins are" },
 	{ "settle-delay", CLI_COMMON_DAEMON, "DUR quiet time before a closed file is sealed (2s)" },
+	{ "write-through-below", CLI_COMMON_DAEMON, "SIZE write through (ENOSPC at write) when the cache has less free (1GiB)" },
 	{ "exclude", CLI_COMMON_DAEMON, "GLOB    names never sealed (repeatable; '' clears the defaults)" },
 	{ "compression-level", CLI_COMMON_DAEMON, "N zstd level (1)" },
+	{ "incremental", CLI_COMMON_DAEMON, "BOOL store only what changed since the series' last version (on)" },
+	{ "incremental-max-chain", CLI_COMMON_DAEMON, "N a full object after N increments (7)" },
+	{ "incremental-max-changed", CLI_COMMON_DAEMON, "PCT a full object when more than PCT% changed (50)" },
+	{ "incremental-min-size", CLI_COMMON_DAEMON, "SIZE files smaller than SIZE are always stored whole (1MiB)" },
 	{ "chunk-size", CLI_COMMON_DAEMON, "SIZE  plaintext bytes per chunk (1MiB)" },
 	{ "encode-threads", CLI_COMMON_DAEMON, "N encoder threads (one per CPU)" },
 	{ "check-sqlite", CLI_COMMON_DAEMON, "LEVEL check SQLite snapshots: off, header, quick (default), full" },
@@ -37,12 +46,31 @@ static const struct common common_opts[] = {
 	{ "backend-concurrency", CLI_COMMON_DAEMON, "N concurrent uploads per backend (2)" },
 	{ "retry-min", CLI_COMMON_DAEMON, "DUR   first retry delay (1s)" },
 	{ "retry-max", CLI_COMMON_DAEMON, "DUR   longest retry delay (5m)" },
+	{ "index-interval", CLI_COMMON_DAEMON, "DUR how often a running daemon writes index records (5m; also at stop)" },
 	{ "drain-timeout", CLI_COMMON_DAEMON, "DUR time to finish uploads when stopping (60s)" },
 	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
+	{ "read-deadline", CLI_COMMON_READ, "DUR one read from one backend, retries included, before the next is tried (30s; 0: none)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
 	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
-	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "BOOL let other users use the mount (on)" },
-	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (e.g. :9110)" },
+	{ "max-age", CLI_COMMON_READ, "DUR     refuse a newest version sealed longer ago than DUR (rollback)" },
+	{ "allow-older", CLI_COMMON_READ, "[=BOOL] restore even if the catalog knows a newer replicated version" },
+	{ "allow-other", CLI_COMMON_DAEMON | CLI_COMMON_READ, "[=BOOL] let other users use the mount (gateway: on; restore view: off)" },
+	{ "uid", CLI_COMMON_READ, "UID       restore view: owner of the files (the mounting user)" },
+	{ "gid", CLI_COMMON_READ, "GID       restore view: group of the files (the mounting user's)" },
+	{ "umask", CLI_COMMON_READ, "MASK    restore view: permission bits never granted (077)" },
+	{ "metrics-listen", CLI_COMMON_DAEMON, "ADDR serve /metrics, /healthz, /readyz on ADDR (:9110 is loopback; 0.0.0.0:9110 all interfaces)" },
+	{ "keep-last", CLI_COMMON_POLICY, "N      retention: keep the N newest snapshots of each group" },
+	{ "keep-hourly", CLI_COMMON_POLICY, "N    keep the newest snapshot of each of the last N hours" },
+	{ "keep-daily", CLI_COMMON_POLICY, "N     ... of the last N days (UTC)" },
+	{ "keep-weekly", CLI_COMMON_POLICY, "N    ... of the last N ISO weeks" },
+	{ "keep-monthly", CLI_COMMON_POLICY, "N   ... of the last N months" },
+	{ "keep-yearly", CLI_COMMON_POLICY, "N    ... of the last N years ('unlimited': all periods)" },
+	{ "keep-within", CLI_COMMON_POLICY, "DUR  keep all within DUR (e.g. 30d, 1y6m) of the group's newest" },
+	{ "keep-within-hourly", CLI_COMMON_POLICY, "DUR hourly snapshots within DUR of the newest" },
+	{ "keep-within-daily", CLI_COMMON_POLICY, "DUR daily ... within DUR" },
+	{ "keep-within-weekly", CLI_COMMON_POLICY, "DUR weekly ... within DUR" },
+	{ "keep-within-monthly", CLI_COMMON_POLICY, "DUR monthly ... within DUR" },
+	{ "keep-within-yearly", CLI_COMMON_POLICY, "DUR yearly ... within DUR" },
 	{ "log-level", 0, "LEVEL  error, warning, info (default), debug" },
 	{ "log-format", 0, "FMT   logfmt (default) or json" },
 	{ "log-file", 0, "FILE    append the log to FILE" },
@@ -113,9 +141,13 @@ int drgw_cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	longopts[n++] = (struct option){ "help", no_argument, NULL, ID_HELP };
 	for (size_t i = 0; i < ARRAY_SIZE(common_opts); i++)
 		if (common_applies(cmd, i))
-			longopts[n++] = (struct option){ common_opts[i].name,
-							 required_argument, NULL,
-							 ID_COMMON + (int)i };
+			longopts[n++] = (struct option){
+				common_opts[i].name,
+				/* --allow-other alone means on */
+				common_opts[i].help[0] == '[' ? optional_argument :
+								required_argument,
+				NULL, ID_COMMON + (int)i
+			};
 	for (const struct cli_opt *o = cmd->opts; o && o->name; o++) {
 		longopts[n++] = (struct option){ o->name, o->has_arg, NULL, o->id };
 		if (o->short_name) {
@@ -162,7 +194,7 @@ int drgw_cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		if (c >= ID_COMMON && c < ID_COMMON + (int)ARRAY_SIZE(common_opts)) {
 			memset(&err, 0, sizeof(err));
 			r = drgw_config_set(cfg, common_opts[c - ID_COMMON].name,
-					    optarg, &err);
+					    optarg ? optarg : "on", &err);
 			if (r < 0) {
 				drgw_cli_usage_error(cmd, "%s", err.msg);
 				return -1;

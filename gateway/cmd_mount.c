@@ -77,7 +77,7 @@ static int run_gateway(struct drgw_config *cfg, const struct mount_args *a,
 	struct drgw_mount_opts mo = {
 		.mountpoint = mountpoint,
 		.foreground = a->foreground,
-		.allow_other = cfg->allow_other,
+		.allow_other = drgw_config_allow_other(cfg, false),
 		.fuse_options = a->fuse_options,
 		.started = start_daemon,
 	};
@@ -108,7 +108,7 @@ static int run_restore(struct drgw_config *cfg, const struct mount_args *a,
 		.mountpoint = mountpoint,
 		.foreground = a->foreground,
 		.read_only = true,
-		.allow_other = cfg->allow_other,
+		.allow_other = drgw_config_allow_other(cfg, true),
 		.fuse_options = a->fuse_options,
 	};
 	struct drgw_restore_view *view = NULL;

@@ -94,6 +94,11 @@ struct session {
 	bool write_backends;	/* backfill uploads */
 };
 
+static void cli_warn(void *arg, const char *line)
+{
+	drgw_cli_error("warning: %s", line);
+}
+
 static int session_open(struct session *s, bool need_readable)
 {
 	struct drgw_reader_opts ro;
@@ -122,6 +127,9 @@ static int session_open(struct session *s, bool need_readable)
 		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
 		return -1;
 	}
+	drgw_remote_warn_unreachable(&s->set, s->gw, cli_warn, NULL);
+	for (size_t i = 0; i < s->set.n_bad; i++)
+		drgw_cli_error("warning: cannot read %s", s->set.bad[i].why);
 	return 0;
 }
 
@@ -169,9 +177,11 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 	struct timespec times[2];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
+	mode_t mask = umask(0);
 	size_t loc;
 	int fd, r = -EIO;
 
+	umask(mask);
 	if (!force && lstat(dest, &st) == 0) {
 		drgw_cli_error("%s exists; use --force to replace it", dest);
 		return -EEXIST;
@@ -187,9 +197,11 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 			return -errno;
 		}
 		memset(&err, 0, sizeof(err));
-		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
-				      (uint8_t *)sha, &err);
-		if (r == 0 && fchmod(fd, sn->meta.mode & 07777) < 0)
+		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, (uint8_t *)sha,
+				      &err);
+		/* Permission bits under the umask, as cp does; never set-id
+		 * bits: the owner of the original is not restored. */
+		if (r == 0 && fchmod(fd, sn->meta.mode & 0777 & ~mask) < 0)
 			r = -errno;
 		times[0].tv_sec = times[1].tv_sec = sn->meta.mtime_ns / NSEC_PER_SEC;
 		times[0].tv_nsec = times[1].tv_nsec = sn->meta.mtime_ns % NSEC_PER_SEC;
@@ -227,6 +239,7 @@ int drgw_cmd_restore(int argc, char **argv)
 {
 	struct session s = { 0 };
 	const struct drgw_snapshot *sn;
+	struct drgw_err err = { 0 };
 	struct args a = { 0 };
 	char dest[4096], warning[1024];
 	struct stat st;
@@ -248,6 +261,13 @@ int drgw_cmd_restore(int argc, char **argv)
 		drgw_cli_error("no snapshot named %s%s%s on the backends (see 'drgw ls --remote')",
 			       argv[i], a.vid ? " with version " : "",
 			       a.vid ? a.vid : "");
+		goto out;
+	}
+	/* An explicit --version is the operator's choice; "the newest" is
+	 * checked against rollback. */
+	if (!a.vid && !s.cfg.allow_older &&
+	    drgw_remote_check_fresh(s.gw, sn, s.cfg.max_age_ns, &err) < 0) {
+		drgw_cli_error("%s", err.msg);
 		goto out;
 	}
 	/* Restore it anyway (it may be all there is), but say so. */
@@ -400,7 +420,7 @@ int drgw_cmd_verify(int argc, char **argv)
 			char hex[65];
 			int rr;
 
-			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, true, sha,
+			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, sha,
 					       &err);
 			drgw_hex(sha, 32, hex);
 			/* The catalog's hash was taken when the file was
@@ -425,8 +445,9 @@ int drgw_cmd_verify(int argc, char **argv)
 	for (size_t k = 0; k < s.set.n_bad; k++)
 		report(&x, s.set.bad[k].key, "-",
 		       s.gw->backend_names[s.set.bad[k].backend], s.set.bad[k].why);
-	if (s.set.n_unreachable)
-		report(&x, "-", "-", "-", s.set.first_unreachable);
+	for (size_t k = 0; k < s.set.n_unreachable; k++)
+		report(&x, "-", "-", s.gw->backend_names[s.set.unreachable[k].backend],
+		       s.set.unreachable[k].why);
 	if (x.json)
 		drgw_cli_print_json(x.json);
 	else
@@ -588,13 +609,17 @@ static void drill_one(struct drill_run *x, size_t bi,
 	drgw_strlcpy(d.vid, sn->meta.vid, sizeof(d.vid));
 	for (loc = 0; loc < sn->n_locs && sn->locs[loc].backend != bi; loc++)
 		;
+	/* A restore drill of "the newest" that is too old is a failed drill,
+	 * whether or not the old one restores. */
+	if (drgw_remote_check_fresh(x->s->gw, sn, x->s->cfg.max_age_ns, &err) < 0)
+		snprintf(issues, sizeof(issues), "%s", err.msg);
 	snprintf(path, sizeof(path), "%s/restored", x->scratch);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(issues, sizeof(issues), "cannot create %s: %s", path,
 			 strerror(errno));
 	} else {
-		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, true, sha,
+		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, sha,
 				      &err);
 		if (r == 0 && fsync(fd) < 0)
 			r = -errno;
@@ -716,8 +741,21 @@ int drgw_cmd_drill(int argc, char **argv)
 		json_decref(x.json);
 		goto out;
 	}
-	for (size_t k = 0; k < s.set.n_bad; k++)
-		drgw_log(DRGW_LOG_WARNING, "unreadable object: %s", s.set.bad[k].why);
+	/* An object that does not open is a backup that would not restore:
+	 * a failed drill, not a footnote. */
+	for (size_t k = 0; k < s.set.n_bad; k++) {
+		struct drgw_drill d = { .started_ns = drgw_now_ns(),
+					.pattern = (char *)"-",
+					.name = s.set.bad[k].key,
+					.issues = s.set.bad[k].why };
+
+		if (a.only_backend &&
+		    strcmp(a.only_backend, s.gw->backend_names[s.set.bad[k].backend]))
+			continue;
+		drgw_strlcpy(d.backend, s.gw->backend_names[s.set.bad[k].backend],
+			     sizeof(d.backend));
+		drill_report(&x, &d);
+	}
 	if (x.json)
 		drgw_cli_print_json(x.json);
 	else
@@ -806,7 +844,7 @@ static const struct drgw_location *check_copy(struct session *s,
 	for (size_t l = 0; sn && l < sn->n_locs; l++) {
 		if (sn->locs[l].backend != target)
 			continue;
-		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, true, sha, err) < 0)
+		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, sha, err) < 0)
 			return NULL;
 		return &sn->locs[l];
 	}

@@ -27,16 +27,18 @@
 
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
-#define EXIT_CHECK_FAILED 4
+#define EXIT_PRUNE_FAILED 4
+#define EXIT_CHECK_FAILED 5
 /* How long a command gets to exit after our SIGTERM before SIGKILL. */
 #define CHILD_TERM_GRACE_NS (30 * NSEC_PER_SEC)
 
-enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS };
+enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS, OPT_PRUNE };
 
 static const struct cli_opt run_opts[] = {
 	{ "mount", required_argument, OPT_MOUNT, 0 },
 	{ "min-backends", required_argument, OPT_MIN_BACKENDS, 0 },
 	{ "options", required_argument, OPT_OPTIONS, 'o' },
+	{ "prune", no_argument, OPT_PRUNE, 0 },
 	{ 0 },
 };
 
@@ -51,21 +53,26 @@ static const struct cli_cmd run_cmd = {
 		"follows, bounded by --drain-timeout.\n\n"
 		"exit status:\n"
 		"  COMMAND's status  (128+N if it was killed by signal N)\n"
-		"  4                 COMMAND succeeded but a snapshot it wrote failed its\n"
+		"  5                 COMMAND succeeded but a snapshot it wrote failed its\n"
 		"                    SQLite check (check-sqlite; drgw ls shows which and\n"
-		"                    why); it is replicated anyway\n"
+		"                    why); it is replicated anyway, and --prune does not\n"
+		"                    run\n"
 		"  3                 COMMAND succeeded but replication did not finish\n"
 		"                    within --drain-timeout; the queue stays in the\n"
 		"                    cache directory and the next run or mount finishes it\n"
+		"  4                 with --prune: everything is replicated, but the\n"
+		"                    prune of a backend failed (the log says why)\n"
 		"  1                 drgw failed (mount, configuration)\n"
-		"  2                 usage error",
+		"  2                 usage error (also: --prune without a policy)",
 	.opts = run_opts,
 	.opts_help = "options:\n"
 		     "  --mount DIR        where to mount the gateway (required)\n"
 		     "  --min-backends K   enough when each snapshot is on K backends (default: all)\n"
-		     "  -o OPTS            extra FUSE mount options\n",
+		     "  -o OPTS            extra FUSE mount options\n"
+		     "  --prune            after a successful backup and drain (only then), apply\n"
+		     "                     each backend's retention policy, as drgw prune does\n",
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
-		  CLI_COMMON_DAEMON,
+		  CLI_COMMON_DAEMON | CLI_COMMON_POLICY,
 };
 
 struct run {
@@ -73,6 +80,7 @@ struct run {
 	const char *mountpoint;
 	const char *fuse_options;
 	unsigned min_backends;
+	bool prune;
 	char **argv;
 	int64_t start_ns; /* versions sealed since are this run's */
 
@@ -103,6 +111,9 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_OPTIONS:
 		s->fuse_options = value;
+		return 0;
+	case OPT_PRUNE:
+		s->prune = true;
 		return 0;
 	}
 	return -EINVAL;
@@ -197,10 +208,7 @@ static void stop_child(struct run *s)
 
 static uint64_t pending(struct drgw_gateway *gw, const struct run *s)
 {
-	uint64_t n = 1;
-
-	drgw_catalog_run_pending(gw->cat, s->min_backends, &n);
-	return n;
+	return drgw_gateway_run_pending(gw, s->min_backends);
 }
 
 static bool replicated(struct drgw_gateway *gw, void *arg)
@@ -246,6 +254,7 @@ int drgw_cmd_run(int argc, char **argv)
 	struct drgw_config cfg;
 	struct drgw_mount_opts mo = { .foreground = true, .started = started };
 	struct drgw_err err = { 0 };
+	struct drgw_prune_cli pc = { .quiet = true };
 	int i, r, status = 0;
 	uint64_t left;
 
@@ -264,13 +273,16 @@ int drgw_cmd_run(int argc, char **argv)
 	}
 	s.argv = argv + i;
 	s.start_ns = drgw_now_ns();
+	/* No policy is a usage error now, not after the backup. */
+	if (s.prune && (r = drgw_cli_prune_check("run", &cfg, &pc)) != 0)
+		goto out;
 	drgw_cli_apply_log(&cfg);
 	if (drgw_daemon_open(&s.d, &cfg) < 0) {
 		r = 1;
 		goto out;
 	}
 	mo.mountpoint = s.mountpoint;
-	mo.allow_other = cfg.allow_other;
+	mo.allow_other = drgw_config_allow_other(&cfg, false);
 	mo.fuse_options = s.fuse_options;
 	mo.arg = &s;
 	r = drgw_fuse_run(drgw_fs_gateway_ops(), s.d.gw, &mo, &err);
@@ -288,6 +300,12 @@ int drgw_cmd_run(int argc, char **argv)
 	drgw_daemon_drain(&s.d, replicated, &s);
 	left = pending(s.d.gw, &s);
 	r = exit_code(&s, status, left);
+	/* Only after a backup that worked and is off the machine: a failing
+	 * backup job must never make the backends thinner. */
+	if (s.prune && r == 0 && drgw_cli_prune(s.d.gw, &pc) != 0)
+		r = EXIT_PRUNE_FAILED;
+	else if (s.prune && r != 0)
+		log_warning("not pruning: the backup did not succeed or is not replicated everywhere");
 	drgw_daemon_close(&s.d);
 out:
 	pthread_mutex_destroy(&s.lock);

@@ -19,7 +19,12 @@ void drgw_config_init(struct drgw_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
+	cfg->write_through_below = 1ULL << 30;
 	cfg->compression_level = 1;
+	cfg->incremental = true;
+	cfg->incremental_max_chain = 7;
+	cfg->incremental_max_changed = 50;
+	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
 	cfg->check_sqlite = DRGW_SQLCHECK_QUICK;
 	cfg->check_sqlite_timeout_ns = 600 * NSEC_PER_SEC;
@@ -29,12 +34,17 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
+	cfg->index_interval_ns = 300 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
+	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
 	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
-	cfg->allow_other = true;
+	cfg->allow_other = -1;
+	cfg->view_uid = -1;
+	cfg->view_gid = -1;
+	cfg->view_umask = 077;
 }
 
 static void backend_conf_release(struct drgw_backend_conf *b)
@@ -53,6 +63,13 @@ void drgw_config_release(struct drgw_config *cfg)
 	free(cfg->cache_dir);
 	for (size_t i = 0; i < cfg->n_key_files; i++)
 		free(cfg->key_files[i]);
+	for (size_t i = 0; i < cfg->n_recipients; i++)
+		free(cfg->recipients[i]);
+	for (size_t i = 0; i < cfg->n_recipient_files; i++)
+		free(cfg->recipient_files[i]);
+	for (size_t i = 0; i < cfg->n_identity_files; i++)
+		free(cfg->identity_files[i]);
+	free(cfg->repository);
 	free(cfg->plugin_dir);
 	for (size_t i = 0; i < cfg->n_backends; i++)
 		backend_conf_release(&cfg->backends[i]);
@@ -88,7 +105,15 @@ struct simple {
 
 static const struct simple simple_settings[] = {
 	{ "settle-delay", K_DURATION, FIELD(settle_ns), 0, 3600 * NSEC_PER_SEC },
+	{ "write-through-below", K_SIZE, FIELD(write_through_below), 0,
+	  INT64_MAX },
 	{ "compression-level", K_INT, FIELD(compression_level), -5, 19 },
+	{ "incremental", K_BOOL, FIELD(incremental), 0, 1 },
+	{ "incremental-max-chain", K_UINT, FIELD(incremental_max_chain), 1, 60 },
+	{ "incremental-max-changed", K_UINT, FIELD(incremental_max_changed), 1,
+	  100 },
+	{ "incremental-min-size", K_SIZE, FIELD(incremental_min_size), 0,
+	  INT64_MAX },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },
 	{ "check-sqlite-timeout", K_DURATION, FIELD(check_sqlite_timeout_ns), 0,
@@ -99,10 +124,18 @@ static const struct simple simple_settings[] = {
 	{ "retry-max", K_DURATION, FIELD(retry_max_ns), 0, 86400 * NSEC_PER_SEC },
 	{ "drain-timeout", K_DURATION, FIELD(drain_timeout_ns), 0,
 	  86400 * NSEC_PER_SEC },
+	{ "index-interval", K_DURATION, FIELD(index_interval_ns), 0,
+	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
+	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,
+	  3600 * NSEC_PER_SEC },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
+	{ "max-age", K_DURATION, FIELD(max_age_ns), 0, INT64_MAX },
+	{ "allow-older", K_BOOL, FIELD(allow_older), 0, 1 },
+	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
+	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
 };
 
@@ -169,9 +202,52 @@ static int set_simple(struct drgw_config *cfg, const struct simple *s,
 		*(int *)field = (int)v;
 		break;
 	case K_BOOL:
-		*(bool *)field = v != 0;
+		/* allow-other is the one tri-state (int, -1 unset). */
+		if (!strcmp(s->name, "allow-other"))
+			*(int *)field = v != 0;
+		else
+			*(bool *)field = v != 0;
 		break;
 	}
+	return 0;
+}
+
+bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view)
+{
+	return cfg->allow_other < 0 ? !restore_view : cfg->allow_other != 0;
+}
+
+/* "077", "0027": octal permission bits a umask may hold. */
+static int set_umask(struct drgw_config *cfg, const char *value,
+		     struct drgw_err *err)
+{
+	unsigned m = 0;
+	size_t i;
+
+	for (i = 0; value[i] >= '0' && value[i] <= '7' && i < 4; i++)
+		m = m * 8 + (unsigned)(value[i] - '0');
+	if (i == 0 || value[i] || m > 0777) {
+		drgw_err_set(err, "invalid umask '%s' (octal, e.g. 077 or 022)",
+			     value);
+		return -EINVAL;
+	}
+	cfg->view_umask = m;
+	return 0;
+}
+
+/* Appends value to a repeatable setting. */
+static int add_string(char **list, size_t *n, const char *name,
+		      const char *value, struct drgw_err *err)
+{
+	if (*n == DRGW_KEYRING_MAX_FILES) {
+		drgw_err_set(err, "too many %s settings (max %d)", name,
+			     DRGW_KEYRING_MAX_FILES);
+		return -E2BIG;
+	}
+	list[*n] = strdup(value);
+	if (!list[*n])
+		return -ENOMEM;
+	(*n)++;
 	return 0;
 }
 
@@ -205,6 +281,10 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	for (size_t i = 0; i < ARRAY_SIZE(simple_settings); i++)
 		if (!strcmp(name, simple_settings[i].name))
 			return set_simple(cfg, &simple_settings[i], value, err);
+	if (drgw_policy_key(name))
+		return drgw_policy_set(cfg->loading_file ? &cfg->policy :
+							   &cfg->cli_policy,
+				       name, value, err);
 
 	if (!strcmp(name, "cache") || !strcmp(name, "cache-dir")) {
 		if (value[0] != '/') {
@@ -214,17 +294,28 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		}
 		return set_string(&cfg->cache_dir, value);
 	}
-	if (!strcmp(name, "key-file")) {
-		if (cfg->n_key_files == DRGW_KEYRING_MAX_FILES) {
-			drgw_err_set(err, "too many key files (max %d)",
-				     DRGW_KEYRING_MAX_FILES);
-			return -E2BIG;
+	if (!strcmp(name, "key-file"))
+		return add_string(cfg->key_files, &cfg->n_key_files, name, value,
+				  err);
+	if (!strcmp(name, "recipient"))
+		return add_string(cfg->recipients, &cfg->n_recipients, name,
+				  value, err);
+	if (!strcmp(name, "recipient-file"))
+		return add_string(cfg->recipient_files, &cfg->n_recipient_files,
+				  name, value, err);
+	if (!strcmp(name, "identity"))
+		return add_string(cfg->identity_files, &cfg->n_identity_files,
+				  name, value, err);
+	if (!strcmp(name, "repository")) {
+		uint8_t id[16];
+
+		if (strlen(value) != 32 || drgw_unhex(value, id, sizeof(id)) < 0) {
+			drgw_err_set(err,
+				     "invalid repository '%s' (32 hex digits, as 'drgw status' shows)",
+				     value);
+			return -EINVAL;
 		}
-		cfg->key_files[cfg->n_key_files] = strdup(value);
-		if (!cfg->key_files[cfg->n_key_files])
-			return -ENOMEM;
-		cfg->n_key_files++;
-		return 0;
+		return set_string(&cfg->repository, value);
 	}
 	if (!strcmp(name, "plugin-dir"))
 		return set_string(&cfg->plugin_dir, value);
@@ -234,6 +325,8 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		return set_string(&cfg->metrics_listen, value);
 	if (!strcmp(name, "exclude"))
 		return add_exclude(cfg, value, err);
+	if (!strcmp(name, "umask"))
+		return set_umask(cfg, value, err);
 	if (!strcmp(name, "backend"))
 		return drgw_config_add_backend_arg(cfg, value, err);
 	if (!strcmp(name, "check-sqlite")) {
@@ -261,6 +354,27 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	}
 	drgw_err_set(err, "unknown setting '%s'", name);
 	return -ENOENT;
+}
+
+const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
+					     size_t i)
+{
+	if (cfg->cli_policy.set)
+		return &cfg->cli_policy;
+	if (i < cfg->n_backends && cfg->backends[i].policy.set)
+		return &cfg->backends[i].policy;
+	return &cfg->policy;
+}
+
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_backends; i++)
+		if (!strcmp(cfg->backends[i].name, name))
+			break;
+	return drgw_config_policy(cfg, i);
 }
 
 bool drgw_backend_name_ok(const char *name)
@@ -365,7 +479,14 @@ static int parse_query(struct drgw_backend_conf *b, const char *q,
 				     b->name, (int)len, q);
 			return -EINVAL;
 		}
-		r = drgw_backend_conf_add_option(b, k, v);
+		/* Retention is the gateway's business, not the plugin's. */
+		if (drgw_policy_key(k)) {
+			r = drgw_policy_set(&b->policy, k, v, err);
+			if (r < 0)
+				drgw_err_prefix(err, "backend %s", b->name);
+		} else {
+			r = drgw_backend_conf_add_option(b, k, v);
+		}
 		free(k);
 		free(v);
 		if (r < 0)
@@ -541,6 +662,8 @@ static int flush_backend(struct ini_ctx *x)
 	for (size_t i = 0; r == 0 && i < x->pending.n_options; i++)
 		r = drgw_backend_conf_add_option(b, x->pending.options[i].key,
 						 x->pending.options[i].value);
+	if (r == 0 && x->pending.policy.set)
+		b->policy = x->pending.policy;
 	backend_conf_release(&x->pending);
 	return r;
 }
@@ -588,6 +711,9 @@ static int on_ini(void *user, const char *section, const char *name,
 		}
 		if (!strcmp(name, "url")) {
 			r = drgw_config_add_backend(x->cfg, bname, value, x->err);
+		} else if (drgw_policy_key(name)) {
+			r = drgw_policy_set(&x->pending.policy, name, value,
+					    x->err);
 		} else {
 			r = drgw_backend_conf_add_option(&x->pending, name,
 							 value);
@@ -619,7 +745,9 @@ int drgw_config_load(struct drgw_config *cfg, const char *path,
 			     strerror(errno));
 		return -ENOENT;
 	}
+	cfg->loading_file = true;
 	line = ini_parse_stream(read_line, &x, on_ini, &x);
+	cfg->loading_file = false;
 	fclose(x.file);
 	if (x.r == 0)
 		x.r = flush_backend(&x);

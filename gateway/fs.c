@@ -80,6 +80,16 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
+/* Remembers the first write-back or fsync failure of the content. */
+static int note_error(struct handle *h, int r)
+{
+	int none = 0;
+
+	if (r < 0 && h->node)
+		atomic_compare_exchange_strong(&h->node->write_error, &none, -r);
+	return r;
+}
+
 /* New files belong to the caller, as on a local file system. */
 static void chown_to_caller(int dirfd, const char *path, int fd)
 {
@@ -214,6 +224,8 @@ static int gw_rename(const char *from, const char *to, unsigned int flags)
 	}
 	if (renameat2(gw->files_fd, rel(from), gw->files_fd, rel(to), flags) < 0)
 		return -errno;
+	if (S_ISREG(st.st_mode) && !(flags & RENAME_EXCHANGE))
+		drgw_catalog_rename_writing(gw->cat, rel(from), rel(to));
 	drgw_nodes_lock(gw->nodes);
 	if (flags & RENAME_EXCHANGE) {
 		/* Swap the two nodes through a name no file can have. */
@@ -326,6 +338,23 @@ static int gw_utimens(const char *path, const struct timespec tv[2],
 	return r < 0 ? -errno : 0;
 }
 
+/* With the writeback cache, write() returns once the page cache holds the
+ * data, and a disk that turns out to be full is reported only at fsync()
+ * or close() (SQLite: "disk I/O error").  When the cache disk runs low,
+ * new writers bypass the page cache instead, and write() itself fails
+ * with ENOSPC, as on any disk ("database or disk is full").  Journals,
+ * WAL and SHM files keep the page cache: SHM needs shared mmap, which
+ * direct I/O does not offer here. */
+static bool low_on_space(struct drgw_gateway *gw, const char *path)
+{
+	struct statvfs sv;
+
+	if (drgw_config_excluded(gw->cfg, path) ||
+	    fstatvfs(gw->files_fd, &sv) < 0)
+		return false;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < gw->cfg->write_through_below;
+}
+
 /* Opens path with flags; registers a writer on its node if writable. */
 static int open_handle(const char *path, int flags, mode_t mode, bool create,
 		       struct fuse_file_info *fi)
@@ -347,22 +376,31 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 	if (!h)
 		return -ENOMEM;
 	if (writable) {
+		bool first = false;
+
 		drgw_nodes_lock(gw->nodes);
 		h->node = drgw_nodes_get_locked(gw->nodes, rel(path));
 		if (h->node) {
-			h->node->writers++;
+			first = h->node->writers++ == 0;
 			h->node->seal_at = 0;
 			/* Counted as a change before any byte moves, so an
 			 * encoder reading the file right now discards it. */
 			atomic_fetch_add(&h->node->gen, 1);
-			if (create || (flags & O_TRUNC))
+			if (create || (flags & O_TRUNC)) {
+				/* New content: old failures are history. */
 				atomic_store(&h->node->dirty, true);
+				atomic_store(&h->node->write_error, 0);
+				h->node->unclean = false;
+			}
 		}
 		drgw_nodes_unlock(gw->nodes);
 		if (!h->node) {
 			free(h);
 			return -ENOMEM;
 		}
+		/* Known at the next start if we die before the release. */
+		if (first)
+			drgw_catalog_set_writing(gw->cat, rel(path), true);
 	}
 	fd = openat(gw->files_fd, rel(path), flags | O_CLOEXEC | O_NOFOLLOW,
 		    mode);
@@ -380,6 +418,8 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 	}
 	if (create)
 		chown_to_caller(gw->files_fd, rel(path), fd);
+	if (writable && low_on_space(gw, rel(path)))
+		fi->direct_io = 1;
 	h->fd = fd;
 	fi->fh = (uintptr_t)h;
 	track(h);
@@ -422,7 +462,8 @@ static int gw_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	dst.buf[0].fd = h->fd;
 	dst.buf[0].pos = off;
-	return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+	return note_error(h, (int)fuse_buf_copy(&dst, buf,
+						FUSE_BUF_SPLICE_NONBLOCK));
 }
 
 static int gw_statfs(const char *path, struct statvfs *st)
@@ -452,16 +493,23 @@ static int gw_flush(const char *path, struct fuse_file_info *fi)
 
 static void release_handle(struct drgw_gateway *gw, struct handle *h)
 {
+	char *closed = NULL;
+
 	close(h->fd);
 	if (h->node) {
 		drgw_nodes_lock(gw->nodes);
-		h->node->writers--;
+		if (--h->node->writers == 0 && !h->node->unlinked)
+			closed = strdup(h->node->path);
 		drgw_seal_schedule_locked(gw, h->node);
 		drgw_nodes_put_locked(gw->nodes, h->node);
 		drgw_nodes_unlock(gw->nodes);
 	}
+	if (closed)
+		drgw_catalog_set_writing(gw->cat, closed, false);
+	free(closed);
 	free(h);
 }
+
 
 static int gw_release(const char *path, struct fuse_file_info *fi)
 {
@@ -499,9 +547,10 @@ static void gw_destroy(void *private_data)
 
 static int gw_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	int fd = handle_of(fi)->fd;
+	struct handle *h = handle_of(fi);
 
-	return (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	return note_error(h, (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ?
+				     -errno : 0);
 }
 
 static int gw_opendir(const char *path, struct fuse_file_info *fi)

@@ -52,9 +52,11 @@ int drgw_httpd_parse_addr(const char *addr, struct sockaddr_storage *ret,
 
 	s4->sin_family = AF_INET;
 	s4->sin_port = htons((uint16_t)port);
-	if (!host[0] || !strcmp(host, "*"))
+	/* No host is loopback: every interface is a choice to make
+	 * explicitly ("*" or "0.0.0.0", e.g. for a Prometheus scrape). */
+	if (!strcmp(host, "*"))
 		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-	else if (!strcmp(host, "localhost"))
+	else if (!host[0] || !strcmp(host, "localhost"))
 		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
 		return -EINVAL;

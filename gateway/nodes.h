@@ -28,6 +28,12 @@ struct drgw_node {
 	unsigned refs;
 	unsigned writers;
 	int64_t seal_at; /* 0: no seal scheduled */
+	/* Sealing failed this many times in a row (a full cache disk): the
+	 * next try waits out a backoff, also while stopping. */
+	unsigned seal_failures;
+	/* Open for writing when a daemon stopped without a clean close
+	 * (known from the catalog at start): the content may be partial. */
+	bool unclean;
 	bool unlinked;
 	struct drgw_node *hash_next;
 
@@ -35,6 +41,9 @@ struct drgw_node {
 	atomic_uint_fast64_t gen;
 	atomic_bool dirty;
 	atomic_int_fast64_t last_write_ns;
+	/* First errno of a write-back or fsync that failed since the content
+	 * was last replaced (0: none): that content is not a good backup. */
+	atomic_int write_error;
 };
 
 struct drgw_nodes;

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,12 +70,18 @@ struct drgw_rfile {
 	unsigned refs;
 	unsigned opens;
 	uint64_t next_seq; /* chunk a sequential reader wants next */
+	/* An incremental object's references, opened on first use (NULL
+	 * until then), under src_lock. */
+	pthread_mutex_t src_lock;
+	struct drgw_rfile **srcs;
 };
 
 static void rfile_unref_locked(struct drgw_rfile *f)
 {
 	if (--f->refs)
 		return;
+	pthread_mutex_destroy(&f->src_lock);
+	free(f->srcs); /* closed by drgw_rfile_close() before */
 	drgw_obj_clear(&f->obj);
 	drgw_obj_index_clear(&f->idx);
 	free(f->key);
@@ -158,7 +165,7 @@ static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
 		  struct drgw_err *err)
 {
 	struct drgw_rfile *f = e->f;
-	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.meta.size,
+	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.ext.data_size,
 						    f->obj.chunk_size, e->index);
 	uint8_t *plain = malloc(plain_len ? plain_len : 1);
 	int r;
@@ -196,6 +203,19 @@ static void publish(struct drgw_reader *rd, struct centry *e, int r,
 
 /* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
  * with one ranged read, decodes and publishes each.  Without the lock. */
+/* Starts the deadline of one backend call on this thread; returns the
+ * previous one for end_call(). */
+static int64_t begin_call(const struct drgw_reader *rd)
+{
+	return drgw_backend_set_deadline(
+		rd->opts.deadline_ns ? drgw_mono_ns() + rd->opts.deadline_ns : 0);
+}
+
+static void end_call(int64_t old)
+{
+	drgw_backend_set_deadline(old);
+}
+
 static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
 {
 	struct drgw_rfile *f = es[0]->f;
@@ -206,8 +226,12 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
 	struct drgw_err err = { 0 };
 	int r = ct && dctx ? 0 : -ENOMEM;
 
-	if (r == 0)
+	if (r == 0) {
+		int64_t old = begin_call(rd);
+
 		r = drgw_backend_read(f->b, f->key, start, ct, total, &err);
+		end_call(old);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct centry *e = es[i];
 		uint64_t off = f->idx.offsets[e->index] - start;
@@ -274,7 +298,15 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 		rd->opts.readahead = (unsigned)(rd->opts.cache_bytes / (2u << 20));
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
-	pthread_cond_init(&rd->cond, NULL);
+	{
+		/* Timed waits run on the monotonic clock, like deadlines. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&rd->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&rd->job_cond, NULL);
 	rd->threads = calloc(rd->opts.threads, sizeof(*rd->threads));
 	if (!rd->threads) {
@@ -320,9 +352,10 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	uint64_t tail_off = object_size - tail_len;
 	struct drgw_obj_trailer t;
 	uint8_t *buf, *footer;
+	int64_t old;
 	int r;
 
-	if (object_size < DRGW_OBJ_HEADER_SIZE + DRGW_OBJ_TRAILER_SIZE) {
+	if (object_size < DRGW_OBJ_HEADER_FIXED + DRGW_OBJ_TRAILER2_SIZE) {
 		drgw_err_set(err, "object is too small to be a drgw object (%llu bytes): truncated",
 			     (unsigned long long)object_size);
 		return -EIO;
@@ -330,12 +363,13 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	buf = malloc(tail_len);
 	if (!buf)
 		return -ENOMEM;
+	old = begin_call(f->rd);
 	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
 	if (r == 0)
-		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
-					   object_size, &t, err);
+		r = drgw_obj_parse_tail(buf, tail_len, object_size, &t, err);
 	if (r == 0)
-		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+		r = drgw_obj_init_header(&f->obj, t.header, t.header_len,
+					 f->rd->kr, err);
 	if (r < 0)
 		goto out;
 	if (t.footer_off >= tail_off) {
@@ -356,6 +390,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		free(footer);
 	}
 out:
+	end_call(old);
 	free(buf);
 	return r;
 }
@@ -369,8 +404,10 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 
 	if (object_size == 0) {
 		struct drgw_object_info info;
+		int64_t old = begin_call(rd);
 
 		r = drgw_backend_stat(b, key, &info, err);
+		end_call(old);
 		if (r < 0)
 			return r;
 		object_size = info.size;
@@ -382,10 +419,16 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	f->b = b;
 	f->refs = 1;
 	f->opens = 1;
+	pthread_mutex_init(&f->src_lock, NULL);
 	f->key = strdup(key);
 	r = f->key ? open_tail(f, object_size, err) : -ENOMEM;
+	if (r == 0 && f->idx.ext.n_refs &&
+	    !(f->srcs = calloc(f->idx.ext.n_refs, sizeof(*f->srcs))))
+		r = -ENOMEM;
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
+		drgw_obj_index_clear(&f->idx);
+		pthread_mutex_destroy(&f->src_lock);
 		drgw_obj_clear(&f->obj);
 		free(f->key);
 		free(f);
@@ -402,7 +445,12 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
 
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 {
-	return f->obj.key_id;
+	return f->obj.opener;
+}
+
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f)
+{
+	return f->obj.kind;
 }
 
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
@@ -425,6 +473,17 @@ void drgw_rfile_close(struct drgw_rfile *f)
 	if (!f)
 		return;
 	rd = f->rd;
+	/* The last user of an incremental object lets its references go. */
+	pthread_mutex_lock(&rd->lock);
+	if (f->opens == 1 && f->srcs) {
+		pthread_mutex_unlock(&rd->lock);
+		for (size_t k = 0; k < f->idx.ext.n_refs; k++) {
+			drgw_rfile_close(f->srcs[k]);
+			f->srcs[k] = NULL;
+		}
+	} else {
+		pthread_mutex_unlock(&rd->lock);
+	}
 	pthread_mutex_lock(&rd->lock);
 	/* Its chunks are of no use to anyone else. */
 	for (struct centry *e = --f->opens ? NULL : rd->head, *next; e;
@@ -501,6 +560,24 @@ static void readahead_locked(struct drgw_rfile *f, uint64_t last)
 		free(j);
 }
 
+/* Waits on rd->cond (lock held) until until (CLOCK_MONOTONIC ns, 0: for
+ * ever); -ETIMEDOUT once it passed. */
+static int wait_deadline(struct drgw_reader *rd, int64_t until)
+{
+	struct timespec ts;
+
+	if (!until) {
+		pthread_cond_wait(&rd->cond, &rd->lock);
+		return 0;
+	}
+	if (drgw_mono_ns() >= until)
+		return -ETIMEDOUT;
+	ts.tv_sec = until / NSEC_PER_SEC;
+	ts.tv_nsec = until % NSEC_PER_SEC;
+	pthread_cond_timedwait(&rd->cond, &rd->lock, &ts);
+	return 0;
+}
+
 /* Returns chunk index pinned and READY, fetching it if needed.  A chunk
  * whose read-ahead failed is fetched once more by the reader itself: a
  * transient error in the background must not become an EIO. */
@@ -510,6 +587,10 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 	struct drgw_reader *rd = f->rd;
 	struct centry *e;
 	bool loaded_here = false;
+	int64_t wait_until = rd->opts.deadline_ns ?
+				     drgw_mono_ns() + rd->opts.deadline_ns +
+					     NSEC_PER_SEC :
+				     0;
 
 	pthread_mutex_lock(&rd->lock);
 	for (;;) {
@@ -530,8 +611,19 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 			lru_unlink(rd, e);
 			lru_push_front(rd, e);
 		}
-		while (e->state == C_LOADING)
-			pthread_cond_wait(&rd->cond, &rd->lock);
+		while (e->state == C_LOADING) {
+			/* Another thread fetches it; its call has the same
+			 * deadline, so waiting longer than that (plus a
+			 * little) means a plugin that ignores deadlines. */
+			if (wait_deadline(rd, wait_until) < 0) {
+				e->pins--;
+				pthread_mutex_unlock(&rd->lock);
+				drgw_err_set(err,
+					     "chunk %llu did not arrive within read-deadline",
+					     (unsigned long long)index);
+				return -ETIMEDOUT;
+			}
+		}
 		if (e->state != C_FAILED)
 			break;
 		/* Drop it once the last waiter saw the error. */
@@ -561,11 +653,12 @@ static void unpin(struct drgw_reader *rd, struct centry *e)
 	pthread_mutex_unlock(&rd->lock);
 }
 
-ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
-			 uint64_t off, struct drgw_err *err)
+/* Reads len bytes of f's data (its chunks' plaintext) at off. */
+static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
+			  uint64_t off, struct drgw_err *err)
 {
 	struct drgw_reader *rd = f->rd;
-	uint64_t size = f->idx.meta.size, cs = f->obj.chunk_size;
+	uint64_t size = f->idx.ext.data_size, cs = f->obj.chunk_size;
 	uint64_t first, last;
 	size_t done = 0;
 
@@ -606,14 +699,112 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
+/* Reference k of incremental f, opened on first use on f's backend and
+ * checked against the pin in f's footer: the header hash (its id, file
+ * key and repository), its data size. */
+static int open_ref(struct drgw_rfile *f, size_t k, struct drgw_rfile **ret,
+		    struct drgw_err *err)
+{
+	const struct drgw_obj_ref *rf = &f->idx.ext.refs[k];
+	struct drgw_rfile *src = NULL;
+	char key[DRGW_OBJ_VID_MAX + 8];
+	uint8_t hsha[32];
+	int r = 0;
+
+	pthread_mutex_lock(&f->src_lock);
+	if (!f->srcs[k]) {
+		snprintf(key, sizeof(key), "%s.drgw", rf->vid);
+		r = drgw_rfile_open(f->rd, f->b, key, 0, &src, err);
+		if (r == -ENOENT)
+			drgw_err_set(err,
+				     "version %s, which %s takes blocks from, is missing on %s",
+				     rf->vid, f->idx.meta.vid, f->b->name);
+		if (r == 0) {
+			drgw_obj_header_hash(&src->obj, hsha);
+			if (memcmp(hsha, rf->header_sha256, 32) ||
+			    memcmp(src->obj.object_id, rf->object_id, 16) ||
+			    src->idx.ext.data_size != rf->data_size ||
+			    memcmp(src->obj.repo, f->obj.repo, DRGW_REPO_ID_BYTES)) {
+				drgw_err_set(err,
+					     "%s on %s is not the version %s of %s takes blocks from (substituted, stale or of another repository)",
+					     key, f->b->name, rf->vid,
+					     f->idx.meta.name);
+				drgw_rfile_close(src);
+				r = -EIO;
+			} else {
+				f->srcs[k] = src;
+			}
+		}
+	}
+	*ret = f->srcs[k];
+	pthread_mutex_unlock(&f->src_lock);
+	return r;
+}
+
+/* Index of the extent of f that holds file offset off. */
+static size_t find_extent(const struct drgw_rfile *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->idx.ext.n_extents;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->idx.ext.extents[mid].file_off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
+			 uint64_t off, struct drgw_err *err)
+{
+	uint64_t size = f->idx.meta.size;
+	size_t done = 0;
+
+	if (!f->idx.ext.extents)
+		return data_pread(f, buf, len, off, err);
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	/* An incremental object: each piece of the range comes from the
+	 * data of the object its extent names. */
+	for (size_t e = find_extent(f, off); done < len; e++) {
+		const struct drgw_obj_extent *x = &f->idx.ext.extents[e];
+		uint64_t at = off + done, in = at - x->file_off;
+		size_t n = x->len - in < len - done ? (size_t)(x->len - in) :
+						      len - done;
+		struct drgw_rfile *src = f;
+		ssize_t got;
+		int r;
+
+		if (x->src && (r = open_ref(f, x->src - 1u, &src, err)) < 0)
+			return r;
+		got = data_pread(src, (char *)buf + done, n, x->src_off + in,
+				 err);
+		if (got < 0)
+			return got;
+		if ((size_t)got != n) {
+			drgw_err_set(err, "%s ended early", src->key);
+			return -EIO;
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
 int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err)
 {
-	uint8_t h[DRGW_OBJ_HEADER_SIZE];
-	int r = drgw_backend_read(f->b, f->key, 0, h, sizeof(h), err);
+	uint8_t h[DRGW_OBJ_HEADER_MAX];
+	int64_t old = begin_call(f->rd);
+	int r = drgw_backend_read(f->b, f->key, 0, h, f->obj.header_len, err);
 
+	end_call(old);
 	if (r < 0)
 		return r;
-	if (memcmp(h, f->obj.header, sizeof(h))) {
+	if (memcmp(h, f->obj.header, f->obj.header_len)) {
 		drgw_err_set(err,
 			     "object header does not match its trailer: corrupt object");
 		return -EIO;

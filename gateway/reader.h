@@ -29,6 +29,10 @@ struct drgw_reader_opts {
 	unsigned readahead;
 	/* Fetch threads. */
 	unsigned threads;
+	/* How long one read from a backend may take, all retries included,
+	 * before it fails with -ETIMEDOUT (so a caller can try the next
+	 * backend); 0 for no limit. */
+	int64_t deadline_ns;
 };
 
 int drgw_reader_new(const struct drgw_reader_opts *opts,
@@ -41,8 +45,11 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
-/* Id of the key the object was written with. */
+/* What opened the object: the id of a master key or the tag of an
+ * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
+/* DRGW_OBJ_SNAPSHOT or DRGW_OBJ_INDEX. */
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);
 /* Reads len plaintext bytes at off; returns the count (short only at the

@@ -69,6 +69,7 @@ static int on_key(void *arg, const char *key,
 	s->items[s->n].backend = s->backend;
 	drgw_strlcpy(s->items[s->n].key, key, sizeof(s->items[s->n].key));
 	s->items[s->n].info = *info;
+	drgw_backend_clean_info(s->gw->backends[s->backend], &s->items[s->n].info);
 	s->n++;
 	return 0;
 }
@@ -87,7 +88,8 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 				    f->key, f->info.size, f->info.etag, &o) < 0)
 		return -ENOENT;
 	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
-	    !drgw_keyring_find(&gw->keys, id)) {
+	    (!drgw_keyring_find(&gw->keys, id) &&
+	     !drgw_keyring_find_identity(&gw->keys, id))) {
 		drgw_remote_object_release(&o);
 		return -ENOENT;
 	}
@@ -103,6 +105,9 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 	m->created_ns = o.created_ns;
 	m->mode = o.mode;
 	drgw_unhex(o.sha256, m->sha256, sizeof(m->sha256));
+	m->version = o.repo[0] ? 2 : 1;
+	if (o.repo[0])
+		drgw_unhex(o.repo, m->repo, sizeof(m->repo));
 	drgw_remote_object_release(&o);
 	f->meta = m;
 	return 0;
@@ -125,6 +130,8 @@ static void to_cache(struct drgw_gateway *gw, const struct found *f,
 	o.mode = f->meta->mode;
 	drgw_hex(f->meta->sha256, 32, o.sha256);
 	drgw_key_id_hex(key_id, o.key_id);
+	if (f->meta->version == 2)
+		drgw_hex(f->meta->repo, sizeof(f->meta->repo), o.repo);
 	drgw_catalog_put_remote(gw->cat, &o);
 }
 
@@ -264,6 +271,80 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	loc->backend = f->backend;
 	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
 	loc->object_size = f->info.size;
+	loc->retain_until_ns = f->info.retain_until_ns;
+	loc->lock_flags = f->info.lock_flags;
+	return 0;
+}
+
+/*
+ * Objects of format version 2 name their repository (authenticated).  A
+ * reader that knows its own (the repository setting, or a writer's
+ * catalog) refuses the others as foreign; one that does not takes the
+ * only repository present, and refuses to guess between several.
+ * Version-1 objects carry none and always pass.
+ */
+static int check_repository(struct drgw_gateway *gw,
+			    struct drgw_remote_set *set, struct drgw_err *err)
+{
+	char want[33], have[33];
+	size_t kept = 0;
+
+	if (!gw->have_repo) {
+		const uint8_t *first = NULL;
+		size_t n_first = 0, n_other = 0;
+		char other[33] = "";
+
+		for (size_t i = 0; i < set->n; i++) {
+			const struct drgw_obj_meta *m = &set->snaps[i].meta;
+
+			if (m->version != 2)
+				continue;
+			if (!first)
+				first = m->repo;
+			if (!memcmp(first, m->repo, DRGW_REPO_ID_BYTES)) {
+				n_first++;
+			} else if (!n_other++) {
+				drgw_hex(m->repo, DRGW_REPO_ID_BYTES, other);
+			}
+		}
+		if (n_other) {
+			drgw_hex(first, DRGW_REPO_ID_BYTES, have);
+			drgw_err_set(err,
+				     "the backends hold objects of more than one repository (%s: %zu versions, %s and others: %zu); choose one with --repository",
+				     have, n_first, other, n_other);
+			return -EINVAL;
+		}
+		if (!first)
+			return 0;
+		memcpy(gw->repo_id, first, DRGW_REPO_ID_BYTES);
+		gw->have_repo = true;
+		gw->repo_source = "the only one on the backends";
+		return 0;
+	}
+	drgw_hex(gw->repo_id, DRGW_REPO_ID_BYTES, want);
+	for (size_t i = 0; i < set->n; i++) {
+		struct drgw_snapshot *s = &set->snaps[i];
+
+		if (s->meta.version == 2 &&
+		    memcmp(s->meta.repo, gw->repo_id, DRGW_REPO_ID_BYTES)) {
+			struct drgw_bad_object *p = realloc(
+				set->bad, (set->n_bad + 1) * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			set->bad = p;
+			p += set->n_bad++;
+			p->backend = s->locs[0].backend;
+			drgw_strlcpy(p->key, s->locs[0].key, sizeof(p->key));
+			drgw_hex(s->meta.repo, DRGW_REPO_ID_BYTES, have);
+			snprintf(p->why, sizeof(p->why),
+				 "%s on %s belongs to repository %s, not to this one (%s): copied from another deployment?",
+				 p->key, gw->backend_names[p->backend], have, want);
+			continue;
+		}
+		set->snaps[kept++] = *s;
+	}
+	set->n = kept;
 	return 0;
 }
 
@@ -291,11 +372,11 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			continue;
 		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
 		if (r < 0) {
-			if (!set.n_unreachable++)
-				snprintf(set.first_unreachable,
-					 sizeof(set.first_unreachable),
-					 "backend %s: %s", gw->backend_names[b],
-					 e.msg);
+			set.unreachable[set.n_unreachable].backend = b;
+			drgw_strlcpy(set.unreachable[set.n_unreachable].why,
+				     e.msg,
+				     sizeof(set.unreachable[0].why));
+			set.n_unreachable++;
 			free(s.items);
 			r = 0;
 			continue;
@@ -325,10 +406,16 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			break;
 	}
 	if (r == 0 && listed == 0) {
-		drgw_err_set(err, "no backend could be listed: %s",
-			     set.first_unreachable);
+		drgw_err_set(err, "no backend could be listed: backend %s: %s",
+			     gw->backend_names[set.unreachable[0].backend],
+			     set.unreachable[0].why);
 		r = -EHOSTUNREACH;
 	}
+	if (r < 0) {
+		drgw_remote_set_release(&set);
+		return r;
+	}
+	r = check_repository(gw, &set, err);
 	if (r < 0) {
 		drgw_remote_set_release(&set);
 		return r;
@@ -377,6 +464,55 @@ const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 			best = s; /* sorted: the last match is the newest */
 	}
 	return best;
+}
+
+void drgw_remote_warn_unreachable(const struct drgw_remote_set *set,
+				  const struct drgw_gateway *gw,
+				  void (*warn)(void *arg, const char *line),
+				  void *arg)
+{
+	char line[800];
+
+	for (size_t i = 0; i < set->n_unreachable; i++) {
+		snprintf(line, sizeof(line),
+			 "backend %s could not be listed, so what only it holds is missing and an older version may be served as the newest: %s",
+			 gw->backend_names[set->unreachable[i].backend],
+			 set->unreachable[i].why);
+		warn(arg, line);
+	}
+}
+
+int drgw_remote_check_fresh(struct drgw_gateway *gw,
+			    const struct drgw_snapshot *s, int64_t max_age_ns,
+			    struct drgw_err *err)
+{
+	struct drgw_version v = { 0 };
+	int64_t now = drgw_now_ns();
+	char when[32], age[32];
+	bool newer;
+
+	if (max_age_ns > 0 && now - s->meta.created_ns > max_age_ns) {
+		drgw_format_time(s->meta.created_ns, when, sizeof(when));
+		drgw_format_duration(now - s->meta.created_ns, age, sizeof(age));
+		drgw_err_set(err,
+			     "the newest version of %s on the backends (%s) was sealed at %s, %s ago, more than --max-age allows: newer ones were deleted, rolled back or are on a backend that is not listed",
+			     s->meta.name, s->meta.vid, when, age);
+		return -ESTALE;
+	}
+	if (!gw->cat ||
+	    drgw_catalog_newest_replicated(gw->cat, s->meta.name,
+					   gw->backend_names, gw->n_backends,
+					   &v) < 0)
+		return 0;
+	newer = v.created_ns > s->meta.created_ns;
+	if (newer) {
+		drgw_format_time(v.created_ns, when, sizeof(when));
+		drgw_err_set(err,
+			     "the catalog says version %s of %s (sealed %s) was replicated, but the newest the backends hold is %s: it was deleted, rolled back or is on a backend that is not listed (--allow-older restores the older one)",
+			     v.vid, s->meta.name, when, s->meta.vid);
+	}
+	drgw_version_release(&v);
+	return newer ? -ESTALE : 0;
 }
 
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,

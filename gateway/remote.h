@@ -19,6 +19,9 @@ struct drgw_location {
 	size_t backend; /* index into gw->backends */
 	char key[80];
 	uint64_t object_size;
+	/* What the listing said about locks (DRGW_LOCK_* of backend.h). */
+	int64_t retain_until_ns;
+	uint32_t lock_flags;
 };
 
 struct drgw_snapshot {
@@ -41,9 +44,13 @@ struct drgw_remote_set {
 	/* Objects that could not be opened (foreign, corrupt, other key). */
 	struct drgw_bad_object *bad;
 	size_t n_bad;
-	/* Backends that could not be listed. */
+	/* Backends that could not be listed: what they hold is missing from
+	 * the set, so "the newest version" may be an older one. */
+	struct {
+		size_t backend;
+		char why[512];
+	} unreachable[DRGW_MAX_BACKENDS];
 	size_t n_unreachable;
-	char first_unreachable[512];
 };
 
 /* Scans every backend of gw.  Fails only if no backend could be listed.
@@ -72,5 +79,23 @@ int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_rfile **ret, struct drgw_err *err);
 /* True if s is the newest version of its name in the set. */
 bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i);
+
+/* Calls warn(arg, line) once per backend that could not be listed, with
+ * a line that names it and says what that means for a restore. */
+void drgw_remote_warn_unreachable(const struct drgw_remote_set *set,
+				  const struct drgw_gateway *gw,
+				  void (*warn)(void *arg, const char *line),
+				  void *arg);
+
+/*
+ * Is s safe to restore as "the newest version of its name"?  -ESTALE with
+ * the reason in err when it is older than max_age_ns (0: no limit), or
+ * when gw's catalog (a writer's cache, if one was given) knows a newer
+ * version of the name that was replicated: then objects were deleted or
+ * rolled back, or the backend holding the newer one was not listed.
+ */
+int drgw_remote_check_fresh(struct drgw_gateway *gw,
+			    const struct drgw_snapshot *s, int64_t max_age_ns,
+			    struct drgw_err *err);
 
 #endif

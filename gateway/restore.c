@@ -24,11 +24,12 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 	ret->cache_bytes = cfg->read_cache_bytes;
 	ret->readahead = cfg->readahead_chunks;
 	ret->threads = cfg->fetch_threads;
+	ret->deadline_ns = cfg->read_deadline_ns;
 }
 
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
-		      bool check_header, uint8_t ret_sha256[32],
+		      uint8_t ret_sha256[32],
 		      struct drgw_err *err)
 {
 	struct drgw_rfile *rf = NULL;
@@ -44,7 +45,9 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 	r = drgw_remote_open(gw, rd, s, loc, &rf, err);
 	if (r < 0)
 		goto out;
-	if (check_header && (r = drgw_rfile_check_header(rf, err)) < 0)
+	/* The header at offset 0 is never read otherwise: a full read
+	 * checks it against the trailer's copy (docs/FORMAT.md). */
+	if ((r = drgw_rfile_check_header(rf, err)) < 0)
 		goto out;
 	size = drgw_rfile_meta(rf)->size;
 	EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
@@ -164,15 +167,18 @@ out:
 	return r;
 }
 
-/* The verdict the catalog holds for version vid; NOT_CHECKED if unknown. */
+/* The verdict the catalog holds for version vid; NOT_CHECKED if unknown.
+ * *ret_good: it passed and is not marked incomplete either. */
 static struct drgw_sqlcheck_result verdict_of(struct drgw_catalog *cat,
-					      const char *vid)
+					      const char *vid, bool *ret_good)
 {
 	struct drgw_sqlcheck_result res = { 0 };
 	struct drgw_version v;
 
+	*ret_good = false;
 	if (drgw_catalog_get_version(cat, vid, &v) == 0) {
 		res = v.check;
+		*ret_good = res.verdict == DRGW_SQLCHECK_OK && !v.problem;
 		drgw_version_release(&v);
 	}
 	return res;
@@ -187,10 +193,11 @@ bool drgw_restore_check_warning(struct drgw_catalog *cat,
 	const struct drgw_snapshot *best = NULL;
 	char what[sizeof(res.message) + 64], when[40];
 	char *pattern;
+	bool good;
 
 	if (!cat)
 		return false;
-	res = verdict_of(cat, s->meta.vid);
+	res = verdict_of(cat, s->meta.vid, &good);
 	if (!drgw_sqlcheck_failed(res.verdict))
 		return false;
 	drgw_sqlcheck_describe(&res, what, sizeof(what));
@@ -202,9 +209,11 @@ bool drgw_restore_check_warning(struct drgw_catalog *cat,
 		if (best && o->meta.created_ns <= best->meta.created_ns)
 			continue;
 		p = drgw_name_pattern(o->meta.name);
-		if (p && !strcmp(p, pattern) &&
-		    verdict_of(cat, o->meta.vid).verdict == DRGW_SQLCHECK_OK)
-			best = o;
+		if (p && !strcmp(p, pattern)) {
+			verdict_of(cat, o->meta.vid, &good);
+			if (good)
+				best = o;
+		}
 		free(p);
 	}
 	if (best) {

@@ -30,7 +30,7 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
  */
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
-		      bool check_header, uint8_t ret_sha256[32],
+		      uint8_t ret_sha256[32],
 		      struct drgw_err *err);
 
 /*

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs.h"
 #include "log.h"
@@ -44,6 +45,10 @@ struct drgw_restore_view {
 	struct rnode *root;
 	uint64_t next_ino;
 	int64_t mount_ns;
+	/* Owner and the permission bits of every node (see fill_stat). */
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
 	pthread_mutex_t lock;
 };
 
@@ -169,6 +174,11 @@ static void free_tree(struct rnode *n)
 	free(n);
 }
 
+static void log_line(void *arg, const char *line)
+{
+	log_warning("%s", line);
+}
+
 int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 			  struct drgw_restore_view **ret, struct drgw_err *err)
 {
@@ -181,6 +191,9 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 	v->gw = gw;
 	v->rd = rd;
 	v->mount_ns = drgw_now_ns();
+	v->uid = gw->cfg->view_uid >= 0 ? (uid_t)gw->cfg->view_uid : getuid();
+	v->gid = gw->cfg->view_gid >= 0 ? (gid_t)gw->cfg->view_gid : getgid();
+	v->umask = gw->cfg->view_umask;
 	pthread_mutex_init(&v->lock, NULL);
 	v->root = new_rnode(v, "", 0, true);
 	if (!v->root) {
@@ -192,9 +205,18 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 		r = drgw_remote_require_readable(&v->set, err);
 	if (r < 0)
 		goto fail;
+	drgw_remote_warn_unreachable(&v->set, gw, log_line, NULL);
 	for (size_t i = 0; i < v->set.n; i++) {
+		struct drgw_err stale = { 0 };
+
 		if (!drgw_remote_is_latest(&v->set, i))
 			continue;
+		if (!gw->cfg->allow_older &&
+		    drgw_remote_check_fresh(gw, &v->set.snaps[i],
+					    gw->cfg->max_age_ns, &stale) < 0) {
+			log_error("not shown: %s", stale.msg);
+			continue;
+		}
 		r = place(v, &v->set.snaps[i]);
 		if (r < 0)
 			goto fail;
@@ -205,8 +227,6 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 		 shown, v->set.n, gw->n_backends);
 	for (size_t i = 0; i < v->set.n_bad; i++)
 		log_warning("not shown: %s", v->set.bad[i].why);
-	if (v->set.n_unreachable)
-		log_warning("%s", v->set.first_unreachable);
 	*ret = v;
 	return 0;
 fail:
@@ -248,14 +268,20 @@ static void fill_stat(const struct drgw_restore_view *v, const struct rnode *n,
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
+	st->st_uid = v->uid;
+	st->st_gid = v->gid;
+	/* The view's owner may always read.  Group and others get read
+	 * access only where the umask allows it and, for files, only where
+	 * the original granted it: a restore never widens a backup's mode,
+	 * and set-id bits never appear (the owner is not the original one). */
 	if (n->is_dir) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | 0500 | (0555 & ~v->umask);
 		st->st_nlink = 2;
 		st->st_mtim.tv_sec = v->mount_ns / NSEC_PER_SEC;
 	} else {
 		const struct drgw_obj_meta *m = &n->snap->meta;
 
-		st->st_mode = S_IFREG | (m->mode & 0444 ? m->mode & 0444 : 0444);
+		st->st_mode = S_IFREG | 0400 | (m->mode & 0044 & ~v->umask);
 		st->st_nlink = 1;
 		st->st_size = (off_t)m->size;
 		st->st_blocks = (blkcnt_t)((m->size + 511) / 512);

@@ -23,6 +23,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "testhook.h"
 
 void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n)
 {
@@ -34,7 +35,7 @@ void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n)
 }
 
 /* "20261125T231858Z-1f2e3d4c": sorts by time, unique per gateway. */
-static void make_vid(int64_t now_ns, char *buf, size_t size)
+void drgw_make_vid(int64_t now_ns, char *buf, size_t size)
 {
 	time_t t = (time_t)(now_ns / NSEC_PER_SEC);
 	struct tm tm;
@@ -59,16 +60,69 @@ static int stat_beneath(struct drgw_gateway *gw, const char *path,
 	return r;
 }
 
-static void seal_one(struct drgw_gateway *gw, const char *path)
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * NSEC_PER_SEC + ts->tv_nsec;
+}
+
+void drgw_version_stamp(struct drgw_version *v, const struct stat *st)
+{
+	v->size = (uint64_t)st->st_size;
+	v->mtime_ns = ts_ns(&st->st_mtim);
+	v->ctime_ns = ts_ns(&st->st_ctim);
+	/* Permission bits only: a restore never recreates set-uid, set-gid
+	 * or sticky bits (it does not restore the owner either). */
+	v->mode = st->st_mode & 0777;
+}
+
+bool drgw_version_matches_file(const struct drgw_version *v,
+			       const struct stat *st)
+{
+	/* Versions sealed before ctime was recorded compare as they did. */
+	return v->size == (uint64_t)st->st_size &&
+	       v->mtime_ns == ts_ns(&st->st_mtim) &&
+	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
+}
+
+/* Why the content of path may not be a good backup, from what the mount
+ * saw happen to it; "" if nothing went wrong. */
+static void problem(struct drgw_gateway *gw, const char *path, char *buf,
+		    size_t size)
+{
+	struct drgw_node *n;
+	bool unclean = false;
+	int e = 0;
+
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_find_locked(gw->nodes, path);
+	if (n) {
+		unclean = n->unclean;
+		e = atomic_load(&n->write_error);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	buf[0] = '\0';
+	if (e)
+		snprintf(buf, size,
+			 "incomplete: writing it failed (%s); the writer saw an error at write, fsync or close",
+			 strerror(e));
+	else if (unclean)
+		snprintf(buf, size,
+			 "incomplete: drgw stopped while it was open for writing, so data the writer had not fsynced may be missing");
+}
+
+/* Seals path.  A negative errno when the catalog could not record it
+ * and it must be tried again later; every other outcome is final. */
+static int seal_one(struct drgw_gateway *gw, const char *path)
 {
 	struct drgw_version v = { 0 }, last = { 0 };
+	char problem_buf[256];
 	int64_t now = drgw_now_ns();
 	struct stat st;
 	int r;
 
 	if (stat_beneath(gw, path, &st) < 0 || !S_ISREG(st.st_mode)) {
 		drgw_catalog_set_settling(gw->cat, path, false);
-		return;
+		return 0;
 	}
 	/* Refused now, not found out at restore time: the object format
 	 * (docs/FORMAT.md) only carries names every reader accepts. */
@@ -76,45 +130,95 @@ static void seal_one(struct drgw_gateway *gw, const char *path)
 		log_error("not backing up a file whose name is not valid UTF-8 or has control characters (%zu bytes); rename it",
 			  strlen(path));
 		drgw_catalog_set_settling(gw->cat, path, false);
-		return;
+		return 0;
 	}
 	r = drgw_catalog_latest_version(gw->cat, path, &last);
+	if (r < 0 && r != -ENOENT)
+		goto retry;
 	if (r == 0 && last.state == DRGW_VERSION_SEALED) {
-		drgw_catalog_reschedule_version(gw->cat, last.id, 0);
-		drgw_catalog_set_settling(gw->cat, path, false);
+		r = drgw_catalog_reschedule_version(gw->cat, last.id, 0);
 		drgw_version_release(&last);
+		if (r < 0)
+			goto retry;
+		drgw_catalog_set_settling(gw->cat, path, false);
 		drgw_gateway_kick_encoder(gw);
-		return;
+		return 0;
 	}
-	if (r == 0 && last.size == (uint64_t)st.st_size &&
-	    last.mtime_ns == (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC +
-				     st.st_mtim.tv_nsec) {
+	if (r == 0 && drgw_version_matches_file(&last, &st)) {
 		/* Opened for writing but left as it was. */
 		drgw_catalog_set_settling(gw->cat, path, false);
 		drgw_version_release(&last);
-		return;
+		return 0;
 	}
 	drgw_version_release(&last);
 
-	make_vid(now, v.vid, sizeof(v.vid));
+	drgw_make_vid(now, v.vid, sizeof(v.vid));
 	v.name = (char *)path;
-	v.size = (uint64_t)st.st_size;
-	v.mtime_ns = (int64_t)st.st_mtim.tv_sec * NSEC_PER_SEC + st.st_mtim.tv_nsec;
-	v.mode = st.st_mode & 07777;
+	drgw_version_stamp(&v, &st);
 	v.created_ns = now;
+	problem(gw, path, v.problem = problem_buf, sizeof(problem_buf));
+	if (!problem_buf[0])
+		v.problem = NULL;
+	drgw_test_point("seal-before-record");
 	r = drgw_catalog_add_version(gw->cat, &v);
-	if (r < 0) {
-		/* The file stays as it is; the next start's scan seals it. */
-		log_error("cannot record snapshot %s in the catalog: %s", path,
-			  strerror(-r));
+	if (r < 0)
+		goto retry;
+	drgw_test_point("seal-recorded");
+	if (v.problem)
+		log_warning("sealed %s as version %s (%llu bytes), but it is not a good backup: %s",
+			    path, v.vid, (unsigned long long)v.size, v.problem);
+	else
+		log_info("sealed %s as version %s (%llu bytes)", path, v.vid,
+			 (unsigned long long)v.size);
+	drgw_gateway_kick_encoder(gw);
+	return 0;
+retry:
+	return r;
+}
+
+/* Seals path, or arms its node to be tried again after a backoff. */
+static void seal_or_retry(struct drgw_gateway *gw, const char *path)
+{
+	struct drgw_node *n;
+	unsigned failures = 0;
+	int r = seal_one(gw, path);
+
+	if (r == 0) {
+		/* The sealed content carries its problems; new content
+		 * starts clean. */
+		drgw_nodes_lock(gw->nodes);
+		n = drgw_nodes_find_locked(gw->nodes, path);
+		if (n) {
+			n->seal_failures = 0;
+			n->unclean = false;
+			atomic_store(&n->write_error, 0);
+		}
+		drgw_nodes_unlock(gw->nodes);
 		return;
 	}
-	log_info("sealed %s as version %s (%llu bytes)", path, v.vid,
-		 (unsigned long long)v.size);
-	drgw_gateway_kick_encoder(gw);
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, path);
+	if (n) {
+		failures = n->seal_failures++;
+		atomic_store(&n->dirty, true);
+		/* Not drgw_seal_schedule_locked(): a writer may hold the file
+		 * open again, and its release re-arms the seal anyway. */
+		if (!n->writers)
+			n->seal_at = drgw_mono_ns() +
+				     drgw_gateway_backoff(gw, failures);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	/* The first failure is an error; repeats (a disk that stays full)
+	 * only warnings, so the log does not fill at error level. */
+	drgw_log(failures == 0 ? DRGW_LOG_ERROR : DRGW_LOG_WARNING,
+		 "cannot record snapshot %s in the catalog: %s; trying again",
+		 path, strerror(-r));
+	drgw_gateway_kick_sealer(gw);
 }
 
 struct due {
+	struct drgw_gateway *gw;
 	const struct drgw_config *cfg;
 	char **paths;
 	size_t n, cap;
@@ -136,7 +240,11 @@ static int collect_due(struct drgw_node *n, void *arg)
 		n->seal_at = 0;
 		return 0;
 	}
-	if (!d->stopping && at > d->now) {
+	/* Stopping seals at once, but a failed seal still waits out its
+	 * backoff: a full disk is not fixed by trying in a loop. */
+	if (d->stopping && !n->seal_failures)
+		at = d->now;
+	if (at > d->now) {
 		if (at < d->next)
 			d->next = at;
 		return 0;
@@ -154,10 +262,32 @@ static int collect_due(struct drgw_node *n, void *arg)
 	if (!d->paths[d->n])
 		return 0;
 	d->n++;
-	/* Cleared before sealing: a write from now on dirties it again. */
+	/* Cleared before sealing: a write from now on dirties it again.
+	 * Counted as in flight until sealed, so nobody sees it as done. */
 	n->seal_at = 0;
 	atomic_store(&n->dirty, false);
+	atomic_fetch_add(&d->gw->seals_in_flight, 1);
 	return 0;
+}
+
+static int count_unsealed(struct drgw_node *n, void *arg)
+{
+	if (n->seal_at && !n->unlinked)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+uint64_t drgw_seal_pending(struct drgw_gateway *gw)
+{
+	uint64_t n = 0;
+
+	if (!gw->nodes)
+		return 0;
+	drgw_nodes_lock(gw->nodes);
+	drgw_nodes_each_locked(gw->nodes, count_unsealed, &n);
+	n += atomic_load(&gw->seals_in_flight);
+	drgw_nodes_unlock(gw->nodes);
+	return n;
 }
 
 void *drgw_sealer_main(void *arg)
@@ -165,21 +295,24 @@ void *drgw_sealer_main(void *arg)
 	struct drgw_gateway *gw = arg;
 	uint64_t seen = 0;
 
-	for (;;) {
-		struct due d = { .cfg = gw->cfg, .now = drgw_mono_ns(),
-				 .next = INT64_MAX };
+	/* Runs until the gateway exits, not merely until sealing stopped:
+	 * a seal that failed keeps being retried while the drain lasts. */
+	while (!atomic_load(&gw->exiting)) {
+		struct due d = { .gw = gw, .cfg = gw->cfg,
+				 .now = drgw_mono_ns(), .next = INT64_MAX };
 
 		d.stopping = atomic_load(&gw->sealing_stopped);
 		drgw_nodes_lock(gw->nodes);
 		drgw_nodes_each_locked(gw->nodes, collect_due, &d);
 		drgw_nodes_unlock(gw->nodes);
 		for (size_t i = 0; i < d.n; i++) {
-			seal_one(gw, d.paths[i]);
+			seal_or_retry(gw, d.paths[i]);
+			atomic_fetch_sub(&gw->seals_in_flight, 1);
 			free(d.paths[i]);
 		}
 		free(d.paths);
-		if (d.stopping)
-			break;
+		if (d.n)
+			continue;
 		drgw_gateway_wait(gw, &gw->seal_cond, &gw->seal_kicks, &seen,
 				  d.next == INT64_MAX ? INT64_MAX :
 							d.next - drgw_mono_ns());
@@ -199,10 +332,7 @@ static void scan_file(struct drgw_gateway *gw, const char *path,
 	if (drgw_config_excluded(gw->cfg, path))
 		return;
 	if (drgw_catalog_latest_version(gw->cat, path, &last) == 0) {
-		changed = last.size != (uint64_t)st->st_size ||
-			  last.mtime_ns != (int64_t)st->st_mtim.tv_sec *
-							   NSEC_PER_SEC +
-						   st->st_mtim.tv_nsec;
+		changed = !drgw_version_matches_file(&last, st);
 		drgw_version_release(&last);
 	}
 	if (!changed)
@@ -256,10 +386,34 @@ static int scan_dir(struct drgw_gateway *gw, const char *rel, int depth)
 	return 0;
 }
 
+/* A file the last daemon saw open for writing and never saw closed. */
+static int mark_unclean(void *arg, const char *name)
+{
+	struct drgw_gateway *gw = arg;
+	struct drgw_node *n;
+
+	if (drgw_config_excluded(gw->cfg, name))
+		return 0;
+	log_warning("%s was open for writing when drgw stopped; its next snapshot is marked incomplete",
+		    name);
+	drgw_nodes_lock(gw->nodes);
+	n = drgw_nodes_get_locked(gw->nodes, name);
+	if (n) {
+		n->unclean = true;
+		atomic_store(&n->dirty, true);
+		drgw_seal_schedule_locked(gw, n);
+		drgw_nodes_put_locked(gw->nodes, n);
+	}
+	drgw_nodes_unlock(gw->nodes);
+	return 0;
+}
+
 int drgw_seal_scan(struct drgw_gateway *gw)
 {
 	int r = drgw_catalog_clear_settling(gw->cat);
 
+	if (r == 0)
+		r = drgw_catalog_take_writing(gw->cat, mark_unclean, gw);
 	return r < 0 ? r : scan_dir(gw, "", 0);
 }
 

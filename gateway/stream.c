@@ -16,6 +16,7 @@
 #include "log.h"
 #include "replicate.h"
 #include "stream.h"
+#include "testhook.h"
 
 enum stream_state { S_GROWING, S_COMPLETE, S_ABANDONED };
 
@@ -93,6 +94,7 @@ static int src_read_at(struct drgw_put_source *src, void *buf, size_t len,
 	uint64_t have;
 	int complete, r;
 
+	drgw_test_point("stream-read");
 	r = src_grow(src, off + len, &have, &complete);
 	if (r < 0)
 		return r;

@@ -40,7 +40,28 @@ struct xfer {
 	size_t max_body;
 	int sink_err;
 	int too_big;
+	long left_ms;			/* until the caller's deadline, 0: none */
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Milliseconds left before the gateway's deadline for this call: 0 when
+ * there is none, negative when it has passed. */
+static long deadline_left_ms(const struct phttp_client *c)
+{
+	int64_t d = c->cfg.deadline_ns ? c->cfg.deadline_ns() : 0;
+
+	if (d <= 0)
+		return 0;
+	d = (d - mono_ns()) / 1000000;
+	return d > 0 ? (long)d : -1;
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
@@ -292,8 +313,12 @@ static int setup(struct phttp_client *c, struct xfer *x)
 	SET(CURLOPT_HTTPHEADER, rq->headers);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, cto);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	if (rq->timeout_ms > 0)
-		SET(CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+	if (rq->timeout_ms > 0 || x->left_ms > 0)
+		SET(CURLOPT_TIMEOUT_MS,
+		    x->left_ms > 0 && (rq->timeout_ms <= 0 ||
+				       x->left_ms < rq->timeout_ms) ?
+			    x->left_ms :
+			    rq->timeout_ms);
 	if (c->cfg.low_speed_time_s > 0) {
 		/* Big transfers get no total timeout; a stalled one still
 		 * fails, after low_speed_time_s below 1 KiB/s. */
@@ -350,6 +375,13 @@ int phttp_perform(struct phttp_client *c, struct phttp_request *rq,
 
 	x.max_body = rq->io.max_body ? rq->io.max_body : DEFAULT_MAX_BODY;
 	phttp_response_reset(resp);
+	x.left_ms = deadline_left_ms(c);
+	if (x.left_ms < 0) {
+		resp->curl_code = CURLE_OPERATION_TIMEDOUT;
+		snprintf(resp->curl_msg, sizeof(resp->curl_msg),
+			 "the read's deadline passed (read-deadline)");
+		return -ETIMEDOUT;
+	}
 	x.h = handle_get(c);
 	if (!x.h)
 		return -ENOMEM;
@@ -461,6 +493,10 @@ int phttp_run(struct phttp_client *c, struct phttp_request *rq,
 		delay = phttp_backoff_ms(policy, attempt);
 		if (hint > delay)
 			delay = hint;
+		/* No retry that could only start after the deadline. */
+		if (deadline_left_ms(c) != 0 &&
+		    deadline_left_ms(c) <= (long)delay)
+			break;
 		if (nap(delay, rq) < 0) {
 			r = -ECANCELED;
 			break;

@@ -27,6 +27,9 @@ struct phttp_config {
 	long connect_timeout_ms;
 	long low_speed_time_s;		/* fail when slower than 1 KiB/s ... */
 	const char *user_agent;		/* ... for this many seconds */
+	/* The gateway's deadline for the current call (drgw_host), or NULL:
+	 * requests are cut short at it and no retry starts past it. */
+	int64_t (*deadline_ns)(void);
 };
 
 struct phttp_client;

@@ -5,7 +5,7 @@ the seed's job on a healthy database is ok and a text file is not checked;
 middle of the copy), a database with an overwritten b-tree page, a
 truncated copy and a hot journal each get their own verdict, are still
 replicated, and show in `drgw ls`, its JSON and the metrics; `drgw run`
-exits 4 when a snapshot it wrote failed; `drgw restore` and the restore
+exits 5 when a snapshot it wrote failed; `drgw restore` and the restore
 view warn and name the newest version that passed."""
 import json
 import os
@@ -235,7 +235,7 @@ def drgw_run(env, script, timeout=180):
         unmount(env.mnt)
 
 
-def test_run_exits_4_when_a_snapshot_fails_its_check(env, tmp_path):
+def test_run_exits_5_when_a_snapshot_fails_its_check(env, tmp_path):
     good = tmp_path / "app.db"
     make_app_db(good, rows=2000)
     bad = tmp_path / "bad.db"
@@ -246,7 +246,7 @@ def test_run_exits_4_when_a_snapshot_fails_its_check(env, tmp_path):
     # Yesterday's good snapshot does not hide today's bad one, and a bad
     # one from an earlier run does not fail today's good run.
     p = drgw_run(env, f"cp '{bad}' {env.mnt}/app-2.db")
-    assert p.returncode == 4, p.stderr
+    assert p.returncode == 5, p.stderr
     assert "snapshots of this run that failed their SQLite check: 1;" in p.stderr
     assert len(env.objects()) == 2  # replicated all the same
     p = drgw_run(env, f"sqlite3 '{good}' \".backup '{env.mnt}/app-3.db'\"")

@@ -93,8 +93,22 @@ TEST(command_line_overrides_and_adds)
 	CHECK_STR(opt(&cfg.backends[1], "endpoint"), "http://h:1");
 	CHECK_OK(drgw_config_set(&cfg, "compression-level", "-3", &err));
 	CHECK_INT(cfg.compression_level, ==, -3);
+	/* The gateway lets other writers in, the restore view does not. */
+	CHECK(drgw_config_allow_other(&cfg, false));
+	CHECK(!drgw_config_allow_other(&cfg, true));
 	CHECK_OK(drgw_config_set(&cfg, "allow-other", "off", &err));
-	CHECK_INT(cfg.allow_other, ==, 0);
+	CHECK(!drgw_config_allow_other(&cfg, false));
+	CHECK_OK(drgw_config_set(&cfg, "allow-other", "on", &err));
+	CHECK(drgw_config_allow_other(&cfg, true));
+	CHECK_INT(cfg.view_umask, ==, 077);
+	CHECK_OK(drgw_config_set(&cfg, "umask", "022", &err));
+	CHECK_INT(cfg.view_umask, ==, 022);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "0800", &err), ==, -EINVAL);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "", &err), ==, -EINVAL);
+	CHECK_INT(drgw_config_set(&cfg, "umask", "01777", &err), ==, -EINVAL);
+	CHECK_OK(drgw_config_set(&cfg, "uid", "1000", &err));
+	CHECK_INT(cfg.view_uid, ==, 1000);
+	CHECK_INT(drgw_config_set(&cfg, "uid", "-1", &err), ==, -EINVAL);
 	drgw_config_release(&cfg);
 }
 
@@ -192,6 +206,59 @@ TEST(bad_files_name_the_line)
 	drgw_config_init(&cfg);
 	CHECK_INT(drgw_config_load(&cfg, "/nonexistent/drgw.conf", &err), ==, -ENOENT);
 	CHECK_CONTAINS(err.msg, "cannot open config file /nonexistent/drgw.conf");
+	drgw_config_release(&cfg);
+}
+
+/* Retention: [drgw] for every backend, a backend's section or URL query
+ * for that backend, the command line over both; each level whole. */
+TEST(retention_policy_levels)
+{
+	struct drgw_config cfg;
+	struct drgw_err err = { 0 };
+	const struct drgw_policy *p;
+	char *path = write_tmp(
+		"[drgw]\n"
+		"keep-daily = 7\n"
+		"keep-weekly = 4\n"
+		"[backend \"nfs\"]\n"
+		"keep-daily = 14\n"
+		"url = local:///mnt/nfs\n"
+		"[backend \"s3\"]\n"
+		"url = s3://b/p?region=x&keep-monthly=12\n"
+		"[backend \"gcs\"]\n"
+		"url = gcs://b/p\n");
+
+	drgw_config_init(&cfg);
+	if (drgw_config_load(&cfg, path, &err))
+		FAIL("%s", err.msg);
+	unlink(path);
+	CHECK_INT(cfg.n_backends, ==, 3);
+	p = drgw_config_policy(&cfg, 0);
+	CHECK(p->count[DRGW_KEEP_DAILY] == 14 && !p->count[DRGW_KEEP_WEEKLY]);
+	CHECK_INT(cfg.backends[0].n_options, ==, 0); /* not a plugin option */
+	p = drgw_config_policy(&cfg, 1);
+	CHECK(p->count[DRGW_KEEP_MONTHLY] == 12 && !p->count[DRGW_KEEP_DAILY]);
+	CHECK_STR(opt(&cfg.backends[1], "region"), "x");
+	CHECK(!opt(&cfg.backends[1], "keep-monthly"));
+	p = drgw_config_policy(&cfg, 2);
+	CHECK(p->count[DRGW_KEEP_DAILY] == 7 && p->count[DRGW_KEEP_WEEKLY] == 4);
+	/* The command line replaces all of them. */
+	CHECK_OK(drgw_config_set(&cfg, "keep-last", "3", &err));
+	for (size_t i = 0; i < 3; i++) {
+		p = drgw_config_policy(&cfg, i);
+		CHECK(p->count[DRGW_KEEP_LAST] == 3 && !p->count[DRGW_KEEP_DAILY] &&
+		      !p->count[DRGW_KEEP_MONTHLY]);
+	}
+	CHECK_INT(drgw_config_set(&cfg, "keep-daily", "many", &err), ==, -EINVAL);
+	CHECK_CONTAINS(err.msg, "keep-daily");
+	drgw_config_release(&cfg);
+
+	drgw_config_init(&cfg);
+	path = write_tmp("[backend \"nfs\"]\nurl = local:///x\nkeep-within = 2w\n");
+	CHECK_INT(drgw_config_load(&cfg, path, &err), ==, -EINVAL);
+	unlink(path);
+	CHECK_CONTAINS(err.msg, ":3");
+	CHECK_CONTAINS(err.msg, "30d");
 	drgw_config_release(&cfg);
 }
 
