@@ -2334,3 +2334,20 @@ int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
 	free(rows);
 	return r;
 }
+
+bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT COUNT(*) FROM versions WHERE vid = ? AND "
+		     "state = 'encoded' AND check_verdict = ? AND problem IS NULL");
+	if (st) {
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 2, DRGW_SQLCHECK_OK);
+	}
+	n = one_int(st, 0);
+	pthread_mutex_unlock(&c->lock);
+	return n > 0;
+}

@@ -312,6 +312,9 @@ typedef int (*drgw_series_fn)(void *arg, const char *pattern,
 			      const struct drgw_version *good);
 int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
 			     void *arg);
+/* Is version vid known good: encoded, its SQLite check passed, and not
+ * marked incomplete?  false too when the catalog does not know it. */
+bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid);
 
 /* Versions not yet on min_backends backends (all of them when 0), plus
  * files settling: what `drgw run` waits for. */

@@ -297,3 +297,29 @@ def test_restore_warns_and_names_the_newest_good_version(env, tmp_path):
     shutil.copy(view.mountpoint / "app-2.db", tmp_path / "from-view.db")
     view.wait_log(f"is app-1.db version {good_vid}", start=mark)
     assert view.stop() == 0
+
+
+def test_prune_keeps_the_newest_good_snapshot(env, tmp_path):
+    good = tmp_path / "app.db"
+    make_app_db(good, rows=500)
+    bad = tmp_path / "bad.db"
+    shutil.copy(good, bad)
+    corrupt_btree_page(bad)
+    gw = env.gateway().start()
+    subprocess.run(["sqlite3", str(good), f".backup '{env.mnt}/app-1.db'"], check=True)
+    env.wait()
+    subprocess.run(["sqlite3", str(good), f".backup '{env.mnt}/app-2.db'"], check=True)
+    env.wait()
+    for n in (3, 4):
+        shutil.copy(bad, env.mnt / f"app-{n}.db")
+        env.wait()
+    gw.stop()
+    vids = {s["name"]: s["version"] for s in env.ls("--versions")}
+    out = [json.loads(line) for line in env.client(
+        "prune", "--keep-last", "1", "--json", cache=env.cache).stdout.splitlines()]
+    actions = {x["name"]: (x["action"], x["reasons"]) for x in out}
+    # The policy keeps app-4 alone; the newest good one stays as well.
+    assert actions["app-4.db"] == ("keep", ["last", "newest"]), actions
+    assert actions["app-2.db"] == ("keep", ["good"]), actions
+    assert actions["app-1.db"][0] == "remove" and actions["app-3.db"][0] == "remove", actions
+    assert env.objects() == sorted(vids[n] + ".drgw" for n in ("app-2.db", "app-4.db"))

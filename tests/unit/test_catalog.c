@@ -457,6 +457,9 @@ TEST(check_verdicts_and_series)
 			    t1 = sealed(c, "t1", "notes-1.txt", 160),
 			    u1 = sealed(c, "u1", "unchecked-1.db", 170),
 			    s1 = sealed(c, "s1", "sealed-1.db", 180), got;
+	struct drgw_version a4 = { .vid = "a4", .name = (char *)"app-20260104.db",
+				   .size = 1000, .mtime_ns = 345, .mode = 0644,
+				   .created_ns = 350 };
 	uint64_t counts[DRGW_SQLCHECK_VERDICTS];
 	struct series_seen seen = { "" };
 
@@ -470,6 +473,16 @@ TEST(check_verdicts_and_series)
 	checked(c, &t1, DRGW_SQLCHECK_NOT_SQLITE, "");
 	encode(c, &u1);
 	(void)s1; /* sealed only: no verdict yet */
+	/* Its pages are fine, but its writer saw an error: not good. */
+	a4.problem = (char *)"incomplete: writing it failed";
+	CHECK_OK(drgw_catalog_add_version(c, &a4));
+	checked(c, &a4, DRGW_SQLCHECK_OK, "");
+
+	CHECK(drgw_catalog_version_good(c, "a1"));
+	CHECK(!drgw_catalog_version_good(c, "a2"));
+	CHECK(!drgw_catalog_version_good(c, "a4"));
+	CHECK(!drgw_catalog_version_good(c, "s1"));
+	CHECK(!drgw_catalog_version_good(c, "unknown"));
 
 	CHECK_OK(drgw_catalog_get_version(c, "a2", &got));
 	CHECK_INT(got.check.verdict, ==, DRGW_SQLCHECK_CORRUPT);
@@ -478,7 +491,7 @@ TEST(check_verdicts_and_series)
 	drgw_version_release(&got);
 
 	CHECK_OK(drgw_catalog_check_counts(c, counts));
-	CHECK_INT(counts[DRGW_SQLCHECK_OK], ==, 3);
+	CHECK_INT(counts[DRGW_SQLCHECK_OK], ==, 4);
 	CHECK_INT(counts[DRGW_SQLCHECK_CORRUPT], ==, 1);
 	CHECK_INT(counts[DRGW_SQLCHECK_TRUNCATED], ==, 1);
 	CHECK_INT(counts[DRGW_SQLCHECK_NOT_SQLITE], ==, 2);
@@ -490,7 +503,7 @@ TEST(check_verdicts_and_series)
 
 	/* notes-*.txt and unchecked-*.db have no SQLite verdict: no series. */
 	CHECK_OK(drgw_catalog_each_series(c, on_series, &seen));
-	CHECK_STR(seen.text, "app-*.db:a3=truncated,a1;db/b-*.db:b1=ok,b1;"
+	CHECK_STR(seen.text, "app-*.db:a4=ok,a1;db/b-*.db:b1=ok,b1;"
 			     "empty-*.db:e2=not_sqlite,e1;");
 	done(c);
 }
