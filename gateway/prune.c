@@ -329,6 +329,9 @@ int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
 	r = drgw_catalog_each_replicated(c, backend, add_replicated, &x);
 	if (r == 0)
 		r = drgw_prune_plan_items(p, x.items, x.n, drgw_now_ns());
+	/* The same keepers as drgw_cli_prune(), so the preview tells true. */
+	if (r == 0)
+		r = drgw_prune_keep_good(c, backend, x.items, x.n);
 	if (r < 0) {
 		drgw_prune_items_free(x.items, x.n);
 		return r;

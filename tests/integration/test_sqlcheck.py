@@ -315,6 +315,11 @@ def test_prune_keeps_the_newest_good_snapshot(env, tmp_path):
         env.wait()
     gw.stop()
     vids = {s["name"]: s["version"] for s in env.ls("--versions")}
+    # What drgw ls says prune will do is what it does.
+    table = {line.split()[0]: line for line in
+             env.drgw("ls", "--versions", "--keep-last", "1").stdout.splitlines()[1:]
+             if line.startswith("app-")}
+    assert "kept" in table["app-2.db"] and "to remove" in table["app-1.db"], table
     out = [json.loads(line) for line in env.client(
         "prune", "--keep-last", "1", "--json", cache=env.cache).stdout.splitlines()]
     actions = {x["name"]: (x["action"], x["reasons"]) for x in out}
