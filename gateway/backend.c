@@ -7,6 +7,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -265,6 +266,30 @@ int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
 			     key, got, len, (unsigned long long)off);
 		return -EIO;
 	}
+	return r;
+}
+
+int drgw_backend_hash(struct drgw_backend *b, const char *key, uint64_t size,
+		      uint8_t ret_sha256[32], struct drgw_err *err)
+{
+	const size_t step = 4u << 20;
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(step);
+	int r = sha && buf ? 0 : -ENOMEM;
+
+	if (r == 0)
+		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	for (uint64_t off = 0; r == 0 && off < size; off += step) {
+		size_t n = size - off < step ? (size_t)(size - off) : step;
+
+		r = drgw_backend_read(b, key, off, buf, n, err);
+		if (r == 0)
+			EVP_DigestUpdate(sha, buf, n);
+	}
+	if (r == 0)
+		EVP_DigestFinal_ex(sha, ret_sha256, NULL);
+	EVP_MD_CTX_free(sha);
+	free(buf);
 	return r;
 }
 

@@ -48,6 +48,10 @@ void drgw_backend_clean_info(const struct drgw_backend *b,
 /* Lists every key under prefix, following pages. */
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 			  drgw_list_fn fn, void *arg, struct drgw_err *err);
+/* SHA-256 of the size bytes of key (read in steps): a check of what a
+ * backend holds that needs no key to decrypt. */
+int drgw_backend_hash(struct drgw_backend *b, const char *key, uint64_t size,
+		      uint8_t ret_sha256[32], struct drgw_err *err);
 int drgw_backend_remove(struct drgw_backend *b, const char *key,
 			struct drgw_err *err);
 /* Deletes n keys (any n): remove_many() in batches of at most

@@ -99,8 +99,7 @@ out:
 	return r;
 }
 
-struct old_index {
-	char keep[DRGW_OBJ_VID_MAX + 16];
+struct index_keys {
 	char **keys;
 	size_t n;
 };
@@ -108,11 +107,11 @@ struct old_index {
 static int on_index_key(void *arg, const char *key,
 			const struct drgw_object_info *info)
 {
-	struct old_index *o = arg;
+	struct index_keys *o = arg;
 	char vid[DRGW_OBJ_VID_MAX + 1];
 	char **p;
 
-	if (!drgw_index_key(key, vid) || strcmp(key, o->keep) >= 0)
+	if (!drgw_index_key(key, vid))
 		return 0;
 	p = realloc(o->keys, (o->n + 1) * sizeof(*p));
 	if (!p)
@@ -123,26 +122,37 @@ static int on_index_key(void *arg, const char *key,
 	return 0;
 }
 
-/* Removes the index records older than keep; failures (no permission to
- * delete) are logged at debug level only. */
-static void remove_older(struct drgw_gateway *gw, size_t b, const char *keep)
+/* Removes b's index records that sort before keep (all but the newest if
+ * keep is NULL).  The number removed, or a negative errno (the first
+ * failure: no permission to delete, say). */
+static int remove_older(struct drgw_gateway *gw, size_t b, const char *keep,
+			struct drgw_err *err)
 {
-	struct old_index o = { .n = 0 };
-	struct drgw_err err = { 0 };
+	struct index_keys o = { .n = 0 };
+	const char *newest = keep;
+	int r, removed = 0;
 
-	drgw_strlcpy(o.keep, keep, sizeof(o.keep));
-	if (drgw_backend_list_all(gw->backends[b], DRGW_INDEX_PREFIX,
-				  on_index_key, &o, &err) == 0) {
-		for (size_t i = 0; i < o.n; i++) {
-			memset(&err, 0, sizeof(err));
-			if (drgw_backend_remove(gw->backends[b], o.keys[i], &err) < 0)
-				log_debug("cannot remove old index %s on %s: %s",
-					  o.keys[i], gw->backend_names[b], err.msg);
-		}
+	r = drgw_backend_list_all(gw->backends[b], DRGW_INDEX_PREFIX,
+				  on_index_key, &o, err);
+	for (size_t i = 0; r == 0 && !keep && i < o.n; i++)
+		if (!newest || strcmp(o.keys[i], newest) > 0)
+			newest = o.keys[i];
+	for (size_t i = 0; r == 0 && newest && i < o.n; i++) {
+		if (strcmp(o.keys[i], newest) >= 0)
+			continue;
+		r = drgw_backend_remove(gw->backends[b], o.keys[i], err);
+		if (r == 0)
+			removed++;
 	}
 	for (size_t i = 0; i < o.n; i++)
 		free(o.keys[i]);
 	free(o.keys);
+	return r < 0 ? r : removed;
+}
+
+int drgw_index_prune(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
+{
+	return remove_older(gw, b, NULL, err);
 }
 
 int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
@@ -189,7 +199,15 @@ int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 		goto out;
 	log_info("wrote index %s to %s (%llu bytes)", key, gw->backend_names[b],
 		 (unsigned long long)src.size);
-	remove_older(gw, b, key);
+	{
+		/* Best effort: a writer that may not delete leaves them to
+		 * drgw prune. */
+		struct drgw_err e = { 0 };
+
+		if (remove_older(gw, b, key, &e) < 0)
+			log_debug("cannot remove older index records on %s: %s",
+				  gw->backend_names[b], e.msg);
+	}
 out:
 	if (in >= 0)
 		close(in);

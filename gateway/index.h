@@ -59,6 +59,10 @@ struct drgw_index {
  */
 int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err);
 
+/* Removes every index record of backend b but the newest (drgw prune):
+ * how many, or a negative errno. */
+int drgw_index_prune(struct drgw_gateway *gw, size_t b, struct drgw_err *err);
+
 /* Parses the JSON data of an index record. */
 int drgw_index_parse(const char *json, size_t len, struct drgw_index *ret,
 		     struct drgw_err *err);

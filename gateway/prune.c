@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index.h"
 #include "log.h"
 #include "metrics.h"
 #include "prune.h"
@@ -32,6 +33,7 @@
 
 struct pruner {
 	struct drgw_gateway *gw;
+	struct drgw_reader *rd;
 	size_t b;
 	const char *bname;
 	const struct drgw_prune_opts *o;
@@ -224,6 +226,64 @@ static int plan_groups(const struct drgw_policy *pol,
 	return r;
 }
 
+static int by_vid_ptr(const void *a, const void *b)
+{
+	return strcmp((*(const struct drgw_prune_item *const *)a)->vid,
+		      (*(const struct drgw_prune_item *const *)b)->vid);
+}
+
+/*
+ * Keeps every object a kept version takes blocks from (reason base): an
+ * incremental object is only as restorable as its references.  They are
+ * flat (each names the object that stores the bytes), so one level is
+ * all there is.  A kept version whose footer cannot be read now fails the
+ * prune: removing anything it may need would be a guess.
+ */
+static int keep_bases(struct pruner *p)
+{
+	struct drgw_prune_item **sorted = calloc(p->n + 1, sizeof(*sorted));
+	int r = 0;
+
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n; i++)
+		sorted[i] = &p->items[i];
+	qsort(sorted, p->n, sizeof(*sorted), by_vid_ptr);
+	for (size_t i = 0; r == 0 && i < p->n; i++) {
+		const struct drgw_prune_item *it = &p->items[i];
+		const struct drgw_obj_ref *refs;
+		struct drgw_rfile *rf;
+		struct drgw_err e = { 0 };
+		size_t n_refs;
+
+		if (!it->reasons || (it->reasons == DRGW_REASON_BASE))
+			continue;
+		r = drgw_rfile_open(p->rd, p->gw->backends[p->b], it->key,
+				    it->bytes, &rf, &e);
+		if (r < 0) {
+			warn(p, "cannot read %s, which is kept, to keep what it references: %s",
+			     it->key, e.msg);
+			break;
+		}
+		refs = drgw_rfile_refs(rf, &n_refs);
+		for (size_t k = 0; k < n_refs; k++) {
+			struct drgw_prune_item key = { .vid = refs[k].vid };
+			struct drgw_prune_item *kp = &key, **hit;
+
+			hit = bsearch(&kp, sorted, p->n, sizeof(*sorted),
+				      by_vid_ptr);
+			if (hit)
+				(*hit)->reasons |= DRGW_REASON_BASE;
+			else
+				warn(p, "%s references %s, which the backend does not list",
+				     it->key, refs[k].vid);
+		}
+		drgw_rfile_close(rf);
+	}
+	free(sorted);
+	return r;
+}
+
 static int plan(struct pruner *p)
 {
 	int r = plan_groups(p->o->policy, p->items, p->n, p->now);
@@ -231,6 +291,8 @@ static int plan(struct pruner *p)
 	for (size_t k = 0; r == 0 && k < p->o->n_keepers; k++)
 		r = p->o->keepers[k].mark(p->o->keepers[k].arg, p->bname,
 					  p->items, p->n);
+	if (r == 0)
+		r = keep_bases(p);
 	return r;
 }
 
@@ -608,8 +670,9 @@ int drgw_prune_backend(struct drgw_gateway *gw, struct drgw_reader *rd,
 		       size_t b, const struct drgw_prune_opts *o,
 		       struct drgw_prune_summary *ret, struct drgw_err *err)
 {
-	struct pruner p = { .gw = gw, .b = b, .bname = gw->backend_names[b],
-			    .o = o, .now = drgw_now_ns() };
+	struct pruner p = { .gw = gw, .rd = rd, .b = b,
+			    .bname = gw->backend_names[b], .o = o,
+			    .now = drgw_now_ns() };
 	struct drgw_prune_summary sum = { 0 };
 	struct drgw_prune_run run = { .started_ns = p.now };
 	struct drgw_err e = { 0 };
@@ -639,6 +702,15 @@ int drgw_prune_backend(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     (unsigned long long)sum.unreadable);
 	if (r == 0 && !o->dry_run)
 		r = remove_planned(&p, &e);
+	if (r == 0 && !o->dry_run) {
+		/* Superseded index records, which a writer that may not
+		 * delete leaves behind. */
+		int n = drgw_index_prune(gw, b, &e);
+
+		if (n < 0)
+			warn(&p, "cannot remove superseded index records: %s", e.msg);
+		memset(&e, 0, sizeof(e));
+	}
 	/* What was not tried after a failure says so. */
 	for (size_t i = 0; r < 0 && !o->dry_run && i < p.n; i++)
 		if (!p.items[i].reasons && !p.items[i].removed &&

@@ -448,6 +448,13 @@ const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 	return f->obj.opener;
 }
 
+const struct drgw_obj_ref *drgw_rfile_refs(const struct drgw_rfile *f,
+					   size_t *ret_n)
+{
+	*ret_n = f->idx.ext.n_refs;
+	return f->idx.ext.refs;
+}
+
 uint8_t drgw_rfile_kind(const struct drgw_rfile *f)
 {
 	return f->obj.kind;

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,35 +145,12 @@ static bool already_there(struct drgw_backend *b,
 	struct drgw_object_info info;
 	struct drgw_err err = { 0 };
 	uint8_t want[32], got[32];
-	size_t step = 4u << 20;
-	EVP_MD_CTX *sha;
-	uint8_t *buf;
-	bool same = false;
-	int r;
 
-	if (drgw_unhex(v->object_sha256, want, sizeof(want)) < 0 ||
-	    drgw_backend_stat(b, job->key, &info, &err) < 0 ||
-	    info.size != v->stored_size)
-		return false;
-	sha = EVP_MD_CTX_new();
-	buf = malloc(step);
-	r = sha && buf ? 0 : -ENOMEM;
-	if (r == 0)
-		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
-	for (uint64_t off = 0; r == 0 && off < info.size; off += step) {
-		size_t n = info.size - off < step ? (size_t)(info.size - off) : step;
-
-		r = drgw_backend_read(b, job->key, off, buf, n, &err);
-		if (r == 0)
-			EVP_DigestUpdate(sha, buf, n);
-	}
-	if (r == 0) {
-		EVP_DigestFinal_ex(sha, got, NULL);
-		same = !memcmp(want, got, sizeof(got));
-	}
-	EVP_MD_CTX_free(sha);
-	free(buf);
-	return same;
+	return drgw_unhex(v->object_sha256, want, sizeof(want)) == 0 &&
+	       drgw_backend_stat(b, job->key, &info, &err) == 0 &&
+	       info.size == v->stored_size &&
+	       drgw_backend_hash(b, job->key, info.size, got, &err) == 0 &&
+	       !memcmp(want, got, sizeof(got));
 }
 
 static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,

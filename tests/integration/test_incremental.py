@@ -188,3 +188,42 @@ def test_version_1_and_2_objects_in_one_bucket(env, tmp_path):
     assert (tmp_path / "old").read_text() == "hello from drgw: a tiny snapshot\n"
     env.client("restore", "new.db", tmp_path / "new", key=key)
     assert sha256(tmp_path / "new") == new_sha
+
+
+def test_prune_keeps_what_kept_increments_reference(env, tmp_path):
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    gw = env.gateway().start()
+    want = backup_days(env, gw, db, [1, 2, 3])
+    gw.stop()
+    vs = versions(env)
+    p = env.client("prune", "--keep-last", "1", "--json")
+    plan = {json.loads(l)["name"]: json.loads(l) for l in p.stdout.splitlines()}
+    assert plan["app-20260103.db"]["action"] == "keep"
+    # The full object the newest increment reads most of its pages from.
+    base = plan["app-20260101.db"]
+    assert base["action"] == "keep" and "base" in base["reasons"], base
+    for ref in vs["app-20260103.db"]["references"]:
+        assert any(e["version"] == ref and e["action"] == "keep"
+                   for e in plan.values()), ref
+    restore_all(env, {"app-20260103.db": want["app-20260103.db"]}, tmp_path,
+                tag="after-prune")
+
+
+def test_backfill_copies_what_a_chain_needs(env, tmp_path):
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    gw = env.gateway().start()
+    want = backup_days(env, gw, db, [1, 2, 3])
+    gw.stop()
+    new = tmp_path / "new-backend"
+    new.mkdir()
+    both = [*env.backend_args(), *env.backend_args("new", new)]
+    env.client("backfill", "new", backends=both)
+    # The newest version, and the objects it takes blocks from.
+    vs = versions(env)
+    stored = set(env.objects(new))
+    for ref in vs["app-20260103.db"]["references"]:
+        assert f"{ref}.drgw" in stored, (ref, stored)
+    restore_all(env, {"app-20260103.db": want["app-20260103.db"]}, tmp_path,
+                backends=env.backend_args("new", new), tag="from-new")
