@@ -172,6 +172,10 @@ static const char *const migrations[] = {
 	"  ctime_ns INTEGER NOT NULL,\n"
 	"  ino INTEGER NOT NULL,\n"
 	"  PRIMARY KEY(dir, name));",
+	/* 8: the SQLite check's verdict (sqlcheck.h); 0 = not checked. */
+	"ALTER TABLE versions ADD COLUMN check_verdict INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE versions ADD COLUMN check_level INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE versions ADD COLUMN check_message TEXT;",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -486,7 +490,8 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, ctime_ns, problem, delta_depth, delta_refs"
+	"reseal, ctime_ns, problem, delta_depth, delta_refs, check_verdict, " \
+	"check_level, check_message"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -512,6 +517,9 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->problem = col_strdup(st, 17);
 	v->delta_depth = (unsigned)sqlite3_column_int(st, 18);
 	v->delta_refs = col_strdup(st, 19);
+	v->check.verdict = (uint8_t)sqlite3_column_int(st, 20);
+	v->check.level = (uint8_t)sqlite3_column_int(st, 21);
+	col_copy(st, 22, v->check.message, sizeof(v->check.message));
 }
 
 #define REPLICA_COLS                                                      \
@@ -2289,4 +2297,179 @@ int drgw_catalog_baseline_drop(struct drgw_catalog *c, const char *dir)
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
 	return r;
+}
+
+int drgw_catalog_set_check(struct drgw_catalog *c, int64_t id,
+			   const struct drgw_sqlcheck_result *res)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "UPDATE versions SET check_verdict = ?, check_level = ?, "
+		     "check_message = ? WHERE id = ?");
+	if (st) {
+		sqlite3_bind_int(st, 1, res->verdict);
+		sqlite3_bind_int(st, 2, res->level);
+		sqlite3_bind_text(st, 3, res->message, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, id);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_check_counts(struct drgw_catalog *c,
+			      uint64_t counts[DRGW_SQLCHECK_VERDICTS])
+{
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	memset(counts, 0, DRGW_SQLCHECK_VERDICTS * sizeof(counts[0]));
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT check_verdict, COUNT(*) FROM versions "
+		     "WHERE state = 'encoded' GROUP BY check_verdict");
+	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+
+		if (v >= 0 && v < DRGW_SQLCHECK_VERDICTS)
+			counts[v] = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	if (!st)
+		r = -EIO;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int64_t drgw_catalog_count_failed_checks(struct drgw_catalog *c,
+					 int64_t since_ns)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT COUNT(*) FROM versions WHERE created_ns >= ? "
+		     "AND check_verdict >= ?");
+	if (st) {
+		sqlite3_bind_int64(st, 1, since_ns);
+		sqlite3_bind_int(st, 2, DRGW_SQLCHECK_CORRUPT);
+	}
+	n = one_int(st, -1);
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+struct series {
+	char *pattern;
+	size_t newest, good; /* indexes into the rows; good SIZE_MAX: none */
+	bool sqlite;
+};
+
+static int cmp_series(const void *a, const void *b)
+{
+	return strcmp(((const struct series *)a)->pattern,
+		      ((const struct series *)b)->pattern);
+}
+
+int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
+			     void *arg)
+{
+	struct drgw_version *rows = NULL;
+	struct series *ser = NULL;
+	size_t n = 0, cap = 0, n_ser = 0, ser_cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions WHERE "
+		     "state = 'encoded' AND check_verdict != 0 "
+		     "ORDER BY created_ns DESC, id DESC");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		read_version(st, &rows[n]);
+		if (!rows[n++].name) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+
+	/* Newest first: the first row of a pattern is its newest, the
+	 * first ok row its newest good one.  Few series, so a linear
+	 * search is fine. */
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		char *pattern = drgw_name_pattern(rows[i].name);
+		struct series *s = NULL;
+
+		if (!pattern) {
+			r = -ENOMEM;
+			break;
+		}
+		for (size_t j = 0; j < n_ser && !s; j++)
+			if (!strcmp(ser[j].pattern, pattern))
+				s = &ser[j];
+		if (!s) {
+			void *more = rows_reserve(ser, &ser_cap, n_ser,
+						  sizeof(*ser));
+
+			if (!more) {
+				free(pattern);
+				r = -ENOMEM;
+				break;
+			}
+			ser = more;
+			s = &ser[n_ser++];
+			*s = (struct series){ .pattern = pattern, .newest = i,
+					      .good = SIZE_MAX };
+		} else {
+			free(pattern);
+		}
+		if (rows[i].check.verdict >= DRGW_SQLCHECK_OK)
+			s->sqlite = true;
+		/* An incomplete version (a failed write-back, a writer that
+		 * died) is no good backup, whatever its pages say. */
+		if (rows[i].check.verdict == DRGW_SQLCHECK_OK &&
+		    !rows[i].problem && s->good == SIZE_MAX)
+			s->good = i;
+	}
+	if (n_ser)
+		qsort(ser, n_ser, sizeof(*ser), cmp_series);
+	for (size_t j = 0; j < n_ser; j++) {
+		if (r == 0 && ser[j].sqlite)
+			r = fn(arg, ser[j].pattern, &rows[ser[j].newest],
+			       ser[j].good == SIZE_MAX ? NULL : &rows[ser[j].good]);
+		free(ser[j].pattern);
+	}
+	free(ser);
+	for (size_t i = 0; i < n; i++)
+		drgw_version_release(&rows[i]);
+	free(rows);
+	return r;
+}
+
+bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT COUNT(*) FROM versions WHERE vid = ? AND "
+		     "state = 'encoded' AND check_verdict = ? AND problem IS NULL");
+	if (st) {
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 2, DRGW_SQLCHECK_OK);
+	}
+	n = one_int(st, 0);
+	pthread_mutex_unlock(&c->lock);
+	return n > 0;
 }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sqlcheck.h"
 #include "util.h"
 
 struct drgw_catalog;
@@ -70,6 +71,9 @@ struct drgw_version {
 	 * comma separated (malloc()ed, NULL for a full object). */
 	unsigned delta_depth;
 	char *delta_refs;
+	/* The SQLite check's verdict (sqlcheck.h); NOT_CHECKED until the
+	 * version is encoded. */
+	struct drgw_sqlcheck_result check;
 };
 
 struct drgw_replica {
@@ -177,6 +181,10 @@ int drgw_catalog_reschedule_version(struct drgw_catalog *c, int64_t id,
 				    int64_t next_attempt_ns);
 int drgw_catalog_set_encode_failed(struct drgw_catalog *c, int64_t id,
 				   const char *error, int64_t next_attempt_ns);
+/* Records the verdict of the SQLite check of version id (the encoder does
+ * so just before it marks the version encoded). */
+int drgw_catalog_set_check(struct drgw_catalog *c, int64_t id,
+			   const struct drgw_sqlcheck_result *res);
 int drgw_catalog_delete_version(struct drgw_catalog *c, int64_t id);
 
 /* Snapshot names whose newest encoded version has no replica on backend
@@ -274,6 +282,39 @@ struct drgw_queue_stats {
 /* backend NULL: all backends. */
 int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 			     struct drgw_queue_stats *ret);
+
+/* --- SQLite checks (sqlcheck.h) --- */
+
+/* Encoded versions by verdict: counts[v] for each known verdict v. */
+int drgw_catalog_check_counts(struct drgw_catalog *c,
+			      uint64_t counts[DRGW_SQLCHECK_VERDICTS]);
+/* Versions sealed at or after since_ns whose check failed
+ * (drgw_sqlcheck_failed()): what `drgw run` exits 4 for.  -1 on error. */
+int64_t drgw_catalog_count_failed_checks(struct drgw_catalog *c,
+					 int64_t since_ns);
+
+/*
+ * A series is the versions whose names share a name pattern
+ * (drgw_name_pattern(): digits become '*', so app-20261125.db and
+ * app-20261126.db are the series app-*.db).  For every series with at
+ * least one encoded SQLite version (a verdict of ok or a failed one),
+ * ordered by pattern, fn gets:
+ *   newest  the newest encoded version with a verdict (not NOT_CHECKED),
+ *           which may be a file that is not SQLite at all (a backup job
+ *           that wrote an empty file);
+ *   good    the newest encoded version whose check passed (verdict ok)
+ *           and that is not marked incomplete (problem), or NULL.
+ * Retention keeps `good` with reason "good"; metrics, the alert and the
+ * restore warnings use both.  The versions are valid during the call.
+ */
+typedef int (*drgw_series_fn)(void *arg, const char *pattern,
+			      const struct drgw_version *newest,
+			      const struct drgw_version *good);
+int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
+			     void *arg);
+/* Is version vid known good: encoded, its SQLite check passed, and not
+ * marked incomplete?  false too when the catalog does not know it. */
+bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid);
 
 /* Versions not yet on min_backends backends (all of them when 0), plus
  * files settling: what `drgw run` waits for. */

@@ -39,6 +39,8 @@ static const struct common common_opts[] = {
 	{ "incremental-min-size", CLI_COMMON_DAEMON, "SIZE files smaller than SIZE are always stored whole (1MiB)" },
 	{ "chunk-size", CLI_COMMON_DAEMON, "SIZE  plaintext bytes per chunk (1MiB)" },
 	{ "encode-threads", CLI_COMMON_DAEMON, "N encoder threads (one per CPU)" },
+	{ "check-sqlite", CLI_COMMON_DAEMON, "LEVEL check SQLite snapshots: off, header, quick (default), full" },
+	{ "check-sqlite-timeout", CLI_COMMON_DAEMON, "DUR stop a check after DUR; only the header counts then (10m)" },
 	{ "upload-workers", CLI_COMMON_DAEMON, "N concurrent uploads (4)" },
 	{ "streaming", CLI_COMMON_DAEMON, "BOOL   upload while encoding, where the backend can (on)" },
 	{ "backend-concurrency", CLI_COMMON_DAEMON, "N concurrent uploads per backend (2)" },

@@ -248,6 +248,10 @@ static void warn(void *arg, const char *backend, const char *msg)
 
 int drgw_cli_prune(struct drgw_gateway *gw, const struct drgw_prune_cli *a)
 {
+	/* Never lose the newest snapshot that passed its SQLite check. */
+	const struct drgw_prune_keeper keepers[] = {
+		{ DRGW_REASON_GOOD, drgw_prune_keep_good, gw->cat },
+	};
 	struct drgw_reader_opts ro;
 	struct drgw_reader *rd = NULL;
 	struct out x = { .a = a };
@@ -264,6 +268,7 @@ int drgw_cli_prune(struct drgw_gateway *gw, const struct drgw_prune_cli *a)
 		struct drgw_prune_opts o = {
 			.policy = pol, .dry_run = a->dry_run,
 			.patterns = a->patterns, .n_patterns = a->n_patterns,
+			.keepers = keepers, .n_keepers = ARRAY_SIZE(keepers),
 			.report = report, .warn = warn, .arg = &x,
 		};
 		struct drgw_prune_summary sum = { 0 };

@@ -165,7 +165,9 @@ static const struct cli_cmd restore_cmd = {
 		"fails, the next one holding the same version is used.  With --latest,\n"
 		"NAME is a glob pattern ('app-*.db', quoted; '*' does not match '/')\n"
 		"and the newest snapshot whose name matches it is restored: the one\n"
-		"sealed last.  Needs no FUSE.",
+		"sealed last.  Needs no FUSE.  If the catalog of --cache says the\n"
+		"version failed its SQLite check at ingest, a warning names the newest\n"
+		"version of its series that passed (the exit status does not change).",
 	.opts = restore_opts,
 	.opts_help = "options:\n"
 		     "  --version VID     restore that version instead of the newest\n"
@@ -267,7 +269,7 @@ int drgw_cmd_restore(int argc, char **argv)
 	const struct drgw_snapshot *sn;
 	struct drgw_err err = { 0 };
 	struct args a = { 0 };
-	char dest[4096];
+	char dest[4096], warning[1024];
 	struct stat st;
 	int i, r = 1;
 
@@ -307,6 +309,10 @@ int drgw_cmd_restore(int argc, char **argv)
 		drgw_cli_error("%s", err.msg);
 		goto out;
 	}
+	/* Restore it anyway (it may be all there is), but say so. */
+	if (drgw_restore_check_warning(s.gw->cat, &s.set, sn, warning,
+				       sizeof(warning)))
+		log_warning("%s", warning);
 	if (stat(argv[i + 1], &st) == 0 && S_ISDIR(st.st_mode)) {
 		char *name = strdup(sn->meta.name);
 

@@ -36,6 +36,7 @@
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
 #define EXIT_PRUNE_FAILED 4
+#define EXIT_CHECK_FAILED 5
 /* How long a command gets to exit after our SIGTERM before SIGKILL. */
 #define CHILD_TERM_GRACE_NS (30 * NSEC_PER_SEC)
 
@@ -69,6 +70,10 @@ static const struct cli_cmd run_cmd = {
 		"drain follows.\n\n"
 		"exit status:\n"
 		"  COMMAND's status  (128+N if it was killed by signal N)\n"
+		"  5                 COMMAND succeeded but a snapshot it wrote failed its\n"
+		"                    SQLite check (check-sqlite; drgw ls shows which and\n"
+		"                    why); it is replicated anyway, and --prune does not\n"
+		"                    run\n"
 		"  3                 COMMAND succeeded but replication did not finish\n"
 		"                    within --drain-timeout (with --no-mount also: a\n"
 		"                    file was still open for writing); the queue stays\n"
@@ -99,6 +104,7 @@ struct run {
 	unsigned min_backends;
 	bool prune;
 	char **argv;
+	int64_t start_ns; /* versions sealed since are this run's */
 
 	pid_t child;
 	bool terminated; /* --no-mount: a SIGTERM or SIGINT came */
@@ -241,10 +247,24 @@ static bool replicated(struct drgw_gateway *gw, void *arg)
 
 static int exit_code(const struct run *s, int status, uint64_t left)
 {
+	int64_t failed = drgw_catalog_count_failed_checks(s->d.gw->cat,
+							  s->start_ns);
+
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	if (WEXITSTATUS(status) != 0)
 		return WEXITSTATUS(status);
+	/* A snapshot that will not restore needs a person more than one
+	 * that is late: that status wins; both are logged. */
+	if (failed > 0) {
+		log_error("snapshots of this run that failed their SQLite check: %lld; 'drgw ls' shows which and why",
+			  (long long)failed);
+		if (left)
+			log_error("replication incomplete too: %llu snapshots are not on %s backends yet",
+				  (unsigned long long)left,
+				  s->min_backends ? "enough" : "all");
+		return EXIT_CHECK_FAILED;
+	}
 	if (left) {
 		log_error("replication incomplete: %llu snapshots are not on %s backends after %llds; the queue stays in %s for the next run",
 			  (unsigned long long)left,
@@ -492,6 +512,7 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	s.argv = argv + i;
+	s.start_ns = drgw_now_ns();
 	/* No policy is a usage error now, not after the backup. */
 	if (s.prune && (r = drgw_cli_prune_check("run", &cfg, &pc)) != 0)
 		goto out;

@@ -247,11 +247,35 @@ static int on_replica(void *arg, const struct drgw_replica *r)
 	return 0;
 }
 
+/* The CHECK column: the SQLite check's verdict; "-" for other files. */
+static void check_cell(const struct drgw_version *v, char *buf, size_t size)
+{
+	if (v->state != DRGW_VERSION_ENCODED)
+		snprintf(buf, size, "pending");
+	else if (v->check.verdict == DRGW_SQLCHECK_NOT_SQLITE)
+		snprintf(buf, size, "-");
+	else
+		drgw_sqlcheck_describe(&v->check, buf, size);
+}
+
+static json_t *check_json(const struct drgw_version *v)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "verdict", json_string(drgw_sqlcheck_verdict_name(v->check.verdict)));
+	json_object_set_new(o, "level", json_string(drgw_sqlcheck_level_name(v->check.level)));
+	json_object_set_new(o, "failed", json_boolean(drgw_sqlcheck_failed(v->check.verdict)));
+	if (v->check.message[0])
+		json_object_set_new(o, "message", json_string(v->check.message));
+	return o;
+}
+
 static int ls_row(void *arg, const struct drgw_version *v)
 {
 	struct ls_ctx *x = arg;
 	struct row_ctx rc = { .x = x, .v = v };
 	char size[32], stored[48], mtime[40], created[40];
+	char check[sizeof(v->check.message) + 64];
 
 	drgw_format_time(v->mtime_ns, mtime, sizeof(mtime));
 	drgw_format_time(v->created_ns, created, sizeof(created));
@@ -297,6 +321,8 @@ static int ls_row(void *arg, const struct drgw_version *v)
 			json_object_set_new(o, "error", json_string(v->error));
 		if (v->problem)
 			json_object_set_new(o, "problem", json_string(v->problem));
+		if (v->state == DRGW_VERSION_ENCODED)
+			json_object_set_new(o, "check", check_json(v));
 		drgw_catalog_each_replica(x->gw->cat, v->id, on_replica, &rc);
 		drgw_catalog_each_pruned_of(x->gw->cat, v->vid, on_pruned, &rc);
 		json_object_set_new(o, "replicas", rc.replicas);
@@ -329,7 +355,7 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		       "SIZE", "MODIFIED", "STORED");
 		for (size_t i = 0; i < x->n_backends; i++)
 			printf(" %-14s", x->backends[i]);
-		printf("\n");
+		printf(" CHECK\n");
 	}
 	printf("%-32s ", v->name);
 	if (x->a->versions)
@@ -337,7 +363,8 @@ static int ls_row(void *arg, const struct drgw_version *v)
 	printf("%-10s %-20s %-13s", size, mtime, stored);
 	for (size_t i = 0; i < x->n_backends; i++)
 		printf(" %-14s", rc.cells[i]);
-	printf("\n");
+	check_cell(v, check, sizeof(check));
+	printf(" %s\n", check);
 	return 0;
 }
 
@@ -437,10 +464,13 @@ static const struct cli_cmd ls_cmd = {
 	.name = "ls",
 	.synopsis = "[--json] [--versions] [--remote] [NAME...]",
 	.help = "Lists snapshots from the catalog: name, size, modified time, stored\n"
-		"(encoded) size and each backend's state: replicated, pending,\n"
+		"(encoded) size, each backend's state: replicated, pending,\n"
 		"uploading, or failing (the problems under the table say why and\n"
-		"when the next retry is).  With --remote, lists what the backends\n"
-		"hold instead, read from the objects themselves (needs the key).",
+		"when the next retry is), and the SQLite check's verdict: ok,\n"
+		"corrupt, truncated, torn, bad header, hot journal or wal with the\n"
+		"first problem found, not checked, or - for files that are not\n"
+		"SQLite databases.  With --remote, lists what the backends hold\n"
+		"instead, read from the objects themselves (needs the key).",
 	.opts = ls_opts,
 	.opts_help = "options:\n"
 		     "  --json            machine-readable output\n"

@@ -26,6 +26,8 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->incremental_max_changed = 50;
 	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
+	cfg->check_sqlite = DRGW_SQLCHECK_QUICK;
+	cfg->check_sqlite_timeout_ns = 600 * NSEC_PER_SEC;
 	cfg->streaming = true;
 	cfg->upload_workers = 4;
 	cfg->backend_concurrency = 2;
@@ -114,6 +116,8 @@ static const struct simple simple_settings[] = {
 	  INT64_MAX },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },
+	{ "check-sqlite-timeout", K_DURATION, FIELD(check_sqlite_timeout_ns), 0,
+	  86400 * NSEC_PER_SEC },
 	{ "upload-workers", K_UINT, FIELD(upload_workers), 1, 64 },
 	{ "backend-concurrency", K_UINT, FIELD(backend_concurrency), 1, 64 },
 	{ "retry-min", K_DURATION, FIELD(retry_min_ns), 0, 86400 * NSEC_PER_SEC },
@@ -325,6 +329,14 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		return set_umask(cfg, value, err);
 	if (!strcmp(name, "backend"))
 		return drgw_config_add_backend_arg(cfg, value, err);
+	if (!strcmp(name, "check-sqlite")) {
+		if (drgw_sqlcheck_parse_level(value, &cfg->check_sqlite) == 0)
+			return 0;
+		drgw_err_set(err,
+			     "invalid check-sqlite '%s' (off, header, quick, full)",
+			     value);
+		return -EINVAL;
+	}
 	if (!strcmp(name, "log-level")) {
 		if (drgw_log_parse_level(value, &cfg->log_level) == 0)
 			return 0;

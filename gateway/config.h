@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "sqlcheck.h"
 #include "util.h"
 
 #define DRGW_BACKEND_NAME_MAX 63
@@ -74,6 +75,9 @@ struct drgw_config {
 	int compression_level;
 	uint32_t chunk_size;
 	unsigned encode_threads;
+	/* SQLite checks of sealed databases (sqlcheck.h) */
+	enum drgw_sqlcheck_level check_sqlite;
+	int64_t check_sqlite_timeout_ns;
 
 	/* replication */
 	bool streaming; /* uploads follow the encoder where a backend can */

@@ -304,6 +304,63 @@ static int prune_sample(void *arg, const struct drgw_prune_run *r)
 	return 0;
 }
 
+/* SQLite check metrics per series, rendered in three passes. */
+struct series_pass {
+	FILE *f;
+	int64_t now;
+	int which;
+};
+
+static int series_sample(void *arg, const char *pattern,
+			 const struct drgw_version *newest,
+			 const struct drgw_version *good)
+{
+	struct series_pass *p = arg;
+	static const char *const names[] = {
+		"drgw_sqlite_check_newest_ok",
+		"drgw_sqlite_check_good_timestamp_seconds",
+		"drgw_sqlite_check_good_age_seconds",
+	};
+
+	if (p->which > 0 && !good)
+		return 0; /* none passed: absent, not zero */
+	fprintf(p->f, "%s{pattern=", names[p->which]);
+	label(p->f, pattern);
+	fputs("} ", p->f);
+	if (p->which == 0)
+		fprintf(p->f, "%d\n", good == newest);
+	else if (p->which == 1)
+		fprintf(p->f, "%.3f\n", seconds(good->created_ns));
+	else
+		fprintf(p->f, "%.3f\n", seconds(p->now - good->created_ns));
+	return 0;
+}
+
+static void render_checks(FILE *f, struct drgw_catalog *c, int64_t now)
+{
+	static const char *const help[][2] = {
+		{ "drgw_sqlite_check_newest_ok", "1 if the newest snapshot of the name pattern passed its SQLite check" },
+		{ "drgw_sqlite_check_good_timestamp_seconds", "Seal time of the newest snapshot of the name pattern that passed its SQLite check" },
+		{ "drgw_sqlite_check_good_age_seconds", "Age of the newest snapshot of the name pattern that passed its SQLite check" },
+	};
+	uint64_t counts[DRGW_SQLCHECK_VERDICTS];
+
+	if (drgw_catalog_check_counts(c, counts) == 0) {
+		header(f, "drgw_sqlite_check_versions", "gauge",
+		       "Encoded snapshot versions by the verdict of their SQLite check");
+		for (unsigned v = 0; v < DRGW_SQLCHECK_VERDICTS; v++)
+			fprintf(f, "drgw_sqlite_check_versions{verdict=\"%s\"} %llu\n",
+				drgw_sqlcheck_verdict_name(v),
+				(unsigned long long)counts[v]);
+	}
+	for (int w = 0; w < 3; w++) {
+		struct series_pass p = { .f = f, .now = now, .which = w };
+
+		header(f, help[w][0], "gauge", help[w][1]);
+		drgw_catalog_each_series(c, series_sample, &p);
+	}
+}
+
 int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,
 			char **ret_text)
 {
@@ -361,6 +418,7 @@ int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,
 			header(x.f, pmetrics[m].name, "gauge", pmetrics[m].help);
 			drgw_catalog_each_latest_prune_run(c, prune_sample, &p);
 		}
+		render_checks(x.f, c, x.now);
 	}
 	free(x.b);
 	free(x.qs);

@@ -296,6 +296,28 @@ static int plan(struct pruner *p)
 	return r;
 }
 
+int drgw_prune_keep_good(void *arg, const char *backend,
+			 struct drgw_prune_item *items, size_t n)
+{
+	struct drgw_catalog *cat = arg;
+
+	/* items[] is in group order, oldest first: walk each group back. */
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+
+		while (j < n && !strcmp(items[j].pattern, items[i].pattern))
+			j++;
+		for (size_t k = j; k-- > i;) {
+			if (drgw_catalog_version_good(cat, items[k].vid)) {
+				items[k].reasons |= DRGW_REASON_GOOD;
+				break;
+			}
+		}
+		i = j;
+	}
+	return 0;
+}
+
 int drgw_prune_plan_items(const struct drgw_policy *p,
 			  struct drgw_prune_item *items, size_t n,
 			  int64_t now_ns)
@@ -369,6 +391,9 @@ int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
 	r = drgw_catalog_each_replicated(c, backend, add_replicated, &x);
 	if (r == 0)
 		r = drgw_prune_plan_items(p, x.items, x.n, drgw_now_ns());
+	/* The same keepers as drgw_cli_prune(), so the preview tells true. */
+	if (r == 0)
+		r = drgw_prune_keep_good(c, backend, x.items, x.n);
 	if (r < 0) {
 		drgw_prune_items_free(x.items, x.n);
 		return r;

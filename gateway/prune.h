@@ -60,6 +60,16 @@ struct drgw_prune_keeper {
 	void *arg;
 };
 
+/*
+ * The keeper of issue 13, reason DRGW_REASON_GOOD: in every group, the
+ * newest version on the backend that the catalog arg (a struct
+ * drgw_catalog *) knows as good (drgw_catalog_version_good()), so that
+ * snapshots failing their SQLite check never cost the last one that
+ * restores.  Versions the catalog does not know are not good.
+ */
+int drgw_prune_keep_good(void *arg, const char *backend,
+			 struct drgw_prune_item *items, size_t n);
+
 struct drgw_prune_opts {
 	const struct drgw_policy *policy;
 	bool dry_run;

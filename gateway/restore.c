@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "replicate.h"
 #include "restore.h"
 
@@ -179,4 +180,70 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 
 	return drgw_restore_copy_key(gw, l->backend, l->key, l->object_size,
 				     dst, NULL, err);
+}
+
+/* The verdict the catalog holds for version vid; NOT_CHECKED if unknown.
+ * *ret_good: it passed and is not marked incomplete either. */
+static struct drgw_sqlcheck_result verdict_of(struct drgw_catalog *cat,
+					      const char *vid, bool *ret_good)
+{
+	struct drgw_sqlcheck_result res = { 0 };
+	struct drgw_version v;
+
+	*ret_good = false;
+	if (drgw_catalog_get_version(cat, vid, &v) == 0) {
+		res = v.check;
+		*ret_good = res.verdict == DRGW_SQLCHECK_OK && !v.problem;
+		drgw_version_release(&v);
+	}
+	return res;
+}
+
+bool drgw_restore_check_warning(struct drgw_catalog *cat,
+				const struct drgw_remote_set *set,
+				const struct drgw_snapshot *s, char *buf,
+				size_t size)
+{
+	struct drgw_sqlcheck_result res;
+	const struct drgw_snapshot *best = NULL;
+	char what[sizeof(res.message) + 64], when[40];
+	char *pattern;
+	bool good;
+
+	if (!cat)
+		return false;
+	res = verdict_of(cat, s->meta.vid, &good);
+	if (!drgw_sqlcheck_failed(res.verdict))
+		return false;
+	drgw_sqlcheck_describe(&res, what, sizeof(what));
+	pattern = drgw_name_pattern(s->meta.name);
+	for (size_t i = 0; pattern && i < set->n; i++) {
+		const struct drgw_snapshot *o = &set->snaps[i];
+		char *p;
+
+		if (best && o->meta.created_ns <= best->meta.created_ns)
+			continue;
+		p = drgw_name_pattern(o->meta.name);
+		if (p && !strcmp(p, pattern)) {
+			verdict_of(cat, o->meta.vid, &good);
+			if (good)
+				best = o;
+		}
+		free(p);
+	}
+	if (best) {
+		drgw_format_time(best->meta.created_ns, when, sizeof(when));
+		snprintf(buf, size,
+			 "%s version %s failed its SQLite check at ingest (%s); the newest version of %s that passed is %s version %s, sealed %s (drgw restore --version %s %s)",
+			 s->meta.name, s->meta.vid, what,
+			 pattern ? pattern : s->meta.name, best->meta.name,
+			 best->meta.vid, when, best->meta.vid, best->meta.name);
+	} else {
+		snprintf(buf, size,
+			 "%s version %s failed its SQLite check at ingest (%s); no version of %s on the backends passed it",
+			 s->meta.name, s->meta.vid, what,
+			 pattern ? pattern : s->meta.name);
+	}
+	free(pattern);
+	return true;
 }

@@ -50,4 +50,16 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 			     const struct drgw_snapshot *s, size_t loc,
 			     size_t dst, struct drgw_err *err);
 
+/*
+ * If the catalog cat (NULL: none) records that snapshot s failed its
+ * SQLite check at ingest, writes a warning into buf that says so and names
+ * the newest version in set of the same series (name pattern) that passed,
+ * and returns true.  For the restore view and `drgw restore`, which log
+ * it and go on: the chosen version may be all there is.
+ */
+bool drgw_restore_check_warning(struct drgw_catalog *cat,
+				const struct drgw_remote_set *set,
+				const struct drgw_snapshot *s, char *buf,
+				size_t size);
+
 #endif

@@ -25,6 +25,9 @@ struct rnode {
 	char *name; /* component */
 	bool is_dir;
 	const struct drgw_snapshot *snap; /* files */
+	/* Why the catalog says snap may not restore (its SQLite check at
+	 * ingest failed), or NULL: logged when the file is opened. */
+	char *warning;
 	struct rnode **children;	  /* dirs, sorted by name */
 	size_t n_children;
 	uint64_t ino;
@@ -115,12 +118,21 @@ static int place(struct drgw_restore_view *v, const struct drgw_snapshot *s)
 			}
 		}
 		if (last) {
+			char warning[1024];
+
 			if (c->is_dir) {
 				log_warning("snapshot %s collides with a directory; not shown",
 					    s->meta.name);
 				return 0;
 			}
 			c->snap = s;
+			/* The catalog is gone once the view is built: learn
+			 * the verdict now. */
+			if (drgw_restore_check_warning(v->gw->cat, &v->set, s,
+						       warning, sizeof(warning))) {
+				log_warning("%s", warning);
+				c->warning = strdup(warning);
+			}
 			return 0;
 		}
 		if (!c->is_dir) {
@@ -157,6 +169,7 @@ static void free_tree(struct rnode *n)
 		free_tree(n->children[i]);
 	drgw_rfile_close(n->rf);
 	free(n->children);
+	free(n->warning);
 	free(n->name);
 	free(n);
 }
@@ -363,6 +376,8 @@ static int rv_open(const char *path, struct fuse_file_info *fi)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return -EROFS;
+	if (n->warning)
+		log_warning("%s", n->warning);
 	pthread_mutex_lock(&v->lock);
 	have = n->rf != NULL;
 	if (have)

@@ -19,6 +19,7 @@
 #include "encode.h"
 #include "gateway.h"
 #include "log.h"
+#include "sqlcheck.h"
 #include "stream.h"
 #include "watch.h"
 #include "testhook.h"
@@ -280,6 +281,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	struct watch w = { .gw = gw, .fd = -1 };
 	struct drgw_encode_result res = { 0 };
 	struct drgw_stream *stream = NULL;
+	struct drgw_sqlcheck *check;
 	bool streaming[DRGW_MAX_BACKENDS] = { false };
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
@@ -335,7 +337,13 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	/* Record what is encoded, which may be newer than what was sealed. */
 	drgw_version_stamp(v, &st);
 
+	/* The SQLite check reads the same bytes while they are encoded. */
+	check = drgw_sqlcheck_start(fd, w.node ? gw->files_fd : -1, v->name,
+				    gw->cfg->check_sqlite,
+				    gw->cfg->check_sqlite_timeout_ns, &gw->exiting);
 	r = write_object(gw, v, fd, &w, &stream, streaming, &res, &err);
+	if (drgw_sqlcheck_finish(check, r == 0, v->vid, &v->check) == 0)
+		drgw_catalog_set_check(gw->cat, v->id, &v->check);
 	if (r < 0) {
 		/* Let go of the spool object now: an upload reading it keeps
 		 * its space allocated, and the catalog may need that space. */

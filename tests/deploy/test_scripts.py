@@ -211,6 +211,9 @@ def test_backup_pushes_its_metrics(backups):
         assert s[("drgw_backend_up", lab)] == 1
         assert s[("drgw_backend_pending_replicas", lab)] == 0
         assert 0 <= s[("drgw_backend_rpo_seconds", lab)] < 3600
+    # .backup of a live WAL database: checked at ingest, and good.
+    assert s[("drgw_sqlite_check_newest_ok", frozenset({("pattern", "app-*-*.db")}))] == 1
+    assert s[("drgw_sqlite_check_versions", frozenset({("verdict", "ok")}))] == DAYS
     assert not [k for k in s if k[0].startswith("drgw_drill_")]
 
 

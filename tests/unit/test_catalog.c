@@ -295,7 +295,7 @@ TEST(schema_1_catalog_is_migrated)
 	struct drgw_catalog *c;
 	struct drgw_version got;
 	struct drgw_err err = { 0 };
-	char path[128], cmd[512];
+	char path[128], cmd[800];
 
 	snprintf(dir, sizeof(dir), "/tmp/drgw-test-catalog-XXXXXX");
 	CHECK(mkdtemp(dir));
@@ -310,6 +310,8 @@ TEST(schema_1_catalog_is_migrated)
 	CHECK_INT(got.id, ==, 7);
 	CHECK_INT(got.ctime_ns, ==, 0);
 	CHECK(got.problem == NULL);
+	/* Sealed before drgw checked: not checked, truthfully. */
+	CHECK_INT(got.check.verdict, ==, DRGW_SQLCHECK_NOT_CHECKED);
 	drgw_version_release(&got);
 	/* And it works as a current one: a new version, a second open. */
 	sealed(c, "v2", "new.db", 2000);
@@ -489,5 +491,98 @@ TEST(baselines)
 	CHECK_INT(drgw_catalog_baseline_load(c, "/d", &taken, collect, &x), ==,
 		  -ENOENT);
 	CHECK_OK(drgw_catalog_baseline_load(c, "/other", &taken, collect, &x));
+	done(c);
+}
+
+static void checked(struct drgw_catalog *c, struct drgw_version *v,
+		    enum drgw_sqlcheck_verdict verdict, const char *msg)
+{
+	struct drgw_sqlcheck_result res = { .verdict = (uint8_t)verdict,
+					    .level = DRGW_SQLCHECK_QUICK };
+
+	snprintf(res.message, sizeof(res.message), "%s", msg);
+	CHECK_OK(drgw_catalog_set_check(c, v->id, &res));
+	encode(c, v);
+}
+
+struct series_seen {
+	char text[1024];
+};
+
+static int on_series(void *arg, const char *pattern,
+		     const struct drgw_version *newest,
+		     const struct drgw_version *good)
+{
+	struct series_seen *s = arg;
+	size_t n = strlen(s->text);
+
+	snprintf(s->text + n, sizeof(s->text) - n, "%s:%s=%s,%s;", pattern,
+		 newest->vid, drgw_sqlcheck_verdict_name(newest->check.verdict),
+		 good ? good->vid : "-");
+	return 0;
+}
+
+/* Verdicts are stored with the version; the series query finds the newest
+ * and the newest good version of every name pattern. */
+TEST(check_verdicts_and_series)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_version a1 = sealed(c, "a1", "app-20260101.db", 100),
+			    a2 = sealed(c, "a2", "app-20260102.db", 200),
+			    a3 = sealed(c, "a3", "app-20260103.db", 300),
+			    b1 = sealed(c, "b1", "db/b-1.db", 150),
+			    e1 = sealed(c, "e1", "empty-1.db", 400),
+			    e2 = sealed(c, "e2", "empty-2.db", 500),
+			    t1 = sealed(c, "t1", "notes-1.txt", 160),
+			    u1 = sealed(c, "u1", "unchecked-1.db", 170),
+			    s1 = sealed(c, "s1", "sealed-1.db", 180), got;
+	struct drgw_version a4 = { .vid = "a4", .name = (char *)"app-20260104.db",
+				   .size = 1000, .mtime_ns = 345, .mode = 0644,
+				   .created_ns = 350 };
+	uint64_t counts[DRGW_SQLCHECK_VERDICTS];
+	struct series_seen seen = { "" };
+
+	checked(c, &a1, DRGW_SQLCHECK_OK, "");
+	checked(c, &a2, DRGW_SQLCHECK_CORRUPT, "Page 5: never used");
+	checked(c, &a3, DRGW_SQLCHECK_TRUNCATED, "short");
+	checked(c, &b1, DRGW_SQLCHECK_OK, "");
+	/* A series whose newest file is no database at all. */
+	checked(c, &e1, DRGW_SQLCHECK_OK, "");
+	checked(c, &e2, DRGW_SQLCHECK_NOT_SQLITE, "");
+	checked(c, &t1, DRGW_SQLCHECK_NOT_SQLITE, "");
+	encode(c, &u1);
+	(void)s1; /* sealed only: no verdict yet */
+	/* Its pages are fine, but its writer saw an error: not good. */
+	a4.problem = (char *)"incomplete: writing it failed";
+	CHECK_OK(drgw_catalog_add_version(c, &a4));
+	checked(c, &a4, DRGW_SQLCHECK_OK, "");
+
+	CHECK(drgw_catalog_version_good(c, "a1"));
+	CHECK(!drgw_catalog_version_good(c, "a2"));
+	CHECK(!drgw_catalog_version_good(c, "a4"));
+	CHECK(!drgw_catalog_version_good(c, "s1"));
+	CHECK(!drgw_catalog_version_good(c, "unknown"));
+
+	CHECK_OK(drgw_catalog_get_version(c, "a2", &got));
+	CHECK_INT(got.check.verdict, ==, DRGW_SQLCHECK_CORRUPT);
+	CHECK_INT(got.check.level, ==, DRGW_SQLCHECK_QUICK);
+	CHECK_STR(got.check.message, "Page 5: never used");
+	drgw_version_release(&got);
+
+	CHECK_OK(drgw_catalog_check_counts(c, counts));
+	CHECK_INT(counts[DRGW_SQLCHECK_OK], ==, 4);
+	CHECK_INT(counts[DRGW_SQLCHECK_CORRUPT], ==, 1);
+	CHECK_INT(counts[DRGW_SQLCHECK_TRUNCATED], ==, 1);
+	CHECK_INT(counts[DRGW_SQLCHECK_NOT_SQLITE], ==, 2);
+	CHECK_INT(counts[DRGW_SQLCHECK_NOT_CHECKED], ==, 1);
+
+	CHECK_INT(drgw_catalog_count_failed_checks(c, 0), ==, 2);
+	CHECK_INT(drgw_catalog_count_failed_checks(c, 250), ==, 1);
+	CHECK_INT(drgw_catalog_count_failed_checks(c, 301), ==, 0);
+
+	/* notes-*.txt and unchecked-*.db have no SQLite verdict: no series. */
+	CHECK_OK(drgw_catalog_each_series(c, on_series, &seen));
+	CHECK_STR(seen.text, "app-*.db:a4=ok,a1;db/b-*.db:b1=ok,b1;"
+			     "empty-*.db:e2=not_sqlite,e1;");
 	done(c);
 }

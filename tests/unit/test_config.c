@@ -142,6 +142,8 @@ TEST(bad_values_say_what_is_wrong)
 		{ "log-level=loud", "invalid log-level" },
 		{ "no-such=1", "unknown setting 'no-such'" },
 		{ "upload-workers=0", "invalid value '0' for upload-workers" },
+		{ "check-sqlite=fast", "invalid check-sqlite 'fast' (off, header, quick, full)" },
+		{ "check-sqlite-timeout=soon", "invalid value 'soon' for check-sqlite-timeout" },
 	};
 	static const struct bad backends[] = {
 		{ "nourl", "expected NAME=URL" },
@@ -257,5 +259,22 @@ TEST(retention_policy_levels)
 	unlink(path);
 	CHECK_CONTAINS(err.msg, ":3");
 	CHECK_CONTAINS(err.msg, "30d");
+	drgw_config_release(&cfg);
+}
+
+TEST(sqlite_check_settings)
+{
+	struct drgw_config cfg;
+	struct drgw_err err = { 0 };
+
+	drgw_config_init(&cfg);
+	CHECK_INT(cfg.check_sqlite, ==, DRGW_SQLCHECK_QUICK);
+	CHECK_INT(cfg.check_sqlite_timeout_ns, ==, 600 * NSEC_PER_SEC);
+	CHECK_OK(drgw_config_set(&cfg, "check-sqlite", "full", &err));
+	CHECK_INT(cfg.check_sqlite, ==, DRGW_SQLCHECK_FULL);
+	CHECK_OK(drgw_config_set(&cfg, "check-sqlite", "off", &err));
+	CHECK_INT(cfg.check_sqlite, ==, DRGW_SQLCHECK_OFF);
+	CHECK_OK(drgw_config_set(&cfg, "check-sqlite-timeout", "90s", &err));
+	CHECK_INT(cfg.check_sqlite_timeout_ns, ==, 90 * NSEC_PER_SEC);
 	drgw_config_release(&cfg);
 }

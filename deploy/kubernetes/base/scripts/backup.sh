@@ -15,6 +15,8 @@
 #          the next run (a retry of this Job, or tomorrow's) finishes it
 #   4      with DRGW_PRUNE=on: written and replicated, but pruning a
 #          backend failed (the log says why; the next run prunes again)
+#   5      the backup was written and replicated, but failed its SQLite
+#          check (drgw ls says why); it may not restore
 #   1      drgw failed (mount, configuration, key); 2 usage error
 #   other  the backup command's own status
 # The script exits with that status, after pushing the metrics (see
@@ -87,6 +89,7 @@ case $rc in
 0) echo "backup: written and replicated" >&2 ;;
 3) echo "backup: written, replication unfinished after $DRGW_DRAIN_TIMEOUT; queued for the next run" >&2 ;;
 4) echo "backup: written and replicated, but the prune failed; the next run prunes again" >&2 ;;
+5) echo "backup: written and replicated, but it failed its SQLite check; see drgw ls" >&2 ;;
 *) echo "backup: failed with status $rc" >&2 ;;
 esac
 
