@@ -64,6 +64,10 @@ struct drgw_rfile {
 	char *key;
 	struct drgw_obj obj;
 	struct drgw_obj_index idx;
+	/* The sealed footer and the trailer as stored (the object's last
+	 * tail_len bytes), for drgw_rfile_tail(). */
+	uint8_t *tail;
+	size_t tail_len;
 	/* Protected by rd->lock.  refs counts users and cache entries; opens
 	 * only users, and when it drops to 0 the cached chunks go too. */
 	unsigned refs;
@@ -77,6 +81,7 @@ static void rfile_unref_locked(struct drgw_rfile *f)
 		return;
 	drgw_obj_clear(&f->obj);
 	drgw_obj_index_clear(&f->idx);
+	free(f->tail);
 	free(f->key);
 	free(f);
 }
@@ -338,13 +343,30 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 	return NULL;
 }
 
+/* Opens the footer in footer (footer_len bytes, decrypted in place) once
+ * the trailer t and the header it holds were checked, keeping a sealed
+ * copy of footer and trailer for drgw_rfile_tail(). */
+static int open_footer(struct drgw_rfile *f, const struct drgw_obj_trailer *t,
+		       const uint8_t *trailer, uint8_t *footer,
+		       struct drgw_err *err)
+{
+	f->tail_len = (size_t)t->footer_len + DRGW_OBJ_TRAILER_SIZE;
+	f->tail = malloc(f->tail_len);
+	if (!f->tail)
+		return -ENOMEM;
+	memcpy(f->tail, footer, t->footer_len);
+	memcpy(f->tail + t->footer_len, trailer, DRGW_OBJ_TRAILER_SIZE);
+	return drgw_obj_open_footer(&f->obj, t, footer, t->footer_len, &f->idx,
+				    err);
+}
+
 static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		     struct drgw_err *err)
 {
 	size_t tail_len = object_size < TAIL_READ ? (size_t)object_size : TAIL_READ;
 	uint64_t tail_off = object_size - tail_len;
 	struct drgw_obj_trailer t;
-	uint8_t *buf, *footer;
+	uint8_t *buf, *footer, *trailer;
 	int64_t old;
 	int r;
 
@@ -356,19 +378,18 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	buf = malloc(tail_len);
 	if (!buf)
 		return -ENOMEM;
+	trailer = buf + tail_len - DRGW_OBJ_TRAILER_SIZE;
 	old = begin_call(f->rd);
 	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
 	if (r == 0)
-		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
-					   object_size, &t, err);
+		r = drgw_obj_parse_trailer(trailer, object_size, &t, err);
 	if (r == 0)
 		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
 	if (r < 0)
 		goto out;
 	if (t.footer_off >= tail_off) {
 		footer = buf + (t.footer_off - tail_off);
-		r = drgw_obj_open_footer(&f->obj, &t, footer, t.footer_len,
-					 &f->idx, err);
+		r = open_footer(f, &t, trailer, footer, err);
 	} else {
 		footer = malloc(t.footer_len);
 		if (!footer) {
@@ -378,8 +399,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		r = drgw_backend_read(f->b, f->key, t.footer_off, footer,
 				      t.footer_len, err);
 		if (r == 0)
-			r = drgw_obj_open_footer(&f->obj, &t, footer,
-						 t.footer_len, &f->idx, err);
+			r = open_footer(f, &t, trailer, footer, err);
 		free(footer);
 	}
 out:
@@ -388,9 +408,41 @@ out:
 	return r;
 }
 
-int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
-		    const char *key, uint64_t object_size,
-		    struct drgw_rfile **ret, struct drgw_err *err)
+/* open_tail() from the bytes drgw_rfile_tail() gave earlier. */
+static int open_kept_tail(struct drgw_rfile *f, uint64_t object_size,
+			  const uint8_t *tail, size_t tail_len,
+			  struct drgw_err *err)
+{
+	struct drgw_obj_trailer t;
+	uint8_t *footer;
+	int r;
+
+	if (tail_len < DRGW_OBJ_TRAILER_SIZE || tail_len > object_size) {
+		drgw_err_set(err, "kept tail has a bad length");
+		return -EIO;
+	}
+	r = drgw_obj_parse_trailer(tail + tail_len - DRGW_OBJ_TRAILER_SIZE,
+				   object_size, &t, err);
+	if (r == 0 && (uint64_t)t.footer_len + DRGW_OBJ_TRAILER_SIZE != tail_len) {
+		drgw_err_set(err, "kept tail does not frame its footer");
+		r = -EIO;
+	}
+	if (r == 0)
+		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+	if (r < 0)
+		return r;
+	footer = drgw_memdup(tail, t.footer_len);
+	if (!footer)
+		return -ENOMEM;
+	r = open_footer(f, &t, tail + t.footer_len, footer, err);
+	free(footer);
+	return r;
+}
+
+static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		      const char *key, uint64_t object_size,
+		      const uint8_t *tail, size_t tail_len,
+		      struct drgw_rfile **ret, struct drgw_err *err)
 {
 	struct drgw_rfile *f;
 	int r;
@@ -413,16 +465,46 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	f->refs = 1;
 	f->opens = 1;
 	f->key = strdup(key);
-	r = f->key ? open_tail(f, object_size, err) : -ENOMEM;
+	r = !f->key ? -ENOMEM :
+	    tail    ? open_kept_tail(f, object_size, tail, tail_len, err) :
+		      open_tail(f, object_size, err);
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
 		drgw_obj_clear(&f->obj);
+		drgw_obj_index_clear(&f->idx);
+		free(f->tail);
 		free(f->key);
 		free(f);
 		return r;
 	}
 	*ret = f;
 	return 0;
+}
+
+int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		    const char *key, uint64_t object_size,
+		    struct drgw_rfile **ret, struct drgw_err *err)
+{
+	return rfile_open(rd, b, key, object_size, NULL, 0, ret, err);
+}
+
+int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			 const char *key, uint64_t object_size,
+			 const void *tail, size_t tail_len,
+			 struct drgw_rfile **ret, struct drgw_err *err)
+{
+	if (!object_size) {
+		drgw_err_set(err, "%s on %s: no object size", key, b->name);
+		return -EINVAL;
+	}
+	return rfile_open(rd, b, key, object_size, tail, tail_len, ret, err);
+}
+
+void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
+		     size_t *ret_len)
+{
+	*ret = f->tail;
+	*ret_len = f->tail_len;
 }
 
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)

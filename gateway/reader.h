@@ -44,6 +44,20 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd);
 int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
+/*
+ * The same, from tail bytes drgw_rfile_tail() gave for this object before
+ * (kept in a catalog): no request at all.  The footer is authenticated
+ * again, as if it had just been read; bytes of another object fail that
+ * or, if it was replaced by one under the same key, every chunk read.
+ */
+int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			 const char *key, uint64_t object_size,
+			 const void *tail, size_t tail_len,
+			 struct drgw_rfile **ret, struct drgw_err *err);
+/* The object's sealed footer and trailer, its last *ret_len bytes, valid
+ * while f is open: all drgw_rfile_open_tail() needs. */
+void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
+		     size_t *ret_len);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
 /* Id of the key the object was written with. */
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
