@@ -634,38 +634,55 @@ static void drill_one(struct drill_run *x, size_t bi,
 	free(d.probe);
 }
 
+/* A version and its name pattern, for grouping. */
+struct patterned {
+	char *pattern;
+	const struct drgw_snapshot *sn;
+};
+
+static int by_pattern(const void *a, const void *b)
+{
+	const struct patterned *x = a, *y = b;
+	int c = strcmp(x->pattern, y->pattern);
+
+	if (c)
+		return c;
+	if (x->sn->meta.created_ns != y->sn->meta.created_ns)
+		return x->sn->meta.created_ns < y->sn->meta.created_ns ? -1 : 1;
+	return strcmp(x->sn->meta.vid, y->sn->meta.vid);
+}
+
+static bool on_backend(const struct drgw_snapshot *sn, size_t bi)
+{
+	for (size_t l = 0; l < sn->n_locs; l++)
+		if (sn->locs[l].backend == bi)
+			return true;
+	return false;
+}
+
 static void drill_backend(struct drill_run *x, size_t bi)
 {
 	const struct drgw_remote_set *set = &x->s->set;
-	char **patterns = calloc(set->n + 1, sizeof(*patterns));
-	size_t found = 0;
+	struct patterned *p = calloc(set->n + 1, sizeof(*p));
+	size_t n = 0, found = 0;
 
-	/* For each pattern, the newest snapshot this backend holds. */
-	for (size_t i = 0; patterns && i < set->n; i++)
-		patterns[i] = drgw_name_pattern(set->snaps[i].meta.name);
-	for (size_t i = 0; patterns && i < set->n; i++) {
-		const struct drgw_snapshot *best = NULL;
-		bool seen = false;
-
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = patterns[j] && patterns[i] &&
-			       !strcmp(patterns[j], patterns[i]);
-		if (seen || !patterns[i])
+	/* For each pattern, the newest snapshot this backend holds: the
+	 * versions it holds sorted by pattern, then age. */
+	for (size_t i = 0; p && i < set->n; i++) {
+		if (!on_backend(&set->snaps[i], bi))
 			continue;
-		for (size_t j = i; j < set->n; j++) {
-			const struct drgw_snapshot *sn = &set->snaps[j];
-			bool here = false;
-
-			for (size_t l = 0; l < sn->n_locs; l++)
-				here |= sn->locs[l].backend == bi;
-			if (here && patterns[j] && !strcmp(patterns[j], patterns[i]) &&
-			    (!best || sn->meta.created_ns > best->meta.created_ns))
-				best = sn;
-		}
-		if (best) {
-			drill_one(x, bi, best, patterns[i]);
-			found++;
-		}
+		p[n].pattern = drgw_name_pattern(set->snaps[i].meta.name);
+		p[n].sn = &set->snaps[i];
+		if (p[n].pattern)
+			n++;
+	}
+	if (n)
+		qsort(p, n, sizeof(*p), by_pattern);
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && !strcmp(p[i].pattern, p[i + 1].pattern))
+			continue;
+		drill_one(x, bi, p[i].sn, p[i].pattern);
+		found++;
 	}
 	if (!found) {
 		struct drgw_drill d = { .started_ns = drgw_now_ns(),
@@ -675,9 +692,9 @@ static void drill_backend(struct drill_run *x, size_t bi)
 		drgw_strlcpy(d.backend, x->s->gw->backend_names[bi], sizeof(d.backend));
 		drill_report(x, &d);
 	}
-	for (size_t i = 0; patterns && i < set->n; i++)
-		free(patterns[i]);
-	free(patterns);
+	for (size_t i = 0; i < n; i++)
+		free(p[i].pattern);
+	free(p);
 }
 
 int drgw_cmd_drill(int argc, char **argv)
