@@ -68,6 +68,9 @@ int drgw_cli_print_json(json_t *v);
  * by drgw_cli_temp_cache_remove(). */
 int drgw_cli_temp_cache(struct drgw_config *cfg, char *buf, size_t size);
 void drgw_cli_temp_cache_remove(const char *dir);
+/* After a scan without --cache that read tails_read object tails: says
+ * once on stderr that --cache would keep them, if that is worth it. */
+void drgw_cli_cache_hint(size_t tails_read);
 
 int drgw_cmd_keygen(int argc, char **argv);
 int drgw_cmd_mount(int argc, char **argv);

@@ -83,8 +83,10 @@ static int on_opt(void *arg, int id, const char *value)
 	return -EINVAL;
 }
 
-/* What both commands set up: a gateway on the backends, a reader, and the
- * scan of what the backends hold. */
+/* What the commands set up: a gateway on the backends, a reader, and the
+ * scan of what the backends hold.  With --cache, the scan reads only the
+ * tails of objects that cache has not seen, and a restore none at all;
+ * without, a temporary cache holds them for this run. */
 struct session {
 	struct drgw_config cfg;
 	char tmp_cache[256];
@@ -130,6 +132,8 @@ static int session_open(struct session *s, bool need_readable)
 	drgw_remote_warn_unreachable(&s->set, s->gw, cli_warn, NULL);
 	for (size_t i = 0; i < s->set.n_bad; i++)
 		drgw_cli_error("warning: cannot read %s", s->set.bad[i].why);
+	if (s->tmp_cache[0])
+		drgw_cli_cache_hint(s->set.n_read);
 	return 0;
 }
 
@@ -194,8 +198,8 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 			return -errno;
 		}
 		memset(&err, 0, sizeof(err));
-		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, (uint8_t *)sha,
-				      &err);
+		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
+				      (uint8_t *)sha, &err);
 		/* Permission bits under the umask, as cp does; never set-id
 		 * bits: the owner of the original is not restored. */
 		if (r == 0 && fchmod(fd, sn->meta.mode & 0777 & ~mask) < 0)
@@ -413,8 +417,8 @@ int drgw_cmd_verify(int argc, char **argv)
 			char hex[65];
 			int rr;
 
-			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, sha,
-					       &err);
+			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, true,
+					       sha, &err);
 			drgw_hex(sha, 32, hex);
 			/* The catalog's hash was taken when the file was
 			 * encoded, before it ever left the machine. */
@@ -467,11 +471,13 @@ static const struct cli_cmd drill_cmd = {
 	.synopsis = "[--backend NAME] [--check-sql SQL] [--json]",
 	.help = "The restore test, automated: for each backend (or only NAME), restores\n"
 		"the newest snapshot of every name pattern (digits become '*':\n"
-		"app-20261125.db is app-*.db) into a scratch directory with an empty\n"
-		"cache, checks its content hash, and for SQLite files runs PRAGMA\n"
-		"integrity_check and the optional SQL probe.  Results go to the catalog\n"
-		"of --cache (shown by drgw status --prometheus and /metrics) and to\n"
-		"stdout.  Exits 1 if anything is wrong or a backend holds nothing.",
+		"app-20261125.db is app-*.db) into a scratch directory, reading every\n"
+		"byte of it from the backend as after a disaster, checks its content\n"
+		"hash, and for SQLite files runs PRAGMA integrity_check and the optional\n"
+		"SQL probe.  Results go to the catalog of --cache (shown by drgw status\n"
+		"--prometheus and /metrics), which also keeps what the scan of the\n"
+		"backends read for the next drill, and to stdout.  Exits 1 if anything\n"
+		"is wrong or a backend holds nothing.",
 	.opts = drill_opts,
 	.opts_help = "options:\n"
 		     "  --backend NAME     drill only this backend (NAME=URL configures one)\n"
@@ -485,7 +491,7 @@ struct drill_run {
 	struct session *s;
 	struct args *a;
 	struct drgw_catalog *record; /* --cache's catalog, or NULL */
-	char scratch[256];
+	char scratch[4200];
 	json_t *json;
 	unsigned ok, bad;
 };
@@ -590,7 +596,7 @@ static void drill_one(struct drill_run *x, size_t bi,
 {
 	struct drgw_drill d = { .started_ns = drgw_now_ns() };
 	struct drgw_err err = { 0 };
-	char path[300], issues[1024] = "";
+	char path[4300], issues[1024] = "";
 	int64_t t0 = drgw_mono_ns();
 	uint8_t sha[32];
 	size_t loc;
@@ -612,8 +618,8 @@ static void drill_one(struct drill_run *x, size_t bi,
 		snprintf(issues, sizeof(issues), "cannot create %s: %s", path,
 			 strerror(errno));
 	} else {
-		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, sha,
-				      &err);
+		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, true,
+				      sha, &err);
 		if (r == 0 && fsync(fd) < 0)
 			r = -errno;
 		close(fd);
@@ -702,8 +708,7 @@ int drgw_cmd_drill(int argc, char **argv)
 	struct session s = { 0 };
 	struct args a = { .cfg = &s.cfg };
 	struct drill_run x = { .s = &s, .a = &a };
-	struct drgw_err err = { 0 };
-	char record_path[4200];
+	const char *tmp;
 	size_t matched = 0;
 	int i, r = 1;
 
@@ -716,24 +721,19 @@ int drgw_cmd_drill(int argc, char **argv)
 				  drgw_cli_usage_error(&drill_cmd, "unexpected argument '%s'", argv[i]);
 	}
 	drgw_cli_apply_log(&s.cfg);
-	/* Results go to --cache's catalog; the restores themselves start
-	 * from an empty cache, as after a disaster. */
-	if (s.cfg.cache_dir) {
-		drgw_mkdir_p(s.cfg.cache_dir, 0700);
-		snprintf(record_path, sizeof(record_path), "%s/catalog.db",
-			 s.cfg.cache_dir);
-		if (drgw_catalog_open(record_path, false, &x.record, &err) < 0) {
-			drgw_cli_error("%s", err.msg);
-			goto out;
-		}
-		free(s.cfg.cache_dir);
-		s.cfg.cache_dir = NULL;
-	}
 	if (session_open(&s, false) < 0)
 		goto out;
-	snprintf(x.scratch, sizeof(x.scratch), "%s/drill", s.tmp_cache);
-	if (drgw_mkdir_p(x.scratch, 0700) < 0) {
-		drgw_cli_error("cannot create %s", x.scratch);
+	/* Results go to --cache's catalog.  The restores read everything
+	 * from the backends (drill_one()), as after a disaster; only the
+	 * scan's descriptions of older versions come from the cache. */
+	if (!s.tmp_cache[0])
+		x.record = s.gw->cat;
+	tmp = getenv("TMPDIR");
+	snprintf(x.scratch, sizeof(x.scratch), "%s/drgw-drill-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(x.scratch)) {
+		drgw_cli_error("cannot create %s: %s", x.scratch, strerror(errno));
+		x.scratch[0] = '\0';
 		goto out;
 	}
 	x.json = a.json ? json_array() : NULL;
@@ -759,7 +759,7 @@ int drgw_cmd_drill(int argc, char **argv)
 		printf("\n%u drills ok, %u with issues\n", x.ok, x.bad);
 	r = x.bad ? 1 : 0;
 out:
-	drgw_catalog_close(x.record);
+	drgw_cli_temp_cache_remove(x.scratch);
 	session_close(&s);
 	return r;
 }
@@ -841,7 +841,8 @@ static const struct drgw_location *check_copy(struct session *s,
 	for (size_t l = 0; sn && l < sn->n_locs; l++) {
 		if (sn->locs[l].backend != target)
 			continue;
-		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, sha, err) < 0)
+		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, true, sha,
+				      err) < 0)
 			return NULL;
 		return &sn->locs[l];
 	}

@@ -6,11 +6,31 @@
  * entry is LOADING while one thread fetches it (others wait on the
  * condition variable instead of fetching it twice), then READY, or FAILED
  * for the waiters to see before it is dropped so a later read retries.
- * Readers pin an entry while they copy out of it; only unpinned READY
+ * Readers pin an entry while they copy out of it; only unpinned, settled
  * entries are evicted.  The cache is small (tens of entries), so lookups
  * walk the list.
+ *
+ * Memory: everything the reader holds counts against cache_bytes: decoded
+ * chunks, chunks being fetched (their plaintext size is reserved when the
+ * fetch is queued) and the ciphertext buffers of fetches in flight.
+ * Read-ahead is queued only when it fits without evicting a chunk that was
+ * fetched ahead and not read yet; a reader's own read always goes on, and
+ * overshoots by its chunk when everything else is in use.
+ *
+ * Eviction order, so that a long sequential read (a copy) does not flush
+ * what random readers (SQLite) come back to: first chunks a sequential
+ * reader has gone past, then the least recently used of the others, and
+ * only for a reader's own read, chunks fetched ahead but not read yet.
+ *
+ * Sequential reads: each file keeps a frontier, the first chunk no fetch
+ * was queued for.  Once the reader is within the read-ahead window of it,
+ * the next request-size worth of consecutive chunks is queued as one
+ * ranged read, so an object store sees a few large GETs in parallel (one
+ * per fetch thread) instead of one per chunk.  Random reads fetch their
+ * chunk alone.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,25 +41,30 @@
 
 enum centry_state { C_LOADING, C_READY, C_FAILED };
 
+/* Eviction classes, evicted in this order. */
+enum centry_class { C_PASSED, C_USED, C_AHEAD };
+
 struct centry {
 	struct drgw_rfile *f; /* referenced */
 	uint64_t index;
 	enum centry_state state;
+	enum centry_class cls;
 	int error;
 	char errmsg[256];
 	uint8_t *data;
+	/* Plaintext bytes, counted in rd->bytes from creation on. */
 	size_t len;
 	unsigned pins;
 	struct centry *prev, *next; /* LRU: head is most recent */
 };
 
-/* A read-ahead job: consecutive chunks of one file, fetched with one
- * ranged read (per-request overhead dominates on object stores). */
-#define GROUP_MAX 16
+/* A fetch: consecutive chunks of one file with one ranged read (per-
+ * request overhead dominates on object stores). */
 struct job {
-	struct centry *e[GROUP_MAX];
 	size_t n;
+	uint64_t ct_len; /* counted in rd->ct_bytes until the fetch ends */
 	struct job *next;
+	struct centry *e[];
 };
 
 struct drgw_reader {
@@ -51,11 +76,13 @@ struct drgw_reader {
 	pthread_cond_t job_cond;  /* jobs queued or stop */
 	/* Protected by lock. */
 	struct centry *head, *tail;
-	uint64_t bytes;
+	uint64_t bytes;	   /* plaintext of all entries */
+	uint64_t ct_bytes; /* ciphertext of fetches in flight */
 	struct job *jobs, *jobs_tail;
 	bool stop;
 	pthread_t *threads;
 	unsigned n_threads;
+	struct drgw_reader_stats stats;
 };
 
 struct drgw_rfile {
@@ -72,7 +99,14 @@ struct drgw_rfile {
 	 * only users, and when it drops to 0 the cached chunks go too. */
 	unsigned refs;
 	unsigned opens;
-	uint64_t next_seq; /* chunk a sequential reader wants next */
+	/* Where it is read (track_locked()): the current run of chunks and
+	 * how often it grew up or down; the first chunk above it no fetch
+	 * was queued for, and one past the last one below. */
+	bool in_run;
+	uint64_t pos; /* a chunk of the last read */
+	uint64_t run_lo, run_hi;
+	unsigned up, down;
+	uint64_t ra_up, ra_down;
 };
 
 static void rfile_unref_locked(struct drgw_rfile *f)
@@ -128,67 +162,123 @@ static struct centry *find_locked(struct drgw_reader *rd,
 	return NULL;
 }
 
-/* Evicts unpinned, settled entries from the cold end until need bytes
- * fit.  Overshoots rather than waits when everything is in use. */
-static void make_room_locked(struct drgw_reader *rd, size_t need)
+static bool fits_locked(const struct drgw_reader *rd, uint64_t need)
 {
-	struct centry *e = rd->tail, *prev;
-
-	for (; e && rd->bytes + need > rd->opts.cache_bytes; e = prev) {
-		prev = e->prev;
-		if (e->pins == 0 && e->state != C_LOADING)
-			entry_free_locked(rd, e);
-	}
+	return rd->bytes + rd->ct_bytes + need <= rd->opts.cache_bytes;
 }
 
+static uint64_t request_chunks(const struct drgw_rfile *f);
+
+/* The class e is evicted in: a chunk fetched ahead of a reader that has
+ * since gone elsewhere (it jumped, or turned round) is as good as passed,
+ * or such chunks would hold the cache for ever. */
+static enum centry_class class_of(const struct centry *e)
+{
+	const struct drgw_rfile *f = e->f;
+	uint64_t w = f->rd->opts.readahead + request_chunks(f);
+
+	if (e->cls != C_AHEAD)
+		return e->cls;
+	if (e->index + w < f->pos || e->index > f->pos + w)
+		return C_PASSED;
+	return C_AHEAD;
+}
+
+static bool evictable(const struct centry *e, enum centry_class upto)
+{
+	return e->pins == 0 && e->state != C_LOADING && class_of(e) <= upto;
+}
+
+/* Evicts unpinned, settled entries, class by class and each from the cold
+ * end, until need more bytes fit.  Chunks fetched ahead and not read yet
+ * go only for a reader's own read (demand).  Read-ahead evicts nothing
+ * unless that makes it fit.  True if need fits now. */
+static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
+			     bool demand)
+{
+	enum centry_class upto = demand ? C_AHEAD : C_USED;
+
+	if (fits_locked(rd, need))
+		return true;
+	if (!demand) {
+		uint64_t freeable = 0;
+
+		for (struct centry *e = rd->head; e; e = e->next)
+			if (evictable(e, upto))
+				freeable += e->len;
+		if (rd->bytes - freeable + rd->ct_bytes + need > rd->opts.cache_bytes)
+			return false;
+	}
+	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
+		struct centry *e = rd->tail, *prev;
+
+		for (; e && !fits_locked(rd, need); e = prev) {
+			prev = e->prev;
+			if (evictable(e, upto) && class_of(e) == (enum centry_class)cls)
+				entry_free_locked(rd, e);
+		}
+	}
+	return fits_locked(rd, need);
+}
+
+/* Plaintext and stored bytes of chunk index of f. */
+static size_t plain_len(const struct drgw_rfile *f, uint64_t index)
+{
+	return drgw_obj_chunk_plain_len(f->idx.meta.size, f->obj.chunk_size,
+					index);
+}
+
+static uint64_t stored_len(const struct drgw_rfile *f, uint64_t index)
+{
+	return f->idx.offsets[index + 1] - f->idx.offsets[index];
+}
+
+/* A LOADING entry for chunk index; the caller made room. */
 static struct centry *new_entry_locked(struct drgw_reader *rd,
-				       struct drgw_rfile *f, uint64_t index)
+				       struct drgw_rfile *f, uint64_t index,
+				       enum centry_class cls)
 {
 	struct centry *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
-	make_room_locked(rd, f->obj.chunk_size);
 	e->f = f;
 	f->refs++;
 	e->index = index;
 	e->state = C_LOADING;
+	e->cls = cls;
+	e->len = plain_len(f, index);
+	rd->bytes += e->len;
 	lru_push_front(rd, e);
 	return e;
 }
 
 /* Decodes chunk e->index from its stored bytes ct (modified). */
 static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
-		  size_t ct_len, uint8_t **ret_data, size_t *ret_len,
-		  struct drgw_err *err)
+		  size_t ct_len, uint8_t **ret_data, struct drgw_err *err)
 {
 	struct drgw_rfile *f = e->f;
-	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.meta.size,
-						    f->obj.chunk_size, e->index);
-	uint8_t *plain = malloc(plain_len ? plain_len : 1);
+	uint8_t *plain = malloc(e->len ? e->len : 1);
 	int r;
 
 	if (!plain)
 		return -ENOMEM;
 	r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len, plain,
-				plain_len, err);
+				e->len, err);
 	if (r < 0) {
 		free(plain);
 		return r;
 	}
 	*ret_data = plain;
-	*ret_len = plain_len;
 	return 0;
 }
 
 static void publish(struct drgw_reader *rd, struct centry *e, int r,
-		    uint8_t *data, size_t len, const struct drgw_err *err)
+		    uint8_t *data, const struct drgw_err *err)
 {
 	pthread_mutex_lock(&rd->lock);
 	if (r == 0) {
 		e->data = data;
-		e->len = len;
-		rd->bytes += len;
 		e->state = C_READY;
 	} else {
 		e->state = C_FAILED;
@@ -199,8 +289,6 @@ static void publish(struct drgw_reader *rd, struct centry *e, int r,
 	pthread_mutex_unlock(&rd->lock);
 }
 
-/* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
- * with one ranged read, decodes and publishes each.  Without the lock. */
 /* Starts the deadline of one backend call on this thread; returns the
  * previous one for end_call(). */
 static int64_t begin_call(const struct drgw_reader *rd)
@@ -214,12 +302,15 @@ static void end_call(int64_t old)
 	drgw_backend_set_deadline(old);
 }
 
-static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
+/* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
+ * with one ranged read of ct_len bytes, which the caller counted in
+ * rd->ct_bytes, then decodes and publishes each.  Without the lock. */
+static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
+		       uint64_t ct_len)
 {
 	struct drgw_rfile *f = es[0]->f;
 	uint64_t start = f->idx.offsets[es[0]->index];
-	size_t total = (size_t)(f->idx.offsets[es[n - 1]->index + 1] - start);
-	uint8_t *ct = malloc(total ? total : 1);
+	uint8_t *ct = malloc(ct_len ? ct_len : 1);
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
 	struct drgw_err err = { 0 };
 	int r = ct && dctx ? 0 : -ENOMEM;
@@ -227,31 +318,28 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
 	if (r == 0) {
 		int64_t old = begin_call(rd);
 
-		r = drgw_backend_read(f->b, f->key, start, ct, total, &err);
+		r = drgw_backend_read(f->b, f->key, start, ct, ct_len, &err);
 		end_call(old);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct centry *e = es[i];
 		uint64_t off = f->idx.offsets[e->index] - start;
-		size_t len = (size_t)(f->idx.offsets[e->index + 1] -
-				      f->idx.offsets[e->index]);
 		struct drgw_err e_err = err;
 		uint8_t *data = NULL;
-		size_t plain_len = 0;
 		int er = r;
 
 		if (er == 0)
-			er = decode(e, dctx, ct + off, len, &data, &plain_len,
-				    &e_err);
-		publish(rd, e, er, data, plain_len, &e_err);
+			er = decode(e, dctx, ct + off, stored_len(f, e->index),
+				    &data, &e_err);
+		publish(rd, e, er, data, &e_err);
 	}
 	ZSTD_freeDCtx(dctx);
 	free(ct);
-}
-
-static void load(struct drgw_reader *rd, struct centry *e)
-{
-	load_group(rd, &e, 1);
+	pthread_mutex_lock(&rd->lock);
+	rd->ct_bytes -= ct_len;
+	rd->stats.requests++;
+	rd->stats.bytes_fetched += ct_len;
+	pthread_mutex_unlock(&rd->lock);
 }
 
 static void *fetch_thread(void *arg)
@@ -271,7 +359,7 @@ static void *fetch_thread(void *arg)
 		if (!rd->jobs)
 			rd->jobs_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
-		load_group(rd, j->e, j->n);
+		load_group(rd, j->e, j->n, j->ct_len);
 		free(j);
 		pthread_mutex_lock(&rd->lock);
 	}
@@ -289,11 +377,12 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 	rd->opts = *opts;
 	if (rd->opts.threads == 0)
 		rd->opts.threads = 4;
-	/* A window larger than half the cache would evict chunks fetched
-	 * ahead before they are read (1 MiB chunks assumed; bigger ones only
-	 * make the cache overshoot). */
-	if (rd->opts.readahead > rd->opts.cache_bytes / (2u << 20))
-		rd->opts.readahead = (unsigned)(rd->opts.cache_bytes / (2u << 20));
+	/* Chunks and fetch buffers are large and come and go all the time,
+	 * from many threads.  With glibc's adaptive threshold they soon come
+	 * from per-thread heaps that keep what was freed, and the process
+	 * grows well past the budget; mapped each time, freeing one gives
+	 * its memory back. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
 	{
@@ -341,6 +430,14 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 	pthread_mutex_destroy(&rd->lock);
 	free(rd);
 	return NULL;
+}
+
+void drgw_reader_get_stats(struct drgw_reader *rd,
+			   struct drgw_reader_stats *ret)
+{
+	pthread_mutex_lock(&rd->lock);
+	*ret = rd->stats;
+	pthread_mutex_unlock(&rd->lock);
 }
 
 /* Opens the footer in footer (footer_len bytes, decrypted in place) once
@@ -572,45 +669,179 @@ static void queue_job_locked(struct drgw_reader *rd, struct job *j)
 	pthread_cond_signal(&rd->job_cond);
 }
 
-/* Queues fetches of the chunks after last that are not cached, grouped
- * so that each fetch thread gets a share of the window in one read. */
-static void readahead_locked(struct drgw_rfile *f, uint64_t last)
+/* Chunks of f one read-ahead request covers: at most the window. */
+static uint64_t request_chunks(const struct drgw_rfile *f)
+{
+	uint64_t n = f->rd->opts.request_bytes / f->obj.chunk_size;
+	uint64_t w = f->rd->opts.readahead;
+
+	n = n ? n : 1;
+	return n < w ? n : w;
+}
+
+/* Queues one fetch of chunks [start, end) of f, none of them cached, if it
+ * fits in the cache without evicting what was fetched ahead and not read
+ * yet.  False if it does not. */
+static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
+			       uint64_t end)
 {
 	struct drgw_reader *rd = f->rd;
-	size_t group = rd->opts.readahead / rd->opts.threads;
-	struct job *j = NULL;
+	uint64_t plain = 0, ct = f->idx.offsets[end] - f->idx.offsets[start];
+	struct job *j;
 
-	if (rd->n_threads == 0)
-		start_threads_locked(rd);
-	if (rd->n_threads == 0)
-		return;
-	group = group < 1 ? 1 : group > GROUP_MAX ? GROUP_MAX : group;
-	for (uint64_t i = last + 1;
-	     i <= last + rd->opts.readahead && i < f->idx.n_chunks; i++) {
-		struct centry *e;
+	for (uint64_t c = start; c < end; c++)
+		plain += plain_len(f, c);
+	if (!make_room_locked(rd, plain + ct, false))
+		return false;
+	j = malloc(sizeof(*j) + (end - start) * sizeof(j->e[0]));
+	if (!j)
+		return false;
+	j->n = 0;
+	for (uint64_t c = start; c < end; c++) {
+		struct centry *e = new_entry_locked(rd, f, c, C_AHEAD);
 
-		if (find_locked(rd, f, i)) {
-			/* A gap: what is grouped so far goes as one job. */
-			if (j)
-				queue_job_locked(rd, j);
-			j = NULL;
-			continue;
-		}
-		if (!j && !(j = calloc(1, sizeof(*j))))
-			return;
-		e = new_entry_locked(rd, f, i);
 		if (!e)
 			break;
 		j->e[j->n++] = e;
-		if (j->n == group) {
-			queue_job_locked(rd, j);
-			j = NULL;
-		}
 	}
-	if (j && j->n)
-		queue_job_locked(rd, j);
-	else
+	if (j->n == 0) {
 		free(j);
+		return false;
+	}
+	j->ct_len = f->idx.offsets[start + j->n] - f->idx.offsets[start];
+	rd->ct_bytes += j->ct_len;
+	rd->stats.readahead_chunks += j->n;
+	queue_job_locked(rd, j);
+	return j->n == end - start;
+}
+
+static bool threads_ready_locked(struct drgw_reader *rd)
+{
+	if (rd->n_threads == 0)
+		start_threads_locked(rd);
+	return rd->n_threads > 0;
+}
+
+/*
+ * Forward read-ahead for a reader now at chunks from..hi, the end of its
+ * run: queues whole requests of consecutive chunks from the frontier on
+ * while they end within the window.  A request stops short only at the end of the file
+ * and at a chunk that is cached already, so the frontier moves by whole
+ * requests, never by one chunk at a time.
+ */
+static void readahead_up_locked(struct drgw_rfile *f, uint64_t from,
+				uint64_t hi)
+{
+	struct drgw_reader *rd = f->rd;
+	uint64_t part = request_chunks(f);
+	/* One request at first, more as the run goes on. */
+	uint64_t window = part * f->up < rd->opts.readahead ? part * f->up :
+							       rd->opts.readahead;
+	uint64_t n = f->idx.n_chunks;
+
+	/* The chunks being read go into the first request; a reader that
+	 * moved back or jumped starts a new frontier. */
+	if (f->ra_up < from || f->ra_up > hi + 1 + window)
+		f->ra_up = from;
+	for (;;) {
+		uint64_t i = f->ra_up, end;
+
+		while (i < n && find_locked(rd, f, i))
+			i++;
+		f->ra_up = i;
+		if (i >= n || (i + part < n ? i + part : n) > hi + 1 + window)
+			break;
+		for (end = i; end < n && end < i + part &&
+			      !find_locked(rd, f, end); end++)
+			;
+		if (!queue_fetch_locked(f, i, end))
+			break;
+		f->ra_up = end;
+	}
+}
+
+/* The same downwards, for a reader now at chunks lo..to, the start of
+ * its run: SQLite walks some b-trees from the last page to the first. */
+static void readahead_down_locked(struct drgw_rfile *f, uint64_t lo,
+				  uint64_t to)
+{
+	struct drgw_reader *rd = f->rd;
+	uint64_t part = request_chunks(f);
+	uint64_t window = part * (f->down - 1) < rd->opts.readahead ?
+				  part * (f->down - 1) :
+				  rd->opts.readahead;
+
+	/* ra_down is one past the lowest chunk queued. */
+	if (f->ra_down > to + 1 || f->ra_down + window < lo)
+		f->ra_down = to + 1;
+	for (;;) {
+		uint64_t i = f->ra_down, start;
+
+		while (i > 0 && find_locked(rd, f, i - 1))
+			i--;
+		f->ra_down = i;
+		if (i == 0 || (i > part ? i - part : 0) + window < lo)
+			break;
+		for (start = i; start > 0 && start + part > i &&
+				!find_locked(rd, f, start - 1); start--)
+			;
+		if (!queue_fetch_locked(f, start, i))
+			break;
+		f->ra_down = start;
+	}
+}
+
+/* Marks chunk index of f, if cached, as gone past by a sequential
+ * reader: the first to go when room is needed. */
+static void pass_locked(struct drgw_rfile *f, uint64_t index)
+{
+	struct centry *e = find_locked(f->rd, f, index);
+
+	if (e && e->cls != C_AHEAD)
+		e->cls = C_PASSED;
+}
+
+/*
+ * Follows where f is read: a run is the range of chunks read without a
+ * jump (one chunk back and forth is still the run: the kernel serves
+ * FUSE reads in any order, and SQLite steps back to a neighbouring page).
+ * A run that grows by whole chunks in one direction is sequential, and
+ * gets read-ahead that way.  Random readers get none.
+ */
+static void track_locked(struct drgw_rfile *f, uint64_t first, uint64_t last)
+{
+	struct drgw_reader *rd = f->rd;
+
+	f->pos = first;
+	if (!f->in_run || last + 1 < f->run_lo || first > f->run_hi + 1) {
+		f->in_run = true;
+		f->run_lo = first;
+		f->run_hi = last;
+		f->up = f->down = 0;
+		/* A read of several chunks is sequential by itself. */
+		if (last > first)
+			f->up = 1;
+	}
+	while (last > f->run_hi) {
+		f->run_hi++;
+		f->up++;
+		if (f->run_hi >= 2)
+			pass_locked(f, f->run_hi - 2);
+	}
+	while (first < f->run_lo) {
+		f->run_lo--;
+		f->down++;
+		pass_locked(f, f->run_lo + 2);
+	}
+	if (rd->opts.readahead == 0 || !threads_ready_locked(rd))
+		return;
+	/* Forward from the second chunk on (a first read at offset 0 is
+	 * also how random readers begin: SQLite reads its header page);
+	 * backward, a rarer pattern, from the third. */
+	if (f->up >= 1 && f->up > f->down)
+		readahead_up_locked(f, first, f->run_hi);
+	else if (f->down >= 2 && f->down > f->up)
+		readahead_down_locked(f, f->run_lo, last);
 }
 
 /* Waits on rd->cond (lock held) until until (CLOCK_MONOTONIC ns, 0: for
@@ -649,14 +880,21 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 	for (;;) {
 		e = find_locked(rd, f, index);
 		if (!e) {
-			e = new_entry_locked(rd, f, index);
+			uint64_t ct = stored_len(f, index);
+
+			/* A reader's own chunk: in the cache whatever it
+			 * takes, over budget if nothing can go. */
+			make_room_locked(rd, plain_len(f, index) + ct, true);
+			e = new_entry_locked(rd, f, index, C_USED);
 			if (!e) {
 				pthread_mutex_unlock(&rd->lock);
 				return -ENOMEM;
 			}
 			e->pins++;
+			rd->ct_bytes += ct;
+			rd->stats.demand_chunks++;
 			pthread_mutex_unlock(&rd->lock);
-			load(rd, e);
+			load_group(rd, &e, 1, ct);
 			loaded_here = true;
 			pthread_mutex_lock(&rd->lock);
 		} else {
@@ -699,10 +937,13 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 	return 0;
 }
 
+/* Done with e, which was read: no longer ahead of its reader. */
 static void unpin(struct drgw_reader *rd, struct centry *e)
 {
 	pthread_mutex_lock(&rd->lock);
 	e->pins--;
+	if (e->cls == C_AHEAD)
+		e->cls = C_USED;
 	pthread_mutex_unlock(&rd->lock);
 }
 
@@ -722,13 +963,7 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 	last = (off + len - 1) / cs;
 
 	pthread_mutex_lock(&rd->lock);
-	/* Sequential, give or take the window: the kernel's own read-ahead
-	 * sends several reads at once and FUSE threads serve them in any
-	 * order, so "exactly the next chunk" would miss most of them. */
-	if (first + 2 >= f->next_seq && first <= f->next_seq + rd->opts.readahead)
-		readahead_locked(f, last);
-	if (last + 1 > f->next_seq)
-		f->next_seq = last + 1;
+	track_locked(f, first, last);
 	pthread_mutex_unlock(&rd->lock);
 
 	for (uint64_t i = first; i <= last; i++) {

@@ -80,9 +80,10 @@ struct scan {
 	size_t backend;
 	struct found *items;
 	size_t n, cap;
-	pthread_mutex_t lock; /* next and pool, once the threads run */
+	pthread_mutex_t lock; /* next, pool and n_read, once threads run */
 	size_t next;
 	struct drgw_remote_pool *pool;
+	size_t n_read;
 };
 
 static const char *scan_strdup(struct scan *s, const char *str)
@@ -239,6 +240,9 @@ static void open_one(struct scan *s, struct found *f)
 	const struct drgw_obj_meta *m;
 
 	if (!s->gw->cat || from_cache(s, f) < 0) {
+		pthread_mutex_lock(&s->lock);
+		s->n_read++;
+		pthread_mutex_unlock(&s->lock);
 		f->r = drgw_rfile_open(s->rd, s->gw->backends[s->backend],
 				       f->key, f->object_size, &rf, &err);
 		if (f->r < 0) {
@@ -528,6 +532,7 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 		for (unsigned i = 0; i < nt; i++)
 			pthread_join(tids[i], NULL);
 		pthread_mutex_destroy(&s.lock);
+		set.n_read += s.n_read;
 
 		for (size_t i = 0; i < s.n; i++) {
 			struct found *f = &s.items[i];
@@ -696,7 +701,7 @@ static int open_kept(struct drgw_gateway *gw, struct drgw_reader *rd,
 }
 
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
-		     const struct drgw_snapshot *s, size_t loc,
+		     const struct drgw_snapshot *s, size_t loc, bool read_tail,
 		     struct drgw_rfile **ret, struct drgw_err *err)
 {
 	const struct drgw_location *l = &s->locs[loc];
@@ -705,7 +710,7 @@ int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
 
 	/* A kept tail that is not this version any more (the object was
 	 * replaced since) is no reason to fail: the object itself says. */
-	if (open_kept(gw, rd, l, &rf) == 0) {
+	if (!read_tail && open_kept(gw, rd, l, &rf) == 0) {
 		if (same_as_footer(&s->meta, drgw_rfile_meta(rf))) {
 			*ret = rf;
 			return 0;

@@ -71,6 +71,9 @@ struct drgw_remote_set {
 		char why[512];
 	} unreachable[DRGW_MAX_BACKENDS];
 	size_t n_unreachable;
+	/* Tails the scan read from the backends; the others were described
+	 * by the catalog. */
+	size_t n_read;
 	/* Private: the strings, the locations and a hash of the version ids
 	 * (slot = index + 1, 0 = empty). */
 	struct drgw_remote_pool *pool;
@@ -100,9 +103,10 @@ const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 /* Opens location loc of s for reading, checking that the object still is
  * that snapshot (its footer names the same version, file and content):
  * objects can change between a scan and a read.  With a catalog, the tail
- * the scan read is taken from there instead of being read again. */
+ * the scan read is taken from there instead of being read again, unless
+ * read_tail says to read it from the backend. */
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
-		     const struct drgw_snapshot *s, size_t loc,
+		     const struct drgw_snapshot *s, size_t loc, bool read_tail,
 		     struct drgw_rfile **ret, struct drgw_err *err);
 /* True if s is the newest version of its name in the set. */
 bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i);

@@ -13,7 +13,9 @@
  * children already sorted and each lookup is a binary search.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -270,10 +272,32 @@ fail:
 	return r;
 }
 
+int drgw_restore_view_started(void *view, struct drgw_err *err)
+{
+	struct drgw_restore_view *v = view;
+	struct drgw_err e = { 0 };
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/catalog.db", v->gw->cache_dir);
+	if (!v->gw->cat && drgw_catalog_open(path, true, &v->gw->cat, &e) < 0)
+		log_warning("cannot open %s again, so files open by reading their tails: %s",
+			    path, e.msg);
+	return 0;
+}
+
 struct drgw_restore_view *drgw_restore_view_free(struct drgw_restore_view *v)
 {
+	struct drgw_reader_stats st;
+	char fetched[32];
+
 	if (!v)
 		return NULL;
+	drgw_reader_get_stats(v->rd, &st);
+	drgw_format_size(st.bytes_fetched, fetched, sizeof(fetched));
+	log_info("restore view: %llu chunk reads (%s; %llu chunks read ahead, %llu on demand)",
+		 (unsigned long long)st.requests, fetched,
+		 (unsigned long long)st.readahead_chunks,
+		 (unsigned long long)st.demand_chunks);
 	free_tree(v->root);
 	drgw_remote_set_release(&v->set);
 	pthread_mutex_destroy(&v->lock);
@@ -388,7 +412,7 @@ static int open_any(struct drgw_restore_view *v, const struct rnode *n,
 		size_t li = (first + i) % s->n_locs;
 		struct drgw_err err = { 0 };
 
-		r = drgw_remote_open(v->gw, v->rd, s, li, ret_rf, &err);
+		r = drgw_remote_open(v->gw, v->rd, s, li, false, ret_rf, &err);
 		if (r == 0) {
 			*ret_loc = li;
 			return 0;
