@@ -9,13 +9,14 @@
  *
  *   drgw-mkobjects --key KEYFILE --out DIR --names N --versions V
  *                  [--size BYTES] [--suffix S] [--start UNIX_SECONDS]
- *                  [--name-format FMT]
+ *                  [--name-format FMT] [--file PATH]
  *
  * writes N * V objects DIR/<vid>.drgw<S> (S: e.g. "._S3rver_object" to
  * fill an s3rver data directory) for the names FMT % i (default
  * "app-%05u.db"), V versions each, an hour apart, and prints one line
  * "<name> <vid> <sha256>" per object.  Contents are BYTES of text that
- * depend on the name and version.
+ * depend on the name and version, or with --file the contents of PATH
+ * (one name: FMT itself).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,10 +57,11 @@ int main(int argc, char **argv)
 		{ "suffix", required_argument, NULL, 'x' },
 		{ "start", required_argument, NULL, 't' },
 		{ "name-format", required_argument, NULL, 'f' },
+		{ "file", required_argument, NULL, 'F' },
 		{ 0 },
 	};
 	const char *keyfile = NULL, *out = NULL, *suffix = "";
-	const char *fmt = "app-%05u.db";
+	const char *fmt = "app-%05u.db", *file = NULL;
 	unsigned long long names = 0, versions = 0, size = 1000,
 			   start = 1767225600ULL;
 	struct drgw_encode_opts eo = { .chunk_size = 1 << 20, .level = 1,
@@ -85,15 +88,32 @@ int main(int argc, char **argv)
 			suffix = optarg;
 		else if (c == 'f')
 			fmt = optarg;
+		else if (c == 'F')
+			file = optarg;
 		else if (!num)
 			return 2;
+	}
+	if (file) {
+		names = versions = 1;
+		if (!strcmp(fmt, "app-%05u.db"))
+			fmt = "app.db";
 	}
 	if (!keyfile || !out || !names || !versions)
 		return fail("usage", "--key, --out, --names and --versions are required");
 	if (drgw_keyring_add_file(&kr, keyfile, &err) < 0)
 		return fail(keyfile, err.msg);
-	plain = malloc(size + 1);
-	in = memfd_create("plain", MFD_CLOEXEC);
+	if (file) {
+		struct stat st;
+
+		in = open(file, O_RDONLY | O_CLOEXEC);
+		if (in < 0 || fstat(in, &st) < 0)
+			return fail(file, strerror(errno));
+		size = (unsigned long long)st.st_size;
+		eo.threads = 0;
+	} else {
+		in = memfd_create("plain", MFD_CLOEXEC);
+	}
+	plain = malloc(file ? 1 : size + 1);
 	if (!plain || in < 0)
 		return fail("setup", strerror(errno));
 	for (unsigned long long v = 0; v < versions; v++) {
@@ -111,17 +131,20 @@ int main(int argc, char **argv)
 			strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
 			snprintf(m.vid, sizeof(m.vid), "%s-%08llx", ts,
 				 (v * names + i) & 0xffffffffULL);
-			snprintf(m.name, sizeof(m.name), fmt, (unsigned)i);
+			if (file)
+				drgw_strlcpy(m.name, fmt, sizeof(m.name));
+			else
+				snprintf(m.name, sizeof(m.name), fmt, (unsigned)i);
 			m.created_ns = t * 1000000000LL;
 			m.mtime_ns = m.created_ns - 1000000000LL;
-			while (len < size) {
+			while (!file && len < size) {
 				int n = snprintf(plain + len, size + 1 - len,
 						 "%s version %llu\n", m.name, v);
 
 				len += n > 0 ? (size_t)n : 1;
 			}
-			if (ftruncate(in, 0) < 0 ||
-			    drgw_pwrite_full(in, plain, size, 0) < 0)
+			if (!file && (ftruncate(in, 0) < 0 ||
+				      drgw_pwrite_full(in, plain, size, 0) < 0))
 				return fail("memfd", strerror(errno));
 			snprintf(path, sizeof(path), "%s/%s.drgw%s", out, m.vid,
 				 suffix);
