@@ -169,7 +169,9 @@ static bool fits_locked(const struct drgw_reader *rd, uint64_t need)
 
 static uint64_t request_chunks(const struct drgw_rfile *f);
 
-/* The class e is evicted in: a chunk fetched ahead of a reader that has
+/* The class e is evicted in.  The chunk a reader is in the middle of, and
+ * its neighbours, are as precious as those fetched ahead: read in pieces,
+ * it is unpinned between them.  A chunk fetched ahead of a reader that has
  * since gone elsewhere (it jumped, or turned round) is as good as passed,
  * or such chunks would hold the cache for ever. */
 static enum centry_class class_of(const struct centry *e)
@@ -177,6 +179,8 @@ static enum centry_class class_of(const struct centry *e)
 	const struct drgw_rfile *f = e->f;
 	uint64_t w = f->rd->opts.readahead + request_chunks(f);
 
+	if (f->in_run && e->index + 1 >= f->pos && e->index <= f->pos + 1)
+		return C_AHEAD;
 	if (e->cls != C_AHEAD)
 		return e->cls;
 	if (e->index + w < f->pos || e->index > f->pos + w)
