@@ -10,17 +10,24 @@
  * entries are evicted.  The cache is small (tens of entries), so lookups
  * walk the list.
  *
- * Memory: everything the reader holds counts against cache_bytes: decoded
- * chunks, chunks being fetched (their plaintext size is reserved when the
- * fetch is queued) and the ciphertext buffers of fetches in flight.
- * Read-ahead is queued only when it fits without evicting a chunk that was
- * fetched ahead and not read yet; a reader's own read always goes on, and
- * overshoots by its chunk when everything else is in use.
+ * A READY entry holds the chunk as stored (compressed and sealed), in the
+ * buffer of the fetch that brought it, and its plaintext once decoded:
+ * by the fetch thread while there is room, else by the first reader.  So a
+ * fetch in flight costs only its stored bytes, and the cache holds as many
+ * more chunks as the data compresses.
+ *
+ * Memory: everything the reader holds counts against cache_bytes: fetch
+ * buffers from the moment a fetch is queued, plaintexts, and the copy a
+ * chunk is decrypted in.  Read-ahead and background decoding use at most
+ * three quarters of it and never evict a chunk that was fetched ahead and
+ * not read yet; a reader's own read always goes on, and overshoots by its
+ * chunk when everything else is in use.
  *
  * Eviction order, so that a long sequential read (a copy) does not flush
- * what random readers (SQLite) come back to: first chunks a sequential
- * reader has gone past, then the least recently used of the others, and
- * only for a reader's own read, chunks fetched ahead but not read yet.
+ * what random readers (SQLite) come back to: first plaintexts (decoding
+ * again is cheap), then chunks a sequential reader has gone past, then the
+ * least recently used of the others, and only for a reader's own read,
+ * chunks fetched ahead but not read yet.
  *
  * Sequential reads: each file keeps a frontier, the first chunk no fetch
  * was queued for.  Once the reader is within the read-ahead window of it,
@@ -44,6 +51,15 @@ enum centry_state { C_LOADING, C_READY, C_FAILED };
 /* Eviction classes, evicted in this order. */
 enum centry_class { C_PASSED, C_USED, C_AHEAD };
 
+/* The stored bytes of one fetch, shared by the chunks it brought; freed
+ * with the last of them.  Counted in rd->bytes from the moment the fetch
+ * is queued to the moment it is freed. */
+struct ctbuf {
+	unsigned refs; /* protected by rd->lock */
+	size_t len;
+	uint8_t data[];
+};
+
 struct centry {
 	struct drgw_rfile *f; /* referenced */
 	uint64_t index;
@@ -51,9 +67,16 @@ struct centry {
 	enum centry_class cls;
 	int error;
 	char errmsg[256];
-	uint8_t *data;
-	/* Plaintext bytes, counted in rd->bytes from creation on. */
+	/* READY: the chunk as stored, in buf. */
+	struct ctbuf *buf;
+	const uint8_t *ct;
+	size_t ct_len;
+	/* Its plaintext (len bytes), decoded at the first read and dropped
+	 * before anything else when room is needed; counted in rd->bytes
+	 * while decoding or there. */
+	uint8_t *pt;
 	size_t len;
+	bool decoding;
 	unsigned pins;
 	struct centry *prev, *next; /* LRU: head is most recent */
 };
@@ -62,7 +85,7 @@ struct centry {
  * request overhead dominates on object stores). */
 struct job {
 	size_t n;
-	uint64_t ct_len; /* counted in rd->ct_bytes until the fetch ends */
+	uint64_t ct_len; /* counted in rd->bytes */
 	struct job *next;
 	struct centry *e[];
 };
@@ -76,8 +99,7 @@ struct drgw_reader {
 	pthread_cond_t job_cond;  /* jobs queued or stop */
 	/* Protected by lock. */
 	struct centry *head, *tail;
-	uint64_t bytes;	   /* plaintext of all entries */
-	uint64_t ct_bytes; /* ciphertext of fetches in flight */
+	uint64_t bytes; /* fetch buffers and plaintexts */
 	struct job *jobs, *jobs_tail;
 	bool stop;
 	pthread_t *threads;
@@ -144,11 +166,30 @@ static void lru_push_front(struct drgw_reader *rd, struct centry *e)
 		rd->tail = e;
 }
 
+static void buf_unref_locked(struct drgw_reader *rd, struct ctbuf *b)
+{
+	if (b && --b->refs == 0) {
+		rd->bytes -= b->len;
+		free(b);
+	}
+}
+
+static void drop_plain_locked(struct drgw_reader *rd, struct centry *e)
+{
+	if (!e->pt)
+		return;
+	free(e->pt);
+	e->pt = NULL;
+	rd->bytes -= e->len;
+}
+
 static void entry_free_locked(struct drgw_reader *rd, struct centry *e)
 {
+	if (e->cls == C_AHEAD && e->state == C_READY)
+		rd->stats.readahead_unused++;
 	lru_unlink(rd, e);
-	rd->bytes -= e->len;
-	free(e->data);
+	drop_plain_locked(rd, e);
+	buf_unref_locked(rd, e->buf);
 	rfile_unref_locked(e->f);
 	free(e);
 }
@@ -162,9 +203,17 @@ static struct centry *find_locked(struct drgw_reader *rd,
 	return NULL;
 }
 
-static bool fits_locked(const struct drgw_reader *rd, uint64_t need)
+/* What read-ahead and background decoding may fill: the rest is for the
+ * chunks readers decode as they read them. */
+static uint64_t ahead_limit(const struct drgw_reader *rd)
 {
-	return rd->bytes + rd->ct_bytes + need <= rd->opts.cache_bytes;
+	return rd->opts.cache_bytes - rd->opts.cache_bytes / 4;
+}
+
+static bool fits_locked(const struct drgw_reader *rd, uint64_t need,
+			uint64_t limit)
+{
+	return rd->bytes + need <= limit;
 }
 
 static uint64_t request_chunks(const struct drgw_rfile *f);
@@ -190,39 +239,46 @@ static enum centry_class class_of(const struct centry *e)
 
 static bool evictable(const struct centry *e, enum centry_class upto)
 {
-	return e->pins == 0 && e->state != C_LOADING && class_of(e) <= upto;
+	return e->pins == 0 && e->state != C_LOADING && !e->decoding &&
+	       class_of(e) <= upto;
 }
 
-/* Evicts unpinned, settled entries, class by class and each from the cold
- * end, until need more bytes fit.  Chunks fetched ahead and not read yet
- * go only for a reader's own read (demand).  Read-ahead evicts nothing
- * unless that makes it fit.  True if need fits now. */
+/*
+ * Frees memory until need more bytes fit: first plaintexts (decoding
+ * again is cheap), then whole entries, class by class and each from the
+ * cold end.  Chunks fetched ahead and not read yet go only for a reader's
+ * own read (demand).  Read-ahead frees nothing unless that makes it fit.
+ * True if need fits now.
+ */
 static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 			     bool demand)
 {
 	enum centry_class upto = demand ? C_AHEAD : C_USED;
+	uint64_t limit = demand ? rd->opts.cache_bytes : ahead_limit(rd);
+	struct centry *e, *prev;
 
-	if (fits_locked(rd, need))
+	if (fits_locked(rd, need, limit))
 		return true;
 	if (!demand) {
 		uint64_t freeable = 0;
 
-		for (struct centry *e = rd->head; e; e = e->next)
+		for (e = rd->head; e; e = e->next)
 			if (evictable(e, upto))
-				freeable += e->len;
-		if (rd->bytes - freeable + rd->ct_bytes + need > rd->opts.cache_bytes)
+				freeable += e->ct_len + (e->pt ? e->len : 0);
+		if (rd->bytes - freeable + need > limit)
 			return false;
 	}
+	for (e = rd->tail; e && !fits_locked(rd, need, limit); e = e->prev)
+		if (e->pins == 0 && !e->decoding && class_of(e) < C_AHEAD)
+			drop_plain_locked(rd, e);
 	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
-		struct centry *e = rd->tail, *prev;
-
-		for (; e && !fits_locked(rd, need); e = prev) {
+		for (e = rd->tail; e && !fits_locked(rd, need, limit); e = prev) {
 			prev = e->prev;
 			if (evictable(e, upto) && class_of(e) == (enum centry_class)cls)
 				entry_free_locked(rd, e);
 		}
 	}
-	return fits_locked(rd, need);
+	return fits_locked(rd, need, limit);
 }
 
 /* Plaintext and stored bytes of chunk index of f. */
@@ -237,7 +293,7 @@ static uint64_t stored_len(const struct drgw_rfile *f, uint64_t index)
 	return f->idx.offsets[index + 1] - f->idx.offsets[index];
 }
 
-/* A LOADING entry for chunk index; the caller made room. */
+/* A LOADING entry for chunk index; the caller counted its fetch. */
 static struct centry *new_entry_locked(struct drgw_reader *rd,
 				       struct drgw_rfile *f, uint64_t index,
 				       enum centry_class cls)
@@ -252,45 +308,9 @@ static struct centry *new_entry_locked(struct drgw_reader *rd,
 	e->state = C_LOADING;
 	e->cls = cls;
 	e->len = plain_len(f, index);
-	rd->bytes += e->len;
+	e->ct_len = stored_len(f, index);
 	lru_push_front(rd, e);
 	return e;
-}
-
-/* Decodes chunk e->index from its stored bytes ct (modified). */
-static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
-		  size_t ct_len, uint8_t **ret_data, struct drgw_err *err)
-{
-	struct drgw_rfile *f = e->f;
-	uint8_t *plain = malloc(e->len ? e->len : 1);
-	int r;
-
-	if (!plain)
-		return -ENOMEM;
-	r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len, plain,
-				e->len, err);
-	if (r < 0) {
-		free(plain);
-		return r;
-	}
-	*ret_data = plain;
-	return 0;
-}
-
-static void publish(struct drgw_reader *rd, struct centry *e, int r,
-		    uint8_t *data, const struct drgw_err *err)
-{
-	pthread_mutex_lock(&rd->lock);
-	if (r == 0) {
-		e->data = data;
-		e->state = C_READY;
-	} else {
-		e->state = C_FAILED;
-		e->error = r;
-		drgw_strlcpy(e->errmsg, err->msg, sizeof(e->errmsg));
-	}
-	pthread_cond_broadcast(&rd->cond);
-	pthread_mutex_unlock(&rd->lock);
 }
 
 /* Starts the deadline of one backend call on this thread; returns the
@@ -306,44 +326,117 @@ static void end_call(int64_t old)
 	drgw_backend_set_deadline(old);
 }
 
+static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
+		      struct drgw_err *err);
+
 /* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
  * with one ranged read of ct_len bytes, which the caller counted in
- * rd->ct_bytes, then decodes and publishes each.  Without the lock. */
+ * rd->bytes, and publishes them; eager: and decodes them if there is room.
+ * Without the lock. */
 static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
-		       uint64_t ct_len)
+		       uint64_t ct_len, bool eager)
 {
 	struct drgw_rfile *f = es[0]->f;
 	uint64_t start = f->idx.offsets[es[0]->index];
-	uint8_t *ct = malloc(ct_len ? ct_len : 1);
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	struct ctbuf *b = malloc(sizeof(*b) + (ct_len ? ct_len : 1));
 	struct drgw_err err = { 0 };
-	int r = ct && dctx ? 0 : -ENOMEM;
+	int r = b ? 0 : -ENOMEM;
 
 	if (r == 0) {
 		int64_t old = begin_call(rd);
 
-		r = drgw_backend_read(f->b, f->key, start, ct, ct_len, &err);
+		r = drgw_backend_read(f->b, f->key, start, b->data, ct_len,
+				      &err);
 		end_call(old);
+	}
+	pthread_mutex_lock(&rd->lock);
+	rd->stats.requests++;
+	rd->stats.bytes_fetched += ct_len;
+	if (r < 0) {
+		free(b);
+		rd->bytes -= ct_len;
+	} else {
+		b->len = ct_len;
+		b->refs = (unsigned)n;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct centry *e = es[i];
-		uint64_t off = f->idx.offsets[e->index] - start;
-		struct drgw_err e_err = err;
-		uint8_t *data = NULL;
-		int er = r;
 
-		if (er == 0)
-			er = decode(e, dctx, ct + off, stored_len(f, e->index),
-				    &data, &e_err);
-		publish(rd, e, er, data, &e_err);
+		if (r == 0) {
+			e->buf = b;
+			e->ct = b->data + (f->idx.offsets[e->index] - start);
+			e->state = C_READY;
+			e->pins += eager;
+		} else {
+			e->state = C_FAILED;
+			e->error = r;
+			drgw_strlcpy(e->errmsg, err.msg, sizeof(e->errmsg));
+		}
+	}
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+	/* A fetch thread decodes what it fetched while there is room, in
+	 * parallel with the reader (which would otherwise decode each chunk
+	 * itself when it gets there). */
+	for (size_t i = 0; r == 0 && eager && i < n; i++) {
+		struct drgw_err ignored = { 0 };
+
+		need_plain(rd, es[i], true, &ignored);
+		pthread_mutex_lock(&rd->lock);
+		es[i]->pins--;
+		pthread_mutex_unlock(&rd->lock);
+	}
+}
+
+/* Decodes e (READY, pinned) into e->pt unless that is there already.
+ * eager: in the background, only if it fits below ahead_limit(). */
+static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
+		      struct drgw_err *err)
+{
+	struct drgw_rfile *f = e->f;
+	ZSTD_DCtx *dctx;
+	uint8_t *pt, *ct;
+	int r;
+
+	pthread_mutex_lock(&rd->lock);
+	while (e->decoding)
+		pthread_cond_wait(&rd->cond, &rd->lock);
+	if (e->pt || (eager && !fits_locked(rd, e->len + e->ct_len,
+					       ahead_limit(rd)))) {
+		pthread_mutex_unlock(&rd->lock);
+		return 0;
+	}
+	/* The plaintext stays; the copy it is decrypted in (in place) goes
+	 * when done. */
+	if (!eager)
+		make_room_locked(rd, e->len + e->ct_len, true);
+	rd->bytes += e->len + e->ct_len;
+	e->decoding = true;
+	pthread_mutex_unlock(&rd->lock);
+
+	pt = malloc(e->len ? e->len : 1);
+	ct = malloc(e->ct_len ? e->ct_len : 1);
+	dctx = ZSTD_createDCtx();
+	r = pt && ct && dctx ? 0 : -ENOMEM;
+	if (r == 0) {
+		memcpy(ct, e->ct, e->ct_len);
+		r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, e->ct_len,
+					pt, e->len, err);
 	}
 	ZSTD_freeDCtx(dctx);
 	free(ct);
 	pthread_mutex_lock(&rd->lock);
-	rd->ct_bytes -= ct_len;
-	rd->stats.requests++;
-	rd->stats.bytes_fetched += ct_len;
+	rd->bytes -= e->ct_len;
+	e->decoding = false;
+	if (r == 0) {
+		e->pt = pt;
+	} else {
+		rd->bytes -= e->len;
+		free(pt);
+	}
+	pthread_cond_broadcast(&rd->cond);
 	pthread_mutex_unlock(&rd->lock);
+	return r;
 }
 
 static void *fetch_thread(void *arg)
@@ -363,7 +456,7 @@ static void *fetch_thread(void *arg)
 		if (!rd->jobs)
 			rd->jobs_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
-		load_group(rd, j->e, j->n, j->ct_len);
+		load_group(rd, j->e, j->n, j->ct_len, true);
 		free(j);
 		pthread_mutex_lock(&rd->lock);
 	}
@@ -690,12 +783,10 @@ static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
 			       uint64_t end)
 {
 	struct drgw_reader *rd = f->rd;
-	uint64_t plain = 0, ct = f->idx.offsets[end] - f->idx.offsets[start];
+	uint64_t ct = f->idx.offsets[end] - f->idx.offsets[start];
 	struct job *j;
 
-	for (uint64_t c = start; c < end; c++)
-		plain += plain_len(f, c);
-	if (!make_room_locked(rd, plain + ct, false))
+	if (!make_room_locked(rd, ct, false))
 		return false;
 	j = malloc(sizeof(*j) + (end - start) * sizeof(j->e[0]));
 	if (!j)
@@ -713,7 +804,7 @@ static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
 		return false;
 	}
 	j->ct_len = f->idx.offsets[start + j->n] - f->idx.offsets[start];
-	rd->ct_bytes += j->ct_len;
+	rd->bytes += j->ct_len;
 	rd->stats.readahead_chunks += j->n;
 	queue_job_locked(rd, j);
 	return j->n == end - start;
@@ -866,9 +957,19 @@ static int wait_deadline(struct drgw_reader *rd, int64_t until)
 	return 0;
 }
 
-/* Returns chunk index pinned and READY, fetching it if needed.  A chunk
- * whose read-ahead failed is fetched once more by the reader itself: a
- * transient error in the background must not become an EIO. */
+/* Hides a failed entry from lookups and drops the caller's pin; its last
+ * user frees it.  Lock held. */
+static void forget_locked(struct drgw_reader *rd, struct centry *e)
+{
+	e->index = UINT64_MAX;
+	if (--e->pins == 0)
+		entry_free_locked(rd, e);
+}
+
+/* Returns chunk index pinned and decoded, fetching it if needed.  A chunk
+ * whose read-ahead failed (or did not authenticate) is fetched once more
+ * by the reader itself: a transient error in the background must not
+ * become an EIO. */
 static int get_chunk(struct drgw_rfile *f, uint64_t index,
 		     struct centry **ret, struct drgw_err *err)
 {
@@ -879,6 +980,7 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 				     drgw_mono_ns() + rd->opts.deadline_ns +
 					     NSEC_PER_SEC :
 				     0;
+	int r;
 
 	pthread_mutex_lock(&rd->lock);
 	for (;;) {
@@ -888,17 +990,17 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 
 			/* A reader's own chunk: in the cache whatever it
 			 * takes, over budget if nothing can go. */
-			make_room_locked(rd, plain_len(f, index) + ct, true);
+			make_room_locked(rd, ct, true);
 			e = new_entry_locked(rd, f, index, C_USED);
 			if (!e) {
 				pthread_mutex_unlock(&rd->lock);
 				return -ENOMEM;
 			}
 			e->pins++;
-			rd->ct_bytes += ct;
+			rd->bytes += ct;
 			rd->stats.demand_chunks++;
 			pthread_mutex_unlock(&rd->lock);
-			load_group(rd, &e, 1, ct);
+			load_group(rd, &e, 1, ct, false);
 			loaded_here = true;
 			pthread_mutex_lock(&rd->lock);
 		} else {
@@ -919,22 +1021,23 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 				return -ETIMEDOUT;
 			}
 		}
-		if (e->state != C_FAILED)
-			break;
-		/* Drop it once the last waiter saw the error. */
-		if (loaded_here) {
-			int r = e->error;
-
+		if (e->state == C_READY) {
+			pthread_mutex_unlock(&rd->lock);
+			r = need_plain(rd, e, false, err);
+			pthread_mutex_lock(&rd->lock);
+			if (r == 0)
+				break;
+		} else {
+			r = e->error;
 			drgw_err_set(err, "%s", e->errmsg);
-			if (--e->pins == 0)
-				entry_free_locked(rd, e);
+		}
+		if (loaded_here) {
+			forget_locked(rd, e);
 			pthread_mutex_unlock(&rd->lock);
 			return r;
 		}
-		/* Hide it from lookups; its last user frees it. */
-		e->index = UINT64_MAX;
-		if (--e->pins == 0)
-			entry_free_locked(rd, e);
+		forget_locked(rd, e);
+		memset(err, 0, sizeof(*err));
 	}
 	pthread_mutex_unlock(&rd->lock);
 	*ret = e;
@@ -983,7 +1086,7 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 		n = e->len - from;
 		if (n > len - done)
 			n = len - done;
-		memcpy((char *)buf + done, e->data + from, n);
+		memcpy((char *)buf + done, e->pt + from, n);
 		unpin(rd, e);
 		done += n;
 	}

@@ -47,6 +47,7 @@ struct drgw_reader_stats {
 	uint64_t bytes_fetched;	   /* their stored bytes */
 	uint64_t demand_chunks;	   /* chunks a reader waited for */
 	uint64_t readahead_chunks; /* chunks fetched ahead */
+	uint64_t readahead_unused; /* of those, evicted before a read */
 };
 
 int drgw_reader_new(const struct drgw_reader_opts *opts,
