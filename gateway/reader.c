@@ -810,6 +810,14 @@ static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
 	return j->n == end - start;
 }
 
+/* Requests grow with the run, 2, 4, 8... chunks up to part, as a
+ * reader that skips ahead every few chunks (SQLite walking a b-tree
+ * forwards) would leave most of a full request unread. */
+static uint64_t ramp(uint64_t part, unsigned run)
+{
+	return run >= 63 || (1ULL << run) >= part ? part : 1ULL << run;
+}
+
 static bool threads_ready_locked(struct drgw_reader *rd)
 {
 	if (rd->n_threads == 0)
@@ -828,7 +836,7 @@ static void readahead_up_locked(struct drgw_rfile *f, uint64_t from,
 				uint64_t hi)
 {
 	struct drgw_reader *rd = f->rd;
-	uint64_t part = request_chunks(f);
+	uint64_t part = ramp(request_chunks(f), f->up);
 	/* One request at first, more as the run goes on. */
 	uint64_t window = part * f->up < rd->opts.readahead ? part * f->up :
 							       rd->opts.readahead;
@@ -861,7 +869,7 @@ static void readahead_down_locked(struct drgw_rfile *f, uint64_t lo,
 				  uint64_t to)
 {
 	struct drgw_reader *rd = f->rd;
-	uint64_t part = request_chunks(f);
+	uint64_t part = ramp(request_chunks(f), f->down - 1);
 	uint64_t window = part * (f->down - 1) < rd->opts.readahead ?
 				  part * (f->down - 1) :
 				  rd->opts.readahead;
@@ -915,7 +923,7 @@ static void track_locked(struct drgw_rfile *f, uint64_t first, uint64_t last)
 		f->up = f->down = 0;
 		/* A read of several chunks is sequential by itself. */
 		if (last > first)
-			f->up = 1;
+			f->up = (unsigned)(last - first + 1);
 	}
 	while (last > f->run_hi) {
 		f->run_hi++;
