@@ -228,6 +228,9 @@ static enum centry_class class_of(const struct centry *e)
 	const struct drgw_rfile *f = e->f;
 	uint64_t w = f->rd->opts.readahead + request_chunks(f);
 
+	/* Left behind by a fetch that ended after its file was closed. */
+	if (f->opens == 0)
+		return C_PASSED;
 	if (f->in_run && e->index + 1 >= f->pos && e->index <= f->pos + 1)
 		return C_AHEAD;
 	if (e->cls != C_AHEAD)
