@@ -176,6 +176,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE versions ADD COLUMN check_verdict INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE versions ADD COLUMN check_level INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE versions ADD COLUMN check_message TEXT;",
+	/* 9: the sealed tail of a remote object, so that a restore opens it
+	 * without reading its tail again (NULL: not kept). */
+	"ALTER TABLE remote_objects ADD COLUMN tail BLOB;",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -1608,8 +1611,8 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
 		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
-		     "mode, sha256, key_id, repo) "
-		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "mode, sha256, key_id, repo, tail) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
@@ -1624,6 +1627,9 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 12, o->key_id, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 13, o->repo, -1, SQLITE_TRANSIENT);
+		if (o->tail)
+			sqlite3_bind_blob(st, 14, o->tail, (int)o->tail_len,
+					  SQLITE_STATIC);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
@@ -1673,6 +1679,40 @@ out:
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }
+
+int drgw_catalog_get_remote_tail(struct drgw_catalog *c, const char *backend,
+				 const char *key, uint64_t object_size,
+				 void **ret, size_t *ret_len)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT tail FROM remote_objects WHERE backend = ? AND "
+		     "key = ? AND object_size = ? AND tail IS NOT NULL");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)object_size);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		void *p = drgw_memdup(sqlite3_column_blob(st, 0), len ? len : 1);
+
+		r = p ? 0 : -ENOMEM;
+		if (p) {
+			*ret = p;
+			*ret_len = len;
+		}
+	}
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 
 int drgw_catalog_run_pending(struct drgw_catalog *c, unsigned min_backends,
 			     uint64_t *ret_pending)

@@ -117,6 +117,10 @@ struct drgw_remote_object {
 	char key_id[17];
 	/* Hex repository id, "" for a version-1 object. */
 	char repo[33];
+	/* Its sealed footer and trailer (reader.h), or NULL; not owned, and
+	 * only written (drgw_catalog_get_remote_tail() reads it). */
+	const void *tail;
+	size_t tail_len;
 };
 
 int drgw_catalog_open(const char *path, bool read_only,
@@ -443,6 +447,11 @@ int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
 /* --- restore listing cache --- */
 int drgw_catalog_put_remote(struct drgw_catalog *c,
 			    const struct drgw_remote_object *o);
+/* The tail kept with the remote object (backend, key) of that size:
+ * *ret is malloc()ed.  -ENOENT if none. */
+int drgw_catalog_get_remote_tail(struct drgw_catalog *c, const char *backend,
+				 const char *key, uint64_t object_size,
+				 void **ret, size_t *ret_len);
 /* The cached entry for (backend, key) if its size and etag still match. */
 int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 			    const char *key, uint64_t object_size,

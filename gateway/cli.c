@@ -48,9 +48,10 @@ static const struct common common_opts[] = {
 	{ "retry-max", CLI_COMMON_DAEMON, "DUR   longest retry delay (5m)" },
 	{ "index-interval", CLI_COMMON_DAEMON, "DUR how often a running daemon writes index records (5m; also at stop)" },
 	{ "drain-timeout", CLI_COMMON_DAEMON, "DUR time to finish uploads when stopping (60s)" },
-	{ "read-cache", CLI_COMMON_READ, "SIZE  decoded-chunk cache for restore reads (64MiB)" },
+	{ "read-cache", CLI_COMMON_READ, "SIZE  memory for restore reads: decoded chunks and fetches in flight (32MiB)" },
 	{ "read-deadline", CLI_COMMON_READ, "DUR one read from one backend, retries included, before the next is tried (30s; 0: none)" },
 	{ "readahead", CLI_COMMON_READ, "N     chunks fetched ahead of sequential reads (16)" },
+	{ "read-request-size", CLI_COMMON_READ, "SIZE of a file one read-ahead request covers (8MiB)" },
 	{ "fetch-threads", CLI_COMMON_READ, "N concurrent chunk fetches for restore reads (4)" },
 	{ "max-age", CLI_COMMON_READ, "DUR     refuse a newest version sealed longer ago than DUR (rollback)" },
 	{ "allow-older", CLI_COMMON_READ, "[=BOOL] restore even if the catalog knows a newer replicated version" },
@@ -271,4 +272,12 @@ void drgw_cli_temp_cache_remove(const char *dir)
 {
 	if (dir && *dir)
 		remove_tree(dir);
+}
+
+void drgw_cli_cache_hint(size_t tails_read)
+{
+	/* A few requests are not worth a word. */
+	if (tails_read >= 100)
+		drgw_cli_error("note: read the tails of %zu objects to find what the backends hold; with --cache DIR the next run reads only those it has not seen",
+			       tails_read);
 }

@@ -69,6 +69,9 @@ int drgw_cli_print_json(json_t *v);
  * by drgw_cli_temp_cache_remove(). */
 int drgw_cli_temp_cache(struct drgw_config *cfg, char *buf, size_t size);
 void drgw_cli_temp_cache_remove(const char *dir);
+/* After a scan without --cache that read tails_read object tails: says
+ * once on stderr that --cache would keep them, if that is worth it. */
+void drgw_cli_cache_hint(size_t tails_read);
 
 /* drgw prune, also run by drgw run --prune (cmd_prune.c). */
 struct drgw_gateway;

@@ -129,9 +129,11 @@ static int run_restore(struct drgw_config *cfg, const struct mount_args *a,
 	r = drgw_reader_new(&ro, &gw->keys, &rd);
 	if (r == 0)
 		r = drgw_restore_view_new(gw, rd, &view, &err);
-	/* The view needs no catalog once built, and a connection must not
-	 * live on across fuse_daemonize()'s fork (see gateway.c). */
+	/* A connection must not live on across fuse_daemonize()'s fork (see
+	 * gateway.c); the view opens the catalog again once it runs. */
 	gw->cat = drgw_catalog_close(gw->cat);
+	mo.started = drgw_restore_view_started;
+	mo.arg = view;
 	if (r == 0)
 		r = drgw_fuse_run(drgw_fs_restore_ops(), view, &mo, &err);
 	if (r < 0)

@@ -88,8 +88,10 @@ static int on_opt(void *arg, int id, const char *value)
 	return -EINVAL;
 }
 
-/* What both commands set up: a gateway on the backends, a reader, and the
- * scan of what the backends hold. */
+/* What the commands set up: a gateway on the backends, a reader, and the
+ * scan of what the backends hold.  With --cache, the scan reads only the
+ * tails of objects that cache has not seen, and a restore none at all;
+ * without, a temporary cache holds them for this run. */
 struct session {
 	struct drgw_config cfg;
 	char tmp_cache[256];
@@ -135,6 +137,8 @@ static int session_open(struct session *s, bool need_readable)
 	drgw_remote_warn_unreachable(&s->set, s->gw, cli_warn, NULL);
 	for (size_t i = 0; i < s->set.n_bad; i++)
 		drgw_cli_error("warning: cannot read %s", s->set.bad[i].why);
+	if (s->tmp_cache[0])
+		drgw_cli_cache_hint(s->set.n_read);
 	return 0;
 }
 
@@ -206,8 +210,8 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 			return -errno;
 		}
 		memset(&err, 0, sizeof(err));
-		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, (uint8_t *)sha,
-				      &err);
+		r = drgw_restore_copy(s->gw, s->rd, sn, loc, fd, false,
+				      (uint8_t *)sha, &err);
 		/* Permission bits under the umask, as cp does; never set-id
 		 * bits: the owner of the original is not restored. */
 		if (r == 0 && fchmod(fd, sn->meta.mode & 0777 & ~mask) < 0)
@@ -459,8 +463,8 @@ int drgw_cmd_verify(int argc, char **argv)
 			char hex[65];
 			int rr;
 
-			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, sha,
-					       &err);
+			rr = drgw_restore_copy(s.gw, s.rd, sn, l, -1, true,
+					       sha, &err);
 			drgw_hex(sha, 32, hex);
 			/* The catalog's hash was taken when the file was
 			 * encoded, before it ever left the machine. */
@@ -513,11 +517,13 @@ static const struct cli_cmd drill_cmd = {
 	.synopsis = "[--backend NAME] [--check-sql SQL] [--json]",
 	.help = "The restore test, automated: for each backend (or only NAME), restores\n"
 		"the newest snapshot of every name pattern (digits become '*':\n"
-		"app-20261125.db is app-*.db) into a scratch directory with an empty\n"
-		"cache, checks its content hash, and for SQLite files runs PRAGMA\n"
-		"integrity_check and the optional SQL probe.  Results go to the catalog\n"
-		"of --cache (shown by drgw status --prometheus and /metrics) and to\n"
-		"stdout.  Exits 1 if anything is wrong or a backend holds nothing.",
+		"app-20261125.db is app-*.db) into a scratch directory, reading every\n"
+		"byte of it from the backend as after a disaster, checks its content\n"
+		"hash, and for SQLite files runs PRAGMA integrity_check and the optional\n"
+		"SQL probe.  Results go to the catalog of --cache (shown by drgw status\n"
+		"--prometheus and /metrics), which also keeps what the scan of the\n"
+		"backends read for the next drill, and to stdout.  Exits 1 if anything\n"
+		"is wrong or a backend holds nothing.",
 	.opts = drill_opts,
 	.opts_help = "options:\n"
 		     "  --backend NAME     drill only this backend (NAME=URL configures one)\n"
@@ -531,7 +537,7 @@ struct drill_run {
 	struct session *s;
 	struct args *a;
 	struct drgw_catalog *record; /* --cache's catalog, or NULL */
-	char scratch[256];
+	char scratch[4200];
 	json_t *json;
 	unsigned ok, bad;
 };
@@ -636,7 +642,7 @@ static void drill_one(struct drill_run *x, size_t bi,
 {
 	struct drgw_drill d = { .started_ns = drgw_now_ns() };
 	struct drgw_err err = { 0 };
-	char path[300], issues[1024] = "";
+	char path[4300], issues[1024] = "";
 	int64_t t0 = drgw_mono_ns();
 	uint8_t sha[32];
 	size_t loc;
@@ -658,8 +664,8 @@ static void drill_one(struct drill_run *x, size_t bi,
 		snprintf(issues, sizeof(issues), "cannot create %s: %s", path,
 			 strerror(errno));
 	} else {
-		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, sha,
-				      &err);
+		r = drgw_restore_copy(x->s->gw, x->s->rd, sn, loc, fd, true,
+				      sha, &err);
 		if (r == 0 && fsync(fd) < 0)
 			r = -errno;
 		close(fd);
@@ -680,38 +686,55 @@ static void drill_one(struct drill_run *x, size_t bi,
 	free(d.probe);
 }
 
+/* A version and its name pattern, for grouping. */
+struct patterned {
+	char *pattern;
+	const struct drgw_snapshot *sn;
+};
+
+static int by_pattern(const void *a, const void *b)
+{
+	const struct patterned *x = a, *y = b;
+	int c = strcmp(x->pattern, y->pattern);
+
+	if (c)
+		return c;
+	if (x->sn->meta.created_ns != y->sn->meta.created_ns)
+		return x->sn->meta.created_ns < y->sn->meta.created_ns ? -1 : 1;
+	return strcmp(x->sn->meta.vid, y->sn->meta.vid);
+}
+
+static bool on_backend(const struct drgw_snapshot *sn, size_t bi)
+{
+	for (size_t l = 0; l < sn->n_locs; l++)
+		if (sn->locs[l].backend == bi)
+			return true;
+	return false;
+}
+
 static void drill_backend(struct drill_run *x, size_t bi)
 {
 	const struct drgw_remote_set *set = &x->s->set;
-	char **patterns = calloc(set->n + 1, sizeof(*patterns));
-	size_t found = 0;
+	struct patterned *p = calloc(set->n + 1, sizeof(*p));
+	size_t n = 0, found = 0;
 
-	/* For each pattern, the newest snapshot this backend holds. */
-	for (size_t i = 0; patterns && i < set->n; i++)
-		patterns[i] = drgw_name_pattern(set->snaps[i].meta.name);
-	for (size_t i = 0; patterns && i < set->n; i++) {
-		const struct drgw_snapshot *best = NULL;
-		bool seen = false;
-
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = patterns[j] && patterns[i] &&
-			       !strcmp(patterns[j], patterns[i]);
-		if (seen || !patterns[i])
+	/* For each pattern, the newest snapshot this backend holds: the
+	 * versions it holds sorted by pattern, then age. */
+	for (size_t i = 0; p && i < set->n; i++) {
+		if (!on_backend(&set->snaps[i], bi))
 			continue;
-		for (size_t j = i; j < set->n; j++) {
-			const struct drgw_snapshot *sn = &set->snaps[j];
-			bool here = false;
-
-			for (size_t l = 0; l < sn->n_locs; l++)
-				here |= sn->locs[l].backend == bi;
-			if (here && patterns[j] && !strcmp(patterns[j], patterns[i]) &&
-			    (!best || sn->meta.created_ns > best->meta.created_ns))
-				best = sn;
-		}
-		if (best) {
-			drill_one(x, bi, best, patterns[i]);
-			found++;
-		}
+		p[n].pattern = drgw_name_pattern(set->snaps[i].meta.name);
+		p[n].sn = &set->snaps[i];
+		if (p[n].pattern)
+			n++;
+	}
+	if (n)
+		qsort(p, n, sizeof(*p), by_pattern);
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && !strcmp(p[i].pattern, p[i + 1].pattern))
+			continue;
+		drill_one(x, bi, p[i].sn, p[i].pattern);
+		found++;
 	}
 	if (!found) {
 		struct drgw_drill d = { .started_ns = drgw_now_ns(),
@@ -721,9 +744,9 @@ static void drill_backend(struct drill_run *x, size_t bi)
 		drgw_strlcpy(d.backend, x->s->gw->backend_names[bi], sizeof(d.backend));
 		drill_report(x, &d);
 	}
-	for (size_t i = 0; patterns && i < set->n; i++)
-		free(patterns[i]);
-	free(patterns);
+	for (size_t i = 0; i < n; i++)
+		free(p[i].pattern);
+	free(p);
 }
 
 int drgw_cmd_drill(int argc, char **argv)
@@ -731,8 +754,7 @@ int drgw_cmd_drill(int argc, char **argv)
 	struct session s = { 0 };
 	struct args a = { .cfg = &s.cfg };
 	struct drill_run x = { .s = &s, .a = &a };
-	struct drgw_err err = { 0 };
-	char record_path[4200];
+	const char *tmp;
 	size_t matched = 0;
 	int i, r = 1;
 
@@ -745,24 +767,19 @@ int drgw_cmd_drill(int argc, char **argv)
 				  drgw_cli_usage_error(&drill_cmd, "unexpected argument '%s'", argv[i]);
 	}
 	drgw_cli_apply_log(&s.cfg);
-	/* Results go to --cache's catalog; the restores themselves start
-	 * from an empty cache, as after a disaster. */
-	if (s.cfg.cache_dir) {
-		drgw_mkdir_p(s.cfg.cache_dir, 0700);
-		snprintf(record_path, sizeof(record_path), "%s/catalog.db",
-			 s.cfg.cache_dir);
-		if (drgw_catalog_open(record_path, false, &x.record, &err) < 0) {
-			drgw_cli_error("%s", err.msg);
-			goto out;
-		}
-		free(s.cfg.cache_dir);
-		s.cfg.cache_dir = NULL;
-	}
 	if (session_open(&s, false) < 0)
 		goto out;
-	snprintf(x.scratch, sizeof(x.scratch), "%s/drill", s.tmp_cache);
-	if (drgw_mkdir_p(x.scratch, 0700) < 0) {
-		drgw_cli_error("cannot create %s", x.scratch);
+	/* Results go to --cache's catalog.  The restores read everything
+	 * from the backends (drill_one()), as after a disaster; only the
+	 * scan's descriptions of older versions come from the cache. */
+	if (!s.tmp_cache[0])
+		x.record = s.gw->cat;
+	tmp = getenv("TMPDIR");
+	snprintf(x.scratch, sizeof(x.scratch), "%s/drgw-drill-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(x.scratch)) {
+		drgw_cli_error("cannot create %s: %s", x.scratch, strerror(errno));
+		x.scratch[0] = '\0';
 		goto out;
 	}
 	x.json = a.json ? json_array() : NULL;
@@ -785,8 +802,8 @@ int drgw_cmd_drill(int argc, char **argv)
 	for (size_t k = 0; k < s.set.n_bad; k++) {
 		struct drgw_drill d = { .started_ns = drgw_now_ns(),
 					.pattern = (char *)"-",
-					.name = s.set.bad[k].key,
-					.issues = s.set.bad[k].why };
+					.name = (char *)s.set.bad[k].key,
+					.issues = (char *)s.set.bad[k].why };
 
 		if (a.only_backend &&
 		    strcmp(a.only_backend, s.gw->backend_names[s.set.bad[k].backend]))
@@ -801,7 +818,7 @@ int drgw_cmd_drill(int argc, char **argv)
 		printf("\n%u drills ok, %u with issues\n", x.ok, x.bad);
 	r = x.bad ? 1 : 0;
 out:
-	drgw_catalog_close(x.record);
+	drgw_cli_temp_cache_remove(x.scratch);
 	session_close(&s);
 	return r;
 }
@@ -861,7 +878,8 @@ static size_t *backfill_order(struct session *s, bool all)
 		size_t n_refs;
 
 		if (want[k] != 1 ||
-		    drgw_remote_open(s->gw, s->rd, &set->snaps[k], 0, &rf, &err) < 0)
+		    drgw_remote_open(s->gw, s->rd, &set->snaps[k], 0, false, &rf,
+				     &err) < 0)
 			continue; /* the copy fails later, with the reason */
 		refs = drgw_rfile_refs(rf, &n_refs);
 		for (size_t i = 0; i < n_refs; i++) {
@@ -935,7 +953,8 @@ static const struct drgw_location *check_copy(struct session *s,
 	for (size_t l = 0; sn && l < sn->n_locs; l++) {
 		if (sn->locs[l].backend != target)
 			continue;
-		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, sha, err) < 0)
+		if (drgw_restore_copy(s->gw, s->rd, sn, l, -1, true, sha,
+				      err) < 0)
 			return NULL;
 		return &sn->locs[l];
 	}

@@ -445,6 +445,8 @@ static int ls_remote(struct drgw_config *cfg, struct ls_args *a)
 	for (size_t i = 0; i < set.n_bad; i++)
 		drgw_cli_error("warning: cannot read %s", set.bad[i].why);
 	drgw_remote_warn_unreachable(&set, gw, cli_warn, NULL);
+	if (tmp[0])
+		drgw_cli_cache_hint(set.n_read);
 out:
 	drgw_remote_set_release(&set);
 	drgw_reader_free(rd);

@@ -35,9 +35,10 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
 	cfg->index_interval_ns = 300 * NSEC_PER_SEC;
-	cfg->read_cache_bytes = 64u << 20;
+	cfg->read_cache_bytes = 32u << 20;
 	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
+	cfg->read_request_bytes = 8u << 20;
 	cfg->fetch_threads = 4;
 	cfg->log_level = DRGW_LOG_INFO;
 	cfg->log_format = DRGW_LOG_LOGFMT;
@@ -130,6 +131,7 @@ static const struct simple simple_settings[] = {
 	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,
 	  3600 * NSEC_PER_SEC },
 	{ "readahead", K_UINT, FIELD(readahead_chunks), 0, 64 },
+	{ "read-request-size", K_SIZE, FIELD(read_request_bytes), 0, 1LL << 30 },
 	{ "fetch-threads", K_UINT, FIELD(fetch_threads), 1, 64 },
 	{ "allow-other", K_BOOL, FIELD(allow_other), 0, 1 },
 	{ "max-age", K_DURATION, FIELD(max_age_ns), 0, INT64_MAX },

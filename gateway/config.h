@@ -101,6 +101,7 @@ struct drgw_config {
 	 * next backend holding the object is tried. */
 	int64_t read_deadline_ns;
 	unsigned readahead_chunks;
+	uint64_t read_request_bytes;
 	unsigned fetch_threads;
 
 	/* process */

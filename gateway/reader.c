@@ -6,11 +6,38 @@
  * entry is LOADING while one thread fetches it (others wait on the
  * condition variable instead of fetching it twice), then READY, or FAILED
  * for the waiters to see before it is dropped so a later read retries.
- * Readers pin an entry while they copy out of it; only unpinned READY
+ * Readers pin an entry while they copy out of it; only unpinned, settled
  * entries are evicted.  The cache is small (tens of entries), so lookups
  * walk the list.
+ *
+ * A READY entry holds the chunk as stored (compressed and sealed), in the
+ * buffer of the fetch that brought it, and its plaintext once decoded:
+ * by the fetch thread while there is room, else by the first reader.  So a
+ * fetch in flight costs only its stored bytes, and the cache holds as many
+ * more chunks as the data compresses.
+ *
+ * Memory: everything the reader holds counts against cache_bytes: fetch
+ * buffers from the moment a fetch is queued, plaintexts, and the copy a
+ * chunk is decrypted in.  Read-ahead and background decoding use at most
+ * three quarters of it and never evict a chunk that was fetched ahead and
+ * not read yet; a reader's own read always goes on, and overshoots by its
+ * chunk when everything else is in use.
+ *
+ * Eviction order, so that a long sequential read (a copy) does not flush
+ * what random readers (SQLite) come back to: first plaintexts (decoding
+ * again is cheap), then chunks a sequential reader has gone past, then the
+ * least recently used of the others, and only for a reader's own read,
+ * chunks fetched ahead but not read yet.
+ *
+ * Sequential reads: each file keeps a frontier, the first chunk no fetch
+ * was queued for.  Once the reader is within the read-ahead window of it,
+ * the next request-size worth of consecutive chunks is queued as one
+ * ranged read, so an object store sees a few large GETs in parallel (one
+ * per fetch thread) instead of one per chunk.  Random reads fetch their
+ * chunk alone.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,25 +49,46 @@
 
 enum centry_state { C_LOADING, C_READY, C_FAILED };
 
+/* Eviction classes, evicted in this order. */
+enum centry_class { C_PASSED, C_USED, C_AHEAD };
+
+/* The stored bytes of one fetch, shared by the chunks it brought; freed
+ * with the last of them.  Counted in rd->bytes from the moment the fetch
+ * is queued to the moment it is freed. */
+struct ctbuf {
+	unsigned refs; /* protected by rd->lock */
+	size_t len;
+	uint8_t data[];
+};
+
 struct centry {
 	struct drgw_rfile *f; /* referenced */
 	uint64_t index;
 	enum centry_state state;
+	enum centry_class cls;
 	int error;
 	char errmsg[256];
-	uint8_t *data;
+	/* READY: the chunk as stored, in buf. */
+	struct ctbuf *buf;
+	const uint8_t *ct;
+	size_t ct_len;
+	/* Its plaintext (len bytes), decoded at the first read and dropped
+	 * before anything else when room is needed; counted in rd->bytes
+	 * while decoding or there. */
+	uint8_t *pt;
 	size_t len;
+	bool decoding;
 	unsigned pins;
 	struct centry *prev, *next; /* LRU: head is most recent */
 };
 
-/* A read-ahead job: consecutive chunks of one file, fetched with one
- * ranged read (per-request overhead dominates on object stores). */
-#define GROUP_MAX 16
+/* A fetch: consecutive chunks of one file with one ranged read (per-
+ * request overhead dominates on object stores). */
 struct job {
-	struct centry *e[GROUP_MAX];
 	size_t n;
+	uint64_t ct_len; /* counted in rd->bytes */
 	struct job *next;
+	struct centry *e[];
 };
 
 struct drgw_reader {
@@ -52,11 +100,12 @@ struct drgw_reader {
 	pthread_cond_t job_cond;  /* jobs queued or stop */
 	/* Protected by lock. */
 	struct centry *head, *tail;
-	uint64_t bytes;
+	uint64_t bytes; /* fetch buffers and plaintexts */
 	struct job *jobs, *jobs_tail;
 	bool stop;
 	pthread_t *threads;
 	unsigned n_threads;
+	struct drgw_reader_stats stats;
 };
 
 struct drgw_rfile {
@@ -65,11 +114,22 @@ struct drgw_rfile {
 	char *key;
 	struct drgw_obj obj;
 	struct drgw_obj_index idx;
+	/* The sealed footer and the trailer as stored (the object's last
+	 * tail_len bytes), for drgw_rfile_tail(). */
+	uint8_t *tail;
+	size_t tail_len;
 	/* Protected by rd->lock.  refs counts users and cache entries; opens
 	 * only users, and when it drops to 0 the cached chunks go too. */
 	unsigned refs;
 	unsigned opens;
-	uint64_t next_seq; /* chunk a sequential reader wants next */
+	/* Where it is read (track_locked()): the current run of chunks and
+	 * how often it grew up or down; the first chunk above it no fetch
+	 * was queued for, and one past the last one below. */
+	bool in_run;
+	uint64_t pos; /* a chunk of the last read */
+	uint64_t run_lo, run_hi;
+	unsigned up, down;
+	uint64_t ra_up, ra_down;
 	/* An incremental object's references, opened on first use (NULL
 	 * until then), under src_lock. */
 	pthread_mutex_t src_lock;
@@ -84,6 +144,7 @@ static void rfile_unref_locked(struct drgw_rfile *f)
 	free(f->srcs); /* closed by drgw_rfile_close() before */
 	drgw_obj_clear(&f->obj);
 	drgw_obj_index_clear(&f->idx);
+	free(f->tail);
 	free(f->key);
 	free(f);
 }
@@ -112,11 +173,30 @@ static void lru_push_front(struct drgw_reader *rd, struct centry *e)
 		rd->tail = e;
 }
 
+static void buf_unref_locked(struct drgw_reader *rd, struct ctbuf *b)
+{
+	if (b && --b->refs == 0) {
+		rd->bytes -= b->len;
+		free(b);
+	}
+}
+
+static void drop_plain_locked(struct drgw_reader *rd, struct centry *e)
+{
+	if (!e->pt)
+		return;
+	free(e->pt);
+	e->pt = NULL;
+	rd->bytes -= e->len;
+}
+
 static void entry_free_locked(struct drgw_reader *rd, struct centry *e)
 {
+	if (e->cls == C_AHEAD && e->state == C_READY)
+		rd->stats.readahead_unused++;
 	lru_unlink(rd, e);
-	rd->bytes -= e->len;
-	free(e->data);
+	drop_plain_locked(rd, e);
+	buf_unref_locked(rd, e->buf);
 	rfile_unref_locked(e->f);
 	free(e);
 }
@@ -130,79 +210,119 @@ static struct centry *find_locked(struct drgw_reader *rd,
 	return NULL;
 }
 
-/* Evicts unpinned, settled entries from the cold end until need bytes
- * fit.  Overshoots rather than waits when everything is in use. */
-static void make_room_locked(struct drgw_reader *rd, size_t need)
+/* What read-ahead and background decoding may fill: the rest is for the
+ * chunks readers decode as they read them. */
+static uint64_t ahead_limit(const struct drgw_reader *rd)
 {
-	struct centry *e = rd->tail, *prev;
-
-	for (; e && rd->bytes + need > rd->opts.cache_bytes; e = prev) {
-		prev = e->prev;
-		if (e->pins == 0 && e->state != C_LOADING)
-			entry_free_locked(rd, e);
-	}
+	return rd->opts.cache_bytes - rd->opts.cache_bytes / 4;
 }
 
+static bool fits_locked(const struct drgw_reader *rd, uint64_t need,
+			uint64_t limit)
+{
+	return rd->bytes + need <= limit;
+}
+
+static uint64_t request_chunks(const struct drgw_rfile *f);
+
+/* The class e is evicted in.  The chunk a reader is in the middle of, and
+ * its neighbours, are as precious as those fetched ahead: read in pieces,
+ * it is unpinned between them.  A chunk fetched ahead of a reader that has
+ * since gone elsewhere (it jumped, or turned round) is as good as passed,
+ * or such chunks would hold the cache for ever. */
+static enum centry_class class_of(const struct centry *e)
+{
+	const struct drgw_rfile *f = e->f;
+	uint64_t w = f->rd->opts.readahead + request_chunks(f);
+
+	/* Left behind by a fetch that ended after its file was closed. */
+	if (f->opens == 0)
+		return C_PASSED;
+	if (f->in_run && e->index + 1 >= f->pos && e->index <= f->pos + 1)
+		return C_AHEAD;
+	if (e->cls != C_AHEAD)
+		return e->cls;
+	if (e->index + w < f->pos || e->index > f->pos + w)
+		return C_PASSED;
+	return C_AHEAD;
+}
+
+static bool evictable(const struct centry *e, enum centry_class upto)
+{
+	return e->pins == 0 && e->state != C_LOADING && !e->decoding &&
+	       class_of(e) <= upto;
+}
+
+/*
+ * Frees memory until need more bytes fit: first plaintexts (decoding
+ * again is cheap), then whole entries, class by class and each from the
+ * cold end.  Chunks fetched ahead and not read yet go only for a reader's
+ * own read (demand).  Read-ahead frees nothing unless that makes it fit.
+ * True if need fits now.
+ */
+static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
+			     bool demand)
+{
+	enum centry_class upto = demand ? C_AHEAD : C_USED;
+	uint64_t limit = demand ? rd->opts.cache_bytes : ahead_limit(rd);
+	struct centry *e, *prev;
+
+	if (fits_locked(rd, need, limit))
+		return true;
+	if (!demand) {
+		uint64_t freeable = 0;
+
+		for (e = rd->head; e; e = e->next)
+			if (evictable(e, upto))
+				freeable += e->ct_len + (e->pt ? e->len : 0);
+		if (rd->bytes - freeable + need > limit)
+			return false;
+	}
+	for (e = rd->tail; e && !fits_locked(rd, need, limit); e = e->prev)
+		if (e->pins == 0 && !e->decoding && class_of(e) < C_AHEAD)
+			drop_plain_locked(rd, e);
+	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
+		for (e = rd->tail; e && !fits_locked(rd, need, limit); e = prev) {
+			prev = e->prev;
+			if (evictable(e, upto) && class_of(e) == (enum centry_class)cls)
+				entry_free_locked(rd, e);
+		}
+	}
+	return fits_locked(rd, need, limit);
+}
+
+/* Plaintext and stored bytes of chunk index of f. */
+static size_t plain_len(const struct drgw_rfile *f, uint64_t index)
+{
+	return drgw_obj_chunk_plain_len(f->idx.ext.data_size, f->obj.chunk_size,
+					index);
+}
+
+static uint64_t stored_len(const struct drgw_rfile *f, uint64_t index)
+{
+	return f->idx.offsets[index + 1] - f->idx.offsets[index];
+}
+
+/* A LOADING entry for chunk index; the caller counted its fetch. */
 static struct centry *new_entry_locked(struct drgw_reader *rd,
-				       struct drgw_rfile *f, uint64_t index)
+				       struct drgw_rfile *f, uint64_t index,
+				       enum centry_class cls)
 {
 	struct centry *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
-	make_room_locked(rd, f->obj.chunk_size);
 	e->f = f;
 	f->refs++;
 	e->index = index;
 	e->state = C_LOADING;
+	e->cls = cls;
+	e->len = plain_len(f, index);
+	e->ct_len = stored_len(f, index);
 	lru_push_front(rd, e);
 	return e;
 }
 
-/* Decodes chunk e->index from its stored bytes ct (modified). */
-static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
-		  size_t ct_len, uint8_t **ret_data, size_t *ret_len,
-		  struct drgw_err *err)
-{
-	struct drgw_rfile *f = e->f;
-	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.ext.data_size,
-						    f->obj.chunk_size, e->index);
-	uint8_t *plain = malloc(plain_len ? plain_len : 1);
-	int r;
-
-	if (!plain)
-		return -ENOMEM;
-	r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, ct_len, plain,
-				plain_len, err);
-	if (r < 0) {
-		free(plain);
-		return r;
-	}
-	*ret_data = plain;
-	*ret_len = plain_len;
-	return 0;
-}
-
-static void publish(struct drgw_reader *rd, struct centry *e, int r,
-		    uint8_t *data, size_t len, const struct drgw_err *err)
-{
-	pthread_mutex_lock(&rd->lock);
-	if (r == 0) {
-		e->data = data;
-		e->len = len;
-		rd->bytes += len;
-		e->state = C_READY;
-	} else {
-		e->state = C_FAILED;
-		e->error = r;
-		drgw_strlcpy(e->errmsg, err->msg, sizeof(e->errmsg));
-	}
-	pthread_cond_broadcast(&rd->cond);
-	pthread_mutex_unlock(&rd->lock);
-}
-
-/* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
- * with one ranged read, decodes and publishes each.  Without the lock. */
 /* Starts the deadline of one backend call on this thread; returns the
  * previous one for end_call(). */
 static int64_t begin_call(const struct drgw_reader *rd)
@@ -216,44 +336,117 @@ static void end_call(int64_t old)
 	drgw_backend_set_deadline(old);
 }
 
-static void load_group(struct drgw_reader *rd, struct centry **es, size_t n)
+static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
+		      struct drgw_err *err);
+
+/* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
+ * with one ranged read of ct_len bytes, which the caller counted in
+ * rd->bytes, and publishes them; eager: and decodes them if there is room.
+ * Without the lock. */
+static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
+		       uint64_t ct_len, bool eager)
 {
 	struct drgw_rfile *f = es[0]->f;
 	uint64_t start = f->idx.offsets[es[0]->index];
-	size_t total = (size_t)(f->idx.offsets[es[n - 1]->index + 1] - start);
-	uint8_t *ct = malloc(total ? total : 1);
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	struct ctbuf *b = malloc(sizeof(*b) + (ct_len ? ct_len : 1));
 	struct drgw_err err = { 0 };
-	int r = ct && dctx ? 0 : -ENOMEM;
+	int r = b ? 0 : -ENOMEM;
 
 	if (r == 0) {
 		int64_t old = begin_call(rd);
 
-		r = drgw_backend_read(f->b, f->key, start, ct, total, &err);
+		r = drgw_backend_read(f->b, f->key, start, b->data, ct_len,
+				      &err);
 		end_call(old);
+	}
+	pthread_mutex_lock(&rd->lock);
+	rd->stats.requests++;
+	rd->stats.bytes_fetched += ct_len;
+	if (r < 0) {
+		free(b);
+		rd->bytes -= ct_len;
+	} else {
+		b->len = ct_len;
+		b->refs = (unsigned)n;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct centry *e = es[i];
-		uint64_t off = f->idx.offsets[e->index] - start;
-		size_t len = (size_t)(f->idx.offsets[e->index + 1] -
-				      f->idx.offsets[e->index]);
-		struct drgw_err e_err = err;
-		uint8_t *data = NULL;
-		size_t plain_len = 0;
-		int er = r;
 
-		if (er == 0)
-			er = decode(e, dctx, ct + off, len, &data, &plain_len,
-				    &e_err);
-		publish(rd, e, er, data, plain_len, &e_err);
+		if (r == 0) {
+			e->buf = b;
+			e->ct = b->data + (f->idx.offsets[e->index] - start);
+			e->state = C_READY;
+			e->pins += eager;
+		} else {
+			e->state = C_FAILED;
+			e->error = r;
+			drgw_strlcpy(e->errmsg, err.msg, sizeof(e->errmsg));
+		}
+	}
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+	/* A fetch thread decodes what it fetched while there is room, in
+	 * parallel with the reader (which would otherwise decode each chunk
+	 * itself when it gets there). */
+	for (size_t i = 0; r == 0 && eager && i < n; i++) {
+		struct drgw_err ignored = { 0 };
+
+		need_plain(rd, es[i], true, &ignored);
+		pthread_mutex_lock(&rd->lock);
+		es[i]->pins--;
+		pthread_mutex_unlock(&rd->lock);
+	}
+}
+
+/* Decodes e (READY, pinned) into e->pt unless that is there already.
+ * eager: in the background, only if it fits below ahead_limit(). */
+static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
+		      struct drgw_err *err)
+{
+	struct drgw_rfile *f = e->f;
+	ZSTD_DCtx *dctx;
+	uint8_t *pt, *ct;
+	int r;
+
+	pthread_mutex_lock(&rd->lock);
+	while (e->decoding)
+		pthread_cond_wait(&rd->cond, &rd->lock);
+	if (e->pt || (eager && !fits_locked(rd, e->len + e->ct_len,
+					       ahead_limit(rd)))) {
+		pthread_mutex_unlock(&rd->lock);
+		return 0;
+	}
+	/* The plaintext stays; the copy it is decrypted in (in place) goes
+	 * when done. */
+	if (!eager)
+		make_room_locked(rd, e->len + e->ct_len, true);
+	rd->bytes += e->len + e->ct_len;
+	e->decoding = true;
+	pthread_mutex_unlock(&rd->lock);
+
+	pt = malloc(e->len ? e->len : 1);
+	ct = malloc(e->ct_len ? e->ct_len : 1);
+	dctx = ZSTD_createDCtx();
+	r = pt && ct && dctx ? 0 : -ENOMEM;
+	if (r == 0) {
+		memcpy(ct, e->ct, e->ct_len);
+		r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, e->ct_len,
+					pt, e->len, err);
 	}
 	ZSTD_freeDCtx(dctx);
 	free(ct);
-}
-
-static void load(struct drgw_reader *rd, struct centry *e)
-{
-	load_group(rd, &e, 1);
+	pthread_mutex_lock(&rd->lock);
+	rd->bytes -= e->ct_len;
+	e->decoding = false;
+	if (r == 0) {
+		e->pt = pt;
+	} else {
+		rd->bytes -= e->len;
+		free(pt);
+	}
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+	return r;
 }
 
 static void *fetch_thread(void *arg)
@@ -273,7 +466,7 @@ static void *fetch_thread(void *arg)
 		if (!rd->jobs)
 			rd->jobs_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
-		load_group(rd, j->e, j->n);
+		load_group(rd, j->e, j->n, j->ct_len, true);
 		free(j);
 		pthread_mutex_lock(&rd->lock);
 	}
@@ -291,11 +484,12 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 	rd->opts = *opts;
 	if (rd->opts.threads == 0)
 		rd->opts.threads = 4;
-	/* A window larger than half the cache would evict chunks fetched
-	 * ahead before they are read (1 MiB chunks assumed; bigger ones only
-	 * make the cache overshoot). */
-	if (rd->opts.readahead > rd->opts.cache_bytes / (2u << 20))
-		rd->opts.readahead = (unsigned)(rd->opts.cache_bytes / (2u << 20));
+	/* Chunks and fetch buffers are large and come and go all the time,
+	 * from many threads.  With glibc's adaptive threshold they soon come
+	 * from per-thread heaps that keep what was freed, and the process
+	 * grows well past the budget; mapped each time, freeing one gives
+	 * its memory back. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
 	{
@@ -345,6 +539,38 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 	return NULL;
 }
 
+void drgw_reader_get_stats(struct drgw_reader *rd,
+			   struct drgw_reader_stats *ret)
+{
+	pthread_mutex_lock(&rd->lock);
+	*ret = rd->stats;
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/* Opens the footer in footer (footer_len bytes, decrypted in place) once
+ * the trailer t and the header it holds were checked, keeping a sealed
+ * copy of the footer and of what follows it (post: the header copy of
+ * version 2 and the trailer) for drgw_rfile_tail(). */
+static int open_footer(struct drgw_rfile *f, const struct drgw_obj_trailer *t,
+		       uint8_t *footer, const uint8_t *post, size_t post_len,
+		       struct drgw_err *err)
+{
+	f->tail_len = (size_t)t->footer_len + post_len;
+	f->tail = malloc(f->tail_len);
+	if (!f->tail)
+		return -ENOMEM;
+	memcpy(f->tail, footer, t->footer_len);
+	memcpy(f->tail + t->footer_len, post, post_len);
+	return drgw_obj_open_footer(&f->obj, t, footer, t->footer_len, &f->idx,
+				    err);
+}
+
+/* Bytes of the object after its footer. */
+static size_t post_len(const struct drgw_obj_trailer *t, uint64_t object_size)
+{
+	return (size_t)(object_size - t->footer_off - t->footer_len);
+}
+
 static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		     struct drgw_err *err)
 {
@@ -352,6 +578,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	uint64_t tail_off = object_size - tail_len;
 	struct drgw_obj_trailer t;
 	uint8_t *buf, *footer;
+	size_t post;
 	int64_t old;
 	int r;
 
@@ -372,10 +599,12 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 					 f->rd->kr, err);
 	if (r < 0)
 		goto out;
+	/* parse_tail() checked the framing: what follows the footer (header
+	 * copy and trailer) lies within what was read. */
+	post = post_len(&t, object_size);
 	if (t.footer_off >= tail_off) {
 		footer = buf + (t.footer_off - tail_off);
-		r = drgw_obj_open_footer(&f->obj, &t, footer, t.footer_len,
-					 &f->idx, err);
+		r = open_footer(f, &t, footer, buf + tail_len - post, post, err);
 	} else {
 		footer = malloc(t.footer_len);
 		if (!footer) {
@@ -385,8 +614,8 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 		r = drgw_backend_read(f->b, f->key, t.footer_off, footer,
 				      t.footer_len, err);
 		if (r == 0)
-			r = drgw_obj_open_footer(&f->obj, &t, footer,
-						 t.footer_len, &f->idx, err);
+			r = open_footer(f, &t, footer, buf + tail_len - post,
+					post, err);
 		free(footer);
 	}
 out:
@@ -395,9 +624,38 @@ out:
 	return r;
 }
 
-int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
-		    const char *key, uint64_t object_size,
-		    struct drgw_rfile **ret, struct drgw_err *err)
+/* open_tail() from the bytes drgw_rfile_tail() gave earlier. */
+static int open_kept_tail(struct drgw_rfile *f, uint64_t object_size,
+			  const uint8_t *tail, size_t tail_len,
+			  struct drgw_err *err)
+{
+	struct drgw_obj_trailer t;
+	uint8_t *footer;
+	int r;
+
+	r = drgw_obj_parse_tail(tail, tail_len, object_size, &t, err);
+	if (r == 0 && object_size - t.footer_off != tail_len) {
+		drgw_err_set(err, "kept tail does not frame its footer");
+		r = -EIO;
+	}
+	if (r == 0)
+		r = drgw_obj_init_header(&f->obj, t.header, t.header_len,
+					 f->rd->kr, err);
+	if (r < 0)
+		return r;
+	footer = drgw_memdup(tail, t.footer_len);
+	if (!footer)
+		return -ENOMEM;
+	r = open_footer(f, &t, footer, tail + t.footer_len,
+			tail_len - t.footer_len, err);
+	free(footer);
+	return r;
+}
+
+static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		      const char *key, uint64_t object_size,
+		      const uint8_t *tail, size_t tail_len,
+		      struct drgw_rfile **ret, struct drgw_err *err)
 {
 	struct drgw_rfile *f;
 	int r;
@@ -421,21 +679,50 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	f->opens = 1;
 	pthread_mutex_init(&f->src_lock, NULL);
 	f->key = strdup(key);
-	r = f->key ? open_tail(f, object_size, err) : -ENOMEM;
+	r = !f->key ? -ENOMEM :
+	    tail    ? open_kept_tail(f, object_size, tail, tail_len, err) :
+		      open_tail(f, object_size, err);
 	if (r == 0 && f->idx.ext.n_refs &&
 	    !(f->srcs = calloc(f->idx.ext.n_refs, sizeof(*f->srcs))))
 		r = -ENOMEM;
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
-		drgw_obj_index_clear(&f->idx);
 		pthread_mutex_destroy(&f->src_lock);
 		drgw_obj_clear(&f->obj);
+		drgw_obj_index_clear(&f->idx);
+		free(f->tail);
 		free(f->key);
 		free(f);
 		return r;
 	}
 	*ret = f;
 	return 0;
+}
+
+int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
+		    const char *key, uint64_t object_size,
+		    struct drgw_rfile **ret, struct drgw_err *err)
+{
+	return rfile_open(rd, b, key, object_size, NULL, 0, ret, err);
+}
+
+int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			 const char *key, uint64_t object_size,
+			 const void *tail, size_t tail_len,
+			 struct drgw_rfile **ret, struct drgw_err *err)
+{
+	if (!object_size) {
+		drgw_err_set(err, "%s on %s: no object size", key, b->name);
+		return -EINVAL;
+	}
+	return rfile_open(rd, b, key, object_size, tail, tail_len, ret, err);
+}
+
+void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
+		     size_t *ret_len)
+{
+	*ret = f->tail;
+	*ret_len = f->tail_len;
 }
 
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
@@ -526,45 +813,185 @@ static void queue_job_locked(struct drgw_reader *rd, struct job *j)
 	pthread_cond_signal(&rd->job_cond);
 }
 
-/* Queues fetches of the chunks after last that are not cached, grouped
- * so that each fetch thread gets a share of the window in one read. */
-static void readahead_locked(struct drgw_rfile *f, uint64_t last)
+/* Chunks of f one read-ahead request covers: at most the window. */
+static uint64_t request_chunks(const struct drgw_rfile *f)
+{
+	uint64_t n = f->rd->opts.request_bytes / f->obj.chunk_size;
+	uint64_t w = f->rd->opts.readahead;
+
+	n = n ? n : 1;
+	return n < w ? n : w;
+}
+
+/* Queues one fetch of chunks [start, end) of f, none of them cached, if it
+ * fits in the cache without evicting what was fetched ahead and not read
+ * yet.  False if it does not. */
+static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
+			       uint64_t end)
 {
 	struct drgw_reader *rd = f->rd;
-	size_t group = rd->opts.readahead / rd->opts.threads;
-	struct job *j = NULL;
+	uint64_t ct = f->idx.offsets[end] - f->idx.offsets[start];
+	struct job *j;
 
-	if (rd->n_threads == 0)
-		start_threads_locked(rd);
-	if (rd->n_threads == 0)
-		return;
-	group = group < 1 ? 1 : group > GROUP_MAX ? GROUP_MAX : group;
-	for (uint64_t i = last + 1;
-	     i <= last + rd->opts.readahead && i < f->idx.n_chunks; i++) {
-		struct centry *e;
+	if (!make_room_locked(rd, ct, false))
+		return false;
+	j = malloc(sizeof(*j) + (end - start) * sizeof(j->e[0]));
+	if (!j)
+		return false;
+	j->n = 0;
+	for (uint64_t c = start; c < end; c++) {
+		struct centry *e = new_entry_locked(rd, f, c, C_AHEAD);
 
-		if (find_locked(rd, f, i)) {
-			/* A gap: what is grouped so far goes as one job. */
-			if (j)
-				queue_job_locked(rd, j);
-			j = NULL;
-			continue;
-		}
-		if (!j && !(j = calloc(1, sizeof(*j))))
-			return;
-		e = new_entry_locked(rd, f, i);
 		if (!e)
 			break;
 		j->e[j->n++] = e;
-		if (j->n == group) {
-			queue_job_locked(rd, j);
-			j = NULL;
-		}
 	}
-	if (j && j->n)
-		queue_job_locked(rd, j);
-	else
+	if (j->n == 0) {
 		free(j);
+		return false;
+	}
+	j->ct_len = f->idx.offsets[start + j->n] - f->idx.offsets[start];
+	rd->bytes += j->ct_len;
+	rd->stats.readahead_chunks += j->n;
+	queue_job_locked(rd, j);
+	return j->n == end - start;
+}
+
+/* Requests grow with the run, 2, 4, 8... chunks up to part, as a
+ * reader that skips ahead every few chunks (SQLite walking a b-tree
+ * forwards) would leave most of a full request unread. */
+static uint64_t ramp(uint64_t part, unsigned run)
+{
+	return run >= 63 || (1ULL << run) >= part ? part : 1ULL << run;
+}
+
+static bool threads_ready_locked(struct drgw_reader *rd)
+{
+	if (rd->n_threads == 0)
+		start_threads_locked(rd);
+	return rd->n_threads > 0;
+}
+
+/*
+ * Forward read-ahead for a reader now at chunks from..hi, the end of its
+ * run: queues whole requests of consecutive chunks from the frontier on
+ * while they end within the window.  A request stops short only at the end of the file
+ * and at a chunk that is cached already, so the frontier moves by whole
+ * requests, never by one chunk at a time.
+ */
+static void readahead_up_locked(struct drgw_rfile *f, uint64_t from,
+				uint64_t hi)
+{
+	struct drgw_reader *rd = f->rd;
+	uint64_t part = ramp(request_chunks(f), f->up);
+	/* One request at first, more as the run goes on. */
+	uint64_t window = part * f->up < rd->opts.readahead ? part * f->up :
+							       rd->opts.readahead;
+	uint64_t n = f->idx.n_chunks;
+
+	/* The chunks being read go into the first request; a reader that
+	 * moved back or jumped starts a new frontier. */
+	if (f->ra_up < from || f->ra_up > hi + 1 + window)
+		f->ra_up = from;
+	for (;;) {
+		uint64_t i = f->ra_up, end;
+
+		while (i < n && find_locked(rd, f, i))
+			i++;
+		f->ra_up = i;
+		if (i >= n || (i + part < n ? i + part : n) > hi + 1 + window)
+			break;
+		for (end = i; end < n && end < i + part &&
+			      !find_locked(rd, f, end); end++)
+			;
+		if (!queue_fetch_locked(f, i, end))
+			break;
+		f->ra_up = end;
+	}
+}
+
+/* The same downwards, for a reader now at chunks lo..to, the start of
+ * its run: SQLite walks some b-trees from the last page to the first. */
+static void readahead_down_locked(struct drgw_rfile *f, uint64_t lo,
+				  uint64_t to)
+{
+	struct drgw_reader *rd = f->rd;
+	uint64_t part = ramp(request_chunks(f), f->down - 1);
+	uint64_t window = part * (f->down - 1) < rd->opts.readahead ?
+				  part * (f->down - 1) :
+				  rd->opts.readahead;
+
+	/* ra_down is one past the lowest chunk queued. */
+	if (f->ra_down > to + 1 || f->ra_down + window < lo)
+		f->ra_down = to + 1;
+	for (;;) {
+		uint64_t i = f->ra_down, start;
+
+		while (i > 0 && find_locked(rd, f, i - 1))
+			i--;
+		f->ra_down = i;
+		if (i == 0 || (i > part ? i - part : 0) + window < lo)
+			break;
+		for (start = i; start > 0 && start + part > i &&
+				!find_locked(rd, f, start - 1); start--)
+			;
+		if (!queue_fetch_locked(f, start, i))
+			break;
+		f->ra_down = start;
+	}
+}
+
+/* Marks chunk index of f, if cached, as gone past by a sequential
+ * reader: the first to go when room is needed. */
+static void pass_locked(struct drgw_rfile *f, uint64_t index)
+{
+	struct centry *e = find_locked(f->rd, f, index);
+
+	if (e && e->cls != C_AHEAD)
+		e->cls = C_PASSED;
+}
+
+/*
+ * Follows where f is read: a run is the range of chunks read without a
+ * jump (one chunk back and forth is still the run: the kernel serves
+ * FUSE reads in any order, and SQLite steps back to a neighbouring page).
+ * A run that grows by whole chunks in one direction is sequential, and
+ * gets read-ahead that way.  Random readers get none.
+ */
+static void track_locked(struct drgw_rfile *f, uint64_t first, uint64_t last)
+{
+	struct drgw_reader *rd = f->rd;
+
+	f->pos = first;
+	if (!f->in_run || last + 1 < f->run_lo || first > f->run_hi + 1) {
+		f->in_run = true;
+		f->run_lo = first;
+		f->run_hi = last;
+		f->up = f->down = 0;
+		/* A read of several chunks is sequential by itself. */
+		if (last > first)
+			f->up = (unsigned)(last - first + 1);
+	}
+	while (last > f->run_hi) {
+		f->run_hi++;
+		f->up++;
+		if (f->run_hi >= 2)
+			pass_locked(f, f->run_hi - 2);
+	}
+	while (first < f->run_lo) {
+		f->run_lo--;
+		f->down++;
+		pass_locked(f, f->run_lo + 2);
+	}
+	if (rd->opts.readahead == 0 || !threads_ready_locked(rd))
+		return;
+	/* Forward from the second chunk on (a first read at offset 0 is
+	 * also how random readers begin: SQLite reads its header page);
+	 * backward, a rarer pattern, from the third. */
+	if (f->up >= 1 && f->up > f->down)
+		readahead_up_locked(f, first, f->run_hi);
+	else if (f->down >= 2 && f->down > f->up)
+		readahead_down_locked(f, f->run_lo, last);
 }
 
 /* Waits on rd->cond (lock held) until until (CLOCK_MONOTONIC ns, 0: for
@@ -585,9 +1012,19 @@ static int wait_deadline(struct drgw_reader *rd, int64_t until)
 	return 0;
 }
 
-/* Returns chunk index pinned and READY, fetching it if needed.  A chunk
- * whose read-ahead failed is fetched once more by the reader itself: a
- * transient error in the background must not become an EIO. */
+/* Hides a failed entry from lookups and drops the caller's pin; its last
+ * user frees it.  Lock held. */
+static void forget_locked(struct drgw_reader *rd, struct centry *e)
+{
+	e->index = UINT64_MAX;
+	if (--e->pins == 0)
+		entry_free_locked(rd, e);
+}
+
+/* Returns chunk index pinned and decoded, fetching it if needed.  A chunk
+ * whose read-ahead failed (or did not authenticate) is fetched once more
+ * by the reader itself: a transient error in the background must not
+ * become an EIO. */
 static int get_chunk(struct drgw_rfile *f, uint64_t index,
 		     struct centry **ret, struct drgw_err *err)
 {
@@ -598,19 +1035,27 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 				     drgw_mono_ns() + rd->opts.deadline_ns +
 					     NSEC_PER_SEC :
 				     0;
+	int r;
 
 	pthread_mutex_lock(&rd->lock);
 	for (;;) {
 		e = find_locked(rd, f, index);
 		if (!e) {
-			e = new_entry_locked(rd, f, index);
+			uint64_t ct = stored_len(f, index);
+
+			/* A reader's own chunk: in the cache whatever it
+			 * takes, over budget if nothing can go. */
+			make_room_locked(rd, ct, true);
+			e = new_entry_locked(rd, f, index, C_USED);
 			if (!e) {
 				pthread_mutex_unlock(&rd->lock);
 				return -ENOMEM;
 			}
 			e->pins++;
+			rd->bytes += ct;
+			rd->stats.demand_chunks++;
 			pthread_mutex_unlock(&rd->lock);
-			load(rd, e);
+			load_group(rd, &e, 1, ct, false);
 			loaded_here = true;
 			pthread_mutex_lock(&rd->lock);
 		} else {
@@ -631,32 +1076,36 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 				return -ETIMEDOUT;
 			}
 		}
-		if (e->state != C_FAILED)
-			break;
-		/* Drop it once the last waiter saw the error. */
-		if (loaded_here) {
-			int r = e->error;
-
+		if (e->state == C_READY) {
+			pthread_mutex_unlock(&rd->lock);
+			r = need_plain(rd, e, false, err);
+			pthread_mutex_lock(&rd->lock);
+			if (r == 0)
+				break;
+		} else {
+			r = e->error;
 			drgw_err_set(err, "%s", e->errmsg);
-			if (--e->pins == 0)
-				entry_free_locked(rd, e);
+		}
+		if (loaded_here) {
+			forget_locked(rd, e);
 			pthread_mutex_unlock(&rd->lock);
 			return r;
 		}
-		/* Hide it from lookups; its last user frees it. */
-		e->index = UINT64_MAX;
-		if (--e->pins == 0)
-			entry_free_locked(rd, e);
+		forget_locked(rd, e);
+		memset(err, 0, sizeof(*err));
 	}
 	pthread_mutex_unlock(&rd->lock);
 	*ret = e;
 	return 0;
 }
 
+/* Done with e, which was read: no longer ahead of its reader. */
 static void unpin(struct drgw_reader *rd, struct centry *e)
 {
 	pthread_mutex_lock(&rd->lock);
 	e->pins--;
+	if (e->cls == C_AHEAD)
+		e->cls = C_USED;
 	pthread_mutex_unlock(&rd->lock);
 }
 
@@ -677,13 +1126,7 @@ static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
 	last = (off + len - 1) / cs;
 
 	pthread_mutex_lock(&rd->lock);
-	/* Sequential, give or take the window: the kernel's own read-ahead
-	 * sends several reads at once and FUSE threads serve them in any
-	 * order, so "exactly the next chunk" would miss most of them. */
-	if (first + 2 >= f->next_seq && first <= f->next_seq + rd->opts.readahead)
-		readahead_locked(f, last);
-	if (last + 1 > f->next_seq)
-		f->next_seq = last + 1;
+	track_locked(f, first, last);
 	pthread_mutex_unlock(&rd->lock);
 
 	for (uint64_t i = first; i <= last; i++) {
@@ -699,7 +1142,7 @@ static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
 		n = e->len - from;
 		if (n > len - done)
 			n = len - done;
-		memcpy((char *)buf + done, e->data + from, n);
+		memcpy((char *)buf + done, e->pt + from, n);
 		unpin(rd, e);
 		done += n;
 	}

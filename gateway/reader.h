@@ -5,7 +5,8 @@
  * large); each chunk then costs one ranged read, authenticated and
  * decompressed before any byte of it is returned.  Decoded chunks live in a
  * cache bounded in bytes and shared by all open objects, and sequential
- * readers get the next chunks fetched in parallel ahead of them.
+ * readers get the next chunks fetched ahead of them, several megabytes per
+ * ranged read and several reads in parallel.
  *
  * A read either returns the exact plaintext or fails (-EIO, -EBADMSG, or
  * the backend's errno): never short (except at end of file), never zeros,
@@ -24,9 +25,14 @@ struct drgw_reader;
 struct drgw_rfile;
 
 struct drgw_reader_opts {
+	/* Everything the reader holds: decoded chunks, chunks being fetched
+	 * and their ciphertext. */
 	uint64_t cache_bytes;
-	/* Chunks fetched ahead of a sequential reader. */
+	/* Chunks fetched ahead of a sequential reader (0: none). */
 	unsigned readahead;
+	/* Plaintext bytes of consecutive chunks one read-ahead request
+	 * covers (at most the read-ahead window; at least one chunk). */
+	uint64_t request_bytes;
 	/* Fetch threads. */
 	unsigned threads;
 	/* How long one read from a backend may take, all retries included,
@@ -35,15 +41,40 @@ struct drgw_reader_opts {
 	int64_t deadline_ns;
 };
 
+/* What the reader fetched so far, for logs and bench/. */
+struct drgw_reader_stats {
+	uint64_t requests;	   /* ranged reads of chunks */
+	uint64_t bytes_fetched;	   /* their stored bytes */
+	uint64_t demand_chunks;	   /* chunks a reader waited for */
+	uint64_t readahead_chunks; /* chunks fetched ahead */
+	uint64_t readahead_unused; /* of those, evicted before a read */
+};
+
 int drgw_reader_new(const struct drgw_reader_opts *opts,
 		    const struct drgw_keyring *kr, struct drgw_reader **ret);
 /* All rfiles must be closed first. */
 struct drgw_reader *drgw_reader_free(struct drgw_reader *rd);
+void drgw_reader_get_stats(struct drgw_reader *rd,
+			   struct drgw_reader_stats *ret);
 
 /* Opens key on b; object_size 0 means "stat it first". */
 int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
+/*
+ * The same, from tail bytes drgw_rfile_tail() gave for this object before
+ * (kept in a catalog): no request at all.  The footer is authenticated
+ * again, as if it had just been read; bytes of another object fail that
+ * or, if it was replaced by one under the same key, every chunk read.
+ */
+int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			 const char *key, uint64_t object_size,
+			 const void *tail, size_t tail_len,
+			 struct drgw_rfile **ret, struct drgw_err *err);
+/* The object's sealed footer and trailer, its last *ret_len bytes, valid
+ * while f is open: all drgw_rfile_open_tail() needs. */
+void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
+		     size_t *ret_len);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
 /* What opened the object: the id of a master key or the tag of an
  * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */

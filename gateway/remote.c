@@ -2,9 +2,16 @@
 /*
  * Remote scan; see remote.h.  Tails are read by a few threads at once:
  * for an object store, the scan of a bucket is latency-bound.
+ *
+ * Memory is what limits the scan of a long history, so nothing here is
+ * sized for the worst case: strings go into a pool of large blocks, the
+ * locations of all versions into one array built at the end, versions are
+ * found by a hash of their id, and an error message exists only for an
+ * object that failed.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +20,61 @@
 #include "remote.h"
 
 #define SCAN_THREADS 8
+#define POOL_BLOCK (64u << 10)
 
+/* A block of strings; blocks are chained and freed together. */
+struct drgw_remote_pool {
+	struct drgw_remote_pool *next;
+	size_t used, cap;
+	char data[];
+};
+
+static const char *pool_strdup(struct drgw_remote_pool **pool, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	struct drgw_remote_pool *p = *pool;
+	char *d;
+
+	if (!p || p->cap - p->used < len) {
+		size_t cap = len > POOL_BLOCK ? len : POOL_BLOCK;
+
+		p = malloc(sizeof(*p) + cap);
+		if (!p)
+			return NULL;
+		p->next = *pool;
+		p->used = 0;
+		p->cap = cap;
+		*pool = p;
+	}
+	d = p->data + p->used;
+	memcpy(d, s, len);
+	p->used += len;
+	return d;
+}
+
+static void pool_free(struct drgw_remote_pool *p)
+{
+	while (p) {
+		struct drgw_remote_pool *next = p->next;
+
+		free(p);
+		p = next;
+	}
+}
+
+/* A listed object of the backend being scanned. */
 struct found {
-	size_t backend;
-	char key[80];
-	struct drgw_object_info info;
-	/* Filled by the scan. */
+	const char *key;  /* in scan.pool */
+	const char *etag; /* in scan.pool, "" if none */
+	uint64_t object_size;
+	/* What the listing said about locks (DRGW_LOCK_* of backend.h). */
+	int64_t retain_until_ns;
+	uint32_t lock_flags;
+	/* Filled by the scan: meta (strings in scan.pool) if r == 0, else
+	 * err (malloc()ed). */
 	int r;
-	struct drgw_obj_meta *meta;
-	char err[400];
+	struct drgw_snap_meta meta;
+	char *err;
 };
 
 struct scan {
@@ -30,9 +83,21 @@ struct scan {
 	size_t backend;
 	struct found *items;
 	size_t n, cap;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* next, pool and n_read, once threads run */
 	size_t next;
+	struct drgw_remote_pool *pool;
+	size_t n_read;
 };
+
+static const char *scan_strdup(struct scan *s, const char *str)
+{
+	const char *d;
+
+	pthread_mutex_lock(&s->lock);
+	d = pool_strdup(&s->pool, str);
+	pthread_mutex_unlock(&s->lock);
+	return d;
+}
 
 static bool key_is_object(const char *key)
 {
@@ -46,10 +111,13 @@ static bool key_is_object(const char *key)
 	return drgw_vid_ok(vid);
 }
 
+/* Called by the listing, before the scan threads start. */
 static int on_key(void *arg, const char *key,
 		  const struct drgw_object_info *info)
 {
 	struct scan *s = arg;
+	struct drgw_object_info clean = *info;
+	struct found *f;
 
 	if (!key_is_object(key)) {
 		log_debug("ignoring %s on %s: not a drgw object name", key,
@@ -65,27 +133,66 @@ static int on_key(void *arg, const char *key,
 		s->items = p;
 		s->cap = cap;
 	}
-	memset(&s->items[s->n], 0, sizeof(s->items[s->n]));
-	s->items[s->n].backend = s->backend;
-	drgw_strlcpy(s->items[s->n].key, key, sizeof(s->items[s->n].key));
-	s->items[s->n].info = *info;
-	drgw_backend_clean_info(s->gw->backends[s->backend], &s->items[s->n].info);
+	f = &s->items[s->n];
+	memset(f, 0, sizeof(*f));
+	f->key = pool_strdup(&s->pool, key);
+	f->etag = pool_strdup(&s->pool, info->etag);
+	if (!f->key || !f->etag)
+		return -ENOMEM;
+	f->object_size = info->size;
+	drgw_backend_clean_info(s->gw->backends[s->backend], &clean);
+	f->retain_until_ns = clean.retain_until_ns;
+	f->lock_flags = clean.lock_flags;
 	s->n++;
+	return 0;
+}
+
+/* Sets f->err from a format and makes f a failure. */
+static void fail(struct found *f, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct found *f, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&f->err, fmt, ap) < 0)
+		f->err = NULL;
+	va_end(ap);
+	f->r = r;
+}
+
+/* Fills f->meta from footer metadata m, strings into the scan's pool. */
+static int set_meta(struct scan *s, struct found *f, const char *name,
+		    const char *vid, const struct drgw_obj_meta *m)
+{
+	f->meta.name = scan_strdup(s, name);
+	f->meta.vid = scan_strdup(s, vid);
+	if (!f->meta.name || !f->meta.vid)
+		return -ENOMEM;
+	f->meta.size = m->size;
+	f->meta.mtime_ns = m->mtime_ns;
+	f->meta.created_ns = m->created_ns;
+	f->meta.mode = m->mode;
+	memcpy(f->meta.sha256, m->sha256, sizeof(f->meta.sha256));
+	f->meta.version = (uint8_t)m->version;
+	memcpy(f->meta.repo, m->repo, sizeof(f->meta.repo));
 	return 0;
 }
 
 /* A cached description of the object, if the object did not change (same
  * size and etag) and its key is in the ring (so a wrong key still fails
  * loudly instead of mounting files that cannot be read). */
-static int from_cache(struct drgw_gateway *gw, struct found *f)
+static int from_cache(struct scan *s, struct found *f)
 {
+	struct drgw_gateway *gw = s->gw;
 	struct drgw_remote_object o;
-	struct drgw_obj_meta *m;
+	struct drgw_obj_meta m = { 0 };
 	uint8_t id[DRGW_KEY_ID_BYTES];
+	int r;
 
-	if (!f->info.etag[0] ||
-	    drgw_catalog_get_remote(gw->cat, gw->backend_names[f->backend],
-				    f->key, f->info.size, f->info.etag, &o) < 0)
+	if (!f->etag[0] ||
+	    drgw_catalog_get_remote(gw->cat, gw->backend_names[s->backend],
+				    f->key, f->object_size, f->etag, &o) < 0)
 		return -ENOENT;
 	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
 	    (!drgw_keyring_find(&gw->keys, id) &&
@@ -93,46 +200,42 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 		drgw_remote_object_release(&o);
 		return -ENOENT;
 	}
-	m = calloc(1, sizeof(*m));
-	if (!m) {
-		drgw_remote_object_release(&o);
-		return -ENOMEM;
-	}
-	drgw_strlcpy(m->name, o.name, sizeof(m->name));
-	drgw_strlcpy(m->vid, o.vid, sizeof(m->vid));
-	m->size = o.size;
-	m->mtime_ns = o.mtime_ns;
-	m->created_ns = o.created_ns;
-	m->mode = o.mode;
-	drgw_unhex(o.sha256, m->sha256, sizeof(m->sha256));
-	m->version = o.repo[0] ? 2 : 1;
+	m.size = o.size;
+	m.mtime_ns = o.mtime_ns;
+	m.created_ns = o.created_ns;
+	m.mode = o.mode;
+	drgw_unhex(o.sha256, m.sha256, sizeof(m.sha256));
+	m.version = o.repo[0] ? 2 : 1;
 	if (o.repo[0])
-		drgw_unhex(o.repo, m->repo, sizeof(m->repo));
+		drgw_unhex(o.repo, m.repo, sizeof(m.repo));
+	r = set_meta(s, f, o.name, o.vid, &m);
 	drgw_remote_object_release(&o);
-	f->meta = m;
-	return 0;
+	return r;
 }
 
-static void to_cache(struct drgw_gateway *gw, const struct found *f,
-		     const uint8_t *key_id)
+static void to_cache(struct scan *s, const struct found *f,
+		     const struct drgw_rfile *rf)
 {
 	struct drgw_remote_object o = { 0 };
+	const struct drgw_obj_meta *m = drgw_rfile_meta(rf);
 
-	drgw_strlcpy(o.backend, gw->backend_names[f->backend], sizeof(o.backend));
+	drgw_strlcpy(o.backend, s->gw->backend_names[s->backend],
+		     sizeof(o.backend));
 	o.key = (char *)f->key;
-	o.object_size = f->info.size;
-	drgw_strlcpy(o.etag, f->info.etag, sizeof(o.etag));
-	drgw_strlcpy(o.vid, f->meta->vid, sizeof(o.vid));
-	o.name = (char *)f->meta->name;
-	o.size = f->meta->size;
-	o.mtime_ns = f->meta->mtime_ns;
-	o.created_ns = f->meta->created_ns;
-	o.mode = f->meta->mode;
-	drgw_hex(f->meta->sha256, 32, o.sha256);
-	drgw_key_id_hex(key_id, o.key_id);
-	if (f->meta->version == 2)
-		drgw_hex(f->meta->repo, sizeof(f->meta->repo), o.repo);
-	drgw_catalog_put_remote(gw->cat, &o);
+	o.object_size = f->object_size;
+	drgw_strlcpy(o.etag, f->etag, sizeof(o.etag));
+	drgw_strlcpy(o.vid, m->vid, sizeof(o.vid));
+	o.name = (char *)m->name;
+	o.size = m->size;
+	o.mtime_ns = m->mtime_ns;
+	o.created_ns = m->created_ns;
+	o.mode = m->mode;
+	drgw_hex(m->sha256, 32, o.sha256);
+	drgw_key_id_hex(drgw_rfile_key_id(rf), o.key_id);
+	if (m->version == 2)
+		drgw_hex(m->repo, sizeof(m->repo), o.repo);
+	drgw_rfile_tail(rf, &o.tail, &o.tail_len);
+	drgw_catalog_put_remote(s->gw->cat, &o);
 }
 
 /* "<vid>.drgw" must name the version the footer names, or an object was
@@ -146,34 +249,33 @@ static bool key_matches(const char *key, const char *vid)
 
 static void open_one(struct scan *s, struct found *f)
 {
+	const char *bname = s->gw->backend_names[s->backend];
 	struct drgw_err err = { 0 };
 	struct drgw_rfile *rf = NULL;
+	const struct drgw_obj_meta *m;
 
-	if (!s->gw->cat || from_cache(s->gw, f) < 0) {
-		f->r = drgw_rfile_open(s->rd, s->gw->backends[f->backend],
-				       f->key, f->info.size, &rf, &err);
+	if (!s->gw->cat || from_cache(s, f) < 0) {
+		pthread_mutex_lock(&s->lock);
+		s->n_read++;
+		pthread_mutex_unlock(&s->lock);
+		f->r = drgw_rfile_open(s->rd, s->gw->backends[s->backend],
+				       f->key, f->object_size, &rf, &err);
 		if (f->r < 0) {
-			drgw_strlcpy(f->err, err.msg, sizeof(f->err));
+			fail(f, f->r, "%s", err.msg);
 			return;
 		}
-		f->meta = malloc(sizeof(*f->meta));
-		if (!f->meta) {
-			f->r = -ENOMEM;
+		m = drgw_rfile_meta(rf);
+		f->r = set_meta(s, f, m->name, m->vid, m);
+		if (f->r < 0) {
 			drgw_rfile_close(rf);
 			return;
 		}
-		*f->meta = *drgw_rfile_meta(rf);
 	}
-	if (!key_matches(f->key, f->meta->vid)) {
-		f->r = -EIO;
-		snprintf(f->err, sizeof(f->err),
-			 "%s on %s holds version %s under another name", f->key,
-			 s->gw->backend_names[f->backend], f->meta->vid);
-		free(f->meta);
-		f->meta = NULL;
-	} else if (rf && s->gw->cat) {
-		to_cache(s->gw, f, drgw_rfile_key_id(rf));
-	}
+	if (!key_matches(f->key, f->meta.vid))
+		fail(f, -EIO, "%s on %s holds version %s under another name",
+		     f->key, bname, f->meta.vid);
+	else if (rf && s->gw->cat)
+		to_cache(s, f, rf);
 	drgw_rfile_close(rf);
 }
 
@@ -206,73 +308,207 @@ static int cmp_snap(const void *a, const void *b)
 	return strcmp(x->meta.vid, y->meta.vid);
 }
 
-/* Records an object that cannot be used, with f->err or why. */
-static int add_bad(struct drgw_remote_set *set, const struct found *f,
-		   const char *bname, const char *why)
+/* Records an object that cannot be used: why, or if NULL f->err. */
+static int add_bad(struct drgw_remote_set *set, size_t backend,
+		   const struct found *f, const char *bname, const char *why)
 {
 	struct drgw_bad_object *p = realloc(set->bad,
 					    (set->n_bad + 1) * sizeof(*p));
+	char line[800];
 
 	if (!p)
 		return -ENOMEM;
 	set->bad = p;
-	p += set->n_bad++;
-	p->backend = f->backend;
-	drgw_strlcpy(p->key, f->key, sizeof(p->key));
+	p += set->n_bad;
 	if (why)
-		snprintf(p->why, sizeof(p->why), "%s on %s %s", f->key, bname,
-			 why);
+		snprintf(line, sizeof(line), "%s on %s %s", f->key, bname, why);
 	else
-		drgw_strlcpy(p->why, f->err, sizeof(p->why));
+		drgw_strlcpy(line, f->err ? f->err : strerror(-f->r),
+			     sizeof(line));
+	p->backend = backend;
+	p->key = pool_strdup(&set->pool, f->key);
+	p->why = pool_strdup(&set->pool, line);
+	if (!p->key || !p->why)
+		return -ENOMEM;
+	set->n_bad++;
 	return 0;
 }
 
 /* Two copies of one version must describe the same file. */
-static bool same_snapshot(const struct drgw_obj_meta *a,
-			  const struct drgw_obj_meta *b)
+static bool same_meta(const struct drgw_snap_meta *a,
+		      const struct drgw_snap_meta *b)
 {
 	return a->size == b->size && a->created_ns == b->created_ns &&
 	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
 	       !memcmp(a->sha256, b->sha256, sizeof(a->sha256)) &&
-	       !strcmp(a->name, b->name);
+	       a->version == b->version &&
+	       !memcmp(a->repo, b->repo, sizeof(a->repo)) &&
+	       !strcmp(a->name, b->name) && !strcmp(a->vid, b->vid);
 }
 
-/* Adds a found object to the set, merging copies of one version. */
-static int add_found(struct drgw_remote_set *set, const struct found *f,
-		     const char *bname, size_t *cap)
+static bool same_as_footer(const struct drgw_snap_meta *a,
+			   const struct drgw_obj_meta *b)
 {
-	struct drgw_snapshot *sn = NULL;
-	struct drgw_location *loc;
+	return a->size == b->size && a->created_ns == b->created_ns &&
+	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
+	       !memcmp(a->sha256, b->sha256, sizeof(a->sha256)) &&
+	       a->version == b->version &&
+	       !memcmp(a->repo, b->repo, sizeof(a->repo)) &&
+	       !strcmp(a->name, b->name) && !strcmp(a->vid, b->vid);
+}
 
+/* FNV-1a: version ids are short and random enough. */
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The slot of vid in set->by_vid: where it is, or the empty slot where it
+ * would go. */
+static size_t vid_slot(const struct drgw_remote_set *set, const char *vid)
+{
+	size_t mask = set->by_vid_cap - 1;
+	size_t i = (size_t)hash_str(vid) & mask;
+
+	while (set->by_vid[i] &&
+	       strcmp(set->snaps[set->by_vid[i] - 1].meta.vid, vid))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Rebuilds the hash for set->n versions (and room for as many again). */
+static int rehash(struct drgw_remote_set *set, size_t want)
+{
+	size_t cap = 64;
+
+	while (cap < 2 * want)
+		cap *= 2;
+	free(set->by_vid);
+	set->by_vid = calloc(cap, sizeof(*set->by_vid));
+	if (!set->by_vid)
+		return -ENOMEM;
+	set->by_vid_cap = cap;
 	for (size_t i = 0; i < set->n; i++)
-		if (!strcmp(set->snaps[i].meta.vid, f->meta->vid))
-			sn = &set->snaps[i];
-	if (sn && !same_snapshot(&sn->meta, f->meta))
-		return add_bad(set, f, bname,
-			       "claims the version of another object with other content");
-	if (!sn) {
-		if (set->n == *cap) {
-			size_t c = *cap ? *cap * 2 : 64;
+		set->by_vid[vid_slot(set, set->snaps[i].meta.vid)] =
+			(uint32_t)(i + 1);
+	return 0;
+}
+
+/* What the set is built from before its locations are laid out. */
+struct pending_loc {
+	uint32_t snap;
+	uint32_t backend;
+	uint64_t object_size;
+	int64_t retain_until_ns;
+	uint32_t lock_flags;
+};
+
+struct build {
+	size_t cap;
+	const char **keys; /* per version: its key, in set->pool */
+	struct pending_loc *locs;
+	size_t n_locs, locs_cap;
+};
+
+/* Adds a found object to the set, merging copies of one version. */
+static int add_found(struct drgw_remote_set *set, struct build *b,
+		     size_t backend, const struct found *f, const char *bname)
+{
+	struct drgw_snapshot *sn;
+	size_t slot, idx;
+
+	if (2 * (set->n + 1) > set->by_vid_cap &&
+	    rehash(set, 2 * (set->n + 1)) < 0)
+		return -ENOMEM;
+	slot = vid_slot(set, f->meta.vid);
+	if (set->by_vid[slot]) {
+		idx = set->by_vid[slot] - 1;
+		if (!same_meta(&set->snaps[idx].meta, &f->meta))
+			return add_bad(set, backend, f, bname,
+				       "claims the version of another object with other content");
+	} else {
+		if (set->n == b->cap) {
+			size_t c = b->cap ? b->cap * 2 : 64;
 			struct drgw_snapshot *p = realloc(set->snaps,
 							  c * sizeof(*p));
+			const char **k;
 
 			if (!p)
 				return -ENOMEM;
 			set->snaps = p;
-			*cap = c;
+			k = realloc(b->keys, c * sizeof(*k));
+			if (!k)
+				return -ENOMEM;
+			b->keys = k;
+			b->cap = c;
 		}
-		sn = &set->snaps[set->n++];
+		if (set->n >= UINT32_MAX - 1)
+			return -EOVERFLOW;
+		idx = set->n;
+		sn = &set->snaps[idx];
 		memset(sn, 0, sizeof(*sn));
-		sn->meta = *f->meta;
+		sn->meta = f->meta;
+		sn->meta.name = pool_strdup(&set->pool, f->meta.name);
+		sn->meta.vid = pool_strdup(&set->pool, f->meta.vid);
+		b->keys[idx] = pool_strdup(&set->pool, f->key);
+		if (!sn->meta.name || !sn->meta.vid || !b->keys[idx])
+			return -ENOMEM;
+		set->n++;
+		set->by_vid[slot] = (uint32_t)(idx + 1);
 	}
-	if (sn->n_locs == DRGW_MAX_BACKENDS)
-		return 0;
-	loc = &sn->locs[sn->n_locs++];
-	loc->backend = f->backend;
-	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
-	loc->object_size = f->info.size;
-	loc->retain_until_ns = f->info.retain_until_ns;
-	loc->lock_flags = f->info.lock_flags;
+	if (b->n_locs == b->locs_cap) {
+		size_t c = b->locs_cap ? b->locs_cap * 2 : 64;
+		struct pending_loc *p = realloc(b->locs, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		b->locs = p;
+		b->locs_cap = c;
+	}
+	b->locs[b->n_locs++] = (struct pending_loc){
+		.snap = (uint32_t)idx,
+		.backend = (uint32_t)backend,
+		.object_size = f->object_size,
+		.retain_until_ns = f->retain_until_ns,
+		.lock_flags = f->lock_flags,
+	};
+	return 0;
+}
+
+/* Lays the locations out in one array, in backend order per version. */
+static int place_locations(struct drgw_remote_set *set, const struct build *b)
+{
+	size_t *next = calloc(set->n + 1, sizeof(*next));
+
+	set->loc_array = calloc(b->n_locs ? b->n_locs : 1,
+				sizeof(*set->loc_array));
+	if (!next || !set->loc_array) {
+		free(next);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->n_locs; i++)
+		set->snaps[b->locs[i].snap].n_locs++;
+	for (size_t i = 0, at = 0; i < set->n; i++) {
+		next[i] = at;
+		set->snaps[i].locs = set->loc_array + at;
+		at += set->snaps[i].n_locs;
+	}
+	/* Pending locations are in scan order, that is by backend. */
+	for (size_t i = 0; i < b->n_locs; i++) {
+		const struct pending_loc *pl = &b->locs[i];
+		struct drgw_location *l = &set->loc_array[next[pl->snap]++];
+
+		l->backend = pl->backend;
+		l->key = b->keys[pl->snap];
+		l->object_size = pl->object_size;
+		l->retain_until_ns = pl->retain_until_ns;
+		l->lock_flags = pl->lock_flags;
+	}
+	free(next);
 	return 0;
 }
 
@@ -281,12 +517,13 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
  * reader that knows its own (the repository setting, or a writer's
  * catalog) refuses the others as foreign; one that does not takes the
  * only repository present, and refuses to guess between several.
- * Version-1 objects carry none and always pass.
+ * Version-1 objects carry none and always pass.  Runs before the set is
+ * sorted and hashed.
  */
 static int check_repository(struct drgw_gateway *gw,
 			    struct drgw_remote_set *set, struct drgw_err *err)
 {
-	char want[33], have[33];
+	char want[33], have[33], line[800];
 	size_t kept = 0;
 
 	if (!gw->have_repo) {
@@ -295,17 +532,16 @@ static int check_repository(struct drgw_gateway *gw,
 		char other[33] = "";
 
 		for (size_t i = 0; i < set->n; i++) {
-			const struct drgw_obj_meta *m = &set->snaps[i].meta;
+			const struct drgw_snap_meta *m = &set->snaps[i].meta;
 
 			if (m->version != 2)
 				continue;
 			if (!first)
 				first = m->repo;
-			if (!memcmp(first, m->repo, DRGW_REPO_ID_BYTES)) {
+			if (!memcmp(first, m->repo, DRGW_REPO_ID_BYTES))
 				n_first++;
-			} else if (!n_other++) {
+			else if (!n_other++)
 				drgw_hex(m->repo, DRGW_REPO_ID_BYTES, other);
-			}
 		}
 		if (n_other) {
 			drgw_hex(first, DRGW_REPO_ID_BYTES, have);
@@ -324,25 +560,29 @@ static int check_repository(struct drgw_gateway *gw,
 	drgw_hex(gw->repo_id, DRGW_REPO_ID_BYTES, want);
 	for (size_t i = 0; i < set->n; i++) {
 		struct drgw_snapshot *s = &set->snaps[i];
+		struct drgw_bad_object *p;
 
-		if (s->meta.version == 2 &&
-		    memcmp(s->meta.repo, gw->repo_id, DRGW_REPO_ID_BYTES)) {
-			struct drgw_bad_object *p = realloc(
-				set->bad, (set->n_bad + 1) * sizeof(*p));
-
-			if (!p)
-				return -ENOMEM;
-			set->bad = p;
-			p += set->n_bad++;
-			p->backend = s->locs[0].backend;
-			drgw_strlcpy(p->key, s->locs[0].key, sizeof(p->key));
-			drgw_hex(s->meta.repo, DRGW_REPO_ID_BYTES, have);
-			snprintf(p->why, sizeof(p->why),
-				 "%s on %s belongs to repository %s, not to this one (%s): copied from another deployment?",
-				 p->key, gw->backend_names[p->backend], have, want);
+		if (s->meta.version != 2 ||
+		    !memcmp(s->meta.repo, gw->repo_id, DRGW_REPO_ID_BYTES)) {
+			set->snaps[kept++] = *s;
 			continue;
 		}
-		set->snaps[kept++] = *s;
+		p = realloc(set->bad, (set->n_bad + 1) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		set->bad = p;
+		p += set->n_bad;
+		drgw_hex(s->meta.repo, DRGW_REPO_ID_BYTES, have);
+		snprintf(line, sizeof(line),
+			 "%s on %s belongs to repository %s, not to this one (%s): copied from another deployment?",
+			 s->locs[0].key, gw->backend_names[s->locs[0].backend],
+			 have, want);
+		p->backend = s->locs[0].backend;
+		p->key = s->locs[0].key;
+		p->why = pool_strdup(&set->pool, line);
+		if (!p->why)
+			return -ENOMEM;
+		set->n_bad++;
 	}
 	set->n = kept;
 	return 0;
@@ -359,7 +599,8 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			  struct drgw_err *err)
 {
 	struct drgw_remote_set set = { 0 };
-	size_t cap = 0, listed = 0;
+	struct build bld = { 0 };
+	size_t listed = 0;
 	int r = 0;
 
 	for (size_t b = 0; b < gw->n_backends; b++) {
@@ -374,10 +615,11 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 		if (r < 0) {
 			set.unreachable[set.n_unreachable].backend = b;
 			drgw_strlcpy(set.unreachable[set.n_unreachable].why,
-				     e.msg,
+				     r == -ENOMEM ? strerror(ENOMEM) : e.msg,
 				     sizeof(set.unreachable[0].why));
 			set.n_unreachable++;
 			free(s.items);
+			pool_free(s.pool);
 			r = 0;
 			continue;
 		}
@@ -391,17 +633,21 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 		for (unsigned i = 0; i < nt; i++)
 			pthread_join(tids[i], NULL);
 		pthread_mutex_destroy(&s.lock);
+		set.n_read += s.n_read;
 
 		for (size_t i = 0; i < s.n; i++) {
 			struct found *f = &s.items[i];
 
-			if (r == 0)
+			if (r == 0 && f->r == -ENOMEM)
+				r = -ENOMEM;
+			else if (r == 0)
 				r = f->r < 0 ?
-					    add_bad(&set, f, gw->backend_names[b], NULL) :
-					    add_found(&set, f, gw->backend_names[b], &cap);
-			free(f->meta);
+					    add_bad(&set, b, f, gw->backend_names[b], NULL) :
+					    add_found(&set, &bld, b, f, gw->backend_names[b]);
+			free(f->err);
 		}
 		free(s.items);
+		pool_free(s.pool);
 		if (r < 0)
 			break;
 	}
@@ -411,17 +657,23 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			     set.unreachable[0].why);
 		r = -EHOSTUNREACH;
 	}
+	if (r == 0)
+		r = place_locations(&set, &bld);
+	if (r == 0)
+		r = check_repository(gw, &set, err);
+	free(bld.keys);
+	free(bld.locs);
+	if (r == 0) {
+		if (set.n)
+			qsort(set.snaps, set.n, sizeof(*set.snaps), cmp_snap);
+		r = rehash(&set, set.n);
+	}
 	if (r < 0) {
+		if (r == -ENOMEM && !err->msg[0])
+			drgw_err_set(err, "out of memory listing the backends");
 		drgw_remote_set_release(&set);
 		return r;
 	}
-	r = check_repository(gw, &set, err);
-	if (r < 0) {
-		drgw_remote_set_release(&set);
-		return r;
-	}
-	if (set.n)
-		qsort(set.snaps, set.n, sizeof(*set.snaps), cmp_snap);
 	*ret = set;
 	return 0;
 }
@@ -430,6 +682,9 @@ void drgw_remote_set_release(struct drgw_remote_set *set)
 {
 	free(set->snaps);
 	free(set->bad);
+	free(set->loc_array);
+	free(set->by_vid);
+	pool_free(set->pool);
 	memset(set, 0, sizeof(*set));
 }
 
@@ -452,18 +707,32 @@ bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i)
 const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 					     const char *name, const char *vid)
 {
-	const struct drgw_snapshot *best = NULL;
+	size_t lo = 0, hi = set->n;
 
-	for (size_t i = 0; i < set->n; i++) {
-		const struct drgw_snapshot *s = &set->snaps[i];
+	if (vid) {
+		const struct drgw_snapshot *s;
+		size_t slot;
 
-		if (vid && !strcmp(s->meta.vid, vid) &&
-		    (!name || !strcmp(s->meta.name, name)))
-			return s;
-		if (!vid && !strcmp(s->meta.name, name))
-			best = s; /* sorted: the last match is the newest */
+		if (!set->by_vid_cap)
+			return NULL;
+		slot = vid_slot(set, vid);
+		if (!set->by_vid[slot])
+			return NULL;
+		s = &set->snaps[set->by_vid[slot] - 1];
+		return !name || !strcmp(s->meta.name, name) ? s : NULL;
 	}
-	return best;
+	/* Sorted by name: the newest is the last of its name. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(set->snaps[mid].meta.name, name) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && !strcmp(set->snaps[lo - 1].meta.name, name) ?
+		       &set->snaps[lo - 1] :
+		       NULL;
 }
 
 void drgw_remote_warn_unreachable(const struct drgw_remote_set *set,
@@ -515,20 +784,48 @@ int drgw_remote_check_fresh(struct drgw_gateway *gw,
 	return newer ? -ESTALE : 0;
 }
 
+/* Opens l from the tail the catalog kept for it, without a request. */
+static int open_kept(struct drgw_gateway *gw, struct drgw_reader *rd,
+		     const struct drgw_location *l, struct drgw_rfile **ret)
+{
+	struct drgw_err ignored = { 0 };
+	void *tail;
+	size_t len;
+	int r;
+
+	if (!gw->cat ||
+	    drgw_catalog_get_remote_tail(gw->cat, gw->backend_names[l->backend],
+					 l->key, l->object_size, &tail,
+					 &len) < 0)
+		return -ENOENT;
+	r = drgw_rfile_open_tail(rd, gw->backends[l->backend], l->key,
+				 l->object_size, tail, len, ret, &ignored);
+	free(tail);
+	return r;
+}
+
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
-		     const struct drgw_snapshot *s, size_t loc,
+		     const struct drgw_snapshot *s, size_t loc, bool read_tail,
 		     struct drgw_rfile **ret, struct drgw_err *err)
 {
 	const struct drgw_location *l = &s->locs[loc];
 	struct drgw_rfile *rf;
 	int r;
 
+	/* A kept tail that is not this version any more (the object was
+	 * replaced since) is no reason to fail: the object itself says. */
+	if (!read_tail && open_kept(gw, rd, l, &rf) == 0) {
+		if (same_as_footer(&s->meta, drgw_rfile_meta(rf))) {
+			*ret = rf;
+			return 0;
+		}
+		drgw_rfile_close(rf);
+	}
 	r = drgw_rfile_open(rd, gw->backends[l->backend], l->key,
 			    l->object_size, &rf, err);
 	if (r < 0)
 		return r;
-	if (!same_snapshot(drgw_rfile_meta(rf), &s->meta) ||
-	    strcmp(drgw_rfile_meta(rf)->vid, s->meta.vid)) {
+	if (!same_as_footer(&s->meta, drgw_rfile_meta(rf))) {
 		drgw_rfile_close(rf);
 		drgw_err_set(err,
 			     "%s on %s no longer holds %s version %s: it changed after it was listed",

@@ -4,7 +4,8 @@
  * named "<vid>.drgw" is opened (one ranged read of its tail) and its
  * authenticated footer says which file and version it is.  Results are
  * cached in the catalog keyed by (backend, key, size, etag), so a second
- * scan with the same cache reads no tails.  Nothing else of a bucket is
+ * scan with the same cache reads no tails, and so are the tails, so that
+ * opening a version for a restore reads none either.  Nothing else of a bucket is
  * trusted: names come only from authenticated footers, and objects that do
  * not open (foreign, corrupt, another key) are reported and skipped.
  */
@@ -14,28 +15,53 @@
 #include "gateway.h"
 #include "reader.h"
 
+/*
+ * The set is compact, because a restore lists every version ever stored:
+ * strings live in one pool owned by the set, locations in one array, and
+ * the reason an object could not be read is kept only for such objects
+ * (docs/OPERATIONS.md gives the figure per version).  Every pointer below
+ * stays valid until drgw_remote_set_release().
+ */
+
 /* Where one version is stored. */
 struct drgw_location {
 	size_t backend; /* index into gw->backends */
-	char key[80];
+	const char *key; /* "<vid>.drgw" */
 	uint64_t object_size;
 	/* What the listing said about locks (DRGW_LOCK_* of backend.h). */
 	int64_t retain_until_ns;
 	uint32_t lock_flags;
 };
 
+/* What a version's authenticated footer says about it. */
+struct drgw_snap_meta {
+	const char *name;
+	const char *vid;
+	uint64_t size;
+	int64_t mtime_ns;
+	/* When the snapshot was sealed; orders versions of one name. */
+	int64_t created_ns;
+	uint32_t mode;
+	uint8_t sha256[32];
+	/* Format version; the repository (version 2, else zero). */
+	uint8_t version;
+	uint8_t repo[DRGW_REPO_ID_BYTES];
+};
+
 struct drgw_snapshot {
-	struct drgw_obj_meta meta;
-	struct drgw_location locs[DRGW_MAX_BACKENDS];
+	struct drgw_snap_meta meta;
+	const struct drgw_location *locs;
 	size_t n_locs;
 };
 
 /* An object that could not be opened, and why. */
 struct drgw_bad_object {
 	size_t backend;
-	char key[80];
-	char why[400];
+	const char *key;
+	const char *why;
 };
+
+struct drgw_remote_pool;
 
 struct drgw_remote_set {
 	/* Sorted by name, then created_ns (oldest first). */
@@ -51,6 +77,15 @@ struct drgw_remote_set {
 		char why[512];
 	} unreachable[DRGW_MAX_BACKENDS];
 	size_t n_unreachable;
+	/* Tails the scan read from the backends; the others were described
+	 * by the catalog. */
+	size_t n_read;
+	/* Private: the strings, the locations and a hash of the version ids
+	 * (slot = index + 1, 0 = empty). */
+	struct drgw_remote_pool *pool;
+	struct drgw_location *loc_array;
+	uint32_t *by_vid;
+	size_t by_vid_cap;
 };
 
 /* Scans every backend of gw.  Fails only if no backend could be listed.
@@ -73,9 +108,11 @@ const struct drgw_snapshot *drgw_remote_find(const struct drgw_remote_set *set,
 					     const char *name, const char *vid);
 /* Opens location loc of s for reading, checking that the object still is
  * that snapshot (its footer names the same version, file and content):
- * objects can change between a scan and a read. */
+ * objects can change between a scan and a read.  With a catalog, the tail
+ * the scan read is taken from there instead of being read again, unless
+ * read_tail says to read it from the backend. */
 int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
-		     const struct drgw_snapshot *s, size_t loc,
+		     const struct drgw_snapshot *s, size_t loc, bool read_tail,
 		     struct drgw_rfile **ret, struct drgw_err *err);
 /* True if s is the newest version of its name in the set. */
 bool drgw_remote_is_latest(const struct drgw_remote_set *set, size_t i);

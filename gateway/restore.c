@@ -23,13 +23,14 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 	memset(ret, 0, sizeof(*ret));
 	ret->cache_bytes = cfg->read_cache_bytes;
 	ret->readahead = cfg->readahead_chunks;
+	ret->request_bytes = cfg->read_request_bytes;
 	ret->threads = cfg->fetch_threads;
 	ret->deadline_ns = cfg->read_deadline_ns;
 }
 
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
-		      uint8_t ret_sha256[32],
+		      bool whole, uint8_t ret_sha256[32],
 		      struct drgw_err *err)
 {
 	struct drgw_rfile *rf = NULL;
@@ -42,7 +43,7 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = drgw_remote_open(gw, rd, s, loc, &rf, err);
+	r = drgw_remote_open(gw, rd, s, loc, whole, &rf, err);
 	if (r < 0)
 		goto out;
 	/* The header at offset 0 is never read otherwise: a full read

@@ -18,6 +18,10 @@ struct drgw_restore_view;
 int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 			  struct drgw_restore_view **ret, struct drgw_err *err);
 struct drgw_restore_view *drgw_restore_view_free(struct drgw_restore_view *v);
+/* Opens the catalog again once the mount went to the background (as
+ * drgw_mount_opts.started), so that opening a file takes the tail the scan
+ * kept there.  Without it, files open by reading their tails. */
+int drgw_restore_view_started(void *view, struct drgw_err *err);
 
 /* Reader options from the configuration. */
 void drgw_reader_opts_from_config(const struct drgw_config *cfg,
@@ -26,11 +30,13 @@ void drgw_reader_opts_from_config(const struct drgw_config *cfg,
 /*
  * Copies the whole plaintext of location loc of snapshot s into fd,
  * checking its SHA-256 against the authenticated footer.  *ret_sha256
- * receives the digest.  -EIO/-EBADMSG on any mismatch.
+ * receives the digest.  -EIO/-EBADMSG on any mismatch.  With whole, every
+ * byte of the object is read from the backend, its tail too (verify,
+ * drill); else the tail the scan kept is used (drgw_remote_open()).
  */
 int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 		      const struct drgw_snapshot *s, size_t loc, int fd,
-		      uint8_t ret_sha256[32],
+		      bool whole, uint8_t ret_sha256[32],
 		      struct drgw_err *err);
 
 /*

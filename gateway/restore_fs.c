@@ -8,10 +8,14 @@
  * backend fails to serve a chunk, the next backend that holds the same
  * version is tried.
  *
- * The tree is built once at mount time and never changes.
+ * The tree is built once at mount time and never changes.  Snapshots are
+ * placed in path order ('/' first), so every directory receives its
+ * children already sorted and each lookup is a binary search.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -74,30 +78,65 @@ static struct rnode *new_rnode(struct drgw_restore_view *v, const char *name,
 	return n;
 }
 
+/* Orders component sequences the way strcmp orders each component. */
+static int cmp_name_len(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
 static struct rnode *child(const struct rnode *dir, const char *name,
 			   size_t len)
 {
-	for (size_t i = 0; i < dir->n_children; i++)
-		if (strlen(dir->children[i]->name) == len &&
-		    !memcmp(dir->children[i]->name, name, len))
-			return dir->children[i];
+	size_t lo = 0, hi = dir->n_children;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct rnode *c = dir->children[mid];
+		int r = cmp_name_len(c->name, strlen(c->name), name, len);
+
+		if (r == 0)
+			return dir->children[mid];
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
+}
+
+/* The last child of dir if it is name: in path order, a name seen again
+ * in a directory is always its last child so far. */
+static struct rnode *last_child(const struct rnode *dir, const char *name,
+				size_t len)
+{
+	struct rnode *c = dir->n_children ? dir->children[dir->n_children - 1] :
+					    NULL;
+
+	return c && strlen(c->name) == len && !memcmp(c->name, name, len) ? c :
+									    NULL;
 }
 
 static int add_child(struct rnode *dir, struct rnode *c)
 {
-	struct rnode **p = realloc(dir->children,
-				   (dir->n_children + 1) * sizeof(*p));
+	if ((dir->n_children & (dir->n_children - 1)) == 0) {
+		size_t cap = dir->n_children ? dir->n_children * 2 : 1;
+		struct rnode **p = realloc(dir->children, cap * sizeof(*p));
 
-	if (!p)
-		return -ENOMEM;
-	dir->children = p;
-	p[dir->n_children++] = c;
+		if (!p)
+			return -ENOMEM;
+		dir->children = p;
+	}
+	dir->children[dir->n_children++] = c;
 	return 0;
 }
 
 /* Places snapshot s at its path, creating directories on the way.  A name
- * that collides with a directory of another snapshot's path is skipped. */
+ * that collides with a directory of another snapshot's path is skipped.
+ * Called in path order (by_path()). */
 static int place(struct drgw_restore_view *v, const struct drgw_snapshot *s)
 {
 	const char *p = s->meta.name;
@@ -106,7 +145,7 @@ static int place(struct drgw_restore_view *v, const struct drgw_snapshot *s)
 	for (;;) {
 		size_t len = strcspn(p, "/");
 		bool last = p[len] == '\0';
-		struct rnode *c = child(dir, p, len);
+		struct rnode *c = last_child(dir, p, len);
 
 		if (!c) {
 			c = new_rnode(v, p, len, !last);
@@ -145,20 +184,21 @@ static int place(struct drgw_restore_view *v, const struct drgw_snapshot *s)
 	}
 }
 
-static int cmp_rnode(const void *a, const void *b)
+/* strcmp with '/' before every other character: all paths below a
+ * directory come right after it, and its entries in strcmp order. */
+static int by_path(const void *a, const void *b)
 {
-	return strcmp((*(struct rnode *const *)a)->name,
-		      (*(struct rnode *const *)b)->name);
-}
+	const unsigned char *x = (const unsigned char *)
+		(*(const struct drgw_snapshot *const *)a)->meta.name;
+	const unsigned char *y = (const unsigned char *)
+		(*(const struct drgw_snapshot *const *)b)->meta.name;
 
-static void sort_tree(struct rnode *n)
-{
-	if (n->n_children)
-		qsort(n->children, n->n_children, sizeof(*n->children),
-		      cmp_rnode);
-	for (size_t i = 0; i < n->n_children; i++)
-		if (n->children[i]->is_dir)
-			sort_tree(n->children[i]);
+	for (;; x++, y++) {
+		int cx = *x == '/' ? 1 : *x, cy = *y == '/' ? 1 : *y;
+
+		if (cx != cy || !cx)
+			return cx - cy;
+	}
 }
 
 static void free_tree(struct rnode *n)
@@ -183,6 +223,7 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 			  struct drgw_restore_view **ret, struct drgw_err *err)
 {
 	struct drgw_restore_view *v = calloc(1, sizeof(*v));
+	const struct drgw_snapshot **shown_snaps = NULL;
 	size_t shown = 0;
 	int r;
 
@@ -206,6 +247,11 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 	if (r < 0)
 		goto fail;
 	drgw_remote_warn_unreachable(&v->set, gw, log_line, NULL);
+	shown_snaps = calloc(v->set.n + 1, sizeof(*shown_snaps));
+	if (!shown_snaps) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	for (size_t i = 0; i < v->set.n; i++) {
 		struct drgw_err stale = { 0 };
 
@@ -217,12 +263,16 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 			log_error("not shown: %s", stale.msg);
 			continue;
 		}
-		r = place(v, &v->set.snaps[i]);
+		shown_snaps[shown++] = &v->set.snaps[i];
+	}
+	qsort(shown_snaps, shown, sizeof(*shown_snaps), by_path);
+	for (size_t i = 0; i < shown; i++) {
+		r = place(v, shown_snaps[i]);
 		if (r < 0)
 			goto fail;
-		shown++;
 	}
-	sort_tree(v->root);
+	free(shown_snaps);
+	shown_snaps = NULL;
 	log_info("restore view: %zu snapshots (%zu versions) from %zu backends",
 		 shown, v->set.n, gw->n_backends);
 	for (size_t i = 0; i < v->set.n_bad; i++)
@@ -230,14 +280,39 @@ int drgw_restore_view_new(struct drgw_gateway *gw, struct drgw_reader *rd,
 	*ret = v;
 	return 0;
 fail:
+	free(shown_snaps);
 	drgw_restore_view_free(v);
 	return r;
 }
 
+int drgw_restore_view_started(void *view, struct drgw_err *err)
+{
+	struct drgw_restore_view *v = view;
+	struct drgw_err e = { 0 };
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/catalog.db", v->gw->cache_dir);
+	if (!v->gw->cat && drgw_catalog_open(path, true, &v->gw->cat, &e) < 0)
+		log_warning("cannot open %s again, so files open by reading their tails: %s",
+			    path, e.msg);
+	return 0;
+}
+
 struct drgw_restore_view *drgw_restore_view_free(struct drgw_restore_view *v)
 {
+	struct drgw_reader_stats st;
+	char fetched[32];
+
 	if (!v)
 		return NULL;
+	drgw_reader_get_stats(v->rd, &st);
+	drgw_format_size(st.bytes_fetched, fetched, sizeof(fetched));
+	if (st.requests)
+		log_info("restore view: %llu chunk reads (%s; %llu chunks read ahead, %llu of them unused, %llu on demand)",
+			 (unsigned long long)st.requests, fetched,
+			 (unsigned long long)st.readahead_chunks,
+			 (unsigned long long)st.readahead_unused,
+			 (unsigned long long)st.demand_chunks);
 	free_tree(v->root);
 	drgw_remote_set_release(&v->set);
 	pthread_mutex_destroy(&v->lock);
@@ -279,7 +354,7 @@ static void fill_stat(const struct drgw_restore_view *v, const struct rnode *n,
 		st->st_nlink = 2;
 		st->st_mtim.tv_sec = v->mount_ns / NSEC_PER_SEC;
 	} else {
-		const struct drgw_obj_meta *m = &n->snap->meta;
+		const struct drgw_snap_meta *m = &n->snap->meta;
 
 		st->st_mode = S_IFREG | 0400 | (m->mode & 0044 & ~v->umask);
 		st->st_nlink = 1;
@@ -352,7 +427,7 @@ static int open_any(struct drgw_restore_view *v, const struct rnode *n,
 		size_t li = (first + i) % s->n_locs;
 		struct drgw_err err = { 0 };
 
-		r = drgw_remote_open(v->gw, v->rd, s, li, ret_rf, &err);
+		r = drgw_remote_open(v->gw, v->rd, s, li, false, ret_rf, &err);
 		if (r == 0) {
 			*ret_loc = li;
 			return 0;

@@ -256,6 +256,33 @@ TEST(remote_listing_cache)
 	done(c);
 }
 
+TEST(remote_tail_kept)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_remote_object o = { .backend = "s3", .object_size = 99,
+					.etag = "e1", .vid = "v1", .size = 7 };
+	static const uint8_t tail[5] = { 1, 0, 2, 0, 3 };
+	void *got;
+	size_t len;
+
+	o.key = (char *)"v1.drgw";
+	o.name = (char *)"app.db";
+	/* Without a tail, none is found. */
+	CHECK_OK(drgw_catalog_put_remote(c, &o));
+	CHECK_INT(drgw_catalog_get_remote_tail(c, "s3", "v1.drgw", 99, &got, &len), ==, -ENOENT);
+	o.tail = tail;
+	o.tail_len = sizeof(tail);
+	CHECK_OK(drgw_catalog_put_remote(c, &o));
+	CHECK_OK(drgw_catalog_get_remote_tail(c, "s3", "v1.drgw", 99, &got, &len));
+	CHECK_INT(len, ==, sizeof(tail));
+	CHECK(!memcmp(got, tail, sizeof(tail)));
+	free(got);
+	/* Another size is another object. */
+	CHECK_INT(drgw_catalog_get_remote_tail(c, "s3", "v1.drgw", 98, &got, &len), ==, -ENOENT);
+	CHECK_INT(drgw_catalog_get_remote_tail(c, "gcs", "v1.drgw", 99, &got, &len), ==, -ENOENT);
+	done(c);
+}
+
 TEST(backend_added_later_and_backfilled)
 {
 	struct drgw_catalog *c = fresh();

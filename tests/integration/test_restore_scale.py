@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: MIT
+"""Restores at scale and over an object store, counted request by request:
+s3rver behind the recording proxy of the S3 plugin tests, holding a long
+history made by drgw-mkobjects (valid objects, each its own version).
+
+What is asserted is what reaches the server (counts, never timings): an
+empty-cache restore reads every tail once and no tail twice; a restore
+with --cache reads no tail at all; a sequential read through the restore
+view or `drgw restore` costs about one GET per read-ahead request, not one
+per chunk, forwards and backwards; random reads stay chunk-sized."""
+import hashlib
+import math
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import BUILD, PLUGINS
+from s3server import BUCKET, CREDS, Proxy, S3rver, backend_url
+
+pytestmark = pytest.mark.skipif(not (PLUGINS / "s3" / "drgw-s3.so").exists(),
+                                reason="built without the s3 plugin (-Dplugins)")
+
+MKOBJECTS = BUILD / "tests" / "integration" / "drgw-mkobjects"
+SUFFIX = "._S3rver_object"
+MIB = 1 << 20
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-creds"))
+    srv = S3rver(tmp_path / "s3rver").start()
+    proxy = Proxy(srv.port)
+    srv.proxy = proxy
+    yield srv
+    proxy.close()
+    srv.stop()
+
+
+def seed(s3, env, prefix, *args):
+    """Writes objects straight into s3rver's store, as if uploaded; returns
+    {name: [(vid, sha256), ...]}, oldest version first."""
+    d = s3.dir / BUCKET / prefix
+    d.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([str(MKOBJECTS), "--key", str(env.key), "--out", str(d),
+                        "--suffix", SUFFIX, *map(str, args)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    versions = {}
+    for line in p.stdout.splitlines():
+        name, vid, sha = line.split()
+        versions.setdefault(name, []).append((vid, sha))
+    return versions
+
+
+def no_cache(env, s3, prefix, *args):
+    """A client command without --cache."""
+    p = subprocess.run([str(BUILD / "gateway" / "drgw"), *map(str, args), "--key-file",
+                        str(env.key), "--plugin-dir", str(PLUGINS), *backend(s3, prefix)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def object_size(s3, prefix, key):
+    return (s3.dir / BUCKET / prefix / (key + SUFFIX)).stat().st_size
+
+
+def object_gets(s3, prefix):
+    """(key, first byte, last byte) of every ranged GET of an object."""
+    out = []
+    for e in s3.proxy.requests(method="GET"):
+        m = re.fullmatch(rf"/{BUCKET}/{prefix}/([^/]+\.drgw)", e["path"])
+        if not m:
+            continue
+        r = re.fullmatch(r"bytes=(\d+)-(\d+)", e["headers"].get("range", ""))
+        assert r, f"GET without a range: {e['raw']}"
+        out.append((m.group(1), int(r.group(1)), int(r.group(2))))
+    return out
+
+
+def tails(s3, prefix, gets):
+    """The GETs among gets that read an object's tail."""
+    return [g for g in gets if g[2] == object_size(s3, prefix, g[0]) - 1]
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def backend(s3, prefix):
+    return ["--backend", "s3=" + backend_url(s3.proxy.url, prefix)]
+
+
+NAMES, VERSIONS = 500, 4
+
+
+def test_restore_of_one_file_reads_each_tail_once_and_none_with_cache(env, s3, tmp_path):
+    versions = seed(s3, env, "hist", "--names", NAMES, "--versions", VERSIONS)
+    name = "app-00321.db"
+    vid, sha = versions[name][-1]
+    key = vid + ".drgw"
+
+    # Without --cache: every tail once (the scan), and a note on how to
+    # keep them; the file itself is opened from the tail the scan read.
+    p = no_cache(env, s3, "hist", "restore", name, tmp_path / "a.db")
+    assert "--cache DIR" in p.stderr
+    gets = object_gets(s3, "hist")
+    assert len(tails(s3, "hist", gets)) == NAMES * VERSIONS
+    assert len({g[0] for g in tails(s3, "hist", gets)}) == NAMES * VERSIONS
+    mine = [g for g in gets if g[0] == key]
+    assert len(mine) == 3, mine  # its tail, its header, its one chunk
+    assert sha256(tmp_path / "a.db") == sha
+
+    # With --cache: the first run reads each tail once, the second none.
+    cache = tmp_path / "restore-cache"
+    s3.proxy.clear()
+    p = env.client("restore", name, tmp_path / "b.db", backends=backend(s3, "hist"), cache=cache)
+    assert "--cache DIR" not in p.stderr
+    assert len(tails(s3, "hist", object_gets(s3, "hist"))) == NAMES * VERSIONS
+    s3.proxy.clear()
+    env.client("restore", name, tmp_path / "c.db", backends=backend(s3, "hist"), cache=cache)
+    gets = object_gets(s3, "hist")
+    assert tails(s3, "hist", gets) == []
+    assert sorted(g[0] for g in gets) == [key, key]  # its header and its chunk
+    assert sha256(tmp_path / "c.db") == sha
+    # ls --remote too.
+    s3.proxy.clear()
+    out = env.client("ls", "--remote", backends=backend(s3, "hist"), cache=cache)
+    assert len(out.stdout.splitlines()) == NAMES + 1
+    assert object_gets(s3, "hist") == []
+    # An older version restores the same way.
+    old_vid = versions[name][1][0]
+    s3.proxy.clear()
+    env.client("restore", "--version", old_vid, name, tmp_path / "d.db",
+               backends=backend(s3, "hist"), cache=cache)
+    assert tails(s3, "hist", object_gets(s3, "hist")) == []
+    assert "version 1\n" in (tmp_path / "d.db").read_text()
+
+    # verify reads what it checks whole, tails included, but the scan
+    # comes from the cache.
+    s3.proxy.clear()
+    p = env.client("verify", name, backends=backend(s3, "hist"), cache=cache)
+    assert "1 replicas ok, 0 problems" in p.stdout
+    assert [g[0] for g in tails(s3, "hist", object_gets(s3, "hist"))] == [key]
+
+
+def test_empty_cache_restore_view_at_scale(env, s3, tmp_path):
+    versions = seed(s3, env, "hist", "--names", NAMES, "--versions", 2,
+                    "--name-format", "backup/app-%04u.db")
+    view = env.restore_view(backends=backend(s3, "hist")).start(timeout=240)
+    assert os.listdir(view.mountpoint) == ["backup"]
+    names = sorted(os.listdir(view.mountpoint / "backup"))
+    assert names == ["app-%04d.db" % i for i in range(NAMES)]
+    gets = object_gets(s3, "hist")
+    assert len(tails(s3, "hist", gets)) == NAMES * 2
+    # Reading one file opens it from the tail the scan kept: one GET.
+    s3.proxy.clear()
+    vid, sha = versions["backup/app-0042.db"][-1]
+    assert sha256(view.mountpoint / "backup" / "app-0042.db") == sha
+    assert [g[0] for g in object_gets(s3, "hist")] == [vid + ".drgw"]
+    view.stop()
+
+
+def big_file(tmp_path, size):
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))  # incompressible: stored as large as it is
+    return path
+
+
+def test_sequential_reads_use_large_requests(env, s3, tmp_path):
+    size = 40 * MIB
+    src = big_file(tmp_path, size)
+    vid, sha = seed(s3, env, "big", "--file", src, "--name-format", "big.bin")["big.bin"][0]
+    key = vid + ".drgw"
+    stored = object_size(s3, "big", key)
+    requests = math.ceil(size / (8 * MIB))  # read-request-size
+
+    view = env.restore_view(backends=backend(s3, "big")).start()
+    f = view.mountpoint / "big.bin"
+
+    # Forward, as cp reads: whole requests (after 2 and 4 chunks at the
+    # start), each object byte fetched once.
+    s3.proxy.clear()
+    assert sha256(f) == sha
+    gets = [g for g in object_gets(s3, "big") if g[0] == key]
+    assert len(gets) <= requests + 4, [(g[1] // MIB, g[2] // MIB) for g in gets]
+    assert sum(g[2] - g[1] + 1 for g in gets) <= stored + MIB
+    view.stop()
+
+    # Backward in 4 KiB steps, as SQLite walks some b-trees: the same.
+    view = env.restore_view(backends=backend(s3, "big"), name="back").start()
+    f = view.mountpoint / "big.bin"
+    s3.proxy.clear()
+    h = bytearray()
+    with open(f, "rb", buffering=0) as fh:
+        for off in range(size - 4096, -1, -4096):
+            fh.seek(off)
+            h[0:0] = fh.read(4096)
+    assert hashlib.sha256(h).hexdigest() == sha
+    gets = [g for g in object_gets(s3, "big") if g[0] == key]
+    assert len(gets) <= requests + 5, gets
+    assert sum(g[2] - g[1] + 1 for g in gets) <= stored + 2 * MIB
+
+    view.stop()
+
+    # Random reads stay chunk-sized: one chunk per GET.
+    view = env.restore_view(backends=backend(s3, "big"), name="random").start()
+    f = view.mountpoint / "big.bin"
+    s3.proxy.clear()
+    with open(f, "rb", buffering=0) as fh:
+        for chunk in (3, 17, 29, 11, 35):
+            fh.seek(chunk * MIB + 5000)
+            fh.read(4096)
+    gets = [g for g in object_gets(s3, "big") if g[0] == key]
+    assert len(gets) == 5 and all(g[2] - g[1] + 1 <= MIB + 4096 for g in gets), gets
+    view.stop()
+
+    # drgw restore: the same requests (and the header).
+    s3.proxy.clear()
+    env.client("restore", "big.bin", tmp_path / "restored.bin", backends=backend(s3, "big"))
+    assert sha256(tmp_path / "restored.bin") == sha
+    gets = [g for g in object_gets(s3, "big") if g[0] == key]
+    assert len(gets) <= requests + 3, gets  # and the tail, the header
