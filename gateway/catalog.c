@@ -481,6 +481,48 @@ int drgw_catalog_recover(struct drgw_catalog *c)
 	return r;
 }
 
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, value ? "INSERT OR REPLACE INTO meta VALUES(?1, ?2)" :
+			     "DELETE FROM meta WHERE key = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (value)
+			sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char **ret)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT value FROM meta WHERE key = ?1");
+	if (!st) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*ret = col_strdup(st, 0);
+		r = *ret ? 0 : -ENOMEM;
+	}
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,
 			      bool settling)
 {

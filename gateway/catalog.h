@@ -125,6 +125,13 @@ int drgw_catalog_add_backend(struct drgw_catalog *c, const char *name,
 /* After a crash: uploading replicas go back to pending (tokens kept). */
 int drgw_catalog_recover(struct drgw_catalog *c);
 
+/* A value in the meta table (beside schema_version), for facts about the
+ * running daemon that CLI commands show: value NULL deletes.  get: *ret
+ * (free()) or -ENOENT. */
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value);
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char **ret);
+
 /* Files closed after a change and waiting out the settle delay, so that
  * `drgw wait` and `drgw status` see them before they are sealed. */
 int drgw_catalog_set_settling(struct drgw_catalog *c, const char *name,

@@ -23,6 +23,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->compression_level = 1;
 	cfg->chunk_size = 1u << 20;
 	cfg->streaming = true;
+	cfg->passthrough = true;
 	cfg->upload_workers = 4;
 	cfg->backend_concurrency = 2;
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
@@ -113,6 +114,7 @@ static const struct simple simple_settings[] = {
 	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
 	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
+	{ "passthrough", K_BOOL, FIELD(passthrough), 0, 1 },
 };
 
 static int set_simple(struct drgw_config *cfg, const struct simple *s,
