@@ -278,7 +278,8 @@ def test_rollback_by_deleting_the_newest_object_is_noticed(env, tmp_path):
         (env.mnt / "app.db").write_text(content)
         env.wait(timeout=60)
     gw.stop()
-    newest = max(v["version"] for v in versions_of(env, "app.db"))
+    # `ls --versions` lists oldest first; version ids sort by second only.
+    newest = versions_of(env, "app.db")[-1]["version"]
     os.unlink(env.remote / f"{newest}.drgw")
     out = tmp_path / "out"
 
