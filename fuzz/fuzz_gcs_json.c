@@ -2,8 +2,9 @@
 /*
  * The GCS plugin's readers of server and credential-file JSON (gcs_json.h)
  * and of the Range header of a resumable upload's 308 (gcs_put.h).  The
- * first input byte picks the reader (modulo 6: error, object, listing
- * page, OAuth token, credentials file, Range), the rest is the input.
+ * first input byte picks the reader (modulo 7: error, object, listing
+ * page, OAuth token, credentials file, Range, bucket retention policy),
+ * the rest is the input.
  * Whatever a reader hands out must be NUL-terminated within its buffer
  * and within the documented ranges.
  */
@@ -137,13 +138,23 @@ static void range_header(const char *s, size_t len)
 	free(v);
 }
 
+static void bucket_doc(const char *s, size_t len)
+{
+	uint64_t period = 1;
+	int locked = -1;
+
+	if (gcs_json_bucket_retention(s, len, &period, &locked) == 0 &&
+	    locked != 0 && locked != 1)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data + 1;
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0:
 		error_doc(s, size - 1);
 		break;
@@ -159,8 +170,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 4:
 		key_file_doc(s, size - 1);
 		break;
-	default:
+	case 5:
 		range_header(s, size - 1);
+		break;
+	default:
+		bucket_doc(s, size - 1);
 		break;
 	}
 	return 0;

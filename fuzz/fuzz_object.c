@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Whole-object decoding, the path every byte from a backend takes.  The
- * keyring holds the test-vector key (00..1f), so inputs derived from the
- * vector in docs/FORMAT.md get past the key check and into the AEAD and
- * footer parsing.  Decoding must fail cleanly or return the plaintext the
+ * keyring holds the test vectors' key (00..1f) and identity (40..5f), so
+ * inputs derived from the vectors in docs/FORMAT.md get past the key
+ * check (both the stanza parser and the version-1 key id) and into the
+ * AEAD and footer parsing.  Decoding must fail cleanly or return the plaintext the
  * footer's hash vouches for.
  */
 #include <stdlib.h>
@@ -19,11 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *plain = NULL;
 
 	if (!kr.n) {
-		uint8_t key[DRGW_KEY_BYTES];
+		uint8_t key[DRGW_KEY_BYTES], sk[32];
 
-		for (int i = 0; i < DRGW_KEY_BYTES; i++)
+		for (int i = 0; i < DRGW_KEY_BYTES; i++) {
 			key[i] = (uint8_t)i;
-		if (drgw_keyring_add_bytes(&kr, key))
+			sk[i] = (uint8_t)(0x40 + i);
+		}
+		if (drgw_keyring_add_bytes(&kr, key) ||
+		    drgw_keyring_add_identity_bytes(&kr, sk))
 			abort();
 	}
 	if (drgw_obj_decode_mem(data, size, &kr, &plain, &meta, &err) == 0) {

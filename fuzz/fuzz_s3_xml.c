@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The S3 plugin's readers of server XML (s3_xml.h): error bodies,
- * ListObjectsV2 pages, InitiateMultipartUpload and ListParts results, STS
- * credentials.  The first input byte picks the reader (modulo 5: error,
- * list, upload id, list parts, STS), the rest is the document.  Whatever
+ * ListObjectsV2 pages, InitiateMultipartUpload, ListParts and
+ * ListMultipartUploads results, STS credentials, DeleteObjects results
+ * and Object Lock answers.  The first input byte picks the reader (modulo
+ * 10: error, list, upload id, list parts, STS, delete result, lock
+ * configuration, retention, legal hold, list uploads), the rest is the
+ * document.  Whatever
  * a reader hands out must be NUL-terminated and within the documented
  * ranges.
  */
@@ -95,6 +98,33 @@ static void list_parts_doc(const char *xml, size_t len)
 		abort();
 }
 
+/* An upload id "stop" fails the walk with the callback's error. */
+static int on_upload(void *arg, const char *key, const char *upload_id)
+{
+	unsigned *n = arg;
+
+	if (!key || !upload_id || !*upload_id)
+		abort();
+	seen += strlen(key) + strlen(upload_id);
+	(*n)++;
+	return strcmp(upload_id, "stop") ? 0 : -ECANCELED;
+}
+
+static void list_uploads_doc(const char *xml, size_t len)
+{
+	struct pbuf nk = PBUF_INIT, nu = PBUF_INIT;
+	unsigned n = 0;
+
+	/* Truncated pages name where the next one starts. */
+	if (s3_xml_list_uploads(xml, len, on_upload, &n, &nk, &nu) == 0 &&
+	    nu.len && !nk.len)
+		abort();
+	check_pbuf(&nk);
+	check_pbuf(&nu);
+	pbuf_release(&nk);
+	pbuf_release(&nu);
+}
+
 static void sts_doc(const char *xml, size_t len)
 {
 	struct pbuf akid = PBUF_INIT, secret = PBUF_INIT, token = PBUF_INIT;
@@ -111,6 +141,45 @@ static void sts_doc(const char *xml, size_t len)
 	pbuf_release_secret(&token);
 }
 
+/* A key "stop" stops the walk with the callback's error. */
+static int on_delete_error(void *arg, const char *key, const char *code,
+			   const char *msg)
+{
+	if (!key || strlen(code) >= 64 || strlen(msg) >= 256)
+		abort();
+	seen += strlen(key) + code[0] + msg[0];
+	(void)arg;
+	return strcmp(key, "stop") ? 0 : -ECANCELED;
+}
+
+static void lock_docs(int which, const char *xml, size_t len)
+{
+	struct s3_xml_lock_config lc;
+	int64_t until = -1;
+	int on = -1;
+
+	switch (which) {
+	case 5:
+		if (s3_xml_delete_errors(xml, len, on_delete_error, NULL) > 0)
+			abort();
+		break;
+	case 6:
+		if (s3_xml_object_lock(xml, len, &lc) == 0 &&
+		    (!memchr(lc.mode, '\0', sizeof(lc.mode)) ||
+		     lc.days > 1000000 + 365 * 10000ULL))
+			abort();
+		break;
+	case 7:
+		if (s3_xml_retention(xml, len, &until) == 0 && until == -1)
+			abort();
+		break;
+	default:
+		if (s3_xml_legal_hold(xml, len, &on) == 0 && on != 0 && on != 1)
+			abort();
+		break;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *xml = (const char *)data + 1;
@@ -118,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	s3_xml_init();
-	switch (data[0] % 5) {
+	switch (data[0] % 10) {
 	case 0:
 		error_doc(xml, size - 1);
 		break;
@@ -131,8 +200,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		list_parts_doc(xml, size - 1);
 		break;
-	default:
+	case 4:
 		sts_doc(xml, size - 1);
+		break;
+	default:
+		if (data[0] % 10 == 9)
+			list_uploads_doc(xml, size - 1);
+		else
+			lock_docs(data[0] % 10, xml, size - 1);
 		break;
 	}
 	return 0;

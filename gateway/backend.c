@@ -7,6 +7,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,10 @@
 #include "log.h"
 
 #define INSTANCE_MAX (1u << 20)
+
+/* The lock fields took reserved slots: the struct keeps its size. */
+_Static_assert(sizeof(struct drgw_object_info) == 8 + 8 + 128 + 32,
+	       "struct drgw_object_info changed size: that breaks the ABI");
 
 static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	DRGW_PRINTF(2, 3);
@@ -34,8 +39,11 @@ static void host_log(enum drgw_log_level level, const char *fmt, ...)
 	drgw_log(level, "%s", msg);
 }
 
-/* The deadline of the plugin call this thread is in (0: none). */
-static _Thread_local int64_t call_deadline_ns;
+/* The deadline of the plugin call this thread is in (0: none).  The core
+ * is a static library built as PIC; initial-exec keeps the access a plain
+ * offset from the thread pointer instead of a call into ld.so. */
+static _Thread_local int64_t call_deadline_ns
+	__attribute__((tls_model("initial-exec")));
 
 static int64_t host_deadline_ns(void)
 {
@@ -261,12 +269,59 @@ int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
 	return r;
 }
 
+int drgw_backend_hash(struct drgw_backend *b, const char *key, uint64_t size,
+		      uint8_t ret_sha256[32], struct drgw_err *err)
+{
+	const size_t step = 4u << 20;
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(step);
+	int r = sha && buf ? 0 : -ENOMEM;
+
+	if (r == 0)
+		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	for (uint64_t off = 0; r == 0 && off < size; off += step) {
+		size_t n = size - off < step ? (size_t)(size - off) : step;
+
+		r = drgw_backend_read(b, key, off, buf, n, err);
+		if (r == 0)
+			EVP_DigestUpdate(sha, buf, n);
+	}
+	if (r == 0)
+		EVP_DigestFinal_ex(sha, ret_sha256, NULL);
+	EVP_MD_CTX_free(sha);
+	free(buf);
+	return r;
+}
+
 int drgw_backend_stat(struct drgw_backend *b, const char *key,
 		      struct drgw_object_info *ret, struct drgw_err *err)
 {
 	if (!b->ops.stat)
 		return -ENOSYS;
-	return check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = check(b, b->ops.stat(b->inst, key, ret, err), err, "stat");
+	drgw_backend_clean_info(b, ret);
+	return r;
+}
+
+bool drgw_backend_knows_locks(const struct drgw_backend *b)
+{
+	return b->ops.struct_size >=
+	       offsetof(struct drgw_backend_ops, remove_many) +
+		       sizeof(b->ops.remove_many);
+}
+
+void drgw_backend_clean_info(const struct drgw_backend *b,
+			     struct drgw_object_info *info)
+{
+	/* Built against a header where these were reserved: whatever is
+	 * there means nothing. */
+	if (!drgw_backend_knows_locks(b)) {
+		info->retain_until_ns = 0;
+		info->lock_flags = 0;
+	}
 }
 
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
@@ -314,6 +369,64 @@ int drgw_backend_remove(struct drgw_backend *b, const char *key,
 	if (!b->ops.remove)
 		return -ENOSYS;
 	return check(b, b->ops.remove(b->inst, key, err), err, "remove");
+}
+
+int drgw_backend_remove_many(struct drgw_backend *b, const char *const *keys,
+			     size_t n, int *results, struct drgw_err *err)
+{
+	int first = 0;
+
+	if (!b->ops.remove_many && !b->ops.remove)
+		return -ENOSYS;
+	for (size_t i = 0; i < n;) {
+		size_t m = n - i < DRGW_REMOVE_BATCH ? n - i : DRGW_REMOVE_BATCH;
+		struct drgw_err e = { 0 };
+		int r;
+
+		if (!b->ops.remove_many) {
+			/* A plugin of the first ABI 1 headers: one by one. */
+			m = 1;
+			r = b->ops.remove(b->inst, keys[i], &e);
+			results[i] = r < 0 ? r : 0;
+		} else {
+			for (size_t k = 0; k < m; k++)
+				results[i + k] = -EIO;
+			r = b->ops.remove_many(b->inst, keys + i, m, results + i,
+					       &e);
+			/* 0 means every key is gone, whatever results say. */
+			for (size_t k = 0; r == 0 && k < m; k++)
+				results[i + k] = 0;
+		}
+		if (r < 0 && !first) {
+			first = check(b, r, &e, "delete");
+			if (err)
+				*err = e;
+		}
+		i += m;
+	}
+	return first;
+}
+
+int drgw_backend_retention(struct drgw_backend *b, struct drgw_retention *ret,
+			   struct drgw_err *err)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->struct_size = sizeof(*ret);
+	if (!b->ops.ctl)
+		return -ENOTSUP;
+	r = b->ops.ctl(b->inst, DRGW_CTL_RETENTION, ret);
+	if (r == -ENOSYS || r == -EOPNOTSUPP)
+		r = -ENOTSUP;
+	ret->source[sizeof(ret->source) - 1] = '\0';
+	if (r < 0 && r != -ENOTSUP) {
+		drgw_err_set(err, "cannot read the retention settings: %s",
+			     ret->source[0] ? ret->source : strerror(-r));
+		if (err)
+			one_line(err);
+	}
+	return r;
 }
 
 int drgw_backend_abort_put(struct drgw_backend *b, const char *key,

@@ -39,11 +39,32 @@ int drgw_backend_read(struct drgw_backend *b, const char *key, uint64_t off,
 		      void *buf, size_t len, struct drgw_err *err);
 int drgw_backend_stat(struct drgw_backend *b, const char *key,
 		      struct drgw_object_info *ret, struct drgw_err *err);
+/* Whether the plugin was built against a header with the lock fields of
+ * struct drgw_object_info; if not, drgw_backend_clean_info() zeroes them
+ * (stat() does it itself; list callbacks call it). */
+bool drgw_backend_knows_locks(const struct drgw_backend *b);
+void drgw_backend_clean_info(const struct drgw_backend *b,
+			     struct drgw_object_info *info);
 /* Lists every key under prefix, following pages. */
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 			  drgw_list_fn fn, void *arg, struct drgw_err *err);
+/* SHA-256 of the size bytes of key (read in steps): a check of what a
+ * backend holds that needs no key to decrypt. */
+int drgw_backend_hash(struct drgw_backend *b, const char *key, uint64_t size,
+		      uint8_t ret_sha256[32], struct drgw_err *err);
 int drgw_backend_remove(struct drgw_backend *b, const char *key,
 			struct drgw_err *err);
+/* Deletes n keys (any n): remove_many() in batches of at most
+ * DRGW_REMOVE_BATCH where the plugin has it, else remove() per key.
+ * results[i] gets 0 or the errno of keys[i]; returns 0 or the first
+ * failure, with err saying which key and why. */
+#define DRGW_REMOVE_BATCH 1000
+int drgw_backend_remove_many(struct drgw_backend *b, const char *const *keys,
+			     size_t n, int *results, struct drgw_err *err);
+/* ctl(DRGW_CTL_RETENTION) into a zeroed *ret; -ENOTSUP when the plugin
+ * cannot say. */
+int drgw_backend_retention(struct drgw_backend *b, struct drgw_retention *ret,
+			   struct drgw_err *err);
 int drgw_backend_abort_put(struct drgw_backend *b, const char *key,
 			   const void *token, size_t len, struct drgw_err *err);
 int drgw_backend_ping(struct drgw_backend *b, struct drgw_err *err);

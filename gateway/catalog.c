@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "metrics.h"
 
 struct drgw_catalog {
 	sqlite3 *db;
@@ -123,6 +124,43 @@ static const char *const migrations[] = {
 	 * so that a crash is known at the next start. */
 	"ALTER TABLE versions ADD COLUMN problem TEXT;"
 	"CREATE TABLE writing(name TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);",
+	/* 4: the repository of cached remote objects (format version 2); the
+	 * cache is emptied, as rows from before cannot say. */
+	"DELETE FROM remote_objects;"
+	"ALTER TABLE remote_objects ADD COLUMN repo TEXT NOT NULL DEFAULT '';",
+	/* 5: drgw prune.  pruned: objects removed from a backend, and the
+	 * ones a prune is removing right now ('removing' is written before
+	 * the backend is asked, so a killed prune is finished by the next);
+	 * prune_runs: one row per backend and run, for status and metrics. */
+	"CREATE TABLE IF NOT EXISTS pruned(\n"
+	"  backend TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  vid TEXT NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  created_ns INTEGER NOT NULL,\n"
+	"  bytes INTEGER NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK(state IN ('removing','removed')),\n"
+	"  since_ns INTEGER NOT NULL,\n"
+	"  PRIMARY KEY(backend, key));\n"
+	"CREATE INDEX IF NOT EXISTS pruned_by_vid ON pruned(vid);\n"
+	"CREATE TABLE IF NOT EXISTS prune_runs(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  backend TEXT NOT NULL,\n"
+	"  started_ns INTEGER NOT NULL,\n"
+	"  finished_ns INTEGER NOT NULL,\n"
+	"  ok INTEGER NOT NULL,\n"
+	"  kept INTEGER NOT NULL,\n"
+	"  removed INTEGER NOT NULL,\n"
+	"  locked INTEGER NOT NULL,\n"
+	"  kept_bytes INTEGER NOT NULL,\n"
+	"  removed_bytes INTEGER NOT NULL,\n"
+	"  newest_ns INTEGER NOT NULL,\n"
+	"  window_ns INTEGER NOT NULL,\n"
+	"  error TEXT);",
+	/* 6: incremental objects: increments since the last full object
+	 * (0: full) and the versions whose objects it takes blocks from. */
+	"ALTER TABLE versions ADD COLUMN delta_depth INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE versions ADD COLUMN delta_refs TEXT;",
 };
 #define SCHEMA_VERSION (1 + (int)ARRAY_SIZE(migrations))
 
@@ -363,12 +401,54 @@ struct drgw_catalog *drgw_catalog_close(struct drgw_catalog *c)
 	return NULL;
 }
 
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size)
+{
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT value FROM meta WHERE key = ?");
+	if (!st) {
+		r = -EIO;
+	} else {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			col_copy(st, 0, buf, size);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, value ? "INSERT OR REPLACE INTO meta VALUES(?1, ?2)" :
+			     "DELETE FROM meta WHERE key = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		if (value)
+			sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 void drgw_version_release(struct drgw_version *v)
 {
 	free(v->name);
 	free(v->error);
 	free(v->problem);
-	v->name = v->error = v->problem = NULL;
+	free(v->delta_refs);
+	v->name = v->error = v->problem = v->delta_refs = NULL;
 }
 
 void drgw_replica_release(struct drgw_replica *r)
@@ -397,7 +477,7 @@ void drgw_remote_object_release(struct drgw_remote_object *o)
 #define VERSION_COLS                                                         \
 	"id, vid, name, size, mtime_ns, mode, created_ns, state, stored_size, " \
 	"sha256, object_sha256, error, next_attempt_ns, attempts, encoded_ns, " \
-	"reseal, ctime_ns, problem"
+	"reseal, ctime_ns, problem, delta_depth, delta_refs"
 
 static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 {
@@ -421,6 +501,8 @@ static void read_version(sqlite3_stmt *st, struct drgw_version *v)
 	v->reseal = sqlite3_column_int64(st, 15);
 	v->ctime_ns = sqlite3_column_int64(st, 16);
 	v->problem = col_strdup(st, 17);
+	v->delta_depth = (unsigned)sqlite3_column_int(st, 18);
+	v->delta_refs = col_strdup(st, 19);
 }
 
 #define REPLICA_COLS                                                      \
@@ -477,48 +559,6 @@ int drgw_catalog_recover(struct drgw_catalog *c)
 	pthread_mutex_lock(&c->lock);
 	r = exec(c, "UPDATE replicas SET state = 'pending' "
 		    "WHERE state = 'uploading'");
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
-			  const char *value)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	pthread_mutex_lock(&c->lock);
-	st = prep(c, value ? "INSERT OR REPLACE INTO meta VALUES(?1, ?2)" :
-			     "DELETE FROM meta WHERE key = ?1");
-	if (st) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		if (value)
-			sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
-	}
-	r = run(st);
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char **ret)
-{
-	sqlite3_stmt *st;
-	int r = -ENOENT;
-
-	pthread_mutex_lock(&c->lock);
-	st = prep(c, "SELECT value FROM meta WHERE key = ?1");
-	if (!st) {
-		r = -EIO;
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_type(st, 0) != SQLITE_NULL) {
-		*ret = col_strdup(st, 0);
-		r = *ret ? 0 : -ENOMEM;
-	}
-	sqlite3_finalize(st);
-out:
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }
@@ -751,11 +791,14 @@ int64_t drgw_catalog_count_newest_missing(struct drgw_catalog *c,
 	int64_t n;
 
 	pthread_mutex_lock(&c->lock);
+	/* What a prune removed from the backend is not missing there. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.id = "
 		     "(SELECT id FROM versions WHERE name = v.name "
 		     "AND state = 'encoded' ORDER BY created_ns DESC, id DESC "
 		     "LIMIT 1) AND NOT EXISTS (SELECT 1 FROM replicas r "
-		     "WHERE r.version_id = v.id AND r.backend = ?)");
+		     "WHERE r.version_id = v.id AND r.backend = ?1) "
+		     "AND NOT EXISTS (SELECT 1 FROM pruned p WHERE "
+		     "p.vid = v.vid AND p.backend = ?1)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	n = one_int(st, -1);
@@ -777,7 +820,8 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 	st = prep(c, "UPDATE versions SET state = 'encoded', stored_size = ?, "
 		     "sha256 = ?, object_sha256 = ?, error = NULL, "
 		     "encoded_ns = ?, size = ?, mtime_ns = ?, ctime_ns = ?, "
-		     "mode = ? WHERE id = ? AND state = 'sealed' AND reseal = ?");
+		     "mode = ?, delta_depth = ?, delta_refs = ? WHERE id = ? "
+		     "AND state = 'sealed' AND reseal = ?");
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)v->stored_size);
 		sqlite3_bind_text(st, 2, v->sha256, -1, SQLITE_TRANSIENT);
@@ -787,8 +831,12 @@ int drgw_catalog_set_encoded(struct drgw_catalog *c, const struct drgw_version *
 		sqlite3_bind_int64(st, 6, v->mtime_ns);
 		sqlite3_bind_int64(st, 7, v->ctime_ns);
 		sqlite3_bind_int64(st, 8, v->mode);
-		sqlite3_bind_int64(st, 9, v->id);
-		sqlite3_bind_int64(st, 10, v->reseal);
+		sqlite3_bind_int64(st, 9, v->delta_depth);
+		if (v->delta_refs)
+			sqlite3_bind_text(st, 10, v->delta_refs, -1,
+					  SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 11, v->id);
+		sqlite3_bind_int64(st, 12, v->reseal);
 	}
 	r = run(st);
 	/* Resealed (the file changed) while we encoded: the object is stale. */
@@ -1152,9 +1200,13 @@ int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&c->lock);
+	/* Replicated and not pruned since: a pruned version is expected to
+	 * be gone, not a sign of a rollback. */
 	st = prep(c, "SELECT r.backend, v.id FROM versions v JOIN replicas r "
 		     "ON r.version_id = v.id WHERE v.name = ? AND "
-		     "r.state = 'done' ORDER BY v.created_ns DESC, v.id DESC");
+		     "r.state = 'done' AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = r.backend AND p.vid = v.vid) "
+		     "ORDER BY v.created_ns DESC, v.id DESC");
 	if (!st)
 		r = -EIO;
 	else
@@ -1176,6 +1228,100 @@ int drgw_catalog_newest_replicated(struct drgw_catalog *c, const char *name,
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Versions of name's series, newest first, encoded only if encoded. */
+static sqlite3_stmt *series_stmt(struct drgw_catalog *c, bool encoded)
+{
+	return prep(c, encoded ?
+			       "SELECT " VERSION_COLS " FROM versions WHERE "
+			       "state = 'encoded' ORDER BY created_ns DESC, id DESC" :
+			       "SELECT " VERSION_COLS " FROM versions "
+			       "ORDER BY created_ns DESC, id DESC");
+}
+
+static bool in_series(const char *pattern, const char *name)
+{
+	char *p = drgw_name_pattern(name);
+	bool same = p && !strcmp(p, pattern);
+
+	free(p);
+	return same;
+}
+
+int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
+			    int64_t exclude, struct drgw_version *ret)
+{
+	char *pattern = drgw_name_pattern(name);
+	sqlite3_stmt *st;
+	int r = -ENOENT;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, true);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(st, 2);
+		sqlite3_stmt *q;
+
+		if (sqlite3_column_int64(st, 0) == exclude || !n ||
+		    !in_series(pattern, n))
+			continue;
+		/* The newest of the series, and only if every replica of it
+		 * is done: an increment must never land before its base. */
+		q = prep(c, "SELECT COUNT(*) FROM replicas WHERE version_id = ? "
+			    "AND state != 'done'");
+		if (q)
+			sqlite3_bind_int64(q, 1, sqlite3_column_int64(st, 0));
+		if (one_int(q, 1) == 0) {
+			read_version(st, ret);
+			r = ret->name ? 0 : -ENOMEM;
+		}
+		break;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	return r;
+}
+
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg)
+{
+	char *pattern = drgw_name_pattern(name);
+	struct drgw_version *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	st = series_stmt(c, false);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *nm = (const char *)sqlite3_column_text(st, 2);
+		void *more;
+
+		if (!nm || !in_series(pattern, nm))
+			continue;
+		more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		read_version(st, &rows[n++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	free(pattern);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, &rows[i]);
+		drgw_version_release(&rows[i]);
+	}
+	free(rows);
 	return r;
 }
 
@@ -1205,29 +1351,17 @@ static bool name_wanted(const char *const *names, const char *name)
 	return false;
 }
 
-int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
-			      const char *const *names, drgw_version_fn fn,
-			      void *arg)
+/* Runs st (bound, not yet stepped) and hands every version row to fn,
+ * after the lock is dropped, so fn may call back into the catalog. */
+static int each_version_row(struct drgw_catalog *c, sqlite3_stmt *st,
+			    const char *const *names, drgw_version_fn fn,
+			    void *arg)
 {
-	sqlite3_stmt *st;
-	int r = 0, rc;
-
-	/* Rows are collected under the lock and handed out after, so fn may
-	 * call back into the catalog. */
 	struct drgw_version *rows = NULL;
 	size_t n = 0, cap = 0;
+	int r = st ? 0 : -EIO;
 
-	pthread_mutex_lock(&c->lock);
-	st = prep(c, latest_only ?
-			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
-			     "(SELECT id FROM versions w WHERE w.name = v.name "
-			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
-			     "ORDER BY name" :
-			     "SELECT " VERSION_COLS " FROM versions "
-			     "ORDER BY name, created_ns, id");
-	if (!st)
-		r = -EIO;
-	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 2);
 		void *more;
 
@@ -1250,6 +1384,38 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 	}
 	free(rows);
 	return r;
+}
+
+int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
+				 drgw_version_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT " VERSION_COLS " FROM versions v WHERE id IN "
+		     "(SELECT version_id FROM replicas WHERE backend = ?1 AND "
+		     "state = 'done') AND NOT EXISTS (SELECT 1 FROM pruned p "
+		     "WHERE p.backend = ?1 AND p.vid = v.vid) ORDER BY vid");
+	if (st)
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	return each_version_row(c, st, NULL, fn, arg);
+}
+
+int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
+			      const char *const *names, drgw_version_fn fn,
+			      void *arg)
+{
+	sqlite3_stmt *st;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, latest_only ?
+			     "SELECT " VERSION_COLS " FROM versions v WHERE id = "
+			     "(SELECT id FROM versions w WHERE w.name = v.name "
+			     "ORDER BY created_ns DESC, id DESC LIMIT 1) "
+			     "ORDER BY name" :
+			     "SELECT " VERSION_COLS " FROM versions "
+			     "ORDER BY name, created_ns, id");
+	return each_version_row(c, st, names, fn, arg);
 }
 
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
@@ -1397,10 +1563,12 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 	ret->oldest_pending_ns = one_int(st, 0);
 	ret->versions = (uint64_t)one_int(prep(c, "SELECT COUNT(*) FROM versions"),
 					  0);
+	/* A version drgw prune removed from its last backend is nowhere. */
 	st = prep(c, "SELECT COUNT(*) FROM versions v WHERE v.state = "
 		     "'encoded' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
 		     "r.version_id = v.id AND r.state != 'done' AND "
-		     "(?1 IS NULL OR r.backend = ?1))");
+		     "(?1 IS NULL OR r.backend = ?1)) AND EXISTS (SELECT 1 FROM "
+		     "replicas r WHERE r.version_id = v.id)");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
 	ret->versions_replicated = (uint64_t)one_int(st, 0);
@@ -1423,7 +1591,8 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "INSERT OR REPLACE INTO remote_objects(backend, key, "
 		     "object_size, etag, vid, name, size, mtime_ns, created_ns, "
-		     "mode, sha256, key_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+		     "mode, sha256, key_id, repo) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, o->backend, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, o->key, -1, SQLITE_TRANSIENT);
@@ -1437,6 +1606,7 @@ int drgw_catalog_put_remote(struct drgw_catalog *c,
 		sqlite3_bind_int64(st, 10, o->mode);
 		sqlite3_bind_text(st, 11, o->sha256, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 12, o->key_id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 13, o->repo, -1, SQLITE_TRANSIENT);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);
@@ -1452,7 +1622,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 
 	pthread_mutex_lock(&c->lock);
 	st = prep(c, "SELECT vid, name, size, mtime_ns, created_ns, mode, "
-		     "sha256, key_id FROM remote_objects WHERE backend = ? AND key = ? "
+		     "sha256, key_id, repo FROM remote_objects WHERE backend = ? AND key = ? "
 		     "AND object_size = ? AND etag = ?");
 	if (!st) {
 		r = -EIO;
@@ -1476,6 +1646,7 @@ int drgw_catalog_get_remote(struct drgw_catalog *c, const char *backend,
 		ret->mode = (uint32_t)sqlite3_column_int64(st, 5);
 		col_copy(st, 6, ret->sha256, sizeof(ret->sha256));
 		col_copy(st, 7, ret->key_id, sizeof(ret->key_id));
+		col_copy(st, 8, ret->repo, sizeof(ret->repo));
 		r = ret->key && ret->name ? 0 : -ENOMEM;
 		if (r < 0)
 			drgw_remote_object_release(ret);
@@ -1676,6 +1847,325 @@ int drgw_catalog_each_stream(struct drgw_catalog *c, drgw_stream_fn fn,
 		if (r == 0)
 			r = fn(arg, &rows[i]);
 		free(rows[i].token);
+	}
+	free(rows);
+	return r;
+}
+
+/* --- drgw prune --- */
+
+int drgw_catalog_prune_intend(struct drgw_catalog *c, const char *backend,
+			      const struct drgw_prune_entry *e, size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		sqlite3_stmt *st = prep(c, "INSERT OR REPLACE INTO pruned(backend, "
+					   "key, vid, name, created_ns, bytes, "
+					   "state, since_ns) VALUES(?, ?, ?, ?, ?, "
+					   "?, 'removing', ?)");
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, e[i].key, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 3, e[i].vid, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 4, e[i].name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 5, e[i].created_ns);
+			sqlite3_bind_int64(st, 6, (sqlite3_int64)e[i].bytes);
+			sqlite3_bind_int64(st, 7, now);
+		}
+		r = run(st);
+	}
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* One key of backend is gone: the record says so, the replica and the
+ * cached description of the object go. */
+static int prune_removed(struct drgw_catalog *c, const char *backend,
+			 const char *key, int64_t now)
+{
+	static const char *const sql[] = {
+		"UPDATE pruned SET state = 'removed', since_ns = ?3 "
+		"WHERE backend = ?1 AND key = ?2",
+		"DELETE FROM replicas WHERE backend = ?1 AND version_id IN "
+		"(SELECT v.id FROM versions v JOIN pruned p ON p.vid = v.vid "
+		"WHERE p.backend = ?1 AND p.key = ?2)",
+		"DELETE FROM remote_objects WHERE backend = ?1 AND key = ?2",
+	};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sql); i++) {
+		sqlite3_stmt *st = prep(c, sql[i]);
+
+		if (st) {
+			sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+			if (i == 0)
+				sqlite3_bind_int64(st, 3, now);
+		}
+		r = run(st);
+	}
+	return r;
+}
+
+static int prune_forget(struct drgw_catalog *c, const char *backend,
+			const char *key)
+{
+	sqlite3_stmt *st = prep(c, "DELETE FROM pruned WHERE backend = ? AND "
+				   "key = ? AND state = 'removing'");
+
+	if (st) {
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	}
+	return run(st);
+}
+
+int drgw_catalog_prune_done(struct drgw_catalog *c, const char *backend,
+			    const char *const *keys, const int *results,
+			    size_t n)
+{
+	int64_t now = drgw_now_ns();
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = results[i] == 0 ? prune_removed(c, backend, keys[i], now) :
+				      prune_forget(c, backend, keys[i]);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_prune_pending(struct drgw_catalog *c, const char *backend,
+				    drgw_prune_pending_fn fn, void *arg)
+{
+	char **keys = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT key FROM pruned WHERE backend = ? AND "
+		     "state = 'removing' ORDER BY key");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(keys, &cap, n, sizeof(*keys));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		keys = more;
+		keys[n] = col_strdup(st, 0);
+		if (!keys[n++]) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, keys[i]);
+		free(keys[i]);
+	}
+	free(keys);
+	return r;
+}
+
+int drgw_catalog_each_pruned_of(struct drgw_catalog *c, const char *vid,
+				drgw_pruned_fn fn, void *arg)
+{
+	char (*rows)[64] = NULL;
+	int64_t *since = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, since_ns FROM pruned WHERE vid = ? AND "
+		     "state = 'removed' ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		size_t old_cap = cap;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+		void *more2;
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		more2 = cap != old_cap ? realloc(since, cap * sizeof(*since)) :
+					 since;
+		if (!more2) {
+			r = -ENOMEM;
+			break;
+		}
+		since = more2;
+		col_copy(st, 0, rows[n], sizeof(rows[n]));
+		since[n++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, rows[i], since[i]);
+	free(rows);
+	free(since);
+	return r;
+}
+
+int drgw_catalog_add_prune_run(struct drgw_catalog *c,
+			       const struct drgw_prune_run *p)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "INSERT INTO prune_runs(backend, started_ns, finished_ns, "
+		     "ok, kept, removed, locked, kept_bytes, removed_bytes, "
+		     "newest_ns, window_ns, error) "
+		     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, p->started_ns);
+		sqlite3_bind_int64(st, 3, p->finished_ns);
+		sqlite3_bind_int(st, 4, p->ok);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)p->kept);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)p->removed);
+		sqlite3_bind_int64(st, 7, (sqlite3_int64)p->locked);
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->kept_bytes);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)p->removed_bytes);
+		sqlite3_bind_int64(st, 10, p->newest_ns);
+		sqlite3_bind_int64(st, 11, p->window_ns);
+		sqlite3_bind_text(st, 12, p->error[0] ? p->error : NULL, -1,
+				  SQLITE_TRANSIENT);
+	}
+	r = run(st);
+	/* The history is for humans; the newest few runs are plenty. */
+	if (r == 0) {
+		st = prep(c, "DELETE FROM prune_runs WHERE backend = ?1 AND id <= "
+			     "(SELECT MAX(id) FROM prune_runs WHERE backend = ?1) - 100");
+		if (st)
+			sqlite3_bind_text(st, 1, p->backend, -1, SQLITE_TRANSIENT);
+		run(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
+				       drgw_prune_run_fn fn, void *arg)
+{
+	struct drgw_prune_run *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT backend, started_ns, finished_ns, ok, kept, "
+		     "removed, locked, kept_bytes, removed_bytes, newest_ns, "
+		     "window_ns, error FROM prune_runs p WHERE id = "
+		     "(SELECT MAX(id) FROM prune_runs q WHERE q.backend = "
+		     "p.backend) ORDER BY backend");
+	if (!st)
+		r = -EIO;
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		struct drgw_prune_run *p;
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		p = &rows[n++];
+		memset(p, 0, sizeof(*p));
+		col_copy(st, 0, p->backend, sizeof(p->backend));
+		p->started_ns = sqlite3_column_int64(st, 1);
+		p->finished_ns = sqlite3_column_int64(st, 2);
+		p->ok = sqlite3_column_int(st, 3) != 0;
+		p->kept = (uint64_t)sqlite3_column_int64(st, 4);
+		p->removed = (uint64_t)sqlite3_column_int64(st, 5);
+		p->locked = (uint64_t)sqlite3_column_int64(st, 6);
+		p->kept_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		p->removed_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+		p->newest_ns = sqlite3_column_int64(st, 9);
+		p->window_ns = sqlite3_column_int64(st, 10);
+		col_copy(st, 11, p->error, sizeof(p->error));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = fn(arg, &rows[i]);
+	free(rows);
+	return r;
+}
+
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg)
+{
+	struct row {
+		char vid[64];
+		char *name;
+		int64_t created_ns;
+		uint64_t bytes;
+	} *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT v.vid, v.name, v.created_ns, v.stored_size "
+		     "FROM versions v JOIN replicas r ON r.version_id = v.id "
+		     "WHERE r.backend = ? AND r.state = 'done'");
+	if (!st)
+		r = -EIO;
+	else
+		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		void *more = rows_reserve(rows, &cap, n, sizeof(*rows));
+
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = more;
+		col_copy(st, 0, rows[n].vid, sizeof(rows[n].vid));
+		rows[n].name = col_strdup(st, 1);
+		rows[n].created_ns = sqlite3_column_int64(st, 2);
+		rows[n].bytes = (uint64_t)sqlite3_column_int64(st, 3);
+		if (!rows[n++].name) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, rows[i].vid, rows[i].name, rows[i].created_ns,
+			       rows[i].bytes);
+		free(rows[i].name);
 	}
 	free(rows);
 	return r;

@@ -65,6 +65,11 @@ struct drgw_version {
 	/* malloc()ed or NULL: why this version may not be a good backup
 	 * ("write-back failed: ...", "not closed cleanly: ..."). */
 	char *problem;
+	/* Incremental objects: increments since the last full object (0:
+	 * full), and the version ids of the objects it takes blocks from,
+	 * comma separated (malloc()ed, NULL for a full object). */
+	unsigned delta_depth;
+	char *delta_refs;
 };
 
 struct drgw_replica {
@@ -106,6 +111,8 @@ struct drgw_remote_object {
 	char sha256[65];
 	/* Hex id of the key the object was written with. */
 	char key_id[17];
+	/* Hex repository id, "" for a version-1 object. */
+	char repo[33];
 };
 
 int drgw_catalog_open(const char *path, bool read_only,
@@ -117,6 +124,13 @@ void drgw_replica_release(struct drgw_replica *r);
 void drgw_backend_row_release(struct drgw_backend_row *b);
 void drgw_remote_object_release(struct drgw_remote_object *o);
 
+/* A value of the meta table (repository id, the mount's I/O path, ...):
+ * 0, -ENOENT.  set: value NULL deletes the key. */
+int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
+			  size_t size);
+int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
+			  const char *value);
+
 /* --- writers (the daemon) --- */
 
 /* Registers a configured backend (idempotent). */
@@ -124,13 +138,6 @@ int drgw_catalog_add_backend(struct drgw_catalog *c, const char *name,
 			     const char *url);
 /* After a crash: uploading replicas go back to pending (tokens kept). */
 int drgw_catalog_recover(struct drgw_catalog *c);
-
-/* A value in the meta table (beside schema_version), for facts about the
- * running daemon that CLI commands show: value NULL deletes.  get: *ret
- * (free()) or -ENOENT. */
-int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
-			  const char *value);
-int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char **ret);
 
 /* Files closed after a change and waiting out the settle delay, so that
  * `drgw wait` and `drgw status` see them before they are sealed. */
@@ -230,6 +237,17 @@ typedef int (*drgw_version_fn)(void *arg, const struct drgw_version *v);
 int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 			      const char *const *names, drgw_version_fn fn,
 			      void *arg);
+/* Every version backend holds (replica done, not pruned), by vid. */
+int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
+				 drgw_version_fn fn, void *arg);
+/* The version a new version of name could be an increment of: the newest
+ * encoded version of its series (drgw_name_pattern()) other than exclude,
+ * if it is replicated to every backend it was queued for.  -ENOENT. */
+int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
+			    int64_t exclude, struct drgw_version *ret);
+/* Calls fn for every version of name's series. */
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg);
 typedef int (*drgw_replica_fn)(void *arg, const struct drgw_replica *r);
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
 			      drgw_replica_fn fn, void *arg);
@@ -302,6 +320,62 @@ typedef int (*drgw_drill_fn)(void *arg, const struct drgw_drill *d);
 /* The newest drill of every (backend, pattern). */
 int drgw_catalog_each_latest_drill(struct drgw_catalog *c, drgw_drill_fn fn,
 				   void *arg);
+
+/* --- drgw prune ---
+ * A removal is recorded twice: as 'removing' before the backend is asked
+ * to delete (prune_intend), then, in one transaction once it answered, as
+ * removed, with the replica row and the cached description of the object
+ * gone (prune_done; a key that failed loses its 'removing' row).  A prune
+ * killed in between leaves 'removing' rows that the next prune finishes
+ * by looking at what the backend still lists. */
+struct drgw_prune_entry {
+	const char *key;
+	const char *vid;
+	const char *name;
+	int64_t created_ns;
+	uint64_t bytes;
+};
+int drgw_catalog_prune_intend(struct drgw_catalog *c, const char *backend,
+			      const struct drgw_prune_entry *e, size_t n);
+/* results[i] == 0: keys[i] is gone from backend; else it stays. */
+int drgw_catalog_prune_done(struct drgw_catalog *c, const char *backend,
+			    const char *const *keys, const int *results,
+			    size_t n);
+typedef int (*drgw_prune_pending_fn)(void *arg, const char *key);
+/* Keys of backend a prune was removing when it stopped. */
+int drgw_catalog_each_prune_pending(struct drgw_catalog *c, const char *backend,
+				    drgw_prune_pending_fn fn, void *arg);
+typedef int (*drgw_pruned_fn)(void *arg, const char *backend, int64_t since_ns);
+/* The backends a prune removed version vid from. */
+int drgw_catalog_each_pruned_of(struct drgw_catalog *c, const char *vid,
+				drgw_pruned_fn fn, void *arg);
+
+typedef int (*drgw_replicated_fn)(void *arg, const char *vid, const char *name,
+				  int64_t created_ns, uint64_t stored_size);
+/* Every version replicated to backend (what a prune there would plan). */
+int drgw_catalog_each_replicated(struct drgw_catalog *c, const char *backend,
+				 drgw_replicated_fn fn, void *arg);
+
+/* One prune of one backend, for `drgw status` and the metrics. */
+struct drgw_prune_run {
+	char backend[64];
+	int64_t started_ns;
+	int64_t finished_ns;
+	bool ok;
+	uint64_t kept, removed, locked;
+	uint64_t kept_bytes, removed_bytes;
+	/* Seal time of the newest snapshot the backend holds, and the
+	 * policy's shortest window (policy.h), 0 if none. */
+	int64_t newest_ns;
+	int64_t window_ns;
+	char error[512];
+};
+int drgw_catalog_add_prune_run(struct drgw_catalog *c,
+			       const struct drgw_prune_run *p);
+typedef int (*drgw_prune_run_fn)(void *arg, const struct drgw_prune_run *p);
+/* The latest run of every backend. */
+int drgw_catalog_each_latest_prune_run(struct drgw_catalog *c,
+				       drgw_prune_run_fn fn, void *arg);
 
 /* --- restore listing cache --- */
 int drgw_catalog_put_remote(struct drgw_catalog *c,

@@ -42,6 +42,7 @@ struct cli_cmd {
 #define CLI_COMMON_BACKEND (1u << 2)
 #define CLI_COMMON_DAEMON (1u << 3) /* sealing, encoding, replication */
 #define CLI_COMMON_READ (1u << 4)   /* restore reads */
+#define CLI_COMMON_POLICY (1u << 5) /* retention: keep-* (drgw prune) */
 
 typedef int (*cli_opt_fn)(void *arg, int id, const char *value);
 
@@ -69,6 +70,26 @@ int drgw_cli_print_json(json_t *v);
 int drgw_cli_temp_cache(struct drgw_config *cfg, char *buf, size_t size);
 void drgw_cli_temp_cache_remove(const char *dir);
 
+/* drgw prune, also run by drgw run --prune (cmd_prune.c). */
+struct drgw_gateway;
+struct drgw_prune_cli {
+	bool json;
+	bool dry_run;
+	/* Summary and warnings to the log instead of a table (drgw run). */
+	bool quiet;
+	/* Only these backends (NULL/0: all) and groups (fnmatch). */
+	const char *const *only;
+	size_t n_only;
+	const char *const *patterns;
+	size_t n_patterns;
+};
+/* Usage checks before anything is opened: the backends named exist and
+ * each one to prune has a policy.  0, or EXIT_USAGE after one line. */
+int drgw_cli_prune_check(const char *cmd, const struct drgw_config *cfg,
+			 const struct drgw_prune_cli *a);
+/* Prunes the backends of gw (opened for writing): 0, or 1 if one failed. */
+int drgw_cli_prune(struct drgw_gateway *gw, const struct drgw_prune_cli *a);
+
 int drgw_cmd_keygen(int argc, char **argv);
 int drgw_cmd_mount(int argc, char **argv);
 int drgw_cmd_ls(int argc, char **argv);
@@ -79,5 +100,6 @@ int drgw_cmd_verify(int argc, char **argv);
 int drgw_cmd_run(int argc, char **argv);
 int drgw_cmd_drill(int argc, char **argv);
 int drgw_cmd_backfill(int argc, char **argv);
+int drgw_cmd_prune(int argc, char **argv);
 
 #endif

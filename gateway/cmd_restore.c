@@ -734,8 +734,21 @@ int drgw_cmd_drill(int argc, char **argv)
 		json_decref(x.json);
 		goto out;
 	}
-	for (size_t k = 0; k < s.set.n_bad; k++)
-		drgw_log(DRGW_LOG_WARNING, "unreadable object: %s", s.set.bad[k].why);
+	/* An object that does not open is a backup that would not restore:
+	 * a failed drill, not a footnote. */
+	for (size_t k = 0; k < s.set.n_bad; k++) {
+		struct drgw_drill d = { .started_ns = drgw_now_ns(),
+					.pattern = (char *)"-",
+					.name = s.set.bad[k].key,
+					.issues = s.set.bad[k].why };
+
+		if (a.only_backend &&
+		    strcmp(a.only_backend, s.gw->backend_names[s.set.bad[k].backend]))
+			continue;
+		drgw_strlcpy(d.backend, s.gw->backend_names[s.set.bad[k].backend],
+			     sizeof(d.backend));
+		drill_report(&x, &d);
+	}
 	if (x.json)
 		drgw_cli_print_json(x.json);
 	else
@@ -774,6 +787,58 @@ static const struct cli_cmd backfill_cmd = {
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
 		  CLI_COMMON_READ,
 };
+
+/*
+ * The snapshots to copy, as indexes into s->set ending with SIZE_MAX:
+ * every version (all) or the newest of each name, and the objects those
+ * take blocks from (incremental objects), which come first, so that a
+ * target never holds an increment without its base.  NULL on ENOMEM.
+ */
+static size_t *backfill_order(struct session *s, bool all)
+{
+	const struct drgw_remote_set *set = &s->set;
+	/* 0: not wanted, 1: wanted, 2: referenced by a wanted one */
+	uint8_t *want = calloc(set->n + 1, 1);
+	size_t *order = malloc((set->n + 1) * sizeof(*order)), n = 0;
+
+	if (!want || !order) {
+		free(want);
+		free(order);
+		return NULL;
+	}
+	for (size_t k = 0; k < set->n; k++)
+		want[k] = all || drgw_remote_is_latest(set, k);
+	for (size_t k = 0; k < set->n; k++) {
+		const struct drgw_obj_ref *refs;
+		struct drgw_err err = { 0 };
+		struct drgw_rfile *rf;
+		size_t n_refs;
+
+		if (want[k] != 1 ||
+		    drgw_remote_open(s->gw, s->rd, &set->snaps[k], 0, &rf, &err) < 0)
+			continue; /* the copy fails later, with the reason */
+		refs = drgw_rfile_refs(rf, &n_refs);
+		for (size_t i = 0; i < n_refs; i++) {
+			const struct drgw_snapshot *base =
+				drgw_remote_find(set, NULL, refs[i].vid);
+
+			if (base)
+				want[base - set->snaps] = 2;
+			else
+				log_warning("%s version %s takes blocks from version %s, which no backend lists",
+					    set->snaps[k].meta.name,
+					    set->snaps[k].meta.vid, refs[i].vid);
+		}
+		drgw_rfile_close(rf);
+	}
+	for (uint8_t pass = 2; pass >= 1; pass--)
+		for (size_t k = 0; k < set->n; k++)
+			if (want[k] == pass)
+				order[n++] = k;
+	order[n] = SIZE_MAX;
+	free(want);
+	return order;
+}
 
 /* The location to copy sn from: on backend from if it has one, else the
  * first; -1 if sn is already on target. */
@@ -832,11 +897,231 @@ static const struct drgw_location *check_copy(struct session *s,
 	return NULL;
 }
 
+/* --- backfill by a writer that cannot decrypt --- */
+
+struct catalog_fill {
+	struct drgw_gateway *gw;
+	size_t target;
+	ssize_t from;
+	bool dry_run;
+	/* Keys the target lists, sorted. */
+	char **have;
+	size_t n_have, cap_have;
+	/* Versions to copy (vids), references first. */
+	char (*todo)[DRGW_OBJ_VID_MAX + 1];
+	size_t n_todo, cap_todo;
+	size_t copied, present, failed;
+};
+
+static int on_target_key(void *arg, const char *key,
+			 const struct drgw_object_info *info)
+{
+	struct catalog_fill *f = arg;
+
+	if (f->n_have == f->cap_have) {
+		size_t c = f->cap_have ? 2 * f->cap_have : 256;
+		char **p = realloc(f->have, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		f->have = p;
+		f->cap_have = c;
+	}
+	f->have[f->n_have] = strdup(key);
+	return f->have[f->n_have++] ? 0 : -ENOMEM;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool target_has(struct catalog_fill *f, const char *vid)
+{
+	char key[DRGW_OBJ_VID_MAX + 8];
+	const char *k = key;
+
+	drgw_spool_name(vid, key, sizeof(key));
+	return f->n_have &&
+	       bsearch(&k, f->have, f->n_have, sizeof(*f->have), cmp_str);
+}
+
+static int add_todo(struct catalog_fill *f, const char *vid)
+{
+	for (size_t i = 0; i < f->n_todo; i++)
+		if (!strcmp(f->todo[i], vid))
+			return 0;
+	if (f->n_todo == f->cap_todo) {
+		size_t c = f->cap_todo ? 2 * f->cap_todo : 64;
+		void *p = realloc(f->todo, c * sizeof(*f->todo));
+
+		if (!p)
+			return -ENOMEM;
+		f->todo = p;
+		f->cap_todo = c;
+	}
+	drgw_strlcpy(f->todo[f->n_todo++], vid, sizeof(*f->todo));
+	return 0;
+}
+
+/* Wanted versions: their references first (from the catalog), then them. */
+static int want_version(void *arg, const struct drgw_version *v)
+{
+	struct catalog_fill *f = arg;
+	char *list = v->delta_refs ? strdup(v->delta_refs) : NULL;
+	int r = 0;
+
+	if (v->state != DRGW_VERSION_ENCODED) {
+		free(list);
+		return 0;
+	}
+	for (char *t = list, *next; r == 0 && t && *t; t = next) {
+		next = strchr(t, ',');
+		if (next)
+			*next++ = '\0';
+		r = add_todo(f, t);
+	}
+	free(list);
+	return r ? r : add_todo(f, v->vid);
+}
+
+struct source_pick {
+	struct catalog_fill *f;
+	ssize_t backend;
+};
+
+static int pick_source(void *arg, const struct drgw_replica *rp)
+{
+	struct source_pick *sp = arg;
+	ssize_t b = drgw_gateway_backend_index(sp->f->gw, rp->backend);
+
+	if (rp->state == DRGW_REPLICA_DONE && b >= 0 &&
+	    (size_t)b != sp->f->target && (sp->backend < 0 || b == sp->f->from))
+		sp->backend = b;
+	return 0;
+}
+
+/* Copies version vid to the target: read from a backend the catalog says
+ * holds it, checked against the SHA-256 of the object as it was uploaded
+ * (the catalog's), and read back from the target the same way.  No byte
+ * is decrypted: a writer with recipients only can do it. */
+static void fill_one(struct catalog_fill *f, const char *vid)
+{
+	struct drgw_gateway *gw = f->gw;
+	struct source_pick sp = { .f = f, .backend = -1 };
+	struct drgw_err err = { 0 };
+	struct drgw_version v;
+	uint8_t want[32], got[32];
+	char key[DRGW_OBJ_VID_MAX + 8];
+
+	if (target_has(f, vid)) {
+		f->present++;
+		return;
+	}
+	if (drgw_catalog_get_version(gw->cat, vid, &v) < 0)
+		return;
+	drgw_spool_name(vid, key, sizeof(key));
+	drgw_catalog_each_replica(gw->cat, v.id, pick_source, &sp);
+	if (sp.backend < 0 || drgw_unhex(v.object_sha256, want, 32) < 0) {
+		log_error("cannot copy %s version %s to %s: no configured backend holds it",
+			  v.name, vid, gw->backend_names[f->target]);
+		f->failed++;
+		goto out;
+	}
+	if (f->dry_run) {
+		printf("would copy %s version %s from %s to %s\n", v.name, vid,
+		       gw->backend_names[sp.backend], gw->backend_names[f->target]);
+		f->copied++;
+		goto out;
+	}
+	if (drgw_restore_copy_key(gw, (size_t)sp.backend, key, v.stored_size,
+				  f->target, want, &err) < 0) {
+		log_error("cannot copy %s version %s from %s to %s: %s", v.name,
+			  vid, gw->backend_names[sp.backend],
+			  gw->backend_names[f->target], err.msg);
+		f->failed++;
+		goto out;
+	}
+	/* Read back: what the target serves must be the same bytes. */
+	if (drgw_backend_hash(gw->backends[f->target], key, v.stored_size, got,
+			      &err) < 0 || memcmp(got, want, 32)) {
+		struct drgw_err ignored = { 0 };
+
+		log_error("the copy of %s version %s on %s does not read back: %s",
+			  v.name, vid, gw->backend_names[f->target],
+			  err.msg[0] ? err.msg : "other bytes");
+		drgw_backend_remove(gw->backends[f->target], key, &ignored);
+		f->failed++;
+		goto out;
+	}
+	printf("copied %s version %s from %s to %s\n", v.name, vid,
+	       gw->backend_names[sp.backend], gw->backend_names[f->target]);
+	drgw_catalog_adopt_replica(gw->cat, vid, gw->backend_names[f->target],
+				   key, v.stored_size);
+	f->copied++;
+out:
+	drgw_version_release(&v);
+}
+
+static int backfill_from_catalog(struct session *s, const struct args *a,
+				 const char *target_name)
+{
+	struct catalog_fill f = { .from = -1, .dry_run = a->dry_run };
+	struct drgw_err err = { 0 };
+	ssize_t target;
+	int r;
+
+	if (!s->cfg.cache_dir) {
+		drgw_cli_error("without an identity or key, backfill copies what the writer's catalog says: pass --cache (the gateway's), or --identity to read the backends");
+		return 1;
+	}
+	r = drgw_gateway_open(&s->cfg, DRGW_MODE_CLIENT_BACKENDS,
+			      DRGW_OPEN_ENCRYPT | DRGW_OPEN_NEED_BACKENDS |
+				      DRGW_OPEN_WRITE_BACKENDS,
+			      &s->gw, &err);
+	if (r < 0) {
+		drgw_cli_error("%s", err.msg);
+		return 1;
+	}
+	f.gw = s->gw;
+	target = drgw_gateway_backend_index(s->gw, target_name);
+	if (target < 0 ||
+	    (a->from && (f.from = drgw_gateway_backend_index(s->gw, a->from)) < 0)) {
+		drgw_cli_error("no backend named %s is configured (--backend NAME=URL or the config)",
+			       target < 0 ? target_name : a->from);
+		return 1;
+	}
+	f.target = (size_t)target;
+	r = drgw_backend_list_all(s->gw->backends[target], "", on_target_key, &f,
+				  &err);
+	if (r == 0) {
+		if (f.n_have)
+			qsort(f.have, f.n_have, sizeof(*f.have), cmp_str);
+		r = drgw_catalog_each_version(s->gw->cat, !a->all, NULL,
+					      want_version, &f);
+	}
+	if (r < 0) {
+		drgw_cli_error("%s", err.msg[0] ? err.msg : strerror(-r));
+	} else {
+		for (size_t i = 0; i < f.n_todo; i++)
+			fill_one(&f, f.todo[i]);
+		printf("\n%zu %s, %zu already on %s, %zu failed\n", f.copied,
+		       a->dry_run ? "to copy" : "copied and verified", f.present,
+		       target_name, f.failed);
+	}
+	for (size_t i = 0; i < f.n_have; i++)
+		free(f.have[i]);
+	free(f.have);
+	free(f.todo);
+	return r < 0 || f.failed ? 1 : 0;
+}
+
 int drgw_cmd_backfill(int argc, char **argv)
 {
 	struct session s = { .write_backends = true };
 	struct args a = { 0 };
 	char (*copied)[DRGW_OBJ_VID_MAX + 1] = NULL;
+	size_t *order = NULL;
 	size_t n_todo = 0, n_copied = 0, n_verified = 0, n_present = 0;
 	size_t n_failed = 0;
 	ssize_t target, from = -1;
@@ -852,6 +1137,13 @@ int drgw_cmd_backfill(int argc, char **argv)
 				  drgw_cli_usage_error(&backfill_cmd, "expected TARGET, the backend to fill");
 	}
 	drgw_cli_apply_log(&s.cfg);
+	/* A writer with recipients only cannot read the objects' names: it
+	 * copies what its catalog says, checked by the bytes' hash. */
+	if (!s.cfg.n_key_files && !s.cfg.n_identity_files &&
+	    (s.cfg.n_recipients || s.cfg.n_recipient_files)) {
+		r = backfill_from_catalog(&s, &a, argv[i]);
+		goto out;
+	}
 	if (session_open(&s, true) < 0)
 		goto out;
 	target = drgw_gateway_backend_index(s.gw, argv[i]);
@@ -865,16 +1157,16 @@ int drgw_cmd_backfill(int argc, char **argv)
 		goto out;
 	}
 	copied = calloc(s.set.n ? s.set.n : 1, sizeof(*copied));
-	if (!copied)
+	order = backfill_order(&s, a.all);
+	if (!copied || !order)
 		goto out;
-	for (size_t k = 0; k < s.set.n; k++) {
+	for (size_t o = 0; order[o] != SIZE_MAX; o++) {
+		size_t k = order[o];
 		const struct drgw_snapshot *sn = &s.set.snaps[k];
 		int64_t t0 = drgw_mono_ns();
 		ssize_t l;
 		char sz[32];
 
-		if (!a.all && !drgw_remote_is_latest(&s.set, k))
-			continue;
 		l = backfill_source(sn, (size_t)target, from);
 		if (l < 0) {
 			n_present++;
@@ -945,6 +1237,7 @@ int drgw_cmd_backfill(int argc, char **argv)
 	       argv[i], n_failed);
 	r = n_failed ? 1 : 0;
 out:
+	free(order);
 	free(copied);
 	session_close(&s);
 	return r;

@@ -27,15 +27,17 @@
 
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
+#define EXIT_PRUNE_FAILED 4
 /* How long a command gets to exit after our SIGTERM before SIGKILL. */
 #define CHILD_TERM_GRACE_NS (30 * NSEC_PER_SEC)
 
-enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS };
+enum { OPT_MOUNT = 1000, OPT_MIN_BACKENDS, OPT_OPTIONS, OPT_PRUNE };
 
 static const struct cli_opt run_opts[] = {
 	{ "mount", required_argument, OPT_MOUNT, 0 },
 	{ "min-backends", required_argument, OPT_MIN_BACKENDS, 0 },
 	{ "options", required_argument, OPT_OPTIONS, 'o' },
+	{ "prune", no_argument, OPT_PRUNE, 0 },
 	{ 0 },
 };
 
@@ -53,15 +55,19 @@ static const struct cli_cmd run_cmd = {
 		"  3                 COMMAND succeeded but replication did not finish\n"
 		"                    within --drain-timeout; the queue stays in the\n"
 		"                    cache directory and the next run or mount finishes it\n"
+		"  4                 with --prune: everything is replicated, but the\n"
+		"                    prune of a backend failed (the log says why)\n"
 		"  1                 drgw failed (mount, configuration)\n"
-		"  2                 usage error",
+		"  2                 usage error (also: --prune without a policy)",
 	.opts = run_opts,
 	.opts_help = "options:\n"
 		     "  --mount DIR        where to mount the gateway (required)\n"
 		     "  --min-backends K   enough when each snapshot is on K backends (default: all)\n"
-		     "  -o OPTS            extra FUSE mount options\n",
+		     "  -o OPTS            extra FUSE mount options\n"
+		     "  --prune            after a successful backup and drain (only then), apply\n"
+		     "                     each backend's retention policy, as drgw prune does\n",
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
-		  CLI_COMMON_DAEMON,
+		  CLI_COMMON_DAEMON | CLI_COMMON_POLICY,
 };
 
 struct run {
@@ -69,6 +75,7 @@ struct run {
 	const char *mountpoint;
 	const char *fuse_options;
 	unsigned min_backends;
+	bool prune;
 	char **argv;
 
 	pid_t child;
@@ -98,6 +105,9 @@ static int on_opt(void *arg, int id, const char *value)
 		return 0;
 	case OPT_OPTIONS:
 		s->fuse_options = value;
+		return 0;
+	case OPT_PRUNE:
+		s->prune = true;
 		return 0;
 	}
 	return -EINVAL;
@@ -224,6 +234,7 @@ int drgw_cmd_run(int argc, char **argv)
 	struct drgw_config cfg;
 	struct drgw_mount_opts mo = { .foreground = true, .started = started };
 	struct drgw_err err = { 0 };
+	struct drgw_prune_cli pc = { .quiet = true };
 	int i, r, status = 0;
 	uint64_t left;
 
@@ -241,6 +252,9 @@ int drgw_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	s.argv = argv + i;
+	/* No policy is a usage error now, not after the backup. */
+	if (s.prune && (r = drgw_cli_prune_check("run", &cfg, &pc)) != 0)
+		goto out;
 	drgw_cli_apply_log(&cfg);
 	if (drgw_daemon_open(&s.d, &cfg) < 0) {
 		r = 1;
@@ -265,6 +279,12 @@ int drgw_cmd_run(int argc, char **argv)
 	drgw_daemon_drain(&s.d, replicated, &s);
 	left = pending(s.d.gw, &s);
 	r = exit_code(&s, status, left);
+	/* Only after a backup that worked and is off the machine: a failing
+	 * backup job must never make the backends thinner. */
+	if (s.prune && r == 0 && drgw_cli_prune(s.d.gw, &pc) != 0)
+		r = EXIT_PRUNE_FAILED;
+	else if (s.prune && r != 0)
+		log_warning("not pruning: the backup did not succeed or is not replicated everywhere");
 	drgw_daemon_close(&s.d);
 out:
 	pthread_mutex_destroy(&s.lock);

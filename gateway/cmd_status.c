@@ -16,6 +16,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
+#include "prune.h"
 #include "restore.h"
 
 enum {
@@ -81,10 +82,14 @@ static int open_catalog(struct drgw_config *cfg, struct drgw_gateway **ret)
 struct ls_ctx {
 	struct drgw_gateway *gw;
 	struct ls_args *a;
+	const struct drgw_config *cfg;
 	json_t *json;
 	/* Backend columns, from the catalog. */
 	char backends[DRGW_MAX_BACKENDS][DRGW_BACKEND_NAME_MAX + 1];
 	size_t n_backends;
+	/* With --versions: what each backend's policy would keep. */
+	struct drgw_prune_preview previews[DRGW_MAX_BACKENDS];
+	bool has_preview[DRGW_MAX_BACKENDS];
 	/* Failing replicas, printed under the table. */
 	char *problems;
 	size_t problems_len;
@@ -131,16 +136,65 @@ static void add_problem(struct ls_ctx *x, const char *fmt, ...)
 	x->problems_len += n + 1;
 }
 
+/* The policy's verdict on a replicated version, or NULL. */
+static const struct drgw_prune_item *verdict(struct ls_ctx *x,
+					     const char *backend,
+					     const char *vid)
+{
+	for (size_t col = 0; col < x->n_backends; col++)
+		if (x->has_preview[col] && !strcmp(x->backends[col], backend))
+			return drgw_prune_preview_find(&x->previews[col], vid);
+	return NULL;
+}
+
+static int on_pruned(void *arg, const char *backend, int64_t since_ns)
+{
+	struct row_ctx *rc = arg;
+	char ts[40];
+
+	if (rc->replicas) {
+		json_t *o = json_object();
+
+		drgw_format_time(since_ns, ts, sizeof(ts));
+		json_object_set_new(o, "state", json_string("pruned"));
+		json_object_set_new(o, "pruned_at", json_string(ts));
+		json_object_set_new(rc->replicas, backend, o);
+		return 0;
+	}
+	for (size_t col = 0; col < rc->x->n_backends; col++)
+		if (!strcmp(rc->x->backends[col], backend))
+			snprintf(rc->cells[col], sizeof(rc->cells[col]), "pruned");
+	return 0;
+}
+
 static int on_replica(void *arg, const struct drgw_replica *r)
 {
 	struct row_ctx *rc = arg;
 	const struct drgw_version *v = rc->v;
+	const struct drgw_prune_item *pi = NULL;
 	int64_t now = drgw_now_ns();
 	char when[32], ts[40];
 	size_t col;
 
+	if (r->state == DRGW_REPLICA_DONE)
+		pi = verdict(rc->x, r->backend, v->vid);
 	if (rc->replicas) {
 		json_t *o = json_object();
+
+		if (pi) {
+			json_t *pol = json_object(), *why = json_array();
+
+			for (unsigned b = 0; b < DRGW_REASON_BITS; b++)
+				if ((pi->reasons & (1ULL << b)) &&
+				    drgw_reason_name(b))
+					json_array_append_new(why,
+							      json_string(drgw_reason_name(b)));
+			json_object_set_new(pol, "action",
+					    json_string(pi->reasons ? "keep" :
+								      "remove"));
+			json_object_set_new(pol, "reasons", why);
+			json_object_set_new(o, "policy", pol);
+		}
 
 		json_object_set_new(o, "state",
 				    json_string(replica_words[r->state]));
@@ -176,6 +230,9 @@ static int on_replica(void *arg, const struct drgw_replica *r)
 	} else if (r->state == DRGW_REPLICA_UPLOADING && v->stored_size) {
 		snprintf(rc->cells[col], sizeof(rc->cells[col]), "uploading %d%%",
 			 (int)(100 * r->bytes_done / v->stored_size));
+	} else if (pi) {
+		snprintf(rc->cells[col], sizeof(rc->cells[col]), "%s",
+			 pi->reasons ? "kept" : "to remove");
 	} else {
 		snprintf(rc->cells[col], sizeof(rc->cells[col]), "%s",
 			 replica_words[r->state]);
@@ -194,7 +251,7 @@ static int ls_row(void *arg, const struct drgw_version *v)
 {
 	struct ls_ctx *x = arg;
 	struct row_ctx rc = { .x = x, .v = v };
-	char size[32], stored[32], mtime[40], created[40];
+	char size[32], stored[48], mtime[40], created[40];
 
 	drgw_format_time(v->mtime_ns, mtime, sizeof(mtime));
 	drgw_format_time(v->created_ns, created, sizeof(created));
@@ -216,12 +273,32 @@ static int ls_row(void *arg, const struct drgw_version *v)
 			json_object_set_new(o, "stored_size",
 					    json_integer((json_int_t)v->stored_size));
 			json_object_set_new(o, "sha256", json_string(v->sha256));
+			json_object_set_new(o, "stored_as",
+					    json_string(v->delta_depth ?
+								"incremental" :
+								"full"));
+		}
+		if (v->delta_depth) {
+			/* The chain: what a restore of this version reads. */
+			json_t *refs = json_array();
+			char *list = v->delta_refs ? strdup(v->delta_refs) : NULL;
+
+			for (char *t = list, *next; t && *t; t = next) {
+				next = strchr(t, ',');
+				if (next)
+					*next++ = '\0';
+				json_array_append_new(refs, json_string(t));
+			}
+			free(list);
+			json_object_set_new(o, "increments", json_integer(v->delta_depth));
+			json_object_set_new(o, "references", refs);
 		}
 		if (v->error)
 			json_object_set_new(o, "error", json_string(v->error));
 		if (v->problem)
 			json_object_set_new(o, "problem", json_string(v->problem));
 		drgw_catalog_each_replica(x->gw->cat, v->id, on_replica, &rc);
+		drgw_catalog_each_pruned_of(x->gw->cat, v->vid, on_pruned, &rc);
 		json_object_set_new(o, "replicas", rc.replicas);
 		json_array_append_new(x->json, o);
 		return 0;
@@ -230,17 +307,24 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		snprintf(rc.cells[i], sizeof(rc.cells[i]), "%s",
 			 v->state == DRGW_VERSION_ENCODED ? "-" : "queued");
 	drgw_catalog_each_replica(x->gw->cat, v->id, on_replica, &rc);
+	drgw_catalog_each_pruned_of(x->gw->cat, v->vid, on_pruned, &rc);
 	drgw_format_size(v->size, size, sizeof(size));
 	if (v->state == DRGW_VERSION_ENCODED)
 		drgw_format_size(v->stored_size, stored, sizeof(stored));
 	else
 		snprintf(stored, sizeof(stored), "encoding");
+	if (v->delta_depth) {
+		/* "+N": stored as the N-th increment after a full version. */
+		size_t l = strlen(stored);
+
+		snprintf(stored + l, sizeof(stored) - l, " +%u", v->delta_depth);
+	}
 	if (v->error)
 		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->error);
 	if (v->problem)
 		add_problem(x, "  %s (%s): %s", v->name, v->vid, v->problem);
 	if (x->rows++ == 0) {
-		printf("%-32s %s%-10s %-20s %-10s", "NAME",
+		printf("%-32s %s%-10s %-20s %-13s", "NAME",
 		       x->a->versions ? "VERSION                    " : "",
 		       "SIZE", "MODIFIED", "STORED");
 		for (size_t i = 0; i < x->n_backends; i++)
@@ -250,7 +334,7 @@ static int ls_row(void *arg, const struct drgw_version *v)
 	printf("%-32s ", v->name);
 	if (x->a->versions)
 		printf("%-26s ", v->vid);
-	printf("%-10s %-20s %-10s", size, mtime, stored);
+	printf("%-10s %-20s %-13s", size, mtime, stored);
 	for (size_t i = 0; i < x->n_backends; i++)
 		printf(" %-14s", rc.cells[i]);
 	printf("\n");
@@ -360,10 +444,11 @@ static const struct cli_cmd ls_cmd = {
 	.opts = ls_opts,
 	.opts_help = "options:\n"
 		     "  --json            machine-readable output\n"
-		     "  --versions        every version, not only the newest of each name\n"
+		     "  --versions        every version, not only the newest of each name; with\n"
+		     "                    a retention policy, which ones drgw prune keeps\n"
 		     "  --remote          read the backends instead of the catalog\n",
 	.common = CLI_COMMON_CACHE | CLI_COMMON_KEY | CLI_COMMON_BACKEND |
-		  CLI_COMMON_READ,
+		  CLI_COMMON_READ | CLI_COMMON_POLICY,
 };
 
 int drgw_cmd_ls(int argc, char **argv)
@@ -390,7 +475,17 @@ int drgw_cmd_ls(int argc, char **argv)
 		return 1;
 	}
 	x.json = a.json ? json_array() : NULL;
+	x.cfg = &cfg;
 	drgw_catalog_each_backend(x.gw->cat, add_backend_col, &x);
+	for (size_t b = 0; a.versions && b < x.n_backends; b++) {
+		const struct drgw_policy *pol =
+			drgw_config_policy_of(&cfg, x.backends[b]);
+
+		if (!drgw_policy_empty(pol) &&
+		    drgw_prune_preview(x.gw->cat, x.backends[b], pol,
+				       &x.previews[b]) == 0)
+			x.has_preview[b] = true;
+	}
 	r = drgw_catalog_each_version(x.gw->cat, !a.versions,
 				      argc > i ? (const char *const *)argv + i :
 						 NULL,
@@ -401,6 +496,19 @@ int drgw_cmd_ls(int argc, char **argv)
 		r = drgw_cli_print_json(x.json) ? -EIO : 0;
 	else if (x.rows == 0)
 		printf("no snapshots yet\n");
+	for (size_t b = 0, legend = 0; b < x.n_backends; b++) {
+		char desc[256];
+
+		if (!x.has_preview[b])
+			continue;
+		if (!x.json && x.rows) {
+			drgw_policy_describe(drgw_config_policy_of(&cfg, x.backends[b]),
+					     desc, sizeof(desc));
+			printf("%s%s: %s: 'kept' or 'to remove' by drgw prune\n",
+			       legend++ ? "" : "\n", x.backends[b], desc);
+		}
+		drgw_prune_preview_release(&x.previews[b]);
+	}
 	if (x.problems)
 		printf("\nproblems:\n%s", x.problems);
 	free(x.problems);
@@ -424,19 +532,93 @@ static const struct cli_cmd status_cmd = {
 		"(passthrough, writeback-cache or write-through), the replication\n"
 		"queue (files settling, versions waiting to be encoded, replicas and\n"
 		"bytes pending, the age of the oldest unreplicated snapshot) and each\n"
-		"backend's health and RPO (the age of the newest snapshot it holds).",
+		"backend's health and RPO (the age of the newest snapshot it holds);\n"
+		"with a retention policy (--config or --keep-*), what it keeps, and\n"
+		"the last drgw prune.",
 	.opts = status_opts,
 	.opts_help = "options:\n"
 		     "  --json            machine-readable output\n"
 		     "  --prometheus      the metrics of --metrics-listen, for a textfile collector\n",
-	.common = CLI_COMMON_CACHE,
+	.common = CLI_COMMON_CACHE | CLI_COMMON_POLICY,
 };
 
 struct status_ctx {
 	struct drgw_gateway *gw;
+	const struct drgw_config *cfg;
 	json_t *backends;
 	int64_t now;
+	/* The last prune of each backend. */
+	struct drgw_prune_run runs[DRGW_MAX_BACKENDS];
+	size_t n_runs;
 };
+
+static int add_run(void *arg, const struct drgw_prune_run *p)
+{
+	struct status_ctx *x = arg;
+
+	if (x->n_runs < DRGW_MAX_BACKENDS)
+		x->runs[x->n_runs++] = *p;
+	return 0;
+}
+
+/* The policy line and the last prune of backend b. */
+static void status_prune(struct status_ctx *x, const struct drgw_backend_row *b,
+			 json_t *o)
+{
+	const struct drgw_policy *pol = drgw_config_policy_of(x->cfg, b->name);
+	const struct drgw_prune_run *run = NULL;
+	struct drgw_prune_preview pv;
+	char desc[256], kb[32], rb[32], t[40];
+
+	for (size_t i = 0; i < x->n_runs; i++)
+		if (!strcmp(x->runs[i].backend, b->name))
+			run = &x->runs[i];
+	if (!drgw_policy_empty(pol) &&
+	    drgw_prune_preview(x->gw->cat, b->name, pol, &pv) == 0) {
+		drgw_policy_describe(pol, desc, sizeof(desc));
+		drgw_format_size(pv.keep_bytes, kb, sizeof(kb));
+		drgw_format_size(pv.remove_bytes, rb, sizeof(rb));
+		if (o) {
+			json_t *p = json_object();
+
+			json_object_set_new(p, "description", json_string(desc));
+			json_object_set_new(p, "keep", json_integer((json_int_t)pv.keep));
+			json_object_set_new(p, "remove", json_integer((json_int_t)pv.remove));
+			json_object_set_new(p, "keep_bytes", json_integer((json_int_t)pv.keep_bytes));
+			json_object_set_new(p, "remove_bytes", json_integer((json_int_t)pv.remove_bytes));
+			json_object_set_new(o, "policy", p);
+		} else {
+			printf("  policy: %s: keeps %llu replicated snapshots (%s), would remove %llu (%s)\n",
+			       desc, (unsigned long long)pv.keep, kb,
+			       (unsigned long long)pv.remove, rb);
+		}
+		drgw_prune_preview_release(&pv);
+	}
+	if (!run)
+		return;
+	drgw_format_time(run->finished_ns, t, sizeof(t));
+	drgw_format_size(run->removed_bytes, rb, sizeof(rb));
+	if (o) {
+		json_t *p = json_object();
+
+		json_object_set_new(p, "finished", json_string(t));
+		json_object_set_new(p, "ok", json_boolean(run->ok));
+		json_object_set_new(p, "kept", json_integer((json_int_t)run->kept));
+		json_object_set_new(p, "removed", json_integer((json_int_t)run->removed));
+		json_object_set_new(p, "locked", json_integer((json_int_t)run->locked));
+		json_object_set_new(p, "removed_bytes", json_integer((json_int_t)run->removed_bytes));
+		if (!run->ok)
+			json_object_set_new(p, "error", json_string(run->error));
+		json_object_set_new(o, "last_prune", p);
+	} else if (run->ok) {
+		printf("  last prune: %s: kept %llu, removed %llu (%s), %llu locked\n",
+		       t, (unsigned long long)run->kept,
+		       (unsigned long long)run->removed, rb,
+		       (unsigned long long)run->locked);
+	} else {
+		printf("  last prune: %s: FAILED: %s\n", t, run->error);
+	}
+}
 
 static const char *health(const struct drgw_backend_row *b)
 {
@@ -476,6 +658,7 @@ static int status_backend(void *arg, const struct drgw_backend_row *b)
 				    qs.newest_replicated_ns ?
 					    json_integer((x->now - qs.newest_replicated_ns) / NSEC_PER_SEC) :
 					    json_null());
+		status_prune(x, b, o);
 		json_object_set_new(x->backends, b->name, o);
 		return 0;
 	}
@@ -487,6 +670,7 @@ static int status_backend(void *arg, const struct drgw_backend_row *b)
 	       (unsigned long long)qs.replicas_failing);
 	if (b->last_error && b->last_error_ns > b->last_ok_ns)
 		printf("  last error (%s): %s\n", errt, b->last_error);
+	status_prune(x, b, NULL);
 	return 0;
 }
 
@@ -495,11 +679,10 @@ static int status_backend(void *arg, const struct drgw_backend_row *b)
 static json_t *mount_io(struct drgw_gateway *gw, long pid)
 {
 	json_t *o = NULL, *p;
-	char *s = NULL;
+	char s[2048];
 
-	if (drgw_catalog_get_meta(gw->cat, "mount_io", &s) == 0)
+	if (drgw_catalog_get_meta(gw->cat, "mount_io", s, sizeof(s)) == 0)
 		o = json_loads(s, 0, NULL);
-	free(s);
 	p = json_object_get(o, "pid");
 	if (!json_is_integer(p) || json_integer_value(p) != pid ||
 	    !json_is_string(json_object_get(o, "io")) ||
@@ -520,6 +703,7 @@ int drgw_cmd_status(int argc, char **argv)
 	char pend[32], age[32];
 	json_t *mio = NULL;
 	bool running;
+	char repo[2 * DRGW_REPO_ID_BYTES + 1];
 	long pid = 0;
 	int i, r;
 
@@ -536,7 +720,12 @@ int drgw_cmd_status(int argc, char **argv)
 		drgw_config_release(&cfg);
 		return 1;
 	}
+	x.cfg = &cfg;
+	drgw_catalog_each_latest_prune_run(x.gw->cat, add_run, &x);
 	running = drgw_gateway_daemon_running(cfg.cache_dir, &pid);
+	if (drgw_catalog_get_meta(x.gw->cat, "repository_id", repo,
+				  sizeof(repo)) < 0)
+		snprintf(repo, sizeof(repo), "none yet");
 	r = drgw_catalog_queue_stats(x.gw->cat, NULL, &qs);
 	if (!running)
 		qs.files_settling = 0; /* stale without a daemon */
@@ -559,6 +748,9 @@ int drgw_cmd_status(int argc, char **argv)
 
 		x.backends = json_object();
 		json_object_set_new(o, "cache", json_string(cfg.cache_dir));
+		json_object_set_new(o, "repository", repo[0] != 'n' ?
+						     json_string(repo) :
+						     json_null());
 		json_object_set_new(o, "daemon_running", json_boolean(running));
 		if (running)
 			json_object_set_new(o, "daemon_pid", json_integer(pid));
@@ -579,6 +771,7 @@ int drgw_cmd_status(int argc, char **argv)
 		r = drgw_cli_print_json(o) ? -EIO : r;
 	} else {
 		printf("cache:            %s\n", cfg.cache_dir);
+		printf("repository:       %s\n", repo);
 		if (running)
 			printf("daemon:           running (pid %ld)\n", pid);
 		else

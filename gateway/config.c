@@ -21,6 +21,10 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->settle_ns = 2 * NSEC_PER_SEC;
 	cfg->write_through_below = 1ULL << 30;
 	cfg->compression_level = 1;
+	cfg->incremental = true;
+	cfg->incremental_max_chain = 7;
+	cfg->incremental_max_changed = 50;
+	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
 	cfg->streaming = true;
 	cfg->passthrough = true;
@@ -29,6 +33,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
 	cfg->retry_max_ns = 300 * NSEC_PER_SEC;
 	cfg->drain_timeout_ns = 60 * NSEC_PER_SEC;
+	cfg->index_interval_ns = 300 * NSEC_PER_SEC;
 	cfg->read_cache_bytes = 64u << 20;
 	cfg->read_deadline_ns = 30 * NSEC_PER_SEC;
 	cfg->readahead_chunks = 16;
@@ -57,6 +62,13 @@ void drgw_config_release(struct drgw_config *cfg)
 	free(cfg->cache_dir);
 	for (size_t i = 0; i < cfg->n_key_files; i++)
 		free(cfg->key_files[i]);
+	for (size_t i = 0; i < cfg->n_recipients; i++)
+		free(cfg->recipients[i]);
+	for (size_t i = 0; i < cfg->n_recipient_files; i++)
+		free(cfg->recipient_files[i]);
+	for (size_t i = 0; i < cfg->n_identity_files; i++)
+		free(cfg->identity_files[i]);
+	free(cfg->repository);
 	free(cfg->plugin_dir);
 	for (size_t i = 0; i < cfg->n_backends; i++)
 		backend_conf_release(&cfg->backends[i]);
@@ -95,6 +107,12 @@ static const struct simple simple_settings[] = {
 	{ "write-through-below", K_SIZE, FIELD(write_through_below), 0,
 	  INT64_MAX },
 	{ "compression-level", K_INT, FIELD(compression_level), -5, 19 },
+	{ "incremental", K_BOOL, FIELD(incremental), 0, 1 },
+	{ "incremental-max-chain", K_UINT, FIELD(incremental_max_chain), 1, 60 },
+	{ "incremental-max-changed", K_UINT, FIELD(incremental_max_changed), 1,
+	  100 },
+	{ "incremental-min-size", K_SIZE, FIELD(incremental_min_size), 0,
+	  INT64_MAX },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },
 	{ "encode-threads", K_UINT, FIELD(encode_threads), 0, 64 },
 	{ "upload-workers", K_UINT, FIELD(upload_workers), 1, 64 },
@@ -102,6 +120,8 @@ static const struct simple simple_settings[] = {
 	{ "retry-min", K_DURATION, FIELD(retry_min_ns), 0, 86400 * NSEC_PER_SEC },
 	{ "retry-max", K_DURATION, FIELD(retry_max_ns), 0, 86400 * NSEC_PER_SEC },
 	{ "drain-timeout", K_DURATION, FIELD(drain_timeout_ns), 0,
+	  86400 * NSEC_PER_SEC },
+	{ "index-interval", K_DURATION, FIELD(index_interval_ns), 0,
 	  86400 * NSEC_PER_SEC },
 	{ "read-cache", K_SIZE, FIELD(read_cache_bytes), 4 << 20, 1LL << 40 },
 	{ "read-deadline", K_DURATION, FIELD(read_deadline_ns), 0,
@@ -213,6 +233,22 @@ static int set_umask(struct drgw_config *cfg, const char *value,
 	return 0;
 }
 
+/* Appends value to a repeatable setting. */
+static int add_string(char **list, size_t *n, const char *name,
+		      const char *value, struct drgw_err *err)
+{
+	if (*n == DRGW_KEYRING_MAX_FILES) {
+		drgw_err_set(err, "too many %s settings (max %d)", name,
+			     DRGW_KEYRING_MAX_FILES);
+		return -E2BIG;
+	}
+	list[*n] = strdup(value);
+	if (!list[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 static int add_exclude(struct drgw_config *cfg, const char *value,
 		       struct drgw_err *err)
 {
@@ -243,6 +279,10 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	for (size_t i = 0; i < ARRAY_SIZE(simple_settings); i++)
 		if (!strcmp(name, simple_settings[i].name))
 			return set_simple(cfg, &simple_settings[i], value, err);
+	if (drgw_policy_key(name))
+		return drgw_policy_set(cfg->loading_file ? &cfg->policy :
+							   &cfg->cli_policy,
+				       name, value, err);
 
 	if (!strcmp(name, "cache") || !strcmp(name, "cache-dir")) {
 		if (value[0] != '/') {
@@ -252,17 +292,28 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 		}
 		return set_string(&cfg->cache_dir, value);
 	}
-	if (!strcmp(name, "key-file")) {
-		if (cfg->n_key_files == DRGW_KEYRING_MAX_FILES) {
-			drgw_err_set(err, "too many key files (max %d)",
-				     DRGW_KEYRING_MAX_FILES);
-			return -E2BIG;
+	if (!strcmp(name, "key-file"))
+		return add_string(cfg->key_files, &cfg->n_key_files, name, value,
+				  err);
+	if (!strcmp(name, "recipient"))
+		return add_string(cfg->recipients, &cfg->n_recipients, name,
+				  value, err);
+	if (!strcmp(name, "recipient-file"))
+		return add_string(cfg->recipient_files, &cfg->n_recipient_files,
+				  name, value, err);
+	if (!strcmp(name, "identity"))
+		return add_string(cfg->identity_files, &cfg->n_identity_files,
+				  name, value, err);
+	if (!strcmp(name, "repository")) {
+		uint8_t id[16];
+
+		if (strlen(value) != 32 || drgw_unhex(value, id, sizeof(id)) < 0) {
+			drgw_err_set(err,
+				     "invalid repository '%s' (32 hex digits, as 'drgw status' shows)",
+				     value);
+			return -EINVAL;
 		}
-		cfg->key_files[cfg->n_key_files] = strdup(value);
-		if (!cfg->key_files[cfg->n_key_files])
-			return -ENOMEM;
-		cfg->n_key_files++;
-		return 0;
+		return set_string(&cfg->repository, value);
 	}
 	if (!strcmp(name, "plugin-dir"))
 		return set_string(&cfg->plugin_dir, value);
@@ -293,6 +344,27 @@ int drgw_config_set(struct drgw_config *cfg, const char *name,
 	}
 	drgw_err_set(err, "unknown setting '%s'", name);
 	return -ENOENT;
+}
+
+const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
+					     size_t i)
+{
+	if (cfg->cli_policy.set)
+		return &cfg->cli_policy;
+	if (i < cfg->n_backends && cfg->backends[i].policy.set)
+		return &cfg->backends[i].policy;
+	return &cfg->policy;
+}
+
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_backends; i++)
+		if (!strcmp(cfg->backends[i].name, name))
+			break;
+	return drgw_config_policy(cfg, i);
 }
 
 bool drgw_backend_name_ok(const char *name)
@@ -397,7 +469,14 @@ static int parse_query(struct drgw_backend_conf *b, const char *q,
 				     b->name, (int)len, q);
 			return -EINVAL;
 		}
-		r = drgw_backend_conf_add_option(b, k, v);
+		/* Retention is the gateway's business, not the plugin's. */
+		if (drgw_policy_key(k)) {
+			r = drgw_policy_set(&b->policy, k, v, err);
+			if (r < 0)
+				drgw_err_prefix(err, "backend %s", b->name);
+		} else {
+			r = drgw_backend_conf_add_option(b, k, v);
+		}
 		free(k);
 		free(v);
 		if (r < 0)
@@ -573,6 +652,8 @@ static int flush_backend(struct ini_ctx *x)
 	for (size_t i = 0; r == 0 && i < x->pending.n_options; i++)
 		r = drgw_backend_conf_add_option(b, x->pending.options[i].key,
 						 x->pending.options[i].value);
+	if (r == 0 && x->pending.policy.set)
+		b->policy = x->pending.policy;
 	backend_conf_release(&x->pending);
 	return r;
 }
@@ -620,6 +701,9 @@ static int on_ini(void *user, const char *section, const char *name,
 		}
 		if (!strcmp(name, "url")) {
 			r = drgw_config_add_backend(x->cfg, bname, value, x->err);
+		} else if (drgw_policy_key(name)) {
+			r = drgw_policy_set(&x->pending.policy, name, value,
+					    x->err);
 		} else {
 			r = drgw_backend_conf_add_option(&x->pending, name,
 							 value);
@@ -651,7 +735,9 @@ int drgw_config_load(struct drgw_config *cfg, const char *path,
 			     strerror(errno));
 		return -ENOENT;
 	}
+	cfg->loading_file = true;
 	line = ini_parse_stream(read_line, &x, on_ini, &x);
+	cfg->loading_file = false;
 	fclose(x.file);
 	if (x.r == 0)
 		x.r = flush_backend(&x);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
 #define DRGW_BACKEND_NAME_MAX 63
@@ -28,12 +29,26 @@ struct drgw_backend_conf {
 	char scheme[32];
 	struct drgw_option *options; /* keys and values malloc()ed */
 	size_t n_options;
+	/* keep-* in the backend's section or URL query: its own retention
+	 * policy, replacing the global one (drgw_config_policy()). */
+	struct drgw_policy policy;
 };
 
 struct drgw_config {
 	char *cache_dir;
 	char *key_files[DRGW_KEYRING_MAX_FILES];
 	size_t n_key_files;
+	/* Write-only keys: recipients ("drgw1...") new objects are encrypted
+	 * to, given inline or in files, and identity files that decrypt. */
+	char *recipients[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipients;
+	char *recipient_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_recipient_files;
+	char *identity_files[DRGW_KEYRING_MAX_FILES];
+	size_t n_identity_files;
+	/* Repository id (32 hex digits) objects are bound to, or NULL: the
+	 * catalog's, else what the backends hold, else a new one. */
+	char *repository;
 	char *plugin_dir;
 	struct drgw_backend_conf backends[DRGW_MAX_BACKENDS];
 	size_t n_backends;
@@ -49,6 +64,13 @@ struct drgw_config {
 	bool excludes_set; /* an explicit list replaced the defaults */
 
 	/* encoding */
+	/* Incremental objects (delta.h): on, and when to write a full one
+	 * instead (after this many increments, when more than this percent
+	 * of the file changed, for files smaller than this). */
+	bool incremental;
+	unsigned incremental_max_chain;
+	unsigned incremental_max_changed;
+	uint64_t incremental_min_size;
 	int compression_level;
 	uint32_t chunk_size;
 	unsigned encode_threads;
@@ -63,6 +85,9 @@ struct drgw_config {
 	int64_t retry_min_ns;
 	int64_t retry_max_ns;
 	int64_t drain_timeout_ns;
+	/* How often a long-running daemon writes a backend's index record
+	 * after uploads (and always when it stops); 0: only when stopping. */
+	int64_t index_interval_ns;
 
 	/* restore reads */
 	/* Refuse a newest version sealed longer ago than this (0: any). */
@@ -91,6 +116,13 @@ struct drgw_config {
 	unsigned view_umask;
 	/* --metrics-listen: serve /metrics here (NULL: off) */
 	char *metrics_listen;
+
+	/* retention (drgw prune): keep-* of the [drgw] section, and of the
+	 * command line, which replaces every configured policy */
+	struct drgw_policy policy;
+	struct drgw_policy cli_policy;
+	/* Set while a file is loaded: settings go to the file's level. */
+	bool loading_file;
 };
 
 void drgw_config_init(struct drgw_config *cfg);
@@ -122,6 +154,17 @@ bool drgw_config_excluded(const struct drgw_config *cfg, const char *path);
  * default yes for the gateway (writers run as any user) and no for the
  * restore view (backups are readable by the mounting user only). */
 bool drgw_config_allow_other(const struct drgw_config *cfg, bool restore_view);
+
+/* The retention policy of backend i: the command line's if it has any
+ * keep-* option, else the backend's own section's, else the [drgw]
+ * section's.  Each level replaces the ones below as a whole. */
+const struct drgw_policy *drgw_config_policy(const struct drgw_config *cfg,
+					     size_t i);
+
+/* The same by backend name; a backend that is not configured gets the
+ * command line's or the [drgw] section's policy. */
+const struct drgw_policy *drgw_config_policy_of(const struct drgw_config *cfg,
+						const char *name);
 
 /* Checks a backend name: 1..63 of [A-Za-z0-9_-]. */
 bool drgw_backend_name_ok(const char *name);

@@ -27,7 +27,7 @@ int drgw_daemon_open(struct drgw_daemon *d, const struct drgw_config *cfg)
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	r = drgw_gateway_open(cfg, DRGW_MODE_DAEMON,
-			      DRGW_OPEN_NEED_KEY | DRGW_OPEN_NEED_BACKENDS, &d->gw,
+			      DRGW_OPEN_ENCRYPT | DRGW_OPEN_NEED_BACKENDS, &d->gw,
 			      &err);
 	if (r < 0)
 		drgw_cli_error("%s", err.msg);

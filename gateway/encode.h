@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "delta.h"
 #include "format.h"
 
 struct drgw_encode_opts {
@@ -23,8 +24,22 @@ struct drgw_encode_opts {
 	 * -ECANCELED to stop, 0 to go on.  May be NULL. */
 	int (*check)(void *arg);
 	void *check_arg;
-	/* Fixed 32-byte salt for test vectors; NULL (random) otherwise. */
-	const uint8_t *salt;
+	/* Repository the object belongs to (DRGW_REPO_ID_BYTES), NULL for
+	 * none (all zero). */
+	const uint8_t *repo;
+	/* Fixed randomness for test vectors; NULL otherwise. */
+	const struct drgw_obj_fixed *fixed;
+	/* DRGW_OBJ_SNAPSHOT (0 means that too) or DRGW_OBJ_INDEX. */
+	uint8_t kind;
+	/* Block size to hash the file in, for the next version's plan
+	 * (delta.h); 0: no map. */
+	uint32_t block;
+	/* The previous version's map: store only the blocks that changed,
+	 * if that is at most max_ratio of the file and the chain stays at
+	 * most max_depth increments long.  NULL: a full object. */
+	const struct drgw_blockmap *base;
+	double max_ratio;
+	unsigned max_depth;
 	/* Called with the object's length so far after each write, so that
 	 * uploads can follow the encoder (stream.h).  May be NULL. */
 	void (*progress)(void *arg, uint64_t written);
@@ -34,18 +49,27 @@ struct drgw_encode_opts {
 struct drgw_encode_result {
 	uint64_t stored_size;
 	uint8_t object_sha256[32];
+	/* The file's block map when opts->block was set (the caller
+	 * releases it with drgw_blockmap_release()), located in the new
+	 * object and its references. */
+	struct drgw_blockmap map;
+	bool incremental;
+	uint64_t data_size;	/* plaintext bytes in the object's chunks */
+	size_t n_refs;		/* objects an incremental one references */
+	unsigned depth;		/* increments since the last full object */
 };
 
 /*
  * Encodes meta->size bytes of in_fd (read with pread from offset 0) as an
  * object named by meta (name, vid, mtime, created, mode set by the caller;
- * sha256 is filled in), appending it to out_fd.  -ESTALE when the file is
+ * sha256 is filled in), encrypted to kr's first master key and every
+ * recipient (drgw_obj_init_new()), appending it to out_fd.  -ESTALE when the file is
  * not meta->size bytes long any more or check() says so, -ENOSPC and other
  * write errors from out_fd, -ECANCELED.
  */
 int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
-		const struct drgw_key *key, const struct drgw_encode_opts *opts,
-		int out_fd, struct drgw_encode_result *ret,
-		struct drgw_err *err);
+		const struct drgw_keyring *kr,
+		const struct drgw_encode_opts *opts, int out_fd,
+		struct drgw_encode_result *ret, struct drgw_err *err);
 
 #endif

@@ -112,20 +112,36 @@ bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid)
 	return running;
 }
 
-static int load_keys(struct drgw_gateway *gw, struct drgw_err *err)
+static int load_keys(struct drgw_gateway *gw, unsigned flags,
+		     struct drgw_err *err)
 {
 	const struct drgw_config *cfg = gw->cfg;
+	int r = 0;
 
-	if (cfg->n_key_files == 0) {
+	for (size_t i = 0; r == 0 && i < cfg->n_key_files; i++)
+		r = drgw_keyring_add_file(&gw->keys, cfg->key_files[i], err);
+	for (size_t i = 0; r == 0 && i < cfg->n_identity_files; i++)
+		r = drgw_keyring_add_identity_file(&gw->keys,
+						   cfg->identity_files[i], err);
+	for (size_t i = 0; r == 0 && i < cfg->n_recipients; i++)
+		r = drgw_keyring_add_recipient(&gw->keys, cfg->recipients[i],
+					       err);
+	for (size_t i = 0; r == 0 && i < cfg->n_recipient_files; i++)
+		r = drgw_keyring_add_recipient_file(&gw->keys,
+						    cfg->recipient_files[i], err);
+	if (r < 0)
+		return r;
+	if ((flags & DRGW_OPEN_ENCRYPT) && !drgw_keyring_can_encrypt(&gw->keys)) {
 		drgw_err_set(err,
-			     "no key: pass --key-file FILE (create one with 'drgw keygen FILE') or set key-file in the config");
+			     "no key to encrypt with: pass --key-file FILE (create one with 'drgw keygen FILE') or --recipient drgw1... (from 'drgw keygen --identity FILE')");
 		return -ENOKEY;
 	}
-	for (size_t i = 0; i < cfg->n_key_files; i++) {
-		int r = drgw_keyring_add_file(&gw->keys, cfg->key_files[i], err);
-
-		if (r < 0)
-			return r;
+	if ((flags & DRGW_OPEN_NEED_KEY) && !drgw_keyring_can_decrypt(&gw->keys)) {
+		drgw_err_set(err,
+			     gw->keys.n_recips ?
+				     "recipients only encrypt; reading backups needs the identity: pass --identity FILE (or the --key-file they were written with)" :
+				     "no key: pass --key-file FILE or --identity FILE (create one with 'drgw keygen'), or set key-file or identity in the config");
+		return -ENOKEY;
 	}
 	return 0;
 }
@@ -149,6 +165,92 @@ static int load_backends(struct drgw_gateway *gw, bool read_only,
 			return r;
 		gw->backend_names[i] = gw->backends[i]->name;
 		gw->n_backends = i + 1;
+	}
+	return 0;
+}
+
+struct newest_key {
+	char key[128];
+};
+
+static int on_key(void *arg, const char *key, const struct drgw_object_info *info)
+{
+	struct newest_key *nk = arg;
+	size_t n = strlen(key);
+
+	/* Version ids start with the seal time: the greatest is newest. */
+	if (n > 5 && n < sizeof(nk->key) && !strchr(key, '/') &&
+	    !strcmp(key + n - 5, ".drgw") && strcmp(key, nk->key) > 0)
+		drgw_strlcpy(nk->key, key, sizeof(nk->key));
+	return 0;
+}
+
+/* The repository of the newest version-2 object on any backend: a new
+ * cache (a rebuilt cluster) writing to the same buckets carries on the
+ * same repository instead of starting a second one.  -ENOENT if there is
+ * none. */
+static int repository_on_backends(struct drgw_gateway *gw,
+				  uint8_t repo[DRGW_REPO_ID_BYTES],
+				  size_t *ret_backend)
+{
+	for (size_t b = 0; b < gw->n_backends; b++) {
+		struct newest_key nk = { "" };
+		struct drgw_err e = { 0 };
+		uint8_t h[DRGW_OBJ_HEADER_FIXED];
+
+		if (drgw_backend_list_all(gw->backends[b], "", on_key, &nk, &e) < 0 ||
+		    !nk.key[0] ||
+		    drgw_backend_read(gw->backends[b], nk.key, 0, h, sizeof(h),
+				      &e) < 0)
+			continue;
+		if (!memcmp(h, "DRGWOBJ\n", 8) && h[8] == 2 && h[9] == 0) {
+			memcpy(repo, h + 24, DRGW_REPO_ID_BYTES);
+			*ret_backend = b;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * The repository id: the configuration's, or the catalog's, or (a daemon
+ * with a new cache) the one the backends already hold, or a new one.  A
+ * daemon records it in the catalog; a reader only learns what to expect.
+ */
+static int establish_repository(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	const char *cfg_repo = gw->cfg->repository;
+	char hex[2 * DRGW_REPO_ID_BYTES + 1] = "";
+	const char *how = "from the configuration";
+	bool known = drgw_catalog_get_meta(gw->cat, "repository_id", hex,
+					   sizeof(hex)) == 0;
+	size_t b;
+
+	if (cfg_repo && known && strcmp(cfg_repo, hex)) {
+		drgw_err_set(err,
+			     "cache directory %s belongs to repository %s, but the configuration says %s; use another --cache",
+			     gw->cache_dir, hex, cfg_repo);
+		return -EINVAL;
+	}
+	if (cfg_repo) {
+		drgw_unhex(cfg_repo, gw->repo_id, DRGW_REPO_ID_BYTES);
+	} else if (known && drgw_unhex(hex, gw->repo_id, DRGW_REPO_ID_BYTES) == 0) {
+		how = "from the catalog";
+	} else if (gw->mode != DRGW_MODE_DAEMON) {
+		return 0; /* a reader without expectations */
+	} else if (repository_on_backends(gw, gw->repo_id, &b) == 0) {
+		how = "found on the backends";
+	} else {
+		randombytes_buf(gw->repo_id, DRGW_REPO_ID_BYTES);
+		how = "new";
+	}
+	gw->have_repo = true;
+	gw->repo_source = how;
+	drgw_hex(gw->repo_id, DRGW_REPO_ID_BYTES, hex);
+	if (gw->mode == DRGW_MODE_DAEMON && !known &&
+	    drgw_catalog_set_meta(gw->cat, "repository_id", hex) < 0) {
+		drgw_err_set(err, "cannot record the repository id in the catalog");
+		return -EIO;
 	}
 	return 0;
 }
@@ -202,6 +304,7 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 	gw->cfg = cfg;
 	gw->mode = mode;
 	gw->files_fd = gw->spool_fd = gw->held_fd = gw->lock_fd = -1;
+	gw->blocks_fd = -1;
 	gw->poll_ns = 5 * NSEC_PER_SEC;
 	pthread_mutex_init(&gw->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -242,6 +345,10 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 			snprintf(path, sizeof(path), "%s/held", gw->cache_dir);
 			r = open_dir(path, &gw->held_fd, err);
 		}
+		if (r == 0) {
+			snprintf(path, sizeof(path), "%s/blocks", gw->cache_dir);
+			r = open_dir(path, &gw->blocks_fd, err);
+		}
 		if (r < 0)
 			goto fail;
 	}
@@ -258,8 +365,8 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 	r = drgw_catalog_open(path, false, &gw->cat, err);
 	if (r < 0)
 		goto fail;
-	if (flags & DRGW_OPEN_NEED_KEY) {
-		r = load_keys(gw, err);
+	if (flags & (DRGW_OPEN_NEED_KEY | DRGW_OPEN_ENCRYPT)) {
+		r = load_keys(gw, flags, err);
 		if (r < 0)
 			goto fail;
 	}
@@ -270,6 +377,9 @@ int drgw_gateway_open(const struct drgw_config *cfg, enum drgw_gateway_mode mode
 		if (r < 0)
 			goto fail;
 	}
+	r = establish_repository(gw, err);
+	if (r < 0)
+		goto fail;
 	if (mode == DRGW_MODE_DAEMON) {
 		for (size_t i = 0; i < gw->n_backends; i++) {
 			r = drgw_catalog_add_backend(gw->cat, gw->backend_names[i],
@@ -311,6 +421,8 @@ struct drgw_gateway *drgw_gateway_close(struct drgw_gateway *gw)
 		close(gw->spool_fd);
 	if (gw->held_fd >= 0)
 		close(gw->held_fd);
+	if (gw->blocks_fd >= 0)
+		close(gw->blocks_fd);
 	if (gw->lock_fd >= 0)
 		close(gw->lock_fd); /* releases the flock */
 	pthread_cond_destroy(&gw->seal_cond);
@@ -401,8 +513,11 @@ static int reopen_after_fork(struct drgw_gateway *gw, struct drgw_err *err)
 int drgw_gateway_start(struct drgw_gateway *gw, struct drgw_err *err)
 {
 	unsigned n = gw->cfg->upload_workers;
+	char hex[2 * DRGW_REPO_ID_BYTES + 1];
 	int r;
 
+	drgw_hex(gw->repo_id, DRGW_REPO_ID_BYTES, hex);
+	log_info("repository %s (%s)", hex, gw->repo_source);
 	r = reopen_after_fork(gw, err);
 	if (r < 0)
 		return r;
@@ -488,6 +603,11 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	while (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain) &&
 	       !done(gw, arg))
 		usleep(50 * 1000);
+
+	/* What was replicated is written into each backend's index, so the
+	 * next empty-cache restore need not open every object. */
+	if (drgw_mono_ns() < deadline && !atomic_load(&gw->abort_drain))
+		drgw_replicate_write_indexes(gw, true);
 
 	/* Phase 3: stop; uploads in flight save their resume tokens. */
 	atomic_store(&gw->exiting, true);

@@ -26,6 +26,7 @@
 #include "backend.h"
 #include "catalog.h"
 #include "config.h"
+#include "format.h"
 #include "key.h"
 #include "nodes.h"
 
@@ -40,8 +41,11 @@ enum drgw_gateway_mode {
 	DRGW_MODE_CLIENT_BACKENDS,
 };
 
-/* Flags for drgw_gateway_open(). */
+/* Flags for drgw_gateway_open().  NEED_KEY: something that decrypts (a
+ * master key or an identity); ENCRYPT: something to encrypt to (a master
+ * key or a recipient).  Both load every key setting there is. */
 #define DRGW_OPEN_NEED_KEY (1u << 0)
+#define DRGW_OPEN_ENCRYPT (1u << 3)
 #define DRGW_OPEN_NEED_BACKENDS (1u << 1)
 /* Client modes: open the backends for writing too (drgw backfill). */
 #define DRGW_OPEN_WRITE_BACKENDS (1u << 2)
@@ -56,9 +60,17 @@ struct drgw_gateway {
 	/* <cache>/held: hard links to files removed before their version
 	 * was encoded, named by version id. */
 	int held_fd;
+	/* <cache>/blocks: block maps of the newest version of each series,
+	 * what its next version can be an increment of (delta.h). */
+	int blocks_fd;
 	int lock_fd;
 	struct drgw_catalog *cat;
 	struct drgw_keyring keys;
+	/* The repository new objects are bound to (daemon), or the one a
+	 * reader expects (have_repo false: none given, accept any one). */
+	uint8_t repo_id[DRGW_REPO_ID_BYTES];
+	bool have_repo;
+	const char *repo_source; /* "new", "from the catalog", ... */
 	struct drgw_backend *backends[DRGW_MAX_BACKENDS];
 	const char *backend_names[DRGW_MAX_BACKENDS];
 	size_t n_backends;
@@ -89,6 +101,12 @@ struct drgw_gateway {
 
 	/* Files taken off the node table to be sealed right now. */
 	atomic_uint_fast64_t seals_in_flight;
+
+	/* Index records (index.h): replicas done per backend since its last
+	 * index (atomic), and when that was written (under lock). */
+	atomic_uint index_dirty[DRGW_MAX_BACKENDS];
+	int64_t index_at[DRGW_MAX_BACKENDS];
+	bool index_busy[DRGW_MAX_BACKENDS];
 
 	/* Replicator state, under lock. */
 	unsigned inflight[DRGW_MAX_BACKENDS];
@@ -141,6 +159,9 @@ void drgw_gateway_wait(struct drgw_gateway *gw, pthread_cond_t *cond,
 int64_t drgw_gateway_backoff(const struct drgw_gateway *gw, unsigned attempts);
 
 /* --- seal.c --- */
+/* A new version id for a time: "20261125T231858Z-1f2e3d4c", sorting by
+ * time, unique per gateway. */
+void drgw_make_vid(int64_t now_ns, char *buf, size_t size);
 /* Records size, mtime, ctime and permission bits of st in v. */
 void drgw_version_stamp(struct drgw_version *v, const struct stat *st);
 /* Does st still describe the content v was sealed from?  ctime is what
@@ -177,5 +198,9 @@ void drgw_spool_name(const char *vid, char *buf, size_t size);
 
 /* --- replicate.c --- */
 void *drgw_replicator_main(void *arg);
+/* Writes the index record of every backend that got uploads since its
+ * last one, if due (force: now, as when stopping).  Called by idle
+ * replicators and by drgw_gateway_stop(). */
+void drgw_replicate_write_indexes(struct drgw_gateway *gw, bool force);
 
 #endif

@@ -26,7 +26,8 @@ static const struct {
 	{ "run", drgw_cmd_run, "mount, run a backup command, wait until it is replicated" },
 	{ "drill", drgw_cmd_drill, "restore the latest snapshots and check them" },
 	{ "backfill", drgw_cmd_backfill, "copy the snapshots a backend lacks to it from the others" },
-	{ "keygen", drgw_cmd_keygen, "write a new random key file" },
+	{ "prune", drgw_cmd_prune, "remove the snapshots each backend's retention policy does not keep" },
+	{ "keygen", drgw_cmd_keygen, "write a new key, or an identity and print its recipient" },
 };
 
 static void usage(FILE *out)
@@ -40,33 +41,65 @@ static void usage(FILE *out)
 	fprintf(out, "\n'drgw COMMAND --help' describes a command; 'drgw --version' the version.\n");
 }
 
+enum { OPT_IDENTITY = 1000, OPT_RECIPIENT_OF };
+
+static const struct cli_opt keygen_opts[] = {
+	{ "identity", no_argument, OPT_IDENTITY, 0 },
+	{ "recipient-of", no_argument, OPT_RECIPIENT_OF, 0 },
+	{ 0 },
+};
+
 static const struct cli_cmd keygen_cmd = {
 	.name = "keygen",
-	.synopsis = "KEYFILE",
-	.help = "Writes a new random 32-byte master key to KEYFILE (base64, mode 0600).\n"
+	.synopsis = "[--identity | --recipient-of] FILE",
+	.help = "Writes a new random 32-byte master key to FILE (base64, mode 0600).\n"
 		"Refuses to overwrite an existing file.  Keep a copy of the key\n"
-		"outside the cluster: without it no backup can be restored.",
+		"outside the cluster: without it no backup can be restored.\n\n"
+		"With --identity, writes a new identity (an X25519 secret key, mode\n"
+		"0600) instead and prints its recipient, the public key (drgw1...),\n"
+		"on stdout.  A backup writer given only recipients (--recipient)\n"
+		"encrypts to them but can never decrypt; restores need the identity.\n"
+		"--recipient-of prints the recipient of an existing identity FILE.",
+	.opts = keygen_opts,
+	.opts_help = "options:\n"
+		     "  --identity        write an identity, print its recipient\n"
+		     "  --recipient-of    print the recipient of identity FILE\n",
 };
+
+static int keygen_opt(void *arg, int id, const char *value)
+{
+	*(int *)arg = id;
+	return 0;
+}
 
 int drgw_cmd_keygen(int argc, char **argv)
 {
+	char recipient[DRGW_RECIPIENT_STR_MAX];
 	struct drgw_config cfg;
 	struct drgw_err err = { 0 };
-	int i, r;
+	int i, r, mode = 0;
 
 	drgw_config_init(&cfg);
-	i = drgw_cli_parse(&keygen_cmd, argc, argv, &cfg, NULL, NULL);
+	i = drgw_cli_parse(&keygen_cmd, argc, argv, &cfg, keygen_opt, &mode);
 	drgw_config_release(&cfg);
 	if (i < 0)
 		return i == -2 ? 0 : EXIT_USAGE;
 	if (argc - i != 1)
-		return drgw_cli_usage_error(&keygen_cmd, "expected one KEYFILE");
-	r = drgw_key_generate(argv[i], &err);
+		return drgw_cli_usage_error(&keygen_cmd, "expected one FILE");
+	if (mode == OPT_IDENTITY)
+		r = drgw_identity_generate(argv[i], recipient, &err);
+	else if (mode == OPT_RECIPIENT_OF)
+		r = drgw_identity_recipient(argv[i], recipient, &err);
+	else
+		r = drgw_key_generate(argv[i], &err);
 	if (r < 0) {
 		drgw_cli_error("%s", err.msg);
 		return 1;
 	}
-	printf("wrote a new key to %s\n", argv[i]);
+	if (mode)
+		printf("%s\n", recipient);
+	else
+		printf("wrote a new key to %s\n", argv[i]);
 	return 0;
 }
 

@@ -219,6 +219,91 @@ static int drill_sample(void *arg, const struct drgw_drill *d)
 	return 0;
 }
 
+/* The last prune of each backend, one metric per pass. */
+enum pvalue {
+	P_LAST_RUN,
+	P_SUCCESS,
+	P_KEPT,
+	P_REMOVED,
+	P_LOCKED,
+	P_KEPT_BYTES,
+	P_REMOVED_BYTES,
+	P_NEWEST,
+	P_WINDOW,
+};
+
+static const struct {
+	const char *name;
+	const char *help;
+} pmetrics[] = {
+	[P_LAST_RUN] = { "drgw_prune_last_run_timestamp_seconds",
+			 "When the last drgw prune of the backend ended" },
+	[P_SUCCESS] = { "drgw_prune_last_success",
+			"1 if the last drgw prune of the backend succeeded" },
+	[P_KEPT] = { "drgw_prune_kept_snapshots",
+		     "Snapshot versions the last prune kept on the backend" },
+	[P_REMOVED] = { "drgw_prune_removed_snapshots",
+			"Snapshot versions the last prune removed from the backend" },
+	[P_LOCKED] = { "drgw_prune_locked_snapshots",
+		       "Versions the last prune would have removed but a lock protects" },
+	[P_KEPT_BYTES] = { "drgw_prune_kept_bytes",
+			   "Stored bytes of the versions the last prune kept" },
+	[P_REMOVED_BYTES] = { "drgw_prune_removed_bytes",
+			      "Stored bytes the last prune freed on the backend" },
+	[P_NEWEST] = { "drgw_prune_newest_snapshot_timestamp_seconds",
+		       "Seal time of the newest snapshot the last prune found on the backend" },
+	[P_WINDOW] = { "drgw_prune_policy_shortest_window_seconds",
+		       "The shortest window of the backend's retention policy at the last prune" },
+};
+
+struct prune_pass {
+	FILE *f;
+	enum pvalue which;
+};
+
+static int prune_sample(void *arg, const struct drgw_prune_run *r)
+{
+	struct prune_pass *p = arg;
+
+	/* Unknown, or "unlimited" (no end to alert on): absent, not zero. */
+	if ((p->which == P_NEWEST && !r->newest_ns) ||
+	    (p->which == P_WINDOW && (!r->window_ns || r->window_ns == INT64_MAX)))
+		return 0;
+	fprintf(p->f, "%s{backend=", pmetrics[p->which].name);
+	label(p->f, r->backend);
+	fputs("} ", p->f);
+	switch (p->which) {
+	case P_LAST_RUN:
+		fprintf(p->f, "%.3f\n", seconds(r->finished_ns));
+		break;
+	case P_SUCCESS:
+		fprintf(p->f, "%d\n", r->ok ? 1 : 0);
+		break;
+	case P_KEPT:
+		fprintf(p->f, "%llu\n", (unsigned long long)r->kept);
+		break;
+	case P_REMOVED:
+		fprintf(p->f, "%llu\n", (unsigned long long)r->removed);
+		break;
+	case P_LOCKED:
+		fprintf(p->f, "%llu\n", (unsigned long long)r->locked);
+		break;
+	case P_KEPT_BYTES:
+		fprintf(p->f, "%llu\n", (unsigned long long)r->kept_bytes);
+		break;
+	case P_REMOVED_BYTES:
+		fprintf(p->f, "%llu\n", (unsigned long long)r->removed_bytes);
+		break;
+	case P_NEWEST:
+		fprintf(p->f, "%.3f\n", seconds(r->newest_ns));
+		break;
+	case P_WINDOW:
+		fprintf(p->f, "%.3f\n", seconds(r->window_ns));
+		break;
+	}
+	return 0;
+}
+
 int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,
 			char **ret_text)
 {
@@ -269,6 +354,12 @@ int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,
 
 			header(x.f, drill_help[w][0], "gauge", drill_help[w][1]);
 			drgw_catalog_each_latest_drill(c, drill_sample, &p);
+		}
+		for (size_t m = 0; m < ARRAY_SIZE(pmetrics); m++) {
+			struct prune_pass p = { .f = x.f, .which = (enum pvalue)m };
+
+			header(x.f, pmetrics[m].name, "gauge", pmetrics[m].help);
+			drgw_catalog_each_latest_prune_run(c, prune_sample, &p);
 		}
 	}
 	free(x.b);

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,12 +70,18 @@ struct drgw_rfile {
 	unsigned refs;
 	unsigned opens;
 	uint64_t next_seq; /* chunk a sequential reader wants next */
+	/* An incremental object's references, opened on first use (NULL
+	 * until then), under src_lock. */
+	pthread_mutex_t src_lock;
+	struct drgw_rfile **srcs;
 };
 
 static void rfile_unref_locked(struct drgw_rfile *f)
 {
 	if (--f->refs)
 		return;
+	pthread_mutex_destroy(&f->src_lock);
+	free(f->srcs); /* closed by drgw_rfile_close() before */
 	drgw_obj_clear(&f->obj);
 	drgw_obj_index_clear(&f->idx);
 	free(f->key);
@@ -158,7 +165,7 @@ static int decode(struct centry *e, ZSTD_DCtx *dctx, uint8_t *ct,
 		  struct drgw_err *err)
 {
 	struct drgw_rfile *f = e->f;
-	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.meta.size,
+	size_t plain_len = drgw_obj_chunk_plain_len(f->idx.ext.data_size,
 						    f->obj.chunk_size, e->index);
 	uint8_t *plain = malloc(plain_len ? plain_len : 1);
 	int r;
@@ -348,7 +355,7 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	int64_t old;
 	int r;
 
-	if (object_size < DRGW_OBJ_HEADER_SIZE + DRGW_OBJ_TRAILER_SIZE) {
+	if (object_size < DRGW_OBJ_HEADER_FIXED + DRGW_OBJ_TRAILER2_SIZE) {
 		drgw_err_set(err, "object is too small to be a drgw object (%llu bytes): truncated",
 			     (unsigned long long)object_size);
 		return -EIO;
@@ -359,10 +366,10 @@ static int open_tail(struct drgw_rfile *f, uint64_t object_size,
 	old = begin_call(f->rd);
 	r = drgw_backend_read(f->b, f->key, tail_off, buf, tail_len, err);
 	if (r == 0)
-		r = drgw_obj_parse_trailer(buf + tail_len - DRGW_OBJ_TRAILER_SIZE,
-					   object_size, &t, err);
+		r = drgw_obj_parse_tail(buf, tail_len, object_size, &t, err);
 	if (r == 0)
-		r = drgw_obj_init_header(&f->obj, t.header, f->rd->kr, err);
+		r = drgw_obj_init_header(&f->obj, t.header, t.header_len,
+					 f->rd->kr, err);
 	if (r < 0)
 		goto out;
 	if (t.footer_off >= tail_off) {
@@ -412,10 +419,16 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	f->b = b;
 	f->refs = 1;
 	f->opens = 1;
+	pthread_mutex_init(&f->src_lock, NULL);
 	f->key = strdup(key);
 	r = f->key ? open_tail(f, object_size, err) : -ENOMEM;
+	if (r == 0 && f->idx.ext.n_refs &&
+	    !(f->srcs = calloc(f->idx.ext.n_refs, sizeof(*f->srcs))))
+		r = -ENOMEM;
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
+		drgw_obj_index_clear(&f->idx);
+		pthread_mutex_destroy(&f->src_lock);
 		drgw_obj_clear(&f->obj);
 		free(f->key);
 		free(f);
@@ -432,7 +445,19 @@ const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f)
 
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f)
 {
-	return f->obj.key_id;
+	return f->obj.opener;
+}
+
+const struct drgw_obj_ref *drgw_rfile_refs(const struct drgw_rfile *f,
+					   size_t *ret_n)
+{
+	*ret_n = f->idx.ext.n_refs;
+	return f->idx.ext.refs;
+}
+
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f)
+{
+	return f->obj.kind;
 }
 
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f)
@@ -455,6 +480,17 @@ void drgw_rfile_close(struct drgw_rfile *f)
 	if (!f)
 		return;
 	rd = f->rd;
+	/* The last user of an incremental object lets its references go. */
+	pthread_mutex_lock(&rd->lock);
+	if (f->opens == 1 && f->srcs) {
+		pthread_mutex_unlock(&rd->lock);
+		for (size_t k = 0; k < f->idx.ext.n_refs; k++) {
+			drgw_rfile_close(f->srcs[k]);
+			f->srcs[k] = NULL;
+		}
+	} else {
+		pthread_mutex_unlock(&rd->lock);
+	}
 	pthread_mutex_lock(&rd->lock);
 	/* Its chunks are of no use to anyone else. */
 	for (struct centry *e = --f->opens ? NULL : rd->head, *next; e;
@@ -624,11 +660,12 @@ static void unpin(struct drgw_reader *rd, struct centry *e)
 	pthread_mutex_unlock(&rd->lock);
 }
 
-ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
-			 uint64_t off, struct drgw_err *err)
+/* Reads len bytes of f's data (its chunks' plaintext) at off. */
+static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
+			  uint64_t off, struct drgw_err *err)
 {
 	struct drgw_reader *rd = f->rd;
-	uint64_t size = f->idx.meta.size, cs = f->obj.chunk_size;
+	uint64_t size = f->idx.ext.data_size, cs = f->obj.chunk_size;
 	uint64_t first, last;
 	size_t done = 0;
 
@@ -669,16 +706,112 @@ ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
+/* Reference k of incremental f, opened on first use on f's backend and
+ * checked against the pin in f's footer: the header hash (its id, file
+ * key and repository), its data size. */
+static int open_ref(struct drgw_rfile *f, size_t k, struct drgw_rfile **ret,
+		    struct drgw_err *err)
+{
+	const struct drgw_obj_ref *rf = &f->idx.ext.refs[k];
+	struct drgw_rfile *src = NULL;
+	char key[DRGW_OBJ_VID_MAX + 8];
+	uint8_t hsha[32];
+	int r = 0;
+
+	pthread_mutex_lock(&f->src_lock);
+	if (!f->srcs[k]) {
+		snprintf(key, sizeof(key), "%s.drgw", rf->vid);
+		r = drgw_rfile_open(f->rd, f->b, key, 0, &src, err);
+		if (r == -ENOENT)
+			drgw_err_set(err,
+				     "version %s, which %s takes blocks from, is missing on %s",
+				     rf->vid, f->idx.meta.vid, f->b->name);
+		if (r == 0) {
+			drgw_obj_header_hash(&src->obj, hsha);
+			if (memcmp(hsha, rf->header_sha256, 32) ||
+			    memcmp(src->obj.object_id, rf->object_id, 16) ||
+			    src->idx.ext.data_size != rf->data_size ||
+			    memcmp(src->obj.repo, f->obj.repo, DRGW_REPO_ID_BYTES)) {
+				drgw_err_set(err,
+					     "%s on %s is not the version %s of %s takes blocks from (substituted, stale or of another repository)",
+					     key, f->b->name, rf->vid,
+					     f->idx.meta.name);
+				drgw_rfile_close(src);
+				r = -EIO;
+			} else {
+				f->srcs[k] = src;
+			}
+		}
+	}
+	*ret = f->srcs[k];
+	pthread_mutex_unlock(&f->src_lock);
+	return r;
+}
+
+/* Index of the extent of f that holds file offset off. */
+static size_t find_extent(const struct drgw_rfile *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->idx.ext.n_extents;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (f->idx.ext.extents[mid].file_off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+ssize_t drgw_rfile_pread(struct drgw_rfile *f, void *buf, size_t len,
+			 uint64_t off, struct drgw_err *err)
+{
+	uint64_t size = f->idx.meta.size;
+	size_t done = 0;
+
+	if (!f->idx.ext.extents)
+		return data_pread(f, buf, len, off, err);
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	/* An incremental object: each piece of the range comes from the
+	 * data of the object its extent names. */
+	for (size_t e = find_extent(f, off); done < len; e++) {
+		const struct drgw_obj_extent *x = &f->idx.ext.extents[e];
+		uint64_t at = off + done, in = at - x->file_off;
+		size_t n = x->len - in < len - done ? (size_t)(x->len - in) :
+						      len - done;
+		struct drgw_rfile *src = f;
+		ssize_t got;
+		int r;
+
+		if (x->src && (r = open_ref(f, x->src - 1u, &src, err)) < 0)
+			return r;
+		got = data_pread(src, (char *)buf + done, n, x->src_off + in,
+				 err);
+		if (got < 0)
+			return got;
+		if ((size_t)got != n) {
+			drgw_err_set(err, "%s ended early", src->key);
+			return -EIO;
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
 int drgw_rfile_check_header(struct drgw_rfile *f, struct drgw_err *err)
 {
-	uint8_t h[DRGW_OBJ_HEADER_SIZE];
+	uint8_t h[DRGW_OBJ_HEADER_MAX];
 	int64_t old = begin_call(f->rd);
-	int r = drgw_backend_read(f->b, f->key, 0, h, sizeof(h), err);
+	int r = drgw_backend_read(f->b, f->key, 0, h, f->obj.header_len, err);
 
 	end_call(old);
 	if (r < 0)
 		return r;
-	if (memcmp(h, f->obj.header, sizeof(h))) {
+	if (memcmp(h, f->obj.header, f->obj.header_len)) {
 		drgw_err_set(err,
 			     "object header does not match its trailer: corrupt object");
 		return -EIO;

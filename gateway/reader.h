@@ -45,8 +45,15 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
-/* Id of the key the object was written with. */
+/* What opened the object: the id of a master key or the tag of an
+ * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */
 const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
+/* The objects an incremental object takes blocks from (none for a full
+ * one); valid while f is open. */
+const struct drgw_obj_ref *drgw_rfile_refs(const struct drgw_rfile *f,
+					   size_t *ret_n);
+/* DRGW_OBJ_SNAPSHOT or DRGW_OBJ_INDEX. */
+uint8_t drgw_rfile_kind(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */
 uint64_t drgw_rfile_object_size(const struct drgw_rfile *f);
 /* Reads len plaintext bytes at off; returns the count (short only at the

@@ -69,6 +69,7 @@ static int on_key(void *arg, const char *key,
 	s->items[s->n].backend = s->backend;
 	drgw_strlcpy(s->items[s->n].key, key, sizeof(s->items[s->n].key));
 	s->items[s->n].info = *info;
+	drgw_backend_clean_info(s->gw->backends[s->backend], &s->items[s->n].info);
 	s->n++;
 	return 0;
 }
@@ -87,7 +88,8 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 				    f->key, f->info.size, f->info.etag, &o) < 0)
 		return -ENOENT;
 	if (drgw_unhex(o.key_id, id, sizeof(id)) < 0 ||
-	    !drgw_keyring_find(&gw->keys, id)) {
+	    (!drgw_keyring_find(&gw->keys, id) &&
+	     !drgw_keyring_find_identity(&gw->keys, id))) {
 		drgw_remote_object_release(&o);
 		return -ENOENT;
 	}
@@ -103,6 +105,9 @@ static int from_cache(struct drgw_gateway *gw, struct found *f)
 	m->created_ns = o.created_ns;
 	m->mode = o.mode;
 	drgw_unhex(o.sha256, m->sha256, sizeof(m->sha256));
+	m->version = o.repo[0] ? 2 : 1;
+	if (o.repo[0])
+		drgw_unhex(o.repo, m->repo, sizeof(m->repo));
 	drgw_remote_object_release(&o);
 	f->meta = m;
 	return 0;
@@ -125,6 +130,8 @@ static void to_cache(struct drgw_gateway *gw, const struct found *f,
 	o.mode = f->meta->mode;
 	drgw_hex(f->meta->sha256, 32, o.sha256);
 	drgw_key_id_hex(key_id, o.key_id);
+	if (f->meta->version == 2)
+		drgw_hex(f->meta->repo, sizeof(f->meta->repo), o.repo);
 	drgw_catalog_put_remote(gw->cat, &o);
 }
 
@@ -264,6 +271,80 @@ static int add_found(struct drgw_remote_set *set, const struct found *f,
 	loc->backend = f->backend;
 	drgw_strlcpy(loc->key, f->key, sizeof(loc->key));
 	loc->object_size = f->info.size;
+	loc->retain_until_ns = f->info.retain_until_ns;
+	loc->lock_flags = f->info.lock_flags;
+	return 0;
+}
+
+/*
+ * Objects of format version 2 name their repository (authenticated).  A
+ * reader that knows its own (the repository setting, or a writer's
+ * catalog) refuses the others as foreign; one that does not takes the
+ * only repository present, and refuses to guess between several.
+ * Version-1 objects carry none and always pass.
+ */
+static int check_repository(struct drgw_gateway *gw,
+			    struct drgw_remote_set *set, struct drgw_err *err)
+{
+	char want[33], have[33];
+	size_t kept = 0;
+
+	if (!gw->have_repo) {
+		const uint8_t *first = NULL;
+		size_t n_first = 0, n_other = 0;
+		char other[33] = "";
+
+		for (size_t i = 0; i < set->n; i++) {
+			const struct drgw_obj_meta *m = &set->snaps[i].meta;
+
+			if (m->version != 2)
+				continue;
+			if (!first)
+				first = m->repo;
+			if (!memcmp(first, m->repo, DRGW_REPO_ID_BYTES)) {
+				n_first++;
+			} else if (!n_other++) {
+				drgw_hex(m->repo, DRGW_REPO_ID_BYTES, other);
+			}
+		}
+		if (n_other) {
+			drgw_hex(first, DRGW_REPO_ID_BYTES, have);
+			drgw_err_set(err,
+				     "the backends hold objects of more than one repository (%s: %zu versions, %s and others: %zu); choose one with --repository",
+				     have, n_first, other, n_other);
+			return -EINVAL;
+		}
+		if (!first)
+			return 0;
+		memcpy(gw->repo_id, first, DRGW_REPO_ID_BYTES);
+		gw->have_repo = true;
+		gw->repo_source = "the only one on the backends";
+		return 0;
+	}
+	drgw_hex(gw->repo_id, DRGW_REPO_ID_BYTES, want);
+	for (size_t i = 0; i < set->n; i++) {
+		struct drgw_snapshot *s = &set->snaps[i];
+
+		if (s->meta.version == 2 &&
+		    memcmp(s->meta.repo, gw->repo_id, DRGW_REPO_ID_BYTES)) {
+			struct drgw_bad_object *p = realloc(
+				set->bad, (set->n_bad + 1) * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			set->bad = p;
+			p += set->n_bad++;
+			p->backend = s->locs[0].backend;
+			drgw_strlcpy(p->key, s->locs[0].key, sizeof(p->key));
+			drgw_hex(s->meta.repo, DRGW_REPO_ID_BYTES, have);
+			snprintf(p->why, sizeof(p->why),
+				 "%s on %s belongs to repository %s, not to this one (%s): copied from another deployment?",
+				 p->key, gw->backend_names[p->backend], have, want);
+			continue;
+		}
+		set->snaps[kept++] = *s;
+	}
+	set->n = kept;
 	return 0;
 }
 
@@ -330,6 +411,11 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			     set.unreachable[0].why);
 		r = -EHOSTUNREACH;
 	}
+	if (r < 0) {
+		drgw_remote_set_release(&set);
+		return r;
+	}
+	r = check_repository(gw, &set, err);
 	if (r < 0) {
 		drgw_remote_set_release(&set);
 		return r;

@@ -19,6 +19,9 @@ struct drgw_location {
 	size_t backend; /* index into gw->backends */
 	char key[80];
 	uint64_t object_size;
+	/* What the listing said about locks (DRGW_LOCK_* of backend.h). */
+	int64_t retain_until_ns;
+	uint32_t lock_flags;
 };
 
 struct drgw_snapshot {

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "index.h"
 #include "log.h"
 #include "replicate.h"
 #include "testhook.h"
@@ -101,11 +101,15 @@ void drgw_replicate_done(struct drgw_gateway *gw,
 {
 	char sz[32];
 
+	ssize_t bi = drgw_gateway_backend_index(gw, backend);
+
 	/* On the backend, not yet in the catalog: the restart must find
 	 * out, not upload it forever (an S3 Complete of a gone upload). */
 	drgw_test_point("upload-finished");
 	drgw_catalog_replica_done(gw->cat, of->version_id, backend, bytes);
 	drgw_test_point("replica-recorded");
+	if (bi >= 0)
+		atomic_fetch_add(&gw->index_dirty[bi], 1);
 	drgw_format_size(bytes, sz, sizeof(sz));
 	log_info("replicated %s version %s to %s (%s in %.2fs%s)", of->name,
 		 of->vid, backend, sz,
@@ -141,35 +145,12 @@ static bool already_there(struct drgw_backend *b,
 	struct drgw_object_info info;
 	struct drgw_err err = { 0 };
 	uint8_t want[32], got[32];
-	size_t step = 4u << 20;
-	EVP_MD_CTX *sha;
-	uint8_t *buf;
-	bool same = false;
-	int r;
 
-	if (drgw_unhex(v->object_sha256, want, sizeof(want)) < 0 ||
-	    drgw_backend_stat(b, job->key, &info, &err) < 0 ||
-	    info.size != v->stored_size)
-		return false;
-	sha = EVP_MD_CTX_new();
-	buf = malloc(step);
-	r = sha && buf ? 0 : -ENOMEM;
-	if (r == 0)
-		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
-	for (uint64_t off = 0; r == 0 && off < info.size; off += step) {
-		size_t n = info.size - off < step ? (size_t)(info.size - off) : step;
-
-		r = drgw_backend_read(b, job->key, off, buf, n, &err);
-		if (r == 0)
-			EVP_DigestUpdate(sha, buf, n);
-	}
-	if (r == 0) {
-		EVP_DigestFinal_ex(sha, got, NULL);
-		same = !memcmp(want, got, sizeof(got));
-	}
-	EVP_MD_CTX_free(sha);
-	free(buf);
-	return same;
+	return drgw_unhex(v->object_sha256, want, sizeof(want)) == 0 &&
+	       drgw_backend_stat(b, job->key, &info, &err) == 0 &&
+	       info.size == v->stored_size &&
+	       drgw_backend_hash(b, job->key, info.size, got, &err) == 0 &&
+	       !memcmp(want, got, sizeof(got));
 }
 
 static void run_job(struct drgw_gateway *gw, struct drgw_backend *b,
@@ -249,6 +230,55 @@ out:
 	drgw_version_release(&v);
 }
 
+/* Claims the index write of one backend that needs one: dirty, no upload
+ * to it in flight, and due.  -1 if none. */
+static ssize_t claim_index(struct drgw_gateway *gw, bool force, int64_t now,
+			   unsigned *ret_dirty)
+{
+	ssize_t pick = -1;
+
+	pthread_mutex_lock(&gw->lock);
+	for (size_t b = 0; b < gw->n_backends && pick < 0; b++) {
+		unsigned dirty = atomic_load(&gw->index_dirty[b]);
+
+		if (!dirty || gw->index_busy[b] || (!force && gw->inflight[b]) ||
+		    (!force && now - gw->index_at[b] < gw->cfg->index_interval_ns))
+			continue;
+		gw->index_busy[b] = true;
+		*ret_dirty = dirty;
+		pick = (ssize_t)b;
+	}
+	pthread_mutex_unlock(&gw->lock);
+	return pick;
+}
+
+void drgw_replicate_write_indexes(struct drgw_gateway *gw, bool force)
+{
+	unsigned dirty;
+	ssize_t b;
+
+	if (!force && gw->cfg->index_interval_ns <= 0)
+		return;
+	while ((b = claim_index(gw, force, drgw_mono_ns(), &dirty)) >= 0) {
+		struct drgw_err err = { 0 };
+		int r = drgw_index_write(gw, (size_t)b, &err);
+
+		/* A failure waits for the next interval (or the next stop):
+		 * the index only saves readers time. */
+		if (r < 0)
+			log_warning("cannot write the index of %s: %s",
+				    gw->backend_names[b], err.msg);
+		else
+			atomic_fetch_sub(&gw->index_dirty[b], dirty);
+		pthread_mutex_lock(&gw->lock);
+		gw->index_busy[b] = false;
+		gw->index_at[b] = drgw_mono_ns();
+		pthread_mutex_unlock(&gw->lock);
+		if (force && r < 0)
+			break;
+	}
+}
+
 void *drgw_replicator_main(void *arg)
 {
 	struct drgw_gateway *gw = arg;
@@ -282,6 +312,10 @@ void *drgw_replicator_main(void *arg)
 			pthread_mutex_unlock(&gw->lock);
 		}
 		if (r < 0) {
+			/* Nothing to upload right now: a good moment for an
+			 * index record. */
+			if (!atomic_load(&gw->draining))
+				drgw_replicate_write_indexes(gw, false);
 			drgw_gateway_wait(gw, &gw->replicate_cond,
 					  &gw->replicate_kicks, &seen,
 					  next_due == INT64_MAX ?

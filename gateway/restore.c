@@ -101,13 +101,12 @@ static int keep_token(struct drgw_put_source *src, const void *token,
 	return drgw_token_keep(&c->token, &c->token_len, token, len);
 }
 
-int drgw_restore_copy_object(struct drgw_gateway *gw,
-			     const struct drgw_snapshot *s, size_t loc,
-			     size_t dst, struct drgw_err *err)
+int drgw_restore_copy_key(struct drgw_gateway *gw, size_t src,
+			  const char *key, uint64_t size, size_t dst,
+			  const uint8_t *expect_sha256, struct drgw_err *err)
 {
-	const struct drgw_location *l = &s->locs[loc];
 	struct copy_src c = { .src = {
-		.size = l->object_size,
+		.size = size,
 		.fd = -1,
 		.read_at = drgw_fd_source_read_at,
 		.save_resume_token = keep_token,
@@ -135,8 +134,7 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 				   (size_t)(c.src.size - off) :
 				   COPY_STEP;
 
-		r = drgw_backend_read(gw->backends[l->backend], l->key, off, buf,
-				      n, err);
+		r = drgw_backend_read(gw->backends[src], key, off, buf, n, err);
 		if (r < 0)
 			goto out;
 		r = drgw_write_full(c.src.fd, buf, n);
@@ -149,12 +147,19 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 		off += n;
 	}
 	EVP_DigestFinal_ex(sha, c.src.sha256, NULL);
-	r = drgw_backend_put(gw->backends[dst], l->key, &c.src, err);
+	if (expect_sha256 && memcmp(expect_sha256, c.src.sha256, 32)) {
+		drgw_err_set(err,
+			     "%s on %s is not what was uploaded (its SHA-256 differs from the catalog's)",
+			     key, gw->backend_names[src]);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = drgw_backend_put(gw->backends[dst], key, &c.src, err);
 	if (r < 0 && c.token) {
 		struct drgw_err ignored = { 0 };
 
 		/* Leave no half-done multipart upload behind. */
-		drgw_backend_abort_put(gw->backends[dst], l->key, c.token,
+		drgw_backend_abort_put(gw->backends[dst], key, c.token,
 				       c.token_len, &ignored);
 	}
 out:
@@ -164,4 +169,14 @@ out:
 	EVP_MD_CTX_free(sha);
 	free(buf);
 	return r;
+}
+
+int drgw_restore_copy_object(struct drgw_gateway *gw,
+			     const struct drgw_snapshot *s, size_t loc,
+			     size_t dst, struct drgw_err *err)
+{
+	const struct drgw_location *l = &s->locs[loc];
+
+	return drgw_restore_copy_key(gw, l->backend, l->key, l->object_size,
+				     dst, NULL, err);
 }

@@ -38,6 +38,14 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
  * backend dst under the same key, through an unlinked temporary file in
  * the cache directory.  The caller checks the copy by reading it back.
  */
+/*
+ * The same by key: size bytes of key on backend src, to dst.  With
+ * expect_sha256, nothing is uploaded (-EBADMSG) unless the bytes read
+ * have that SHA-256: how a writer that cannot decrypt checks a source.
+ */
+int drgw_restore_copy_key(struct drgw_gateway *gw, size_t src,
+			  const char *key, uint64_t size, size_t dst,
+			  const uint8_t *expect_sha256, struct drgw_err *err);
 int drgw_restore_copy_object(struct drgw_gateway *gw,
 			     const struct drgw_snapshot *s, size_t loc,
 			     size_t dst, struct drgw_err *err);

@@ -35,7 +35,7 @@ void drgw_seal_schedule_locked(struct drgw_gateway *gw, struct drgw_node *n)
 }
 
 /* "20261125T231858Z-1f2e3d4c": sorts by time, unique per gateway. */
-static void make_vid(int64_t now_ns, char *buf, size_t size)
+void drgw_make_vid(int64_t now_ns, char *buf, size_t size)
 {
 	time_t t = (time_t)(now_ns / NSEC_PER_SEC);
 	struct tm tm;
@@ -156,7 +156,7 @@ static int seal_one(struct drgw_gateway *gw, const char *path)
 	}
 	drgw_version_release(&last);
 
-	make_vid(now, v.vid, sizeof(v.vid));
+	drgw_make_vid(now, v.vid, sizeof(v.vid));
 	v.name = (char *)path;
 	drgw_version_stamp(&v, &st);
 	v.created_ns = now;

@@ -103,12 +103,76 @@ static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
 	drgw_nodes_unlock(gw->nodes);
 }
 
+/* The base v can be an increment of: the newest version of its series,
+ * replicated everywhere, whose block map the cache still has.  False (a
+ * full object) when there is none. */
+static bool load_base(struct drgw_gateway *gw, const struct drgw_version *v,
+		      struct drgw_blockmap *base)
+{
+	struct drgw_version b;
+	bool ok;
+
+	if (!gw->cfg->incremental || v->size < gw->cfg->incremental_min_size ||
+	    drgw_catalog_delta_base(gw->cat, v->name, v->id, &b) < 0)
+		return false;
+	ok = drgw_blockmap_load(gw->blocks_fd, b.vid, base) == 0;
+	drgw_version_release(&b);
+	return ok;
+}
+
+/* "vid,vid" of the objects an incremental map takes blocks from (all its
+ * references but the object itself, which is last). */
+static char *ref_list(const struct drgw_blockmap *m)
+{
+	size_t len = 1;
+	char *s;
+
+	for (size_t k = 0; k + 1 < m->n_refs; k++)
+		len += strlen(m->refs[k].vid) + 1;
+	char *p = s = calloc(1, len);
+
+	for (size_t k = 0; s && k + 1 < m->n_refs; k++) {
+		size_t n = strlen(m->refs[k].vid);
+
+		if (k)
+			*p++ = ',';
+		memcpy(p, m->refs[k].vid, n);
+		p += n;
+	}
+	return s;
+}
+
+static int forget_map(void *arg, const struct drgw_version *v)
+{
+	struct drgw_gateway *gw = arg;
+	char name[128];
+
+	snprintf(name, sizeof(name), "%s.map", v->vid);
+	unlinkat(gw->blocks_fd, name, 0);
+	return 0;
+}
+
+/* Keeps the block map of v, the newest version of its series, and drops
+ * the others': only the newest is ever a base.  A failure only costs the
+ * next version its increment. */
+static void keep_map(struct drgw_gateway *gw, const struct drgw_version *v,
+		     const struct drgw_blockmap *m)
+{
+	if (!m->hash)
+		return;
+	drgw_catalog_each_in_series(gw->cat, v->name, forget_map, gw);
+	if (drgw_blockmap_save(gw->blocks_fd, v->vid, m) < 0)
+		log_warning("cannot keep the block map of %s: its next version will be stored whole",
+			    v->name);
+}
+
 /* Encodes v into spool/<vid>.drgw.  Uploads that can follow the encoder
  * start here (*ret_stream, streaming[i]); the caller ends them. */
 static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 			int in_fd, struct watch *w,
 			struct drgw_stream **ret_stream,
-			bool streaming[DRGW_MAX_BACKENDS], struct drgw_err *err)
+			bool streaming[DRGW_MAX_BACKENDS],
+			struct drgw_encode_result *res, struct drgw_err *err)
 {
 	struct drgw_encode_opts opts = {
 		.chunk_size = gw->cfg->chunk_size,
@@ -116,10 +180,14 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		.threads = gw->cfg->encode_threads,
 		.check = watch_check,
 		.check_arg = w,
+		.repo = gw->repo_id,
+		.max_ratio = gw->cfg->incremental_max_changed / 100.0,
+		.max_depth = gw->cfg->incremental_max_chain,
 	};
+	struct drgw_blockmap base = { 0 };
 	struct drgw_obj_meta *meta;
-	struct drgw_encode_result res;
 	char name[128], tmp[140];
+	uint8_t head[100];
 	int out_fd, r;
 
 	meta = calloc(1, sizeof(*meta));
@@ -166,8 +234,14 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		opts.progress = drgw_stream_progress;
 		opts.progress_arg = *ret_stream;
 	}
-	r = drgw_encode(in_fd, meta, &gw->keys.keys[0], &opts, out_fd, &res,
-			err);
+	if (gw->cfg->incremental && v->size >= gw->cfg->incremental_min_size &&
+	    drgw_pread_full(in_fd, head, sizeof(head), 0) == (ssize_t)sizeof(head)) {
+		opts.block = drgw_delta_block_size(head, sizeof(head));
+		if (load_base(gw, v, &base))
+			opts.base = &base;
+	}
+	r = drgw_encode(in_fd, meta, &gw->keys, &opts, out_fd, res, err);
+	drgw_blockmap_release(&base);
 	if (r == 0 && fsync(out_fd) < 0) {
 		r = -errno;
 		drgw_err_set(err, "cannot fsync spool object: %s", strerror(-r));
@@ -189,8 +263,11 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		unlinkat(gw->spool_fd, tmp, 0);
 	} else {
 		drgw_hex(meta->sha256, 32, v->sha256);
-		drgw_hex(res.object_sha256, 32, v->object_sha256);
-		v->stored_size = res.stored_size;
+		drgw_hex(res->object_sha256, 32, v->object_sha256);
+		v->stored_size = res->stored_size;
+		v->delta_depth = res->incremental ? res->depth : 0;
+		free(v->delta_refs);
+		v->delta_refs = res->incremental ? ref_list(&res->map) : NULL;
 	}
 	free(meta);
 	return r;
@@ -203,6 +280,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 {
 	struct drgw_err err = { 0 };
 	struct watch w = { .gw = gw, .fd = -1 };
+	struct drgw_encode_result res = { 0 };
 	struct drgw_stream *stream = NULL;
 	bool streaming[DRGW_MAX_BACKENDS] = { false };
 	char key[128], sz[32], st_sz[32];
@@ -250,7 +328,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	/* Record what is encoded, which may be newer than what was sealed. */
 	drgw_version_stamp(v, &st);
 
-	r = write_object(gw, v, fd, &w, &stream, streaming, &err);
+	r = write_object(gw, v, fd, &w, &stream, streaming, &res, &err);
 	if (r < 0) {
 		/* Let go of the spool object now: an upload reading it keeps
 		 * its space allocated, and the catalog may need that space. */
@@ -307,15 +385,25 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		goto out;
 	}
 	unlinkat(gw->held_fd, v->vid, 0);
+	keep_map(gw, v, &res.map);
 	/* Committed: the uploads that followed the encoder may finish. */
 	drgw_stream_finish(stream, true, v->stored_size);
 	stream = NULL;
 	drgw_format_size(v->size, sz, sizeof(sz));
 	drgw_format_size(v->stored_size, st_sz, sizeof(st_sz));
-	log_info("encoded %s version %s: %s -> %s in %.2fs", v->name, v->vid,
-		 sz, st_sz, (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+	if (res.incremental)
+		log_info("encoded %s version %s incrementally: %s -> %s (%.1f%% of it changed; %zu objects referenced, %u increments since the last full one) in %.2fs",
+			 v->name, v->vid, sz, st_sz,
+			 v->size ? 100.0 * (double)res.data_size / (double)v->size : 0.0,
+			 res.n_refs, res.depth,
+			 (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
+	else
+		log_info("encoded %s version %s: %s -> %s in %.2fs", v->name,
+			 v->vid, sz, st_sz,
+			 (double)(drgw_mono_ns() - t0) / NSEC_PER_SEC);
 	drgw_gateway_kick_replicators(gw);
 out:
+	drgw_blockmap_release(&res.map);
 	drgw_stream_finish(stream, false, 0); /* abandoned, if not committed */
 	if (fd >= 0)
 		close(fd);

@@ -11,8 +11,11 @@
  * minimal:///abs/dir, and implements the five methods a backend needs:
  * put, get, stat, list and remove.  It leaves out what a real backend
  * should do (see plugins/local/local.c): no fsync, no resume tokens, no
- * atomic publish, no key validation beyond rejecting "..".  Copy it as a
- * starting point, not as a storage layer.
+ * atomic publish, no key validation beyond rejecting "..".  The optional
+ * methods are left out too: without remove_many() drgw prune calls
+ * remove() once per key, and without ctl(DRGW_CTL_RETENTION) and the lock
+ * fields of struct drgw_object_info it takes nothing here to be locked.
+ * Copy it as a starting point, not as a storage layer.
  */
 #define DRGW_BACKEND_ABI 1
 #include <drgw/backend.h>

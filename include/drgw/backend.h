@@ -153,6 +153,14 @@ struct drgw_backend_config {
 	void *reserved[8];
 };
 
+/* Bits of drgw_object_info.lock_flags. */
+/** The lock fields were filled in: the backend says whether the object is
+ *  locked.  Without it the gateway knows nothing either way. */
+#define DRGW_LOCK_KNOWN (1u << 0)
+/** A hold protects the object until someone releases it (S3 legal hold,
+ *  GCS temporary or event-based hold), whatever retain_until_ns says. */
+#define DRGW_LOCK_HOLD (1u << 1)
+
 /** Metadata of one stored object. */
 struct drgw_object_info {
 	uint64_t size;
@@ -160,7 +168,19 @@ struct drgw_object_info {
 	int64_t mtime_ns;
 	/** Opaque entity tag (ETag, generation...), "" if none. */
 	char etag[128];
-	uint64_t reserved[4];
+	/**
+	 * The object may not be deleted before this time (S3 Object Lock
+	 * retain-until date, GCS object retention or bucket retention
+	 * expiry), in ns since the epoch; 0 when nothing says so.  Only
+	 * meaningful with DRGW_LOCK_KNOWN in lock_flags.
+	 * Since ABI 1 (took reserved[0]; the gateway zeroes this struct, so
+	 * a plugin that does not fill it reports "lock unknown").
+	 */
+	int64_t retain_until_ns;
+	/** DRGW_LOCK_* bits.  Since ABI 1 (took half of reserved[1]). */
+	uint32_t lock_flags;
+	uint32_t reserved32;
+	uint64_t reserved[2];
 };
 
 /**
@@ -306,6 +326,28 @@ struct drgw_backend_ops {
 	 * free for private use.  @return -ENOTSUP for unknown opcodes.
 	 */
 	int (*ctl)(void *inst, int op, void *arg);
+
+	/*
+	 * Methods added later in ABI 1.  A plugin built against an older
+	 * header has a smaller struct_size: the gateway then sees NULL here
+	 * and falls back as each method says.
+	 */
+
+	/**
+	 * Deletes the n keys (n <= 1000) as remove() would each, in as few
+	 * requests as the backend allows (S3 DeleteObjects, parallel GCS
+	 * deletes), retrying like every other call.  A key that does not
+	 * exist counts as deleted.  results[i] receives 0 or the negative
+	 * errno for keys[i].  The gateway checks locks (stat) before it asks
+	 * to delete an object, but a backend that refuses to delete a
+	 * protected object must report it (-EACCES or -EPERM), never hide it.
+	 * @return 0 when every key was deleted, else the errno of the first
+	 * key that failed, with err->msg naming it and why (for a permission
+	 * problem: which permission is missing).
+	 * Since ABI 1 (NULL: the gateway calls remove() once per key).
+	 */
+	int (*remove_many)(void *inst, const char *const *keys, size_t n,
+			   int *results, struct drgw_err *err);
 };
 
 /** ctl() opcodes. */
@@ -315,6 +357,37 @@ enum drgw_ctl_op {
 	DRGW_CTL_DESCRIBE = 1,
 	/** arg: struct drgw_err *; checks reachability and permissions now. */
 	DRGW_CTL_PING = 2,
+	/** arg: struct drgw_retention *; what may protect objects from
+	 *  deletion on this backend.  Optional (-ENOTSUP: the gateway
+	 *  assumes nothing is locked).  Since ABI 1. */
+	DRGW_CTL_RETENTION = 3,
+};
+
+/* Bits of drgw_retention.flags. */
+/** Objects here can be locked or held: the gateway stat()s an object
+ *  before it deletes it, unless list() already filled its lock fields. */
+#define DRGW_RETENTION_LOCKS (1u << 0)
+/** list() fills the lock fields of every object (DRGW_LOCK_KNOWN). */
+#define DRGW_RETENTION_LIST_KNOWS (1u << 1)
+
+/**
+ * What ctl(DRGW_CTL_RETENTION) fills in: the retention the backend
+ * applies to new objects (S3 bucket default retention or the plugin's own
+ * retention on upload; a GCS bucket retention policy or object retention).
+ * The gateway zeroes it and sets struct_size.  Since ABI 1.
+ */
+struct drgw_retention {
+	uint32_t struct_size;
+	/** DRGW_RETENTION_* bits. */
+	uint32_t flags;
+	/** Every new object stays locked at least this long (ns); 0 if no
+	 *  retention applies to new objects. */
+	int64_t period_ns;
+	/** One human phrase saying where period_ns comes from, e.g.
+	 *  "bucket default retention GOVERNANCE 30 days"; "" if none.  When
+	 *  ctl() fails, one line saying why (no secrets). */
+	char source[128];
+	uint64_t reserved[4];
 };
 
 /** The entry point every plugin exports. */

@@ -27,9 +27,16 @@ static int grow(struct pbuf *b, size_t extra)
 	cap = b->alloc ? b->alloc : 64;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	p = realloc(b->buf, cap);
+	/* Not realloc(): the old block may hold a secret (a credentials
+	 * answer, a signed token), and free() would leave it in the heap. */
+	p = malloc(cap);
 	if (!p)
 		goto fail;
+	if (b->buf) {
+		memcpy(p, b->buf, b->len);
+		OPENSSL_cleanse(b->buf, b->alloc);
+		free(b->buf);
+	}
 	b->buf = p;
 	b->alloc = cap;
 	b->buf[b->len] = '\0';

@@ -156,6 +156,23 @@ static int hexval(char c)
 	return -1;
 }
 
+int pcodec_unhex(const char *hex, void *out, size_t n)
+{
+	uint8_t *o = out;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(hex[2 * i]), lo;
+
+		if (hi < 0)
+			return -EINVAL;
+		lo = hexval(hex[2 * i + 1]);
+		if (lo < 0)
+			return -EINVAL;
+		o[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[2 * n] ? -EINVAL : 0;
+}
+
 void pcodec_form_add(struct pbuf *b, const char *k, const char *v)
 {
 	if (b->len)

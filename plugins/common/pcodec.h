@@ -16,6 +16,10 @@
 /* Writes 2 * n lowercase hex digits and a NUL into out. */
 void pcodec_hex(char *out, const void *in, size_t n);
 
+/* Reads exactly 2 * n hex digits (either case, then the end of hex) into
+ * n bytes of out.  @return 0 or -EINVAL (out may be partly written). */
+int pcodec_unhex(const char *hex, void *out, size_t n);
+
 /* Size of the base64 text for n bytes, including the NUL. */
 #define PCODEC_BASE64_SIZE(n) ((((n) + 2) / 3) * 4 + 1)
 

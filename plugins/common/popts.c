@@ -2,9 +2,11 @@
 /*
  * Option parsing shared by the cloud plugins; see popts.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -82,6 +84,50 @@ void popts_http_config(const struct popts_http *h, const char *user_agent,
 	ret->connect_timeout_ms = h->connect_timeout_ms;
 	ret->low_speed_time_s = h->read_timeout_s;
 	ret->user_agent = user_agent;
+}
+
+void popts_http_cred_config(const struct popts_http *h, const char *user_agent,
+			    struct phttp_config *ret)
+{
+	popts_http_config(h, user_agent, ret);
+	ret->tls_verify = 1;
+	ret->ca_bundle = NULL;
+}
+
+/* A loopback address literal, or "localhost" (which resolves to one by
+ * RFC 6761); "127.example.com" is a name like any other. */
+static int is_loopback(const char *host)
+{
+	struct in_addr a;
+
+	if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
+		return 1;
+	return inet_pton(AF_INET, host, &a) == 1 &&
+	       (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int popts_cred_url_ok(const char *url, const char *const *http_hosts)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	int ok = 0;
+
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0))
+		goto out;
+	if (!strcmp(scheme, "https")) {
+		ok = 1;
+	} else if (!strcmp(scheme, "http")) {
+		ok = is_loopback(host);
+		for (size_t i = 0; !ok && http_hosts && http_hosts[i]; i++)
+			ok = !strcasecmp(host, http_hosts[i]);
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 void popts_http_release(struct popts_http *h)

@@ -49,6 +49,25 @@ void popts_http_finish(struct popts_http *h);
 void popts_http_config(const struct popts_http *h, const char *user_agent,
 		       struct phttp_config *ret);
 
+/*
+ * Fills *ret for the credential endpoints (STS, instance metadata, OAuth
+ * token endpoints): h's timeouts, but TLS always verified against the
+ * system's CA store.  tls-verify=off and ca-bundle= are for a storage
+ * endpoint with a private certificate; they must not let a token or a
+ * key's assertion go to whoever answers on the path.
+ */
+void popts_http_cred_config(const struct popts_http *h, const char *user_agent,
+			    struct phttp_config *ret);
+
+/*
+ * Whether url may receive credentials: https to anywhere, plain http only
+ * to a loopback address (127.0.0.0/8, localhost, [::1]; emulators and
+ * local agents) or to one of http_hosts (the documented link-local
+ * metadata addresses of the caller's cloud; NULL-terminated, may be
+ * NULL).  Hosts compare case-insensitively, IPv6 in brackets.
+ */
+int popts_cred_url_ok(const char *url, const char *const *http_hosts);
+
 /* Frees what popts_http_apply() allocated; idempotent. */
 void popts_http_release(struct popts_http *h);
 

@@ -16,6 +16,7 @@
 
 #include "gcs_auth.h"
 #include "gcs_conf.h"
+#include "gcs_del.h"
 #include "gcs_json.h"
 #include "gcs_put.h"
 #include "gcs_req.h"
@@ -100,6 +101,10 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	popts_http_config(&g->net, "drgw-gcs/1", &hc);
 	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &g->http);
+	if (r == 0) {
+		popts_http_cred_config(&g->net, "drgw-gcs/1", &hc);
+		r = phttp_client_new(&hc, &g->cred_http);
+	}
 	if (r < 0) {
 		pmsg_set_err(err, "gcs: cannot initialize libcurl");
 		goto fail;
@@ -110,7 +115,7 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	ac.token_uri = g->token_uri;
 	ac.custom_endpoint = g->custom_endpoint;
 	ac.scope = scope_of(g);
-	ac.http = g->http;
+	ac.http = g->cred_http;
 	ac.host = g->host;
 	r = gcs_auth_new(&ac, &g->auth, err);
 	if (r < 0)
@@ -126,6 +131,7 @@ static int gcs_open(void *inst, const struct drgw_backend_config *cfg,
 	return 0;
 fail:
 	g->http = phttp_client_free(g->http);
+	g->cred_http = phttp_client_free(g->cred_http);
 	gcs_conf_release(g);
 	return r;
 }
@@ -137,6 +143,7 @@ static void gcs_close(void *inst)
 	gcs_auth_free(g->auth);
 	g->auth = NULL;
 	g->http = phttp_client_free(g->http);
+	g->cred_http = phttp_client_free(g->cred_http);
 	gcs_conf_release(g);
 }
 
@@ -162,7 +169,9 @@ static int gcs_stat(void *inst, const char *key,
 		return r;
 	gcs_op_init(&op, "STAT", "GET");
 	r = gcs_op_object_url(&op, g, key,
-			      "fields=name%2Csize%2Cgeneration%2Cupdated");
+			      "fields=name%2Csize%2Cgeneration%2Cupdated%2C"
+			      "temporaryHold%2CeventBasedHold%2C"
+			      "retentionExpirationTime%2Cretention");
 	if (r == 0)
 		r = gcs_op_run(g, &op, err);
 	if (r == 0 &&
@@ -177,6 +186,7 @@ static int gcs_stat(void *inst, const char *key,
 		/* The generation names this version of the object, and the
 		 * listing reports it too, so stat and list agree. */
 		snprintf(info.etag, sizeof(info.etag), "%s", o.generation);
+		gcs_lock_info(&o, &info);
 		*ret_info = info;
 	}
 	gcs_op_release(&op);
@@ -345,6 +355,7 @@ static int list_one(void *arg, const struct gcs_object *o)
 	info.size = o->size;
 	info.mtime_ns = o->updated_ns;
 	snprintf(info.etag, sizeof(info.etag), "%s", o->generation);
+	gcs_lock_info(o, &info);
 	return c->fn(c->arg, o->name + pl, &info) ? 1 : 0;
 }
 
@@ -426,6 +437,18 @@ static int gcs_remove(void *inst, const char *key, struct drgw_err *err)
 	return r;
 }
 
+static int gcs_remove_many_op(void *inst, const char *const *keys, size_t n,
+			      int *results, struct drgw_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_key(inst, "DELETE", keys[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	return gcs_remove_many(inst, keys, n, results, err);
+}
+
 static int gcs_abort_put_op(void *inst, const char *key, const void *token,
 			    size_t token_len, struct drgw_err *err)
 {
@@ -468,6 +491,8 @@ static int gcs_ctl(void *inst, int op, void *arg)
 	case GCS_CTL_AUTH_SOURCE:
 		pmsg_set_err(arg, "%s", gcs_auth_source(g->auth));
 		return 0;
+	case DRGW_CTL_RETENTION:
+		return gcs_retention(g, arg);
 	case GCS_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = GCS_CAPS |
 				   (gcs_protected(g) ? DRGW_CAP_IMMUTABLE |
@@ -494,6 +519,7 @@ static const struct drgw_backend_ops gcs_ops = {
 	.remove = gcs_remove,
 	.abort_put = gcs_abort_put_op,
 	.ctl = gcs_ctl,
+	.remove_many = gcs_remove_many_op,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -180,6 +180,14 @@ static int use_key_file(struct gcs_auth *a, const char *path,
 		r = popts_dup(&a->scope, cfg->scope);
 	if (r < 0)
 		goto out;
+	/* token-uri= was checked with the options. */
+	if (!cfg->token_uri && !popts_cred_url_ok(a->token_uri, NULL)) {
+		pmsg_set_err(err,
+			     "gcs: credentials file %s (%s): token_uri %s: credentials go only to an https URL (plain http only to a loopback address)",
+			     path, origin, a->token_uri);
+		r = -EINVAL;
+		goto out;
+	}
 	if (!strcmp(a->key.type, "service_account")) {
 		r = gcs_jwt_load_key(a->key.private_key,
 				     strlen(a->key.private_key), &a->pkey);
@@ -207,7 +215,14 @@ out:
 	return r;
 }
 
-static int use_metadata(struct gcs_auth *a, const char *host, int implicit)
+/* The metadata server speaks plain http; only where Google puts it (or
+ * on loopback, for emulators) may it hand out tokens. */
+static const char *const metadata_hosts[] = {
+	DEFAULT_METADATA_HOST, "169.254.169.254", "[fd20:ce::254]", NULL,
+};
+
+static int use_metadata(struct gcs_auth *a, const char *host, int implicit,
+			const char *what, struct drgw_err *err)
 {
 	struct pbuf url = PBUF_INIT;
 
@@ -219,6 +234,12 @@ static int use_metadata(struct gcs_auth *a, const char *host, int implicit)
 	a->metadata_url = pbuf_detach(&url, NULL);
 	if (!a->metadata_url)
 		return -ENOMEM;
+	if (!popts_cred_url_ok(a->metadata_url, metadata_hosts)) {
+		pmsg_set_err(err,
+			     "gcs: %s=%s: the metadata server must be %s, 169.254.169.254 or a loopback address (it answers in plain http)",
+			     what, host, DEFAULT_METADATA_HOST);
+		return -EINVAL;
+	}
 	snprintf(a->source_name, sizeof(a->source_name), "metadata server %s",
 		 host);
 	return 0;
@@ -268,7 +289,8 @@ static int choose(struct gcs_auth *a, const struct gcs_auth_config *cfg,
 	/* An operator who names a metadata host wants it; the variable
 	 * only moves the server, as in Google's clients. */
 	if (cfg->metadata_host)
-		return use_metadata(a, cfg->metadata_host, 0);
+		return use_metadata(a, cfg->metadata_host, 0, "metadata-host",
+				    err);
 	if (well_known_file(&wk)) {
 		r = use_key_file(a, wk.buf, "gcloud application default credentials",
 				 cfg, err);
@@ -277,8 +299,8 @@ static int choose(struct gcs_auth *a, const struct gcs_auth_config *cfg,
 	}
 	pbuf_release(&wk);
 	if (mdh)
-		return use_metadata(a, mdh, 0);
-	return use_metadata(a, DEFAULT_METADATA_HOST, 1);
+		return use_metadata(a, mdh, 0, "GCE_METADATA_HOST", err);
+	return use_metadata(a, DEFAULT_METADATA_HOST, 1, "", err);
 }
 
 int gcs_auth_new(const struct gcs_auth_config *cfg, struct gcs_auth **ret,

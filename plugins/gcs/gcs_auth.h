@@ -27,6 +27,12 @@
  * their expiry.  Secrets (keys, refresh tokens, access tokens) never leave
  * this module except as the gcs_token handed to the request code, and
  * never appear in messages or logs.
+ *
+ * Token endpoints are https, or plain http only on loopback; the metadata
+ * server (plain http by design) only at Google's addresses or loopback.
+ * All of them are reached through the caller's credential HTTP client,
+ * which verifies TLS against the system's CA store whatever the storage
+ * endpoint's options say.
  */
 #ifndef DRGW_GCS_AUTH_H
 #define DRGW_GCS_AUTH_H
@@ -56,7 +62,9 @@ struct gcs_auth_config {
 	const char *token_uri;		/* option, or NULL */
 	int custom_endpoint;
 	const char *scope;		/* OAuth scope for service accounts */
-	struct phttp_client *http;	/* borrowed; outlives the provider */
+	struct phttp_client *http;	/* borrowed; outlives the provider;
+					 * TLS verified with the system's
+					 * CAs (popts_http_cred_config()) */
 	const struct drgw_host *host;	/* for debug logs; may be NULL */
 };
 

@@ -7,11 +7,14 @@
  *   credentials-file=FILE    GOOGLE_APPLICATION_CREDENTIALS (a key file)
  *   access-token-file=FILE   none: an OAuth access token kept fresh by others
  *   metadata-host=HOST[:PORT]  GCE_METADATA_HOST, metadata.google.internal
- *   token-uri=URL            the key file's token_uri
+ *   token-uri=URL            the key file's token_uri (https; plain http
+ *                            only to loopback)
  *   chunk-size=SIZE          16M (256K..1G, a multiple of 256K)
  *   max-attempts=N           4 (1..20): tries per request
  *   ca-bundle=FILE           the system's CA store
  *   tls-verify=on|off        on (off logs a warning)
+ *                            (both for the GCS endpoint only: credential
+ *                            endpoints always use the system's CA store)
  *   temporary-hold=on|off    off
  *   event-based-hold=on|off  off
  *   retention-mode=Unlocked|Locked, retain-days=N   none; both or neither
@@ -132,8 +135,9 @@ static int apply_option(struct gcs *g, struct opts *o, const char *k,
 		}
 		r = popts_dup(&g->metadata_host, v);
 	} else if (!strcmp(k, "token-uri")) {
-		if (strncmp(v, "https://", 8) && strncmp(v, "http://", 7)) {
-			pmsg_set_err(err, "invalid GCS option token-uri=%s: expected an http(s) URL",
+		/* Signed assertions and refresh tokens go there. */
+		if (!popts_cred_url_ok(v, NULL)) {
+			pmsg_set_err(err, "invalid GCS option token-uri=%s: expected an https URL (plain http only to a loopback address)",
 				     v);
 			return -EINVAL;
 		}
@@ -255,7 +259,7 @@ int gcs_conf_parse(struct gcs *g, const struct drgw_backend_config *cfg,
 	}
 	if (!g->net.tls_verify && g->host && g->host->log)
 		g->host->log(DRGW_LOG_WARNING,
-			     "gcs: TLS certificate verification is off for %s: anyone on the path can read and change the backups' traffic and steal the access token",
+			     "gcs: TLS certificate verification is off for %s: anyone on the path can read and change the backups' traffic and steal the access token (storage requests only; the OAuth token endpoint and the metadata server are always verified against the system's CA store)",
 			     g->endpoint);
 	return 0;
 fail:

@@ -51,7 +51,9 @@ struct gcs {
 	char *token_uri;
 
 	const struct drgw_host *host;
-	struct phttp_client *http;
+	struct phttp_client *http;	/* storage requests */
+	struct phttp_client *cred_http;	/* token endpoint, metadata server:
+					 * TLS always verified (popts.h) */
 	struct gcs_auth *auth;
 };
 

@@ -118,7 +118,47 @@ static int object_from(const json_t *o, struct gcs_object *ret)
 		memcpy(ret->crc32c, crc, strlen(crc) + 1);
 	if (md5 && strlen(md5) < sizeof(ret->md5))
 		memcpy(ret->md5, md5, strlen(md5) + 1);
+	ret->held = json_is_true(json_object_get(o, "temporaryHold")) ||
+		    json_is_true(json_object_get(o, "eventBasedHold"));
+	/* An unreadable time protects for ever rather than not at all. */
+	for (int i = 0; i < 2; i++) {
+		const char *t = json_string_value(
+			i ? json_object_get(json_object_get(o, "retention"),
+					    "retainUntilTime") :
+			    json_object_get(o, "retentionExpirationTime"));
+		int64_t ns;
+
+		if (!t)
+			continue;
+		if (pcodec_parse_rfc3339(t, &ns) < 0)
+			ns = INT64_MAX;
+		if (ns > ret->retain_until_ns)
+			ret->retain_until_ns = ns;
+	}
 	return 0;
+}
+
+int gcs_json_bucket_retention(const char *body, size_t len,
+			      uint64_t *ret_period_s, int *ret_locked)
+{
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	const json_t *rp;
+	int r = 0;
+
+	*ret_period_s = 0;
+	*ret_locked = 0;
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		return -EIO;
+	}
+	rp = json_object_get(j, "retentionPolicy");
+	if (rp && (!json_is_object(rp) ||
+		   json_u64(json_object_get(rp, "retentionPeriod"), ret_period_s) < 0))
+		r = -EIO;
+	else if (rp)
+		*ret_locked = json_is_true(json_object_get(rp, "isLocked"));
+	json_decref(j);
+	return r;
 }
 
 int gcs_json_object(const char *body, size_t len, struct gcs_object *ret)

@@ -35,6 +35,12 @@ struct gcs_object {
 	char generation[24];		/* decimal, "" if absent */
 	char crc32c[16];		/* base64 of the big-endian CRC32C, or "" */
 	char md5[32];			/* base64 MD5, or "" (composite objects) */
+	/* What protects it from deletion: a temporary or event-based hold,
+	 * and the later of retentionExpirationTime (bucket retention
+	 * policy) and retention.retainUntilTime (object retention), ns
+	 * since the epoch, 0 if neither. */
+	int held;
+	int64_t retain_until_ns;
 };
 
 /*
@@ -54,6 +60,12 @@ typedef int (*gcs_json_item_fn)(void *arg, const struct gcs_object *o);
  */
 int gcs_json_list(const char *body, size_t len, gcs_json_item_fn fn,
 		  void *arg, struct pbuf *next);
+
+/* A bucket's retentionPolicy: *ret_period_s its retentionPeriod (0 if the
+ * bucket has none), *ret_locked its isLocked.  0, or -EIO when the answer
+ * is not a bucket resource. */
+int gcs_json_bucket_retention(const char *body, size_t len,
+			      uint64_t *ret_period_s, int *ret_locked);
 
 /*
  * Parses an OAuth token answer {"access_token","expires_in","token_type"}

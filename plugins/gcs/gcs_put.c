@@ -21,7 +21,10 @@
  *   308 + Range: bytes=0-N  continue at N + 1;
  *   308 without Range       continue at 0;
  *   200/201                 the object is complete (a lost final answer);
- *   404/410                 the session is gone: start a new one.
+ *   404/410                 the session is gone: if the object is there
+ *                           with this upload's size, crc32c and md5 (a
+ *                           final chunk that landed before a crash), it
+ *                           is done; else start a new session.
  * A chunk is never retried blindly: the front end answers an offset it
  * does not expect with a 503 that no retry can fix.
  *
@@ -358,6 +361,35 @@ static int check_existing(struct upload *u, struct drgw_err *err)
 			   u->g->bucket, u->g->prefix, u->key);
 	gcs_op_release(&op);
 	return r;
+}
+
+/*
+ * A session that is gone (404/410) may have finished first: its final
+ * chunk landed, and then the answer was lost or the process died before
+ * the gateway recorded it.  GCS forgets such sessions in time.  If the
+ * object under the key has exactly this upload's size, crc32c and md5
+ * (the whole source is read to know), it is done; anything else, or any
+ * doubt, says no and a new session starts.
+ */
+static int stored_already(struct upload *u)
+{
+	struct gcs_op op;
+	int ours = 0;
+
+	/* Of a growing source only a complete one can have been stored. */
+	if (u->growing || hash_all(u, NULL) < 0)
+		return 0;
+	gcs_op_init(&op, "STAT", "GET");
+	if (gcs_op_object_url(&op, u->g, u->key, NULL) == 0 &&
+	    gcs_op_run(u->g, &op, NULL) == 0 &&
+	    gcs_json_object(op.resp.body.buf, op.resp.body.len,
+			    &u->result) == 0)
+		ours = same_content(u, &u->result);
+	gcs_op_release(&op);
+	if (ours)
+		pmsg_debug(u->g->host, "gcs: %s/%s%s is already stored with this upload's content",
+			   u->g->bucket, u->g->prefix, u->key);
+	return ours;
 }
 
 /* ---- simple upload ---- */
@@ -942,6 +974,8 @@ static int put_resumable(struct upload *u, const char *session,
 		if (!pbuf_str(&u->session))
 			return -ENOMEM;
 		r = query_status(u, &state, err);
+		if (r == 0 && state == SESSION_GONE && stored_already(u))
+			goto out;
 		if (r == -EIO && state == SESSION_DONE) {
 			/* It completed with an object that is not ours
 			 * (and was deleted): asking again would say the
@@ -976,6 +1010,10 @@ static int put_resumable(struct upload *u, const char *session,
 		if (r != -ENOENT)
 			break;
 		state = SESSION_GONE;
+		if (stored_already(u)) {
+			r = 0;
+			break;
+		}
 	}
 	/* 412 on ifGenerationMatch=0, when starting or completing. */
 	if (r == -EEXIST && gcs_protected(u->g))

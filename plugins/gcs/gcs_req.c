@@ -98,8 +98,11 @@ int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 		    const char *prefix, const char *page_token,
 		    unsigned max_results)
 {
+	/* The holds and retention times let drgw prune see locks from the
+	 * listing alone. */
 	static const char fields[] =
-		"items(name,size,generation,updated),nextPageToken";
+		"items(name,size,generation,updated,temporaryHold,"
+		"eventBasedHold,retentionExpirationTime,retention),nextPageToken";
 
 	pbuf_reset(&op->url);
 	add_bucket_base(&op->url, g, "/storage/v1");
@@ -112,6 +115,18 @@ int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 		pcodec_uri_encode(&op->url, page_token, strlen(page_token), 0);
 	}
 	set_object(op, g, prefix);
+	return done(op);
+}
+
+int gcs_op_bucket_url(struct gcs_op *op, const struct gcs *g,
+		      const char *query)
+{
+	pbuf_reset(&op->url);
+	pbuf_addf(&op->url, "%s/storage/v1/b/", g->endpoint);
+	pcodec_uri_encode(&op->url, g->bucket, strlen(g->bucket), 0);
+	if (query)
+		pbuf_addf(&op->url, "?%s", query);
+	set_object(op, g, "");
 	return done(op);
 }
 

@@ -63,6 +63,9 @@ int gcs_op_object_url(struct gcs_op *op, const struct gcs *g,
 int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 		    const char *prefix, const char *page_token,
 		    unsigned max_results);
+/* .../storage/v1/b/B[?query]: the bucket resource. */
+int gcs_op_bucket_url(struct gcs_op *op, const struct gcs *g,
+		      const char *query);
 /* .../upload/storage/v1/b/B/o?uploadType=TYPE&name=N, and
  * &ifGenerationMatch=0 when if_absent. */
 int gcs_op_upload_url(struct gcs_op *op, const struct gcs *g,

@@ -11,8 +11,20 @@
  * uploads the same key twice at once, so a crashed attempt's leftovers are
  * reused (resume) or overwritten instead of piling up.
  *
+ * The directory may be shared with people who must not gain the daemon's
+ * (root's) rights through it, and the temp name is predictable.  So every
+ * name below the root is reached from a directory fd with O_NOFOLLOW, a
+ * temp file is created with O_EXCL after removing whatever held its name,
+ * a temp file is reused only if it is a regular file with one link, the
+ * rename happens only if the temp name still is the file we wrote, and
+ * get/stat refuse anything that is not a regular file: a planted symlink
+ * or FIFO is never followed, written through or read.
+ *
  * Resume: every RESUME_STEP bytes the temp file is fdatasync()ed and its
- * length saved as the resume token; a resumed put() keeps that prefix.
+ * length saved as the resume token; a resumed put() keeps that prefix.  A
+ * put() that finds no temp file but the final object with the source's
+ * bytes (a crash after the rename, before the gateway recorded it) is
+ * done without copying again.
  *
  * Streaming (DRGW_CAP_STREAMING_PUT): a growing source is copied as the
  * encoder writes it, and renamed into place only once it is complete.
@@ -78,30 +90,7 @@ static int key_ok(const char *key)
 	return 1;
 }
 
-static int key_path(struct local *l, const char *key, char *buf, size_t size,
-		    struct drgw_err *err)
-{
-	if (!key_ok(key)) {
-		set_err(err, "invalid object key '%s'", key);
-		return -EINVAL;
-	}
-	if ((size_t)snprintf(buf, size, "%s/%s", l->root, key) >= size) {
-		set_err(err, "object key too long: '%s'", key);
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
-/* Temp path of key: ".<basename>.part" in the object's own directory, so
- * the final rename never crosses a directory (or an NFS export). */
-static int temp_path(const char *path, char *buf, size_t size)
-{
-	const char *base = strrchr(path, '/') + 1;
-	int n = snprintf(buf, size, "%.*s.%s.part", (int)(base - path), path,
-			 base);
-
-	return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
-}
+#define TEMP_SUFFIX ".part"
 
 static int root_missing(struct local *l, struct drgw_err *err)
 {
@@ -115,50 +104,143 @@ static int root_missing(struct local *l, struct drgw_err *err)
 	return -EHOSTUNREACH;
 }
 
-/* mkdir -p for the directories between the root and the object. */
-static int make_parents(struct local *l, const char *path,
-			struct drgw_err *err)
+/* The root as the operator configured it (symlinks in it are theirs). */
+static int open_root(struct local *l, struct drgw_err *err)
 {
-	char tmp[PATH_MAX];
-	size_t rootlen = strlen(l->root);
-	char *p;
+	int fd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (p = tmp + rootlen + 1; (p = strchr(p, '/')); p++) {
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
-			int e = errno;
-
-			set_err(err, "cannot create directory %s: %s", tmp,
-				strerror(e));
-			return -e;
-		}
-		*p = '/';
-	}
-	return 0;
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return root_missing(l, err) ?: -ENOENT;
+	set_err(err, "cannot open local backend directory %s: %s", l->root,
+		strerror(errno));
+	return -errno;
 }
 
-static int fsync_dir_of(const char *path)
+/*
+ * Opens the directory that holds key (creating the missing ones when
+ * create is set) without following a symlink anywhere below the root, and
+ * points *ret_base at the key's last component.
+ * @return the directory fd, or a negative errno with err set: -ENOENT
+ * when a directory is missing and create is not set, -EIO when something
+ * that is not a directory stands in the way.
+ */
+static int open_parent(struct local *l, const char *key, int create,
+		       const char **ret_base, struct drgw_err *err)
 {
-	char dir[PATH_MAX];
-	char *slash;
-	int fd, r = 0;
+	const char *p = key, *slash;
+	int dfd;
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	if (!key_ok(key)) {
+		set_err(err, "invalid object key '%s'", key);
+		return -EINVAL;
+	}
+	dfd = open_root(l, err);
+	while (dfd >= 0 && (slash = strchr(p, '/'))) {
+		char comp[NAME_MAX + 1];
+		size_t n = (size_t)(slash - p);
+		int fd;
+
+		if (n > NAME_MAX) {
+			set_err(err, "object key too long: '%s'", key);
+			close(dfd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					       O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && create &&
+		    (mkdirat(dfd, comp, 0755) == 0 || errno == EEXIST))
+			fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY |
+						       O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+
+			if (e == ENOENT && !create) {
+				fd = -ENOENT;
+			} else if (e == ELOOP || e == ENOTDIR) {
+				set_err(err,
+					"refusing to use %s/%.*s: not a directory (a symlink or file was put there); remove it",
+					l->root, (int)(slash - key), key);
+				fd = -EIO;
+			} else {
+				set_err(err, "cannot open directory %s/%.*s: %s",
+					l->root, (int)(slash - key), key,
+					strerror(e));
+				fd = -e;
+			}
+		}
+		close(dfd);
+		dfd = fd;
+		p = slash + 1;
+	}
+	if (dfd >= 0)
+		*ret_base = p;
+	return dfd;
+}
+
+/* Temp name of an object: ".<name>.part" in the object's own directory,
+ * so the final rename never crosses a directory (or an NFS export). */
+static int temp_name(const char *base, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, ".%s" TEMP_SUFFIX, base);
+
+	return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Opens base in dfd for reading only if it is a regular file: a symlink
+ * is not followed, a FIFO or device not waited on.  *ret_st gets its
+ * stat.  @return the fd, -ENOENT, or -EIO with err set.
+ */
+static int open_regular(struct local *l, int dfd, const char *key,
+			const char *base, struct stat *ret_st,
+			struct drgw_err *err)
+{
+	struct stat st;
+	int fd, e;
+
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		e = errno;
+		if (e != ENOENT)
+			set_err(err, "cannot stat %s/%s: %s", l->root, key,
+				strerror(e));
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode))
+		goto not_regular;
+	fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		if (e == ELOOP)
+			goto not_regular;
+		if (e != ENOENT)
+			set_err(err, "cannot open %s/%s: %s", l->root, key,
+				strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		goto not_regular;
+	}
+	*ret_st = st;
+	return fd;
+not_regular:
+	set_err(err,
+		"refusing to read %s/%s: not a regular file (a symlink or other file was put in its place)",
+		l->root, key);
+	return -EIO;
+}
+
+static int fsync_dir(int dfd)
+{
+	/* Some network file systems refuse fsync on directories; their
+	 * rename is synchronous on the server anyway. */
+	if (fsync(dfd) < 0 && errno != EINVAL && errno != ENOTSUP)
 		return -errno;
-	/* Some network file systems refuse fsync on directories; their rename
-	 * is synchronous on the server anyway. */
-	if (fsync(fd) < 0 && errno != EINVAL && errno != ENOTSUP)
-		r = -errno;
-	close(fd);
-	return r;
+	return 0;
 }
 
 static int parse_token(struct drgw_put_source *src, uint64_t *ret_off)
@@ -311,52 +393,138 @@ static int copy_range(struct drgw_put_source *src, int fd, uint64_t off,
 	}
 }
 
+/* The temp file of an earlier attempt, if it is a regular file with one
+ * link that holds the off bytes the token vouches for; else -1. */
+static int reuse_temp(int dfd, const char *tmp, uint64_t off)
+{
+	struct stat st;
+	int fd;
+
+	fd = openat(dfd, tmp, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 1 && (uint64_t)st.st_size >= off)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* A new temp file, created exclusively after removing whatever held the
+ * name, so that nothing planted there is written through. */
+static int create_temp(struct local *l, int dfd, const char *tmp,
+		       struct drgw_err *err)
+{
+	int fd = -1, e;
+
+	/* A name that reappears between unlinkat() and openat() is someone
+	 * racing us on purpose: give up after a few rounds. */
+	for (int i = 0; i < 3; i++) {
+		if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT &&
+		    errno != EISDIR)
+			break;
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					      O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd >= 0)
+		return fd;
+	e = errno;
+	set_err(err, "cannot create %s/%s: %s", l->root, tmp,
+		e == EEXIST ? "the name is taken by something that cannot be removed" :
+			      strerror(e));
+	return -e;
+}
+
+/*
+ * Whether base already holds exactly src's bytes: a put() of the same
+ * object whose rename happened but whose success the gateway never
+ * recorded (a crash in between).  Reads both; any doubt says no.
+ */
+static int already_stored(struct local *l, int dfd, const char *key,
+			  const char *base, struct drgw_put_source *src,
+			  char *buf)
+{
+	size_t half = COPY_BUF / 2;
+	struct stat st;
+	uint64_t off = 0;
+	int fd, same = 1;
+
+	fd = open_regular(l, dfd, key, base, &st, NULL);
+	if (fd < 0)
+		return 0;
+	if ((uint64_t)st.st_size != src->size) {
+		close(fd);
+		return 0;
+	}
+	while (same && off < src->size) {
+		size_t n = src->size - off < half ? (size_t)(src->size - off) :
+						    half;
+		ssize_t got = pread(fd, buf, n, (off_t)off);
+
+		same = got == (ssize_t)n &&
+		       src->read_at(src, buf + half, n, off) == 0 &&
+		       !memcmp(buf, buf + half, n);
+		off += n;
+	}
+	close(fd);
+	return same;
+}
+
 static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 		     struct drgw_err *err)
 {
 	struct local *l = inst;
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char tmp[NAME_MAX + 1];
+	struct stat st, now;
+	const char *base;
 	uint64_t off = 0;
 	char *buf = NULL;
-	struct stat st;
-	int fd = -1, r;
+	int dfd, fd = -1, r;
 
 	if (l->read_only) {
 		set_err(err, "backend is read-only");
 		return -EROFS;
 	}
-	r = key_path(l, key, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	r = root_missing(l, err);
-	if (r < 0)
-		return r;
-	if (temp_path(path, tmp, sizeof(tmp)) < 0) {
+	dfd = open_parent(l, key, 1, &base, err);
+	if (dfd < 0)
+		return dfd;
+	if (temp_name(base, tmp, sizeof(tmp)) < 0) {
 		set_err(err, "object key too long: '%s'", key);
-		return -ENAMETOOLONG;
-	}
-	r = make_parents(l, path, err);
-	if (r < 0)
-		return r;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = -errno;
-		set_err(err, "cannot create %s: %s", tmp, strerror(-r));
-		return r;
-	}
-	/* Resume only if the temp file really holds the saved prefix. */
-	if (src->grow || parse_token(src, &off) < 0 || fstat(fd, &st) < 0 ||
-	    (uint64_t)st.st_size < off)
-		off = 0;
-	if (ftruncate(fd, (off_t)off) < 0) {
-		r = -errno;
-		set_err(err, "cannot truncate %s: %s", tmp, strerror(-r));
+		r = -ENAMETOOLONG;
 		goto out;
 	}
 	buf = malloc(COPY_BUF);
 	if (!buf) {
 		r = -ENOMEM;
+		goto out;
+	}
+	/* Resume only if the temp file really holds the saved prefix. */
+	if (!src->grow && parse_token(src, &off) == 0 && off &&
+	    (fd = reuse_temp(dfd, tmp, off)) < 0)
+		off = 0;
+	if (!src->grow && fd < 0 &&
+	    already_stored(l, dfd, key, base, src, buf)) {
+		if (l->host && l->host->log)
+			l->host->log(DRGW_LOG_DEBUG,
+				     "local: %s/%s is already stored with the same content",
+				     l->root, key);
+		r = fsync_dir(dfd);
+		goto out;
+	}
+	if (fd < 0) {
+		off = 0;
+		fd = create_temp(l, dfd, tmp, err);
+	}
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	/* Keep only the prefix the token vouches for. */
+	if (ftruncate(fd, (off_t)off) < 0) {
+		r = -errno;
+		set_err(err, "cannot truncate %s/%s: %s", l->root, tmp,
+			strerror(-r));
 		goto out;
 	}
 	/* A growing source: record that a temp file exists, so that the
@@ -370,44 +538,68 @@ static int local_put(void *inst, const char *key, struct drgw_put_source *src,
 		goto out;
 	if (fsync(fd) < 0) {
 		r = -errno;
-		set_err(err, "cannot fsync %s: %s", tmp, strerror(-r));
+		set_err(err, "cannot fsync %s/%s: %s", l->root, tmp,
+			strerror(-r));
 		goto out;
 	}
-	if (rename(tmp, path) < 0) {
+	/* Publish only the file we wrote, not what someone swapped in. */
+	if (fstat(fd, &st) < 0 ||
+	    fstatat(dfd, tmp, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_dev != now.st_dev || st.st_ino != now.st_ino) {
+		set_err(err,
+			"refusing to publish %s/%s: its temp file %s was replaced while it was written",
+			l->root, key, tmp);
+		r = -EIO;
+		goto out;
+	}
+	if (renameat(dfd, tmp, dfd, base) < 0) {
 		r = -errno;
-		set_err(err, "cannot rename %s to %s: %s", tmp, path,
-			strerror(-r));
+		set_err(err, "cannot rename %s to %s in %s: %s", tmp, base,
+			l->root, strerror(-r));
 		goto out;
 	}
-	r = fsync_dir_of(path);
+	r = fsync_dir(dfd);
 	if (r < 0)
-		set_err(err, "cannot fsync directory of %s: %s", path,
-			strerror(-r));
+		set_err(err, "cannot fsync the directory of %s/%s: %s", l->root,
+			key, strerror(-r));
 out:
 	free(buf);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	close(dfd);
 	return r;
+}
+
+/* Opens key for reading, a regular file only.  -ENOENT, -EHOSTUNREACH
+ * when the root is missing, -EIO for something else in its place. */
+static int open_object(struct local *l, const char *key, struct stat *ret_st,
+		       struct drgw_err *err)
+{
+	const char *base;
+	int dfd, fd;
+
+	dfd = open_parent(l, key, 0, &base, err);
+	if (dfd < 0)
+		return dfd;
+	fd = open_regular(l, dfd, key, base, ret_st, err);
+	close(dfd);
+	return fd;
 }
 
 static int local_get(void *inst, const char *key, uint64_t off, void *buf,
 		     size_t len, size_t *ret_len, struct drgw_err *err)
 {
 	struct local *l = inst;
-	char path[PATH_MAX];
 	size_t done = 0;
+	struct stat st;
 	int fd, r;
 
-	r = key_path(l, key, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_object(l, key, &st, err);
 	if (fd < 0) {
-		r = -errno;
-		if (r == -ENOENT)
-			r = root_missing(l, err) ?: -ENOENT;
-		if (r != -EHOSTUNREACH)
-			set_err(err, "cannot open %s: %s", path, strerror(errno));
-		return r;
+		if (fd == -ENOENT)
+			set_err(err, "cannot open %s/%s: %s", l->root, key,
+				strerror(ENOENT));
+		return fd;
 	}
 	while (done < len) {
 		ssize_t n = pread(fd, (char *)buf + done, len - done,
@@ -417,7 +609,8 @@ static int local_get(void *inst, const char *key, uint64_t off, void *buf,
 			continue;
 		if (n < 0) {
 			r = -errno;
-			set_err(err, "cannot read %s: %s", path, strerror(-r));
+			set_err(err, "cannot read %s/%s: %s", l->root, key,
+				strerror(-r));
 			close(fd);
 			return r;
 		}
@@ -430,31 +623,46 @@ static int local_get(void *inst, const char *key, uint64_t off, void *buf,
 	return 0;
 }
 
+static void fill_info(const struct stat *st, struct drgw_object_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->size = (uint64_t)st->st_size;
+	info->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL +
+			 st->st_mtim.tv_nsec;
+	snprintf(info->etag, sizeof(info->etag), "%llx-%llx",
+		 (unsigned long long)st->st_ino,
+		 (unsigned long long)info->mtime_ns);
+}
+
 static int local_stat(void *inst, const char *key,
 		      struct drgw_object_info *ret_info, struct drgw_err *err)
 {
 	struct local *l = inst;
-	char path[PATH_MAX];
+	const char *base;
 	struct stat st;
-	int r;
+	int dfd, r;
 
-	r = key_path(l, key, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	if (stat(path, &st) < 0) {
-		r = -errno;
-		if (r == -ENOENT && root_missing(l, err))
-			return -EHOSTUNREACH;
-		set_err(err, "cannot stat %s: %s", path, strerror(-r));
+	dfd = open_parent(l, key, 0, &base, err);
+	if (dfd < 0) {
+		if (dfd == -ENOENT)
+			set_err(err, "cannot stat %s/%s: %s", l->root, key,
+				strerror(ENOENT));
+		return dfd;
+	}
+	r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(dfd);
+	if (r < 0) {
+		set_err(err, "cannot stat %s/%s: %s", l->root, key,
+			strerror(-r));
 		return r;
 	}
-	memset(ret_info, 0, sizeof(*ret_info));
-	ret_info->size = (uint64_t)st.st_size;
-	ret_info->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
-			     st.st_mtim.tv_nsec;
-	snprintf(ret_info->etag, sizeof(ret_info->etag), "%llx-%llx",
-		 (unsigned long long)st.st_ino,
-		 (unsigned long long)ret_info->mtime_ns);
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err,
+			"refusing to read %s/%s: not a regular file (a symlink or other file was put in its place)",
+			l->root, key);
+		return -EIO;
+	}
+	fill_info(&st, ret_info);
 	return 0;
 }
 
@@ -494,42 +702,51 @@ static int cmp_keys(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Collects regular files below dir (relative name rel) whose key starts
- * with prefix.  Hidden names are temp files or foreign; skip them. */
-static int walk(const char *dir, const char *rel, const char *prefix,
+/* Collects regular files below the directory dfd (relative name rel)
+ * whose key starts with prefix; closes dfd.  Hidden names are temp files
+ * or foreign: skipped.  Symlinks are neither listed nor followed. */
+static int walk(int dfd, const char *rel, const char *prefix,
 		struct keylist *kl, int depth)
 {
-	DIR *d;
+	size_t pl = strlen(prefix);
 	struct dirent *de;
+	DIR *d;
 	int r = 0;
 
-	if (depth > 16)
+	if (depth > 16) {
+		close(dfd);
 		return 0;
-	d = opendir(dir);
-	if (!d)
-		return errno == ENOENT && depth > 0 ? 0 : -errno;
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
 	while ((de = readdir(d))) {
-		char path[PATH_MAX], key[PATH_MAX];
+		char key[PATH_MAX];
 		struct stat st;
-		size_t pl;
 
 		if (de->d_name[0] == '.')
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
-				     de->d_name) >= sizeof(path) ||
-		    (size_t)snprintf(key, sizeof(key), "%s%s%s", rel,
+		if ((size_t)snprintf(key, sizeof(key), "%s%s%s", rel,
 				     *rel ? "/" : "",
 				     de->d_name) >= sizeof(key))
 			continue;
-		if (lstat(path, &st) < 0)
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		pl = strlen(prefix);
 		if (S_ISDIR(st.st_mode)) {
 			size_t kl_len = strlen(key);
+			int sub;
+
 			/* Descend only where prefix and key can still meet. */
 			if (strncmp(key, prefix, kl_len < pl ? kl_len : pl))
 				continue;
-			r = walk(path, key, prefix, kl, depth + 1);
+			sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+							       O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				continue; /* removed or replaced meanwhile */
+			r = walk(sub, key, prefix, kl, depth + 1);
 		} else if (S_ISREG(st.st_mode) && !strncmp(key, prefix, pl)) {
 			r = keylist_add(kl, key);
 		}
@@ -550,10 +767,10 @@ static int local_list(void *inst, const char *prefix, const char *page_token,
 	int r;
 
 	next_token[0] = '\0';
-	r = root_missing(l, err);
+	r = open_root(l, err);
 	if (r < 0)
 		return r;
-	r = walk(l->root, "", prefix ? prefix : "", &kl, 0);
+	r = walk(r, "", prefix ? prefix : "", &kl, 0);
 	if (r < 0) {
 		set_err(err, "cannot list %s: %s", l->root, strerror(-r));
 		keylist_clear(&kl);
@@ -585,41 +802,49 @@ static int local_list(void *inst, const char *prefix, const char *page_token,
 static int local_remove(void *inst, const char *key, struct drgw_err *err)
 {
 	struct local *l = inst;
-	char path[PATH_MAX];
-	int r;
+	const char *base;
+	int dfd, r = 0;
 
 	if (l->read_only) {
 		set_err(err, "backend is read-only");
 		return -EROFS;
 	}
-	r = key_path(l, key, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0 && errno != ENOENT) {
+	dfd = open_parent(l, key, 0, &base, err);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	/* unlinkat() removes a symlink itself, never its target. */
+	if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT) {
 		r = -errno;
-		set_err(err, "cannot remove %s: %s", path, strerror(-r));
-		return r;
+		set_err(err, "cannot remove %s/%s: %s", l->root, key,
+			strerror(-r));
 	}
-	return 0;
+	close(dfd);
+	return r;
 }
 
 static int local_abort_put(void *inst, const char *key, const void *token,
 			   size_t token_len, struct drgw_err *err)
 {
 	struct local *l = inst;
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int r;
+	char tmp[NAME_MAX + 1];
+	const char *base;
+	int dfd, r = 0;
 
-	r = key_path(l, key, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	if (temp_path(path, tmp, sizeof(tmp)) == 0 && unlink(tmp) < 0 &&
-	    errno != ENOENT) {
+	dfd = open_parent(l, key, 0, &base, err);
+	if (dfd == -ENOENT)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (temp_name(base, tmp, sizeof(tmp)) == 0 &&
+	    unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT) {
 		r = -errno;
-		set_err(err, "cannot remove %s: %s", tmp, strerror(-r));
-		return r;
+		set_err(err, "cannot remove %s/%s: %s", l->root, tmp,
+			strerror(-r));
 	}
-	return 0;
+	close(dfd);
+	return r;
 }
 
 static int local_ctl(void *inst, int op, void *arg)

@@ -17,6 +17,7 @@
 #include "prange.h"
 #include "s3_conf.h"
 #include "s3_creds.h"
+#include "s3_del.h"
 #include "s3_put.h"
 #include "s3_req.h"
 #include "s3_xml.h"
@@ -68,6 +69,10 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	popts_http_config(&s3->net, "drgw-s3/1", &hc);
 	hc.deadline_ns = cfg->host ? cfg->host->deadline_ns : NULL;
 	r = phttp_client_new(&hc, &s3->http);
+	if (r == 0) {
+		popts_http_cred_config(&s3->net, "drgw-s3/1", &hc);
+		r = phttp_client_new(&hc, &s3->cred_http);
+	}
 	if (r < 0) {
 		pmsg_set_err(err, "s3: cannot initialize libcurl");
 		goto fail;
@@ -75,7 +80,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	cc.profile = s3->profile;
 	cc.region = s3->region;
 	cc.sts_endpoint = s3->sts_endpoint;
-	cc.http = s3->http;
+	cc.http = s3->cred_http;
 	cc.host = s3->host;
 	r = s3_creds_new(&cc, &s3->creds, err);
 	if (r == -ENOENT)
@@ -89,6 +94,7 @@ static int s3_open(void *inst, const struct drgw_backend_config *cfg,
 	return 0;
 fail:
 	s3->http = phttp_client_free(s3->http);
+	s3->cred_http = phttp_client_free(s3->cred_http);
 	s3_conf_release(s3);
 	return r;
 }
@@ -100,6 +106,7 @@ static void s3_close(void *inst)
 	s3_creds_free(s3->creds);
 	s3->creds = NULL;
 	s3->http = phttp_client_free(s3->http);
+	s3->cred_http = phttp_client_free(s3->cred_http);
 	s3_conf_release(s3);
 }
 
@@ -151,7 +158,9 @@ static int s3_backend_stat(void *inst, const char *key,
 		}
 		snprintf(info.etag, sizeof(info.etag), "%s", v);
 	}
-	*ret_info = info;
+	r = s3_head_locks(s3, key, &op.resp, &info, err);
+	if (r == 0)
+		*ret_info = info;
 out:
 	s3_op_release(&op);
 	return r;
@@ -307,6 +316,18 @@ static int s3_remove(void *inst, const char *key, struct drgw_err *err)
 	return r;
 }
 
+static int s3_remove_many_op(void *inst, const char *const *keys, size_t n,
+			     int *results, struct drgw_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_key(inst, "DELETE", keys[i], err);
+
+		if (r < 0)
+			return r;
+	}
+	return s3_remove_many(inst, keys, n, results, err);
+}
+
 static int s3_abort_put_op(void *inst, const char *key, const void *token,
 			   size_t token_len, struct drgw_err *err)
 {
@@ -347,6 +368,8 @@ static int s3_ctl(void *inst, int op, void *arg)
 	case S3_CTL_CREDS_SOURCE:
 		pmsg_set_err(arg, "%s", s3_creds_source(s3->creds));
 		return 0;
+	case DRGW_CTL_RETENTION:
+		return s3_retention(s3, arg);
 	case S3_CTL_INSTANCE_CAPS:
 		*(uint64_t *)arg = S3_CAPS | (s3->lock_mode ? DRGW_CAP_IMMUTABLE : 0);
 		return 0;
@@ -371,6 +394,7 @@ static const struct drgw_backend_ops s3_ops = {
 	.remove = s3_remove,
 	.abort_put = s3_abort_put_op,
 	.ctl = s3_ctl,
+	.remove_many = s3_remove_many_op,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -7,6 +7,8 @@
  *   addressing=path|virtual  virtual on AWS, path with a custom endpoint
  *   ca-bundle=FILE           the system's CA store
  *   tls-verify=on|off        on (off logs a warning)
+ *                            (both for the S3 endpoint only: credential
+ *                            endpoints always use the system's CA store)
  *   storage-class=CLASS      the bucket default
  *   object-lock-mode=GOVERNANCE|COMPLIANCE, object-lock-retain-days=N
  *   profile=NAME             the default credential chain
@@ -15,6 +17,7 @@
  *   max-attempts=N           3 (1..20): tries per request
  *   checksum=md5|sha256      md5; sha256 adds x-amz-checksum-sha256
  *   sts-endpoint=URL         AWS_ENDPOINT_URL_STS, https://sts.REGION.amazonaws.com
+ *                            (https; plain http only to loopback)
  *   connect-timeout=SECONDS  10
  *   read-timeout=SECONDS     60: a transfer slower than 1 KiB/s this long fails
  *   retry-base-ms=MS, retry-cap-ms=MS   1000, 20000: full-jitter backoff
@@ -145,8 +148,9 @@ static int apply_option(struct s3 *s3, struct opts *o, const char *k,
 		}
 		s3->checksum_sha256 = !strcmp(v, "sha256");
 	} else if (!strcmp(k, "sts-endpoint")) {
-		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
-			pmsg_set_err(err, "invalid S3 option sts-endpoint=%s: expected an http(s) URL", v);
+		/* The web identity token goes there. */
+		if (!popts_cred_url_ok(v, NULL)) {
+			pmsg_set_err(err, "invalid S3 option sts-endpoint=%s: expected an https URL (plain http only to a loopback address)", v);
 			return -EINVAL;
 		}
 		r = popts_dup(&s3->sts_endpoint, v);
@@ -260,7 +264,7 @@ int s3_conf_parse(struct s3 *s3, const struct drgw_backend_config *cfg,
 	}
 	if (!s3->net.tls_verify && s3->host && s3->host->log)
 		s3->host->log(DRGW_LOG_WARNING,
-			      "s3: TLS certificate verification is off for %s: anyone on the path can read and change the backups' traffic",
+			      "s3: TLS certificate verification is off for %s: anyone on the path can read and change the backups' traffic (storage requests only; STS, container and instance metadata credentials are always verified against the system's CA store)",
 			      s3->endpoint);
 	return 0;
 fail:

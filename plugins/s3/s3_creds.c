@@ -131,44 +131,34 @@ static int read_token_file(const char *path, struct pbuf *out,
 	return 0;
 }
 
-/* Container endpoints must be local: the request carries a secret. */
-static int container_host_ok(const char *url)
-{
-	static const char *const allowed[] = {
-		"127.0.0.1", "localhost", "[::1]", "169.254.170.2",
-		"169.254.170.23", "[fd00:ec2::23]", NULL,
-	};
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
-	int ok = 0;
-
-	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0))
-		goto out;
-	if (!strcmp(scheme, "https")) {
-		ok = 1;
-	} else if (!strcmp(scheme, "http")) {
-		for (size_t i = 0; allowed[i]; i++)
-			ok |= !strcasecmp(host, allowed[i]);
-		ok |= !strncmp(host, "127.", 4);
-	}
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return ok;
-}
+/* Plain http is allowed only where AWS documents it: the link-local
+ * addresses of the ECS/EKS agents and of IMDS (and loopback, for local
+ * agents and tests).  Everything else carries a secret, or hands out
+ * credentials, over https only. */
+static const char *const container_hosts[] = {
+	"169.254.170.2", "169.254.170.23", "[fd00:ec2::23]", NULL,
+};
+static const char *const imds_hosts[] = {
+	"169.254.169.254", "[fd00:ec2::254]", NULL,
+};
 
 static int use_web_identity(struct s3_creds *p, const char *arn,
 			    const char *file, const char *session,
-			    const struct s3_creds_config *cfg)
+			    const struct s3_creds_config *cfg,
+			    struct drgw_err *err)
 {
 	const char *sts = cfg->sts_endpoint ? cfg->sts_endpoint :
 					       popts_env("AWS_ENDPOINT_URL_STS");
 	struct pbuf url = PBUF_INIT;
 	int r;
 
+	/* sts-endpoint= was checked with the options. */
+	if (sts && !cfg->sts_endpoint && !popts_cred_url_ok(sts, NULL)) {
+		pmsg_set_err(err,
+			     "s3: AWS_ENDPOINT_URL_STS=%s: the web identity token goes only to an https URL (plain http only to a loopback address)",
+			     sts);
+		return -EINVAL;
+	}
 	if (sts)
 		pbuf_adds(&url, sts);
 	else
@@ -225,7 +215,7 @@ static int choose_profile(struct s3_creds *p, const char *name, int explicit,
 	if (prof.role_arn && prof.web_identity_token_file) {
 		r = use_web_identity(p, prof.role_arn,
 				     prof.web_identity_token_file,
-				     prof.role_session_name, cfg);
+				     prof.role_session_name, cfg, err);
 		goto out;
 	}
 	if (prof.unsupported) {
@@ -283,7 +273,8 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 	if (wi_file && wi_arn) {
 		snprintf(p->source_name, sizeof(p->source_name), "web identity");
 		return use_web_identity(p, wi_arn, wi_file,
-					popts_env("AWS_ROLE_SESSION_NAME"), cfg);
+					popts_env("AWS_ROLE_SESSION_NAME"), cfg,
+					err);
 	}
 	r = choose_profile(p, s3_profile_name(NULL), popts_env("AWS_PROFILE") != NULL,
 			   cfg, err);
@@ -298,7 +289,7 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 		p->container_url = pbuf_detach(&url, NULL);
 		if (!p->container_url)
 			return -ENOMEM;
-		if (!rel && !container_host_ok(full)) {
+		if (!rel && !popts_cred_url_ok(full, container_hosts)) {
 			pmsg_set_err(err,
 				     "s3: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a loopback/link-local http URL");
 			return -EINVAL;
@@ -325,6 +316,12 @@ static int choose(struct s3_creds *p, const struct s3_creds_config *cfg,
 	p->imds_url = pbuf_detach(&url, NULL);
 	if (!p->imds_url)
 		return -ENOMEM;
+	if (!popts_cred_url_ok(p->imds_url, imds_hosts)) {
+		pmsg_set_err(err,
+			     "s3: AWS_EC2_METADATA_SERVICE_ENDPOINT=%s: instance metadata must be https, or http on 169.254.169.254, [fd00:ec2::254] or a loopback address",
+			     p->imds_url);
+		return -EINVAL;
+	}
 	p->src = SRC_IMDS;
 	snprintf(p->source_name, sizeof(p->source_name), "IMDS");
 	return 0;

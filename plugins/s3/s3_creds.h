@@ -20,6 +20,11 @@
  * network sources are fetched on first use and refreshed before they
  * expire.  Secrets never leave this module except inside the
  * s3_credentials objects handed to the signer.
+ *
+ * Every endpoint is reached over https, or over plain http only at a
+ * loopback address or the link-local address AWS documents for it, and
+ * through the caller's credential HTTP client, which verifies TLS against
+ * the system's CA store whatever the S3 endpoint's options say.
  */
 #ifndef DRGW_S3_CREDS_H
 #define DRGW_S3_CREDS_H
@@ -47,7 +52,9 @@ struct s3_creds_config {
 	const char *profile;		/* explicit profile, or NULL */
 	const char *region;		/* for the default STS endpoint */
 	const char *sts_endpoint;	/* overrides AWS_ENDPOINT_URL_STS */
-	struct phttp_client *http;	/* borrowed; outlives the provider */
+	struct phttp_client *http;	/* borrowed; outlives the provider;
+					 * TLS verified with the system's
+					 * CAs (popts_http_cred_config()) */
 	const struct drgw_host *host;	/* for debug logs; may be NULL */
 };
 

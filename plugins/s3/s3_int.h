@@ -44,8 +44,14 @@ struct s3 {
 	char *sts_endpoint;		/* option, or NULL */
 	struct popts_http net;		/* the common HTTP options */
 	const struct drgw_host *host;
-	struct phttp_client *http;
+	struct phttp_client *http;	/* storage requests */
+	struct phttp_client *cred_http;	/* STS, container, IMDS: TLS
+					 * always verified (popts.h) */
 	struct s3_creds *creds;
+	/* Object Lock on the bucket, as ctl(DRGW_CTL_RETENTION) found it
+	 * (s3_del.c): 0 unknown, 1 off, 2 on.  Written and read with
+	 * __atomic builtins, the one field that changes after open(). */
+	int bucket_lock;
 };
 
 #endif /* DRGW_S3_INT_H */

@@ -17,6 +17,11 @@
  *   <part number> <ETag without quotes, percent-encoded> [<sha256 base64>]
  *   ...
  *
+ * and, saved just before CreateMultipartUpload, the same with the line
+ * "creating" in place of "upload ...": whoever finds it (a resumed put()
+ * or abort_put()) aborts the uploads of the key that no token names, so
+ * that a crash between Create and the save leaves no upload behind.
+ *
  * A token only resumes the same object (size and SHA-256 must match).  The
  * part list is trusted as the server's state: s3rver and some S3
  * look-alikes have no ListParts, and a part that was recorded was
@@ -28,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "pbuf.h"
 #include "pcodec.h"
@@ -37,6 +45,7 @@
 #include "s3_xml.h"
 
 #define TOKEN_MAGIC "drgw-s3-mpu 1\n"
+#define TOKEN_CREATING "creating"
 #define TOKEN_MAX (64 * 1024)
 #define TOKEN_HEADER_MAX 2048		/* magic, sizes, upload id */
 #define TOKEN_PART_MD5 44		/* "nnnnn " + 32 hex + '\n' + slack */
@@ -254,9 +263,15 @@ static uint64_t part_len(const struct mpu *m, unsigned i)
 static int token_build(const struct mpu *m, struct pbuf *t)
 {
 	pbuf_adds(t, TOKEN_MAGIC);
-	pbuf_addf(t, "size %llu part %llu sha256 %s\nupload ",
+	pbuf_addf(t, "size %llu part %llu sha256 %s\n",
 		  (unsigned long long)(m->growing ? 0 : m->size),
 		  (unsigned long long)m->part_size, m->sha_hex);
+	if (!m->upload_id.len) {
+		/* Saved before CreateMultipartUpload (see create_upload()). */
+		pbuf_adds(t, TOKEN_CREATING "\n");
+		return t->failed ? -ENOMEM : 0;
+	}
+	pbuf_adds(t, "upload ");
 	pcodec_uri_encode(t, m->upload_id.buf, m->upload_id.len, 0);
 	pbuf_addch(t, '\n');
 	if (t->failed || t->len > TOKEN_HEADER_MAX)
@@ -354,7 +369,8 @@ static int parse_sizes(char *line, uint64_t *size, uint64_t *part, char *sha,
 
 /* Loads src's token into m.  -EINVAL if there is none or it is not ours
  * or not for this object; then *ret_stale_id may name an upload to
- * abort. */
+ * abort.  -EINPROGRESS for a token saved before an upload was created:
+ * one may exist that no token names. */
 static int token_load(struct mpu *m, struct pbuf *stale_id)
 {
 	const struct drgw_put_source *src = m->src;
@@ -374,6 +390,10 @@ static int token_load(struct mpu *m, struct pbuf *stale_id)
 	if (!line || parse_sizes(line, &size, &part, sha, sizeof(sha)) < 0)
 		goto out;
 	line = pcodec_next_line(&p);
+	if (line && !strcmp(line, TOKEN_CREATING)) {
+		r = -EINPROGRESS;
+		goto out;
+	}
 	if (!line || strncmp(line, "upload ", 7) ||
 	    pcodec_uri_decode(&m->upload_id, line + 7, strlen(line + 7)) < 0 ||
 	    !m->upload_id.len)
@@ -399,6 +419,73 @@ out:
 	return r;
 }
 
+/* ---- uploads no token names ---- */
+
+struct sweep {
+	struct s3 *s3;
+	const char *key;
+	const char *full_key;		/* with the prefix, as listed */
+	const char *keep;		/* the upload in use, or NULL */
+	unsigned aborted;
+};
+
+static int abort_upload(struct s3 *s3, const char *key, const char *upload_id,
+			struct drgw_err *err);
+
+static int sweep_one(void *arg, const char *key, const char *upload_id)
+{
+	struct sweep *w = arg;
+
+	/* The listing is by prefix: "k" also lists "k.other". */
+	if (strcmp(key, w->full_key) || (w->keep && !strcmp(upload_id, w->keep)))
+		return 0;
+	if (abort_upload(w->s3, w->key, upload_id, NULL) == 0)
+		w->aborted++;
+	return 0;
+}
+
+/*
+ * Aborts the multipart uploads of key other than keep.  They are ours:
+ * the gateway's keys name one object version, and it never uploads one
+ * key twice at once.  They exist when CreateMultipartUpload went through
+ * but its answer was lost (a reset, then a retry that created another)
+ * or the process died before the upload id was saved.  Best effort:
+ * servers without ListMultipartUploads (s3rver) leave them to the
+ * bucket's lifecycle rule (README).
+ */
+static void abort_unrecorded(struct s3 *s3, const char *key, const char *keep)
+{
+	struct pbuf full = PBUF_INIT, nk = PBUF_INIT, nu = PBUF_INIT;
+	struct sweep w = { .s3 = s3, .key = key, .keep = keep };
+	int pages = 0, r;
+
+	pbuf_addf(&full, "%s%s", s3->prefix, key);
+	if (!pbuf_str(&full))
+		return;
+	w.full_key = full.buf;
+	do {
+		struct s3_op op;
+
+		r = s3_req_list_uploads(&op, s3, key, nk.buf, nu.buf);
+		if (r == 0)
+			r = s3_op_run(s3, &op, NULL);
+		if (r == 0)
+			r = s3_xml_list_uploads(op.resp.body.buf ? op.resp.body.buf : "",
+						op.resp.body.len, sweep_one, &w,
+						&nk, &nu);
+		s3_op_release(&op);
+	} while (r == 0 && nk.len && ++pages < 100);
+	if (w.aborted)
+		pmsg_debug(s3->host, "s3: aborted %u multipart upload(s) of %s%s that no resume token named",
+			   w.aborted, s3->prefix, key);
+	else if (r < 0)
+		pmsg_debug(s3->host, "s3: cannot list the multipart uploads of %s%s: %s",
+			   s3->prefix, key, strerror(-r));
+	pbuf_release(&full);
+	pbuf_release(&nk);
+	pbuf_release(&nu);
+}
+
 /* ---- multipart operations ---- */
 
 static int create_upload(struct mpu *m, struct drgw_err *err)
@@ -407,6 +494,9 @@ static int create_upload(struct mpu *m, struct drgw_err *err)
 	int r;
 
 	pbuf_reset(&m->upload_id);
+	/* Before the upload exists: a crash before its id is saved leaves a
+	 * token that says so, and the next put() or abort_put() sweeps. */
+	token_save(m);
 	r = s3_req_create_mpu(&op, m->s3, m->key, time(NULL));
 	if (r == 0)
 		r = s3_op_run(m->s3, &op, err);
@@ -418,13 +508,16 @@ static int create_upload(struct mpu *m, struct drgw_err *err)
 			     m->s3->bucket, m->s3->prefix, m->key);
 		r = -EIO;
 	}
-	s3_op_release(&op);
 	if (r == 0) {
 		pmsg_debug(m->s3->host, "s3: started multipart upload of %s%s: %llu parts of %llu bytes",
 			   m->s3->prefix, m->key, (unsigned long long)m->nparts,
 			   (unsigned long long)m->part_size);
 		token_save(m);
+		/* A retried Create may have created one before this. */
+		if (op.attempts > 1)
+			abort_unrecorded(m->s3, m->key, m->upload_id.buf);
 	}
+	s3_op_release(&op);
 	return r;
 }
 
@@ -689,6 +782,142 @@ static int upload_parts(struct mpu *m, struct drgw_err *err)
 	return m->err;
 }
 
+/* ---- an upload that completed before we knew ---- */
+
+/* The ETag S3 gives a multipart object: MD5 of the parts' MD5s, "-N".
+ * Only computable when every part's ETag is its MD5 (not with SSE-KMS). */
+static int multipart_etag(const struct mpu *m, char out[48])
+{
+	struct pdigest d;
+	uint8_t md5[16];
+	int r;
+
+	r = pdigest_init(&d, PDIGEST_MD5);
+	for (unsigned i = 0; r == 0 && i < m->nparts; i++) {
+		if (!m->parts[i].etag || strlen(m->parts[i].etag) != 32 ||
+		    pcodec_unhex(m->parts[i].etag, md5, 16) < 0)
+			r = -EINVAL;
+		else
+			r = pdigest_update(&d, md5, 16);
+	}
+	if (r == 0)
+		r = pdigest_final(&d, md5);
+	pdigest_release(&d);
+	if (r == 0) {
+		pcodec_hex(out, md5, 16);
+		snprintf(out + 32, 16, "-%u", m->nparts);
+	}
+	return r;
+}
+
+/* The composite x-amz-checksum-sha256 of the parts' checksums, "-N". */
+static int multipart_sha256(const struct mpu *m, char out[64])
+{
+	struct pdigest d;
+	uint8_t sha[48];
+	int r;
+
+	r = pdigest_init(&d, PDIGEST_SHA256);
+	for (unsigned i = 0; r == 0 && i < m->nparts; i++) {
+		if (strlen(m->parts[i].sha_b64) != 44 ||
+		    EVP_DecodeBlock(sha, (const unsigned char *)m->parts[i].sha_b64,
+				    44) != 33)
+			r = -EINVAL;
+		else
+			r = pdigest_update(&d, sha, 32);
+	}
+	if (r == 0)
+		r = pdigest_final(&d, sha);
+	pdigest_release(&d);
+	if (r == 0) {
+		pcodec_base64(out, sha, 32);
+		snprintf(out + 44, 20, "-%u", m->nparts);
+	}
+	return r;
+}
+
+/* MD5 of the whole source, as hex: the ETag of a multipart object on
+ * servers that give the plain MD5 (s3rver, some look-alikes). */
+static int source_md5(struct mpu *m, char out[33])
+{
+	uint8_t md5[16], sha[32];
+	char *buf = malloc(READ_CHUNK);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = digest_range(m->src, 0, m->size, buf, md5, sha);
+	free(buf);
+	if (r == 0 && !all_zero(m->src->sha256, 32) &&
+	    memcmp(sha, m->src->sha256, 32))
+		r = -EIO;
+	if (r == 0)
+		pcodec_hex(out, md5, 16);
+	return r;
+}
+
+/*
+ * Whether key already holds the object this upload makes.  A crash (or a
+ * lost answer) after CompleteMultipartUpload leaves a resume token whose
+ * upload no longer exists: Complete then fails for ever (NoSuchUpload on
+ * S3, 500 on s3rver) although the object is stored.  HEAD tells what the
+ * server can: the size must be src's, and then one of the multipart ETag
+ * computed from the parts' ETags, the composite SHA-256 checksum computed
+ * from the parts' checksums, or a plain MD5 ETag equal to the source's
+ * MD5 must match.  Anything else (another object, an ETag we cannot
+ * compute, a failing HEAD) says no: uploading again is always safe.
+ */
+static int already_complete(struct mpu *m)
+{
+	char v[256], want[64];
+	struct s3_op op;
+	uint64_t size;
+	int ours = 0;
+
+	if (m->size == UINT64_MAX)
+		return 0; /* a growing source not yet complete */
+	if (s3_req_head(&op, m->s3, m->key) < 0)
+		goto out;
+	s3_op_header(&op, "x-amz-checksum-mode", "ENABLED");
+	if (s3_op_run(m->s3, &op, NULL) < 0 ||
+	    phttp_header(&op.resp, "Content-Length", v, sizeof(v)) < 0 ||
+	    pcodec_parse_u64(v, UINT64_MAX, &size) < 0 || size != m->size)
+		goto out;
+	if (phttp_header(&op.resp, "ETag", v, sizeof(v)) == 0) {
+		size_t n = strlen(v);
+
+		if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+			v[n - 1] = '\0';
+			memmove(v, v + 1, n - 1);
+		}
+		if (strchr(v, '-') && multipart_etag(m, want) == 0) {
+			ours = !strcasecmp(v, want);
+			goto out;
+		}
+		if (strlen(v) == 32 && source_md5(m, want) == 0) {
+			ours = !strcasecmp(v, want);
+			goto out;
+		}
+	}
+	if (phttp_header(&op.resp, "x-amz-checksum-sha256", v, sizeof(v)) == 0 &&
+	    multipart_sha256(m, want) == 0)
+		ours = !strcmp(v, want);
+out:
+	s3_op_release(&op);
+	if (ours)
+		pmsg_debug(m->s3->host, "s3: %s%s is already stored with this upload's content",
+			   m->s3->prefix, m->key);
+	return ours;
+}
+
+static int all_parts_done(const struct mpu *m)
+{
+	for (unsigned i = 0; i < m->nparts; i++)
+		if (!m->parts[i].etag)
+			return 0;
+	return m->nparts > 0;
+}
+
 static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 {
 	struct pbuf body = PBUF_INIT;
@@ -716,25 +945,13 @@ static int complete_upload(struct mpu *m, struct drgw_err *err, int *ret_dead)
 		op.io.body_len = body.len;
 		r = s3_op_run(m->s3, &op, err);
 	}
-	/* A retried Complete whose first attempt went through finds the
-	 * upload gone: the object is there if it has the right size. */
-	if (r == -ENOENT && op.attempts > 1) {
-		struct s3_op head;
-		char len[32];
-		uint64_t size;
-
-		if (s3_req_head(&head, m->s3, m->key) == 0 &&
-		    s3_op_run(m->s3, &head, NULL) == 0 &&
-		    phttp_header(&head.resp, "Content-Length", len, sizeof(len)) == 0 &&
-		    pcodec_parse_u64(len, UINT64_MAX, &size) == 0 &&
-		    size == m->size) {
-			pmsg_debug(m->s3->host, "s3: CompleteMultipartUpload of %s was retried and had already succeeded",
-				   m->key);
-			if (err)
-				err->msg[0] = '\0';
-			r = 0;
-		}
-		s3_op_release(&head);
+	/* A Complete that went through before (an answer lost to a reset,
+	 * or a crash before the gateway recorded it) finds the upload gone:
+	 * NoSuchUpload on S3, a 500 on s3rver, for ever.  The object tells. */
+	if (r < 0 && r != -ECANCELED && already_complete(m)) {
+		if (err)
+			memset(err, 0, sizeof(*err));
+		r = 0;
 	}
 	*ret_dead = r < 0 && (!strcmp(op.code, "NoSuchUpload") ||
 			      !strcmp(op.code, "InvalidPart"));
@@ -788,10 +1005,19 @@ static int put_multipart(struct s3 *s3, const char *key,
 	r = m.growing ? -ENOENT : token_load(&m, &stale);
 	if (r == -ENOMEM)
 		goto out;
+	if (r == -EINPROGRESS)
+		abort_unrecorded(s3, key, NULL);
 	if (stale.len) {
 		pmsg_debug(s3->host, "s3: resume token of %s is for another object; aborting its upload",
 			   key);
 		abort_upload(s3, key, stale.buf, NULL);
+	}
+	/* Every part was stored: the upload may have been completed by the
+	 * put() that saved this token, just before a crash. */
+	if (r == 0 && all_parts_done(&m) && already_complete(&m)) {
+		if (src->progress)
+			src->progress(src, m.size);
+		goto out;
 	}
 	if (r == 0) {
 		resumed = 1;
@@ -907,8 +1133,10 @@ int s3_abort_put(struct s3 *s3, const char *key, const void *token,
 	p = text.buf + strlen(TOKEN_MAGIC);
 	pcodec_next_line(&p);
 	line = pcodec_next_line(&p);
-	if (line && !strncmp(line, "upload ", 7) &&
-	    pcodec_uri_decode(&id, line + 7, strlen(line + 7)) == 0 && id.len)
+	if (line && !strcmp(line, TOKEN_CREATING))
+		abort_unrecorded(s3, key, NULL);
+	else if (line && !strncmp(line, "upload ", 7) &&
+		 pcodec_uri_decode(&id, line + 7, strlen(line + 7)) == 0 && id.len)
 		r = abort_upload(s3, key, id.buf, err);
 	pbuf_release(&text);
 	pbuf_release(&id);

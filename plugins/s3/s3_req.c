@@ -208,6 +208,23 @@ int s3_req_list_parts(struct s3_op *op, const struct s3 *s3, const char *key,
 	return set_key(op, s3, key);
 }
 
+int s3_req_list_uploads(struct s3_op *op, const struct s3 *s3,
+			const char *key, const char *key_marker,
+			const char *upload_marker)
+{
+	s3_op_init(op, "ListMultipartUploads", "GET");
+	op->bucket_level = 1;
+	s3_op_query(op, "uploads", "");
+	if (key_marker && *key_marker) {
+		s3_op_query(op, "key-marker", key_marker);
+		s3_op_query(op, "upload-id-marker", upload_marker ? upload_marker : "");
+	}
+	if (set_key(op, s3, key) < 0)
+		return -ENOMEM;
+	s3_op_query(op, "prefix", op->key.buf);
+	return 0;
+}
+
 /* Path-style "/bucket/key" or virtual-hosted "/key", encoded once. */
 static int build_path(struct pbuf *b, const struct s3 *s3,
 		      const struct s3_op *op)

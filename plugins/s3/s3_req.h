@@ -89,6 +89,12 @@ int s3_req_abort_mpu(struct s3_op *op, const struct s3 *s3, const char *key,
 		     const char *upload_id);
 int s3_req_list_parts(struct s3_op *op, const struct s3 *s3, const char *key,
 		      const char *upload_id, unsigned marker);
+/* The multipart uploads whose key starts with key (the bucket-level
+ * ListMultipartUploads, prefix = the full key); markers from the previous
+ * page, or NULL. */
+int s3_req_list_uploads(struct s3_op *op, const struct s3 *s3,
+			const char *key, const char *key_marker,
+			const char *upload_marker);
 
 /*
  * Builds URL, headers and signature of op for the time now.

@@ -251,6 +251,63 @@ out:
 	return r;
 }
 
+int s3_xml_list_uploads(const char *xml, size_t len,
+			int (*fn)(void *arg, const char *key,
+				  const char *upload_id),
+			void *arg, struct pbuf *next_key,
+			struct pbuf *next_upload)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	xmlChar *trunc = NULL, *nk = NULL, *nu = NULL;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	pbuf_reset(next_key);
+	pbuf_reset(next_upload);
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "ListMultipartUploadsResult")) {
+		r = -EIO;
+		goto out;
+	}
+	trunc = child_text(root, "IsTruncated");
+	if (trunc && !strcmp((const char *)trunc, "true")) {
+		nk = child_text(root, "NextKeyMarker");
+		nu = child_text(root, "NextUploadIdMarker");
+		if (!nk || !*nk) {
+			r = -EIO;
+			goto out;
+		}
+		pbuf_adds(next_key, (const char *)nk);
+		pbuf_adds(next_upload, nu ? (const char *)nu : "");
+		if (!pbuf_str(next_key) || !pbuf_str(next_upload)) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (xmlNode *c = root->children; c && !r; c = c->next) {
+		xmlChar *key, *id;
+
+		if (!is(c, "Upload"))
+			continue;
+		key = child_text(c, "Key");
+		id = child_text(c, "UploadId");
+		if (!key || !id || !*id)
+			r = -EIO;
+		else
+			r = fn(arg, (const char *)key, (const char *)id);
+		xmlFree(key);
+		xmlFree(id);
+	}
+out:
+	xmlFree(trunc);
+	xmlFree(nk);
+	xmlFree(nu);
+	xmlFreeDoc(doc);
+	return r;
+}
+
 int s3_xml_sts_credentials(const char *xml, size_t len, struct pbuf *akid,
 			   struct pbuf *secret, struct pbuf *token,
 			   int64_t *ret_expiration_ns)
@@ -300,4 +357,111 @@ void s3_xml_escape(struct pbuf *b, const char *s)
 		default: pbuf_addch(b, *s);
 		}
 	}
+}
+
+int s3_xml_delete_errors(const char *xml, size_t len,
+			 int (*fn)(void *arg, const char *key, const char *code,
+				   const char *msg),
+			 void *arg)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "DeleteResult")) {
+		xmlFreeDoc(doc);
+		return -EIO;
+	}
+	for (xmlNode *c = root->children; c && !r; c = c->next) {
+		char code[64], msg[256];
+		xmlChar *key;
+
+		if (!is(c, "Error"))
+			continue;
+		key = child_text(c, "Key");
+		copy_text(c, "Code", code, sizeof(code));
+		copy_text(c, "Message", msg, sizeof(msg));
+		r = key ? fn(arg, (const char *)key, code, msg) : -EIO;
+		xmlFree(key);
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_object_lock(const char *xml, size_t len,
+		       struct s3_xml_lock_config *ret)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root, *def;
+	char enabled[32], days[24], years[24];
+	uint64_t d = 0, y = 0;
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	memset(ret, 0, sizeof(*ret));
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "ObjectLockConfiguration")) {
+		xmlFreeDoc(doc);
+		return -EIO;
+	}
+	copy_text(root, "ObjectLockEnabled", enabled, sizeof(enabled));
+	ret->enabled = !strcmp(enabled, "Enabled");
+	def = child(child(root, "Rule"), "DefaultRetention");
+	if (def) {
+		copy_text(def, "Mode", ret->mode, sizeof(ret->mode));
+		copy_text(def, "Days", days, sizeof(days));
+		copy_text(def, "Years", years, sizeof(years));
+		if ((days[0] && pcodec_parse_u64(days, 1000000, &d) < 0) ||
+		    (years[0] && pcodec_parse_u64(years, 10000, &y) < 0))
+			r = -EIO;
+		ret->days = d + 365 * y;
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_retention(const char *xml, size_t len, int64_t *ret_until_ns)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	char until[64];
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	*ret_until_ns = 0;
+	if (!is(root, "Retention")) {
+		r = -EIO;
+	} else {
+		copy_text(root, "RetainUntilDate", until, sizeof(until));
+		if (until[0] && pcodec_parse_rfc3339(until, ret_until_ns) < 0)
+			r = -EIO;
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+int s3_xml_legal_hold(const char *xml, size_t len, int *ret_on)
+{
+	xmlDocPtr doc = parse(xml, len);
+	xmlNode *root;
+	char status[16];
+	int r = 0;
+
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	if (!is(root, "LegalHold")) {
+		r = -EIO;
+	} else {
+		copy_text(root, "Status", status, sizeof(status));
+		*ret_on = !strcmp(status, "ON");
+	}
+	xmlFreeDoc(doc);
+	return r;
 }

@@ -60,12 +60,53 @@ int s3_xml_list_parts(const char *xml, size_t len,
 		      void *arg, unsigned *ret_next_marker);
 
 /*
+ * Walks a ListMultipartUploadsResult, calling fn(arg, key, upload_id) per
+ * Upload; fn returns 0 to go on or a negative errno.  When IsTruncated,
+ * next_key and next_upload get NextKeyMarker and NextUploadIdMarker, else
+ * they are emptied.
+ * @return 0, fn's error, -EIO for a malformed document, -ENOMEM.
+ */
+int s3_xml_list_uploads(const char *xml, size_t len,
+			int (*fn)(void *arg, const char *key,
+				  const char *upload_id),
+			void *arg, struct pbuf *next_key,
+			struct pbuf *next_upload);
+
+/*
  * AssumeRoleWithWebIdentityResponse credentials.
  * @return 0, -EIO if fields are missing, -ENOMEM.
  */
 int s3_xml_sts_credentials(const char *xml, size_t len, struct pbuf *akid,
 			   struct pbuf *secret, struct pbuf *token,
 			   int64_t *ret_expiration_ns);
+
+/*
+ * Walks a DeleteObjects answer (DeleteResult), calling fn for each Error
+ * entry (key as S3 sent it, code, message); Deleted entries are skipped.
+ * @return 0, the first non-zero fn result, -EIO for another document.
+ */
+int s3_xml_delete_errors(const char *xml, size_t len,
+			 int (*fn)(void *arg, const char *key, const char *code,
+				   const char *msg),
+			 void *arg);
+
+/* What GET ?object-lock says. */
+struct s3_xml_lock_config {
+	int enabled;		/* ObjectLockEnabled = Enabled */
+	char mode[16];		/* default retention mode, "" if none */
+	uint64_t days;		/* default retention, days + 365 * years */
+};
+
+/* ObjectLockConfiguration.  0, -EIO. */
+int s3_xml_object_lock(const char *xml, size_t len,
+		       struct s3_xml_lock_config *ret);
+
+/* Retention{Mode, RetainUntilDate}: *ret_until_ns 0 when absent.
+ * 0, -EIO. */
+int s3_xml_retention(const char *xml, size_t len, int64_t *ret_until_ns);
+
+/* LegalHold{Status}: *ret_on 1 for ON.  0, -EIO. */
+int s3_xml_legal_hold(const char *xml, size_t len, int *ret_on);
 
 /* Appends s with &, <, >, " and ' escaped. */
 void s3_xml_escape(struct pbuf *b, const char *s);

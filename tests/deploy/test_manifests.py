@@ -19,7 +19,7 @@ from conftest import (DEPLOY, DRGW, EXAMPLE_PATCHES, EXAMPLES, KUBE,
                       render_kubectl)
 
 JOBS = {"drgw-backup": "backup.sh", "drgw-restore": "restore.sh",
-        "drgw-drill": "drill.sh"}
+        "drgw-drill": "drill.sh", "drgw-prune": "prune.sh"}
 
 
 def tool(name):
@@ -78,10 +78,12 @@ def test_kustomizations_render(rendered):
     kinds = {k: sorted((o["kind"], o["metadata"]["name"]) for o in objs)
              for k, objs in rendered.items()}
     assert kinds["base"] == sorted([
-        ("ServiceAccount", "drgw"), ("PersistentVolumeClaim", "drgw-cache"),
+        ("ServiceAccount", "drgw"), ("ServiceAccount", "drgw-pruner"),
+        ("PersistentVolumeClaim", "drgw-cache"),
         ("ConfigMap", "drgw-config"), ("ConfigMap", "drgw-scripts"),
         ("ConfigMap", "drgw-env"), ("CronJob", "drgw-backup"),
-        ("CronJob", "drgw-restore"), ("CronJob", "drgw-drill")])
+        ("CronJob", "drgw-restore"), ("CronJob", "drgw-drill"),
+        ("CronJob", "drgw-prune")])
     assert kinds["monitoring"] == [("PrometheusRule", "drgw")]
     assert kinds["overlays/example"] == sorted(kinds["base"] + kinds["monitoring"])
 
@@ -154,7 +156,8 @@ def test_containers_run_their_script(rendered):
         assert mounts_of(c)["/scripts"]["name"] == "scripts"
         assert volumes_of(spec)["scripts"]["configMap"]["name"] == "drgw-scripts"
         assert spec["restartPolicy"] == "Never"
-        assert spec["serviceAccountName"] == "drgw"
+        assert spec["serviceAccountName"] == (
+            "drgw-pruner" if name == "drgw-prune" else "drgw")
         assert c["image"] == f"drgw:{version}", "the base image: drgw:<project version>"
 
 
@@ -191,7 +194,7 @@ def test_config_settings_are_known():
     if not DRGW.exists():
         pytest.skip(f"{DRGW} not built")
     known = set()
-    for cmd in ("mount", "run", "drill"):
+    for cmd in ("mount", "run", "drill", "prune"):
         p = subprocess.run([str(DRGW), cmd, "--help"], capture_output=True, text=True)
         known |= set(re.findall(r"^\s+--([a-z][a-z-]+)", p.stdout, re.M))
     for conf in (KUBE / "base" / "drgw.conf", KUBE / "overlays/example/drgw.conf"):
@@ -228,6 +231,40 @@ def test_backup_cronjob(rendered):
     assert {e["configMapRef"]["name"] for e in c["envFrom"]} == {"drgw-env"}
     rules = job["podFailurePolicy"]["rules"]
     assert any(r["action"] == "FailJob" and 2 in r["onExitCodes"]["values"] for r in rules)
+    # Backed up but not pruned (4): another backup would not help.
+    assert any(r["action"] == "FailJob" and 4 in r["onExitCodes"]["values"] for r in rules)
+
+
+def test_retention(rendered):
+    """The base prunes in the backup Job with drgw.conf's policy; the prune
+    CronJob waits suspended, unprivileged, with an identity of its own."""
+    base = rendered["base"]
+    env = find(base, "ConfigMap", "drgw-env")["data"]
+    assert env["DRGW_PRUNE"] == "on"
+    conf = parse_conf(find(base, "ConfigMap", "drgw-config")["data"]["drgw.conf"])
+    policy = {k: int(v) for k, v in conf["drgw"] if k.startswith("keep-")}
+    assert policy and all(v > 0 for v in policy.values())
+    cj = find(base, "CronJob", "drgw-prune")
+    assert cj["spec"]["suspend"] is True
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    backup_hour = int(find(base, "CronJob", "drgw-backup")["spec"]["schedule"].split()[1])
+    assert int(cj["spec"]["schedule"].split()[1]) > backup_hour, "after the backup"
+    pod = pod_spec(cj)
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert not sc.get("privileged") and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    env, mounts, vols = env_of(c), mounts_of(c), volumes_of(pod)
+    assert "emptyDir" in vols[mounts[env["PRUNE_CACHE"]]["name"]]
+    rules = cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    assert any(r["action"] == "FailJob" and 2 in r["onExitCodes"]["values"] for r in rules)
+    # The example overlay separates the duties.
+    objs = rendered["overlays/example"]
+    assert find(objs, "ConfigMap", "drgw-env")["data"]["DRGW_PRUNE"] == "off"
+    assert find(objs, "CronJob", "drgw-prune")["spec"]["suspend"] is False
+    roles = {find(objs, "ServiceAccount", n)["metadata"]["annotations"][
+        "eks.amazonaws.com/role-arn"] for n in ("drgw", "drgw-pruner")}
+    assert len(roles) == 2
 
 
 def test_restore_is_a_template_only(rendered):
@@ -310,7 +347,8 @@ def test_prometheus_rule_alerts(rendered):
               if "alert" in r}
     assert {"DrgwRPOTooOld", "DrgwBackendDown", "DrgwReplicationErrors",
             "DrgwReplicationBacklog", "DrgwDrillFailed",
-            "DrgwDrillStale"} <= set(alerts)
+            "DrgwDrillStale", "DrgwPruneFailing",
+            "DrgwNewestOlderThanRetention"} <= set(alerts)
     for a in alerts.values():
         assert a["labels"]["severity"] in ("critical", "warning")
         assert a["annotations"]["summary"] and a["annotations"]["description"]

@@ -352,3 +352,67 @@ def test_backup_sigterm_as_pid_1(backups, tmp_path):
     assert proc.returncode not in (0, 3), err
     assert "backup: failed with status" in err, err[-4000:]
     assert not is_mounted(w.backup), "drgw run unmounted"
+
+
+def test_prune_script_pushes_its_metrics(backups, tmp_path):
+    """prune.sh, as the drgw-prune CronJob runs it, on copies of the
+    backends: the policy of the config applies, the record is its own empty
+    cache's, and only drgw_prune_* metrics are pushed, as instance=prune."""
+    import shutil
+    w = backups.world
+    copies = {}
+    for name, path in w.remotes.items():
+        copies[name] = tmp_path / name
+        shutil.copytree(path, copies[name])
+    conf = tmp_path / "prune.conf"
+    text = w.config_text().replace("[drgw]\n", "[drgw]\nkeep-last = 3\n", 1)
+    for name, path in w.remotes.items():
+        text = text.replace(f"local://{path}", f"local://{copies[name]}")
+    conf.write_text(text)
+    backups.pushgw.take()
+    p = w.sh("prune.sh", DRGW_CONFIG=conf, PRUNE_CACHE=tmp_path / "cache",
+             DRGW_PUSHGATEWAY_URL=backups.pushgw.url, POD_NAMESPACE="testns")
+    assert p.returncode == 0, p.stdout + p.stderr[-4000:]
+    assert "prune: every backend pruned" in p.stderr
+    for name in w.remotes:
+        assert len(list(copies[name].rglob("*.drgw"))) == 3
+        assert len(w.objects(name)) == DAYS, "the originals are untouched"
+    ((path, body),) = backups.pushgw.take()
+    assert path == "/metrics/job/drgw/namespace/testns/instance/prune"
+    check_metrics(body)
+    s = samples(body)
+    assert {k[0] for k in s} <= {
+        "drgw_prune_last_run_timestamp_seconds", "drgw_prune_last_success",
+        "drgw_prune_kept_snapshots", "drgw_prune_removed_snapshots",
+        "drgw_prune_locked_snapshots", "drgw_prune_kept_bytes",
+        "drgw_prune_removed_bytes", "drgw_prune_newest_snapshot_timestamp_seconds",
+        "drgw_prune_policy_shortest_window_seconds"}
+    removed = {dict(k[1])["backend"]: v for k, v in s.items()
+               if k[0] == "drgw_prune_removed_snapshots"}
+    assert removed == {"primary": DAYS - 3, "second": DAYS - 3}
+
+    # Without a policy: exit 2, nothing removed.
+    p = w.sh("prune.sh", PRUNE_CACHE=tmp_path / "cache2")
+    assert p.returncode == 2 and "no retention policy" in p.stderr
+
+
+def test_backup_with_prune(tmp_path, scripts):
+    """DRGW_PRUNE=on, the base's setting: each successful backup.sh run
+    prunes the backends with drgw.conf's policy."""
+    require_drgw()
+    b = Backups(tmp_path, scripts)
+    try:
+        cfg = b.world.config.resolve()
+        cfg.write_text(cfg.read_text().replace("[drgw]\n", "[drgw]\nkeep-last = 2\n", 1))
+        b.open_app()
+        for day in range(1, 5):
+            b.app.execute("INSERT INTO applications (name) VALUES (?)", (f"day {day}",))
+            p, name = b.backup(day, DRGW_PRUNE="on")
+            assert p.returncode == 0, p.stderr[-4000:]
+            b.names.append(name)
+        assert sorted(b.remote()) == b.names[-2:]
+        for backend in b.world.remotes:
+            assert len(b.world.objects(backend)) == 2
+        assert "prune: backend primary: kept 2" in b.runs[-1].stderr
+    finally:
+        b.close()

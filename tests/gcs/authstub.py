@@ -24,6 +24,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from harness import serve_tls
+
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 METADATA_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
@@ -55,7 +57,8 @@ def verify_rs256(pub, signing_input, sig):
 
 
 class AuthStub:
-    def __init__(self, pub_key=None, token_file=None):
+    def __init__(self, pub_key=None, token_file=None, tls=None):
+        """tls: (key.pem, cert.pem) to answer over https instead."""
         self.pub_key = pub_key
         self.token_file = token_file
         self.expect = {}            # claims the JWT must carry
@@ -82,8 +85,10 @@ class AuthStub:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls:
+            serve_tls(self.server, *tls)
         self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
         self.host = "127.0.0.1:%d" % self.port
         self.token_uri = self.url + "/token"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

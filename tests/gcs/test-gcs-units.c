@@ -186,7 +186,10 @@ TEST(conf_bad_options)
 		{ "endpoint", "ftp://x", "expected http(s)://host[:port]" },
 		{ "endpoint", "https://x/storage/v1", "no path" },
 		{ "metadata-host", "a b", "host[:port]" },
-		{ "token-uri", "oauth2.googleapis.com", "http(s) URL" },
+		{ "token-uri", "oauth2.googleapis.com", "expected an https URL" },
+		/* Credentials never travel in clear beyond loopback. */
+		{ "token-uri", "http://oauth2.googleapis.com/token", "plain http only to a loopback" },
+		{ "token-uri", "http://127.evil.example/token", "plain http only to a loopback" },
 		{ "retention-mode", "Locked", "go together" },
 		{ "retain-days", "3", "go together" },
 		{ "ca-bundle", "/nonexistent/ca.pem", "cannot read" },
@@ -288,6 +291,40 @@ TEST(json_object)
 	CHECK_INT(gcs_json_object(S("{\"name\":\"a\",\"size\":\"-1\"}"), &o), ==, -EIO);
 	CHECK_INT(gcs_json_object(S("[]"), &o), ==, -EIO);
 	CHECK_INT(gcs_json_object(S("not json"), &o), ==, -EIO);
+}
+
+/* What drgw prune reads: holds, retention and bucket policies. */
+TEST(json_locks)
+{
+	struct gcs_object o;
+	uint64_t period;
+	int locked;
+
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\"}"), &o));
+	CHECK(!o.held && o.retain_until_ns == 0);
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\","
+				   "\"eventBasedHold\":true,"
+				   "\"retentionExpirationTime\":\"2030-01-01T00:00:00Z\","
+				   "\"retention\":{\"mode\":\"Unlocked\","
+				   "\"retainUntilTime\":\"2029-01-01T00:00:00Z\"}}"),
+				 &o));
+	CHECK(o.held);
+	CHECK_INT(o.retain_until_ns, ==, 1893456000000000000LL);
+	CHECK_OK(gcs_json_object(S("{\"name\":\"a\",\"size\":\"1\","
+				   "\"temporaryHold\":false,"
+				   "\"retention\":{\"retainUntilTime\":\"soon\"}}"),
+				 &o));
+	CHECK(!o.held && o.retain_until_ns == INT64_MAX);
+	CHECK_OK(gcs_json_bucket_retention(S("{\"name\":\"b\",\"retentionPolicy\":"
+					     "{\"retentionPeriod\":\"86400\","
+					     "\"isLocked\":true}}"),
+					   &period, &locked));
+	CHECK(period == 86400 && locked == 1);
+	CHECK_OK(gcs_json_bucket_retention(S("{\"name\":\"b\"}"), &period,
+					   &locked));
+	CHECK(period == 0 && locked == 0);
+	CHECK_INT(gcs_json_bucket_retention(S("{\"retentionPolicy\":7}"), &period,
+					    &locked), ==, -EIO);
 }
 
 struct names {

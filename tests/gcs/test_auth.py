@@ -401,3 +401,71 @@ def test_threads_share_one_token(env, sa_key, tmp_path):
     assert 401 not in [e["status"] for e in env.emu.log()]
     for i in range(8):
         assert (tmp_path / ("o%d" % i)).read_bytes() == src.read_bytes()
+
+
+# The token endpoint and the metadata server are verified with the
+# system's CA store whatever tls-verify and ca-bundle say (they are for a
+# storage endpoint with a private certificate), and plain http goes only
+# to loopback or Google's metadata addresses (issue 9, finding 4).
+
+@pytest.mark.parametrize("storage_opt", ["tls-verify", "ca-bundle"])
+def test_token_endpoint_is_verified_whatever_the_storage_options(
+        own_emulator, tmp_path, sa_key, storage_opt):
+    from harness import self_signed_cert
+    tls = self_signed_cert(tmp_path / "stub-tls")
+    stub = AuthStub(sa_key[1], tls=tls)
+    try:
+        emu = own_emulator()
+        key = key_file(tmp_path / "sa.json", sa_key[0], EMAIL, stub.token_uri)
+        opt = {"tls-verify": "off"} if storage_opt == "tls-verify" else \
+            {"ca-bundle": str(tls[1])}
+        h = Harness(tmp_path, emu.url, "gcs://%s/tls" % BUCKET,
+                    options={"credentials-file": key, **opt})
+        p = h.run("ping", check=False)
+        assert p.returncode == 1
+        assert ("gcs: service account %s: token endpoint %s: SSL certificate "
+                "problem" % (EMAIL, stub.token_uri)) in p.stderr, p.stderr
+        assert not stub.calls and emu.log() == []
+    finally:
+        stub.close()
+
+
+@pytest.mark.parametrize("how,msg", [
+    ("option", "invalid GCS option token-uri=http://192.0.2.7/token: expected "
+               "an https URL (plain http only to a loopback address)"),
+    ("key-file", "token_uri http://192.0.2.7/token: credentials go only to an "
+                 "https URL (plain http only to a loopback address)"),
+    ("metadata-host", "gcs: metadata-host=192.0.2.7: the metadata server must "
+                      "be metadata.google.internal, 169.254.169.254 or a "
+                      "loopback address"),
+    ("GCE_METADATA_HOST", "gcs: GCE_METADATA_HOST=192.0.2.7:8080: the "
+                          "metadata server must be"),
+], ids=["token-uri", "key-file", "metadata-host", "GCE_METADATA_HOST"])
+def test_plain_http_credentials_only_on_loopback(tmp_path, emulator, sa_key,
+                                                  how, msg):
+    opts, env = {}, {}
+    remote = "http://192.0.2.7/token"
+    if how == "option":
+        opts = {"credentials-file": key_file(tmp_path / "sa.json", sa_key[0],
+                                             EMAIL, GOOGLE_TOKEN_URI),
+                "token-uri": remote}
+    elif how == "key-file":
+        opts = {"credentials-file": key_file(tmp_path / "sa.json", sa_key[0],
+                                             EMAIL, remote)}
+    elif how == "metadata-host":
+        opts = {"metadata-host": "192.0.2.7"}
+    else:
+        env = {"GCE_METADATA_HOST": "192.0.2.7:8080"}
+    h = Harness(tmp_path, emulator.url, "gcs://%s/tls" % BUCKET, options=opts,
+                env=env)
+    p = h.run("ping", check=False)
+    assert p.returncode == 1
+    assert "open: EINVAL: " in p.stderr and msg in p.stderr, p.stderr
+
+
+def test_tls_verify_off_warning_says_what_it_covers(tmp_path, emulator):
+    h = Harness(tmp_path, emulator.url, "gcs://%s/tls" % BUCKET,
+                options={"tls-verify": "off"})
+    assert "(storage requests only; the OAuth token endpoint and the " \
+        "metadata server are always verified against the system's CA " \
+        "store)" in h.run("ping").stderr

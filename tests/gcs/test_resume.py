@@ -137,8 +137,11 @@ def test_session_deleted(harness, emulator, tmp_path):
     log = emulator.log()
     assert (log[0]["method"], log[0]["status"]) == ("PUT", 404)
     assert is_status_query(log[0])
-    assert (log[1]["method"], log[1]["status"]) == ("POST", 200)
-    assert [chunk_start(e) for e in log[2:]] == [0, MiB, 2 * MiB, 3 * MiB]
+    # Not stored already (a final chunk that landed before the session
+    # went): a new session.
+    assert (log[1]["method"], log[1]["status"]) == ("GET", 404)
+    assert (log[2]["method"], log[2]["status"]) == ("POST", 200)
+    assert [chunk_start(e) for e in log[3:]] == [0, MiB, 2 * MiB, 3 * MiB]
     assert emulator.media("test_session_deleted/k") == src.read_bytes()
     assert token(tok)["session"] != session
 
@@ -160,7 +163,8 @@ def test_emulator_restarts(own_emulator, tmp_path):
     emu.restart(fresh_dir=tmp_path / "fresh")
     put(h, tok2, "k2", src)
     log = emu.log()
-    assert [(e["method"], e["status"]) for e in log[:2]] == [("PUT", 404), ("POST", 200)]
+    assert [(e["method"], e["status"]) for e in log[:3]] == \
+        [("PUT", 404), ("GET", 404), ("POST", 200)]
     assert emu.media("r/k2") == src.read_bytes()
 
 
@@ -379,3 +383,38 @@ def test_completed_session_with_wrong_object(tmp_path, emulator, proxy):
     assert "ifGenerationMatch=42" in proxy.requests()[1]["path"]
     assert seen[2][0] == "POST"                                # a new session
     assert emulator.media("wrongdone/k") == src.read_bytes()
+
+
+def test_killed_after_the_final_chunk_landed(emulator, proxy, tmp_path):
+    """Issue 15, defect 2: the final chunk reached GCS, the process died
+    before it heard back, and by the time the upload is resumed the
+    session is forgotten (404, as GCS does in time).  The object is there
+    with this upload's size, crc32c and md5: done, without a new session
+    or a byte sent again."""
+    h = Harness(tmp_path, proxy.url, "gcs://%s/landed" % BUCKET)
+    src = write_random(tmp_path / "f", 3 * MiB, seed=41)
+    tok = tmp_path / "tok"
+    # The final chunk carries the total size; its answer is held back.
+    final = proxy.add_fault(method="PUT", path=r"upload_id=", stall=60,
+                            skip=2)
+    proc = h.popen("put", "--token", tok, "--sha256", sha256_file(src),
+                   "k", src, options=CHUNK)
+    try:
+        deadline = time.time() + 60
+        while not [r for r in proxy.requests("PUT") if r.get("stalled") or
+                   (r.get("upstream_status") == 200)]:
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert final.hits == 1
+    assert token(tok)["offset"] == 2 * MiB
+    proxy.clear_faults()
+    proxy.clear()
+    proxy.intercept = lambda rec: (404, [], b"Not Found") \
+        if rec["method"] == "PUT" else None
+    put(h, tok, "k", src)
+    assert [r["method"] for r in proxy.requests()] == ["PUT", "GET"], \
+        proxy.requests()
+    assert emulator.media("landed/k") == src.read_bytes()

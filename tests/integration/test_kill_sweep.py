@@ -176,3 +176,48 @@ def test_kill_sweep_s3(env, s3, tmp_path, point):
     problems = sweep_one(env, tmp_path, point, backends, files)
     report("s3")
     assert not problems, problems
+
+
+@pytest.mark.parametrize("point", ["encode-chunk:1", "encode-published",
+                                   "encode-committed", "stream-read:1",
+                                   "upload-finished/after",
+                                   "replica-recorded"])
+def test_kill_during_an_incremental(env, tmp_path, point):
+    """The same phases for a version stored as an increment of the one
+    before: after the restart both restore byte for byte, once each."""
+    from test_incremental import day_of_changes
+    point, _, mode = point.partition("/")
+    RESULTS["tried"] += 1
+    src = tmp_path / "src.db"
+    make_app_db(src, rows=20000)
+    extra = ["--streaming", "off"] if mode == "after" else []
+    gw = env.gateway(*extra).start()
+    sqlite(src, f".backup '{env.mnt}/app-1.db'")
+    env.wait(timeout=60)
+    day_of_changes(src, 2)
+    os.environ["DRGW_TEST_KILL_AT"] = point
+    try:
+        gw.stop()
+        gw.start()
+    finally:
+        del os.environ["DRGW_TEST_KILL_AT"]
+    sqlite(src, f".backup '{env.mnt}/app-2.db'")
+    try:
+        gw.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"kill point {point} was never reached")
+    gw.proc = None
+    unmount(gw.mountpoint)
+    gw.start()
+    want = {n: sha256(env.mnt / n) for n in ("app-1.db", "app-2.db")}
+    env.wait(timeout=90)
+    gw.stop()
+    vs = env.ls("--versions")
+    assert sorted(v["name"] for v in vs) == ["app-1.db", "app-2.db"], vs
+    assert [v for v in vs if v["name"] == "app-2.db"][0]["stored_as"] == \
+        "incremental"
+    for name, digest in want.items():
+        out = tmp_path / f"restored-{name}"
+        env.client("restore", name, out, cache=tmp_path / f"c-{name}")
+        assert sha256(out) == digest, name
+    assert not os.listdir(env.cache / "spool")

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from conftest import DRGW, make_app_db, run, unmount
+from conftest import DRGW, make_app_db, run, sqlite, unmount
 
 
 def free_port():
@@ -151,6 +151,9 @@ def test_drill_ok_then_finds_corruption(env, tmp_path):
     db = tmp_path / "app.db"
     make_app_db(db, rows=20000)
     drgw_run(env, backup_script(db, env.mnt, "app-20260101.db"), check_rc=0)
+    # A day of changes: the second backup is an increment of the first.
+    sqlite(db, "UPDATE applications SET doc = json_set(doc, '$.day', 2) "
+           "WHERE id % 20 = 0")
     drgw_run(env, backup_script(db, env.mnt, "app-20260102.db"), check_rc=0)
     drill_cache = tmp_path / "drill-cache"
 
@@ -174,7 +177,8 @@ def test_drill_ok_then_finds_corruption(env, tmp_path):
     p = drill()
     assert p.returncode == 1
     rows = json.loads(p.stdout)
-    assert not rows[0]["ok"] and "failed authentication" in rows[0]["issues"]
+    assert any(not r["ok"] and "failed authentication" in r["issues"]
+               for r in rows), rows
     metrics = run("status", "--prometheus", "--cache", drill_cache).stdout
     assert 'drgw_drill_last_success{backend="nfs",pattern="app-*.db"} 0' in metrics
 

@@ -3,6 +3,7 @@
 each reproduces what an attacker or an unlucky operator would do and
 checks what they would see."""
 import hashlib
+import json
 import os
 import subprocess
 
@@ -278,8 +279,7 @@ def test_rollback_by_deleting_the_newest_object_is_noticed(env, tmp_path):
         (env.mnt / "app.db").write_text(content)
         env.wait(timeout=60)
     gw.stop()
-    # `ls --versions` lists oldest first; version ids sort by second only.
-    newest = versions_of(env, "app.db")[-1]["version"]
+    newest = versions_of(env, "app.db")[-1]["version"]   # by seal time
     os.unlink(env.remote / f"{newest}.drgw")
     out = tmp_path / "out"
 
@@ -317,3 +317,34 @@ def test_unlisted_backend_is_named_during_a_restore(env, tmp_path):
     view = env.restore_view(backends=backends).start()
     assert "backend offsite could not be listed" in view.log()
     view.stop()
+
+
+def test_objects_of_another_deployment_are_refused(env, tmp_path):
+    """Two deployments that share a key: an object copied from one
+    bucket into the other must not be restored as the other's own."""
+    gw = env.gateway().start()
+    (env.mnt / "app.db").write_text("ours\n")
+    env.wait(timeout=60)
+    gw.stop()
+    other_remote = tmp_path / "other-remote"
+    other_remote.mkdir()
+    other = env.gateway(cache=tmp_path / "other-cache",
+                        backends=env.backend_args("nfs", other_remote),
+                        mountpoint=tmp_path / "other-mnt", name="other").start()
+    (other.mountpoint / "app.db").write_text("theirs, newer\n")
+    env.drgw("wait", "--timeout", "60s", cache=tmp_path / "other-cache")
+    other.stop()
+    for obj in other_remote.glob("*.drgw"):
+        (env.remote / obj.name).write_bytes(obj.read_bytes())
+
+    # With the writer's catalog (or --repository): the copy is refused.
+    out = tmp_path / "out"
+    p = run("restore", "app.db", out, *env.common(), *env.backend_args())
+    assert out.read_text() == "ours\n"
+    assert "belongs to repository" in p.stderr, p.stderr
+    repo = json.loads(env.drgw("status", "--json").stdout)["repository"]
+    p = env.client("restore", "--repository", repo, "app.db", tmp_path / "o2")
+    assert (tmp_path / "o2").read_text() == "ours\n"
+    # Without either, drgw does not guess between the two.
+    p = env.client("restore", "app.db", tmp_path / "o3", check=False)
+    assert p.returncode == 1 and "more than one repository" in p.stderr

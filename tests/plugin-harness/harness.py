@@ -4,6 +4,7 @@ tests/gcs), and the test-data helpers both use."""
 import hashlib
 import os
 import random
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def self_signed_cert(dir_path, name="127.0.0.1"):
+    """A throwaway self-signed certificate for an IP on loopback, made with
+    the openssl CLI: (key.pem, cert.pem)."""
+    d = Path(dir_path)
+    d.mkdir(parents=True, exist_ok=True)
+    key, cert = d / "key.pem", d / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=" + name, "-addext", "subjectAltName=IP:" + name],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+def serve_tls(server, key, cert):
+    """Makes an http.server speak TLS with key/cert (before serve_forever)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)

@@ -25,6 +25,12 @@
  *   stat KEY
  *   list [PREFIX]                      every page; "KEY<TAB>SIZE" per line
  *   rm KEY
+ *   rm-many KEY...                     remove_many(): "KEY<TAB>ERRNO-NAME|ok"
+ *                                      per key; fails if one failed
+ *   lock KEY                           stat(), then its lock fields:
+ *                                      "known 0|1 hold 0|1 until NS"
+ *   retention                          ctl(DRGW_CTL_RETENTION): "flags F
+ *                                      period NS source TEXT"
  *   abort KEY TOKENFILE
  *   describe | ping
  *   ctl-msg OPCODE                     a private ctl() filling a drgw_err;
@@ -682,6 +688,44 @@ static int run_command(const struct drgw_backend_ops *ops, void *inst,
 	} else if (!strcmp(cmd, "rm") && argc == 2) {
 		r = ops->remove(inst, argv[1], &err);
 		r = r < 0 ? fail("rm", r, &err) : 0;
+	} else if (!strcmp(cmd, "rm-many") && argc >= 2) {
+		int *res = calloc((size_t)argc, sizeof(*res));
+
+		if (!res || !ops->remove_many) {
+			r = fail("rm-many", res ? -ENOSYS : -ENOMEM, NULL);
+		} else {
+			r = ops->remove_many(inst, (const char *const *)argv + 1,
+					     (size_t)argc - 1, res, &err);
+			for (int k = 1; k < argc; k++)
+				printf("%s\t%s\n", argv[k],
+				       res[k - 1] ? strerrorname_np(-res[k - 1]) :
+						    "ok");
+			r = r < 0 ? fail("rm-many", r, &err) : 0;
+		}
+		free(res);
+	} else if (!strcmp(cmd, "lock") && argc == 2) {
+		struct drgw_object_info info;
+
+		memset(&info, 0, sizeof(info));
+		r = ops->stat(inst, argv[1], &info, &err);
+		if (r < 0)
+			r = fail("lock", r, &err);
+		else
+			printf("known %d hold %d until %" PRId64 "\n",
+			       !!(info.lock_flags & DRGW_LOCK_KNOWN),
+			       !!(info.lock_flags & DRGW_LOCK_HOLD),
+			       info.retain_until_ns);
+	} else if (!strcmp(cmd, "retention") && argc == 1) {
+		struct drgw_retention ret = { .struct_size = sizeof(ret) };
+
+		r = ops->ctl(inst, DRGW_CTL_RETENTION, &ret);
+		if (r < 0) {
+			snprintf(err.msg, sizeof(err.msg), "%s", ret.source);
+			r = fail("retention", r, &err);
+		} else {
+			printf("flags %u period %" PRId64 " source %s\n",
+			       ret.flags, ret.period_ns, ret.source);
+		}
 	} else if (!strcmp(cmd, "abort") && argc == 3) {
 		size_t len = 0;
 		void *tok = load_file(argv[2], &len);

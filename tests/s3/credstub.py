@@ -14,6 +14,8 @@ import json
 import threading
 import urllib.parse
 
+from harness import serve_tls
+
 KEY = "S3RVER"
 IMDS_SESSION = "imds-session-token-AQAEAE"
 ROLE = "drgw-node-role"
@@ -25,7 +27,8 @@ def expiration(ttl):
 
 
 class CredStub:
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (key.pem, cert.pem) to answer over https instead."""
         self.sts_ttl = 3600
         self.container_ttl = 3600
         self.imds_ttl = 6 * 3600
@@ -52,7 +55,10 @@ class CredStub:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        if tls:
+            serve_tls(self.server, *tls)
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http",
+                                          self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):

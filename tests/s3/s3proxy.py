@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: MIT
-"""Recording, fault-injecting reverse proxy in front of s3rver.
+"""Recording, fault-injecting reverse proxy in front of s3rver (or
+radosgw).
 
 Tests point the plugin at this proxy to see exactly what went over the
 wire (method, raw path and query, headers, body size) and to make the
-"server" misbehave in ways s3rver cannot: 503 SlowDown, a 200 whose body is
-an <Error>, a lost response after the upstream applied the request, delays.
+server misbehave per request (the fault engine of
+tests/plugin-harness/faultproxy.py): 5xx, SlowDown, 429, a 200 whose body
+is an <Error>, a lost answer after the upstream applied the request,
+resets in the middle of a request or response body, stalls, a corrupted
+response byte, an outage.
 
 With emulate_mpu it also implements the two multipart calls s3rver lacks
 (ListParts and AbortMultipartUpload) from what it saw pass through, and
@@ -15,10 +19,15 @@ import hashlib
 import http.client
 import http.server
 import re
+import sys
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin-harness"))
+from faultproxy import FaultSet, quiet_server, reset  # noqa: E402
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "expect",
                "proxy-connection", "te", "upgrade"}
@@ -29,38 +38,12 @@ def error_xml(code, message):
             "<Message>%s</Message></Error>" % (code, escape(message))).encode()
 
 
-class Fault:
-    """What to do with the next `times` requests that match."""
-
-    def __init__(self, method=None, query=None, path=None, times=1,
-                 status=None, code=None, body=None, forward_first=False,
-                 delay=0.0, drop=False):
-        self.method, self.query, self.path = method, query, path
-        self.times = times
-        self.status, self.code, self.body = status, code, body
-        self.forward_first = forward_first
-        self.delay = delay
-        self.drop = drop
-        self.hits = 0
-
-    def matches(self, method, path, query):
-        if self.times is not None and self.hits >= self.times:
-            return False
-        if self.method and method != self.method:
-            return False
-        if self.path and not re.search(self.path, urllib.parse.unquote(path)):
-            return False
-        if self.query is not None and not re.search(self.query, query):
-            return False
-        return True
-
-
 class Proxy:
     def __init__(self, upstream_port, emulate_mpu=False):
         self.upstream_port = upstream_port
         self.emulate_mpu = emulate_mpu
         self.log = []
-        self.faults = []
+        self.faults = FaultSet()
         self.lock = threading.Lock()
         self.uploads = {}          # upload id -> {part: (etag, size)}
         self.aborted = set()
@@ -77,7 +60,8 @@ class Proxy:
 
             do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = quiet_server(
+            http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
@@ -90,10 +74,15 @@ class Proxy:
         self.server.server_close()
 
     def add_fault(self, **kw):
-        f = Fault(**kw)
-        with self.lock:
-            self.faults.append(f)
-        return f
+        """A per-request fault; see faultproxy.Fault."""
+        return self.faults.add(**kw)
+
+    def clear_faults(self):
+        self.faults.clear()
+
+    def outage(self, seconds):
+        """Every connection is reset for this long."""
+        self.faults.outage(seconds)
 
     def requests(self, method=None, query=None):
         with self.lock:
@@ -113,7 +102,28 @@ class Proxy:
         raw = h.path
         path, _, query = raw.partition("?")
         length = int(h.headers.get("Content-Length") or 0)
+        entry = {
+            "time": time.time(), "method": method, "path": path,
+            "query": query, "raw": raw,
+            "headers": {k.lower(): v for k, v in h.headers.items()},
+            "body_len": 0, "body_sha256": None, "body": None, "status": None,
+        }
+        with self.lock:
+            self.log.append(entry)
+        if self.faults.in_outage():
+            entry["status"] = "outage"
+            return reset(h)
+        fault = self.faults.match(method, path, query)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.reset == "request":
+            h.rfile.read(fault.request_cut(length))
+            entry["status"] = "reset"
+            return reset(h)
         body = h.rfile.read(length) if length else b""
+        entry.update(body_len=len(body),
+                     body_sha256=hashlib.sha256(body).hexdigest(),
+                     body=body if len(body) <= 65536 else None)
         if len(body) < length:
             # The client died mid-request (SIGKILL tests).  S3 discards
             # such a request; forwarding the stub would let s3rver store a
@@ -121,24 +131,7 @@ class Proxy:
             h.close_connection = True
             return
         params = urllib.parse.parse_qs(query, keep_blank_values=True)
-        entry = {
-            "time": time.time(), "method": method, "path": path,
-            "query": query, "raw": raw,
-            "headers": {k.lower(): v for k, v in h.headers.items()},
-            "body_len": len(body),
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-            "body": body if len(body) <= 65536 else None,
-            "status": None,
-        }
-        with self.lock:
-            self.log.append(entry)
-            fault = next((f for f in self.faults
-                          if f.matches(method, path, query)), None)
-            if fault:
-                fault.hits += 1
-        if fault and fault.delay:
-            time.sleep(fault.delay)
-        if fault and fault.drop:
+        if fault and fault.drop and not fault.forward_first:
             entry["status"] = "dropped"
             h.close_connection = True
             h.connection.shutdown(2)
@@ -159,12 +152,32 @@ class Proxy:
                     self.aborted.add(upload_id)
                 return self.reply(h, entry, 204, b"")
 
-        status, headers, rbody = self.forward(method, raw, h.headers, body)
+        try:
+            status, headers, rbody = self.forward(method, raw, h.headers, body)
+        except (OSError, http.client.HTTPException):
+            # The server cut the connection (or is down): so do we.
+            entry["status"] = "upstream-failed"
+            return reset(h)
         if self.emulate_mpu:
             self.track(method, params, status, headers, rbody, len(body))
-        if fault and fault.forward_first:
+        entry["upstream_status"] = status
+        if fault and fault.forward_first and fault.drop:
+            entry["status"] = "lost"
+            return reset(h)
+        if fault and fault.forward_first and fault.status:
             return self.reply_fault(h, entry, fault)
+        if fault and fault.stall:
+            entry["stalled"] = True
+            time.sleep(fault.stall)
+        if fault and fault.corrupt and method != "HEAD":
+            rbody = fault.corrupt_body(rbody)
+            entry["corrupted"] = True
         entry["status"] = status
+        if fault and fault.reset == "response":
+            entry["status"] = "reset"
+            self.send(h, status, headers, rbody[:fault.response_cut(len(rbody))],
+                      method, length=len(rbody))
+            return reset(h)
         self.send(h, status, headers, rbody, method)
 
     def forward(self, method, raw, headers, body):
@@ -216,15 +229,15 @@ class Proxy:
         body = fault.body
         if body is None and fault.code:
             body = error_xml(fault.code, "injected by the test proxy")
-        return self.reply(h, entry, fault.status, body or b"")
+        return self.reply(h, entry, fault.status, body or b"", fault.headers)
 
-    def reply(self, h, entry, status, body):
+    def reply(self, h, entry, status, body, extra=()):
         entry["status"] = status
         headers = [("Content-Type", "application/xml")] if body else []
-        self.send(h, status, headers, body, h.command)
+        self.send(h, status, headers + list(extra), body, h.command)
 
-    def send(self, h, status, headers, body, method):
-        length = str(len(body))
+    def send(self, h, status, headers, body, method, length=None):
+        length = str(len(body) if length is None else length)
         h.send_response(status)
         for k, v in headers:
             if k.lower() == "content-length":

@@ -168,6 +168,13 @@ static void test_conf_errors(void)
 	expect_invalid("s3://bkt", "object-lock-mode", "GOVERNANCE", "go together");
 	expect_invalid("s3://bkt", "checksum", "crc32", "checksum=crc32");
 	expect_invalid("s3://bkt", "storage-class", "standard", "storage-class");
+	/* The web identity token never travels in clear beyond loopback. */
+	expect_invalid("s3://bkt", "sts-endpoint", "http://sts.amazonaws.com",
+		       "plain http only to a loopback address");
+	expect_invalid("s3://bkt", "sts-endpoint", "http://127.0.0.1.nip.io/",
+		       "plain http only to a loopback address");
+	expect_invalid("s3://bkt", "sts-endpoint", "sts.amazonaws.com",
+		       "expected an https URL");
 }
 
 static void test_profiles(void)
@@ -296,6 +303,58 @@ static void test_xml(void)
 	CHECK_INT(s3_xml_upload_id(init, strlen(init), &tok), 0);
 	CHECK_STR(pbuf_str(&tok), "VXBsb2FkIElE+/=");
 	pbuf_release(&tok);
+}
+
+static int delete_err_cb(void *arg, const char *key, const char *code,
+			 const char *msg)
+{
+	struct pbuf *b = arg;
+
+	pbuf_addf(b, "%s=%s:%s;", key, code, msg);
+	return 0;
+}
+
+/* What drgw prune reads: DeleteObjects results and Object Lock answers. */
+static void test_xml_lock(void)
+{
+	const char *del =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+		"<Deleted><Key>p/a</Key></Deleted>"
+		"<Error><Key>p/b &amp; c</Key><Code>AccessDenied</Code>"
+		"<Message>Access Denied</Message></Error></DeleteResult>";
+	const char *cfg =
+		"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+		"<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Years>1</Years>"
+		"<Days>2</Days></DefaultRetention></Rule></ObjectLockConfiguration>";
+	const char *bare = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled"
+			   "</ObjectLockEnabled></ObjectLockConfiguration>";
+	const char *ret = "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>"
+			  "2026-12-04T12:16:22.763520545Z</RetainUntilDate></Retention>";
+	const char *hold_on = "<LegalHold><Status>ON</Status></LegalHold>";
+	const char *hold_off = "<LegalHold><Status>OFF</Status></LegalHold>";
+	struct s3_xml_lock_config lc;
+	struct pbuf errs = PBUF_INIT;
+	int64_t until;
+	int on = -1;
+
+	CHECK_INT(s3_xml_delete_errors(del, strlen(del), delete_err_cb, &errs), 0);
+	CHECK_STR(pbuf_str(&errs), "p/b & c=AccessDenied:Access Denied;");
+	CHECK_INT(s3_xml_delete_errors(cfg, strlen(cfg), delete_err_cb, &errs),
+		  -EIO);
+	pbuf_release(&errs);
+	CHECK_INT(s3_xml_object_lock(cfg, strlen(cfg), &lc), 0);
+	CHECK(lc.enabled && lc.days == 367);
+	CHECK_STR(lc.mode, "COMPLIANCE");
+	CHECK_INT(s3_xml_object_lock(bare, strlen(bare), &lc), 0);
+	CHECK(lc.enabled && lc.days == 0 && !lc.mode[0]);
+	CHECK_INT(s3_xml_retention(ret, strlen(ret), &until), 0);
+	CHECK(until == 1796386582763520545LL);
+	CHECK_INT(s3_xml_legal_hold(hold_on, strlen(hold_on), &on), 0);
+	CHECK_INT(on, 1);
+	CHECK_INT(s3_xml_legal_hold(hold_off, strlen(hold_off), &on), 0);
+	CHECK_INT(on, 0);
+	CHECK_INT(s3_xml_legal_hold(ret, strlen(ret), &on), -EIO);
 }
 
 static void test_part_size(void)
@@ -436,6 +495,7 @@ int main(void)
 	RUN(&t, test_conf_errors);
 	RUN(&t, test_profiles);
 	RUN(&t, test_xml);
+	RUN(&t, test_xml_lock);
 	RUN(&t, test_part_size);
 	RUN(&t, test_codec);
 	RUN(&t, test_digest);

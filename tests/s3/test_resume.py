@@ -8,7 +8,7 @@ import signal
 import time
 import urllib.parse
 
-from conftest import Harness, sha256_file, write_random
+from conftest import Harness, Proxy, sha256_file, write_random
 
 MiB = 1 << 20
 OPTS = {"part-size": "5M", "upload-concurrency": "2"}
@@ -305,3 +305,128 @@ def test_abandoned_growing_source_leaves_nothing(harness, proxy, tmp_path):
     assert len(proxy.requests("DELETE", r"uploadId=")) == 1
     assert not proxy.requests("POST", r"^uploadId=")     # never completed
     assert harness.run("stat", "a.bin", check=False).returncode == 1
+
+
+def wait_forwarded(proxy, query, timeout=60):
+    """Waits until a request matching query reached the server."""
+    deadline = time.time() + timeout
+    while not [e for e in proxy.requests(query=query)
+               if e.get("upstream_status")]:
+        assert time.time() < deadline, "never forwarded: %s" % query
+        time.sleep(0.02)
+
+
+def test_killed_between_complete_and_its_answer(server_harness, server_proxy,
+                                                tmp_path):
+    """Issue 15, defect 2: CompleteMultipartUpload reached the server, the
+    process died before it heard back (the gateway would not have
+    recorded it either).  The saved upload no longer exists; the put()
+    that resumes the token must find the object done (size and ETag or
+    checksum), not retry Complete for ever nor upload it again."""
+    h, proxy = server_harness, server_proxy
+    src = write_random(tmp_path / "big", 12 * MiB, seed=31)
+    tok = tmp_path / "token"
+    proxy.add_fault(method="POST", query=r"^uploadId=", stall=60)
+    proc = h.popen("put", "--token", tok, "--sha256", sha256_file(src),
+                   "c.bin", src, options=OPTS)
+    try:
+        wait_forwarded(proxy, r"^uploadId=")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert len(token_parts(tok)) == 3
+    proxy.clear_faults()
+    n_before = len(proxy.requests())
+
+    out = put(h, tok, "c.bin", src)
+    assert "stored c.bin" in out.stdout
+    after = proxy.requests()[n_before:]
+    assert [e["method"] for e in after] == ["HEAD"], \
+        [(e["method"], e["query"], e["status"]) for e in after]
+    h.run("cat", "c.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def test_completed_object_of_other_bytes_is_not_taken(radosgw, tmp_path,
+                                                      request):
+    """The same check must not accept an object that merely has the right
+    size: another object under the key is replaced by a new upload.  (On
+    radosgw: s3rver answers a Complete of a finished upload with a 500 that
+    cannot be told from a transient one.)"""
+    proxy = Proxy(radosgw.port)
+    request.addfinalizer(proxy.close)
+    h = Harness(tmp_path, proxy.url, "s3://drgw/other-bytes",
+                env={"AWS_ACCESS_KEY_ID": radosgw.access_key,
+                     "AWS_SECRET_ACCESS_KEY": radosgw.secret_key})
+    src = write_random(tmp_path / "big", 12 * MiB, seed=32)
+    other = write_random(tmp_path / "other", 12 * MiB, seed=33)
+    tok = tmp_path / "token"
+    proxy.add_fault(method="POST", query=r"^uploadId=", stall=60)
+    proc = h.popen("put", "--token", tok, "--sha256", sha256_file(src),
+                   "d.bin", src, options=OPTS)
+    try:
+        wait_forwarded(proxy, r"^uploadId=")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    proxy.clear_faults()
+    h.run("put", "d.bin", other, options=OPTS)  # someone else's bytes
+    put(h, tok, "d.bin", src)
+    h.run("cat", "d.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def rgw_harness(radosgw, tmp_path, request, prefix):
+    proxy = Proxy(radosgw.port)
+    request.addfinalizer(proxy.close)
+    h = Harness(tmp_path, proxy.url, "s3://drgw/" + prefix,
+                env={"AWS_ACCESS_KEY_ID": radosgw.access_key,
+                     "AWS_SECRET_ACCESS_KEY": radosgw.secret_key})
+    return h, proxy
+
+
+def test_lost_create_answer_leaves_no_upload(radosgw, tmp_path, request):
+    """Issue 15, defect 7: CreateMultipartUpload went through but its
+    answer was lost; the retry creates a second upload.  The first must
+    not stay behind (on radosgw, which has ListMultipartUploads)."""
+    h, proxy = rgw_harness(radosgw, tmp_path, request, "lost-create")
+    src = write_random(tmp_path / "big", 12 * MiB, seed=34)
+    proxy.add_fault(method="POST", query=r"^uploads=$", forward_first=True,
+                    drop=True)
+    put(h, tmp_path / "token", "k.bin", src)
+    assert len(proxy.requests(method="POST", query=r"^uploads=$")) == 2
+    assert radosgw.multipart_uploads("drgw", "lost-create/") == []
+    h.run("cat", "k.bin", tmp_path / "back")
+    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
+
+
+def kill_during_create(h, proxy, src, tok, key):
+    proxy.clear()
+    proxy.add_fault(method="POST", query=r"^uploads=$", stall=60)
+    proc = h.popen("put", "--token", tok, "--sha256", sha256_file(src),
+                   key, src, options=OPTS)
+    try:
+        wait_forwarded(proxy, r"^uploads=$")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    proxy.clear_faults()
+
+
+def test_killed_before_the_upload_id_was_saved(radosgw, tmp_path, request):
+    """A crash between CreateMultipartUpload and saving its id: the next
+    put() (or abort_put()) finds the token that says an upload was being
+    created, and aborts it."""
+    h, proxy = rgw_harness(radosgw, tmp_path, request, "unsaved")
+    src = write_random(tmp_path / "big", 12 * MiB, seed=35)
+    tok = tmp_path / "token"
+    kill_during_create(h, proxy, src, tok, "k.bin")
+    assert len(radosgw.multipart_uploads("drgw", "unsaved/")) == 1
+    put(h, tok, "k.bin", src)
+    assert radosgw.multipart_uploads("drgw", "unsaved/") == []
+
+    tok2 = tmp_path / "token2"
+    kill_during_create(h, proxy, src, tok2, "k2.bin")
+    assert len(radosgw.multipart_uploads("drgw", "unsaved/k2.bin")) == 1
+    h.run("abort", "k2.bin", tok2)
+    assert radosgw.multipart_uploads("drgw", "unsaved/") == []

@@ -320,3 +320,95 @@ TEST(schema_1_catalog_is_migrated)
 	drgw_version_release(&got);
 	done(c);
 }
+
+/* The callbacks' buffers are 64+ bytes; the tests stay well below. */
+static void append(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, size - n, "%s", s);
+}
+
+static int add_key(void *arg, const char *key)
+{
+	append(arg, 64, key);
+	append(arg, 64, " ");
+	return 0;
+}
+
+static int add_backend_name(void *arg, const char *backend, int64_t since)
+{
+	CHECK(since > 0);
+	append(arg, 64, backend);
+	return 0;
+}
+
+static int last_run(void *arg, const struct drgw_prune_run *p)
+{
+	*(struct drgw_prune_run *)arg = *p;
+	return 0;
+}
+
+/* drgw prune's records: "removing" before the delete, then removed (the
+ * replica goes, the other backend's stays) or forgotten (it failed). */
+TEST(prune_records)
+{
+	struct drgw_catalog *c = fresh();
+	struct drgw_version v1 = sealed(c, "v1", "app-1.db", 100);
+	struct drgw_version v2 = sealed(c, "v2", "app-2.db", 200);
+	struct drgw_prune_entry e[2] = {
+		{ .key = "v1.drgw", .vid = "v1", .name = "app-1.db",
+		  .created_ns = 100, .bytes = 400 },
+		{ .key = "v2.drgw", .vid = "v2", .name = "app-2.db",
+		  .created_ns = 200, .bytes = 400 },
+	};
+	const char *keys[2] = { "v1.drgw", "v2.drgw" };
+	int results[2] = { 0, -EACCES };
+	struct drgw_prune_run run = { .backend = "a", .ok = true, .removed = 1,
+				      .window_ns = 7 }, got;
+	struct drgw_queue_stats qs;
+	char listed[256] = "", names[64] = "";
+	bool all;
+
+	CHECK_OK(drgw_catalog_set_encoded(c, &v1, backends, 2, NULL, "v1.drgw"));
+	CHECK_OK(drgw_catalog_set_encoded(c, &v2, backends, 2, NULL, "v2.drgw"));
+	for (int i = 0; i < 2; i++) {
+		CHECK_OK(drgw_catalog_replica_done(c, v1.id, backends[i], 400));
+		CHECK_OK(drgw_catalog_replica_done(c, v2.id, backends[i], 400));
+	}
+	CHECK_OK(drgw_catalog_prune_intend(c, "a", e, 2));
+	CHECK_OK(drgw_catalog_each_prune_pending(c, "a", add_key, listed));
+	CHECK_STR(listed, "v1.drgw v2.drgw ");
+	listed[0] = '\0';
+	CHECK_OK(drgw_catalog_each_prune_pending(c, "b", add_key, listed));
+	CHECK_STR(listed, "");
+	/* "removing" is no removal yet. */
+	CHECK_OK(drgw_catalog_each_pruned_of(c, "v1", add_backend_name, names));
+	CHECK_STR(names, "");
+
+	CHECK_OK(drgw_catalog_prune_done(c, "a", keys, results, 2));
+	CHECK_OK(drgw_catalog_each_prune_pending(c, "a", add_key, listed));
+	CHECK_STR(listed, "");
+	CHECK_OK(drgw_catalog_each_pruned_of(c, "v1", add_backend_name, names));
+	CHECK_STR(names, "a");
+	names[0] = '\0';
+	CHECK_OK(drgw_catalog_each_pruned_of(c, "v2", add_backend_name, names));
+	CHECK_STR(names, "");
+	/* v1's replica on a is gone, on b it stays; a prune is no reason to
+	 * upload again or to suggest a backfill. */
+	CHECK_OK(drgw_catalog_all_replicated(c, v1.id, &all));
+	CHECK(all);
+	CHECK_OK(drgw_catalog_queue_stats(c, "a", &qs));
+	CHECK_INT(qs.replicas_pending, ==, 0);
+	CHECK_INT(drgw_catalog_count_newest_missing(c, "a"), ==, 0);
+
+	CHECK_OK(drgw_catalog_add_prune_run(c, &run));
+	run.removed = 2;
+	CHECK_OK(drgw_catalog_add_prune_run(c, &run));
+	CHECK_OK(drgw_catalog_each_latest_prune_run(c, last_run, &got));
+	CHECK_STR(got.backend, "a");
+	CHECK_INT(got.removed, ==, 2);
+	CHECK_INT(got.window_ns, ==, 7);
+	CHECK(got.ok && !got.error[0]);
+	done(c);
+}

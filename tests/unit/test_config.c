@@ -206,3 +206,56 @@ TEST(bad_files_name_the_line)
 	CHECK_CONTAINS(err.msg, "cannot open config file /nonexistent/drgw.conf");
 	drgw_config_release(&cfg);
 }
+
+/* Retention: [drgw] for every backend, a backend's section or URL query
+ * for that backend, the command line over both; each level whole. */
+TEST(retention_policy_levels)
+{
+	struct drgw_config cfg;
+	struct drgw_err err = { 0 };
+	const struct drgw_policy *p;
+	char *path = write_tmp(
+		"[drgw]\n"
+		"keep-daily = 7\n"
+		"keep-weekly = 4\n"
+		"[backend \"nfs\"]\n"
+		"keep-daily = 14\n"
+		"url = local:///mnt/nfs\n"
+		"[backend \"s3\"]\n"
+		"url = s3://b/p?region=x&keep-monthly=12\n"
+		"[backend \"gcs\"]\n"
+		"url = gcs://b/p\n");
+
+	drgw_config_init(&cfg);
+	if (drgw_config_load(&cfg, path, &err))
+		FAIL("%s", err.msg);
+	unlink(path);
+	CHECK_INT(cfg.n_backends, ==, 3);
+	p = drgw_config_policy(&cfg, 0);
+	CHECK(p->count[DRGW_KEEP_DAILY] == 14 && !p->count[DRGW_KEEP_WEEKLY]);
+	CHECK_INT(cfg.backends[0].n_options, ==, 0); /* not a plugin option */
+	p = drgw_config_policy(&cfg, 1);
+	CHECK(p->count[DRGW_KEEP_MONTHLY] == 12 && !p->count[DRGW_KEEP_DAILY]);
+	CHECK_STR(opt(&cfg.backends[1], "region"), "x");
+	CHECK(!opt(&cfg.backends[1], "keep-monthly"));
+	p = drgw_config_policy(&cfg, 2);
+	CHECK(p->count[DRGW_KEEP_DAILY] == 7 && p->count[DRGW_KEEP_WEEKLY] == 4);
+	/* The command line replaces all of them. */
+	CHECK_OK(drgw_config_set(&cfg, "keep-last", "3", &err));
+	for (size_t i = 0; i < 3; i++) {
+		p = drgw_config_policy(&cfg, i);
+		CHECK(p->count[DRGW_KEEP_LAST] == 3 && !p->count[DRGW_KEEP_DAILY] &&
+		      !p->count[DRGW_KEEP_MONTHLY]);
+	}
+	CHECK_INT(drgw_config_set(&cfg, "keep-daily", "many", &err), ==, -EINVAL);
+	CHECK_CONTAINS(err.msg, "keep-daily");
+	drgw_config_release(&cfg);
+
+	drgw_config_init(&cfg);
+	path = write_tmp("[backend \"nfs\"]\nurl = local:///x\nkeep-within = 2w\n");
+	CHECK_INT(drgw_config_load(&cfg, path, &err), ==, -EINVAL);
+	unlink(path);
+	CHECK_CONTAINS(err.msg, ":3");
+	CHECK_CONTAINS(err.msg, "30d");
+	drgw_config_release(&cfg);
+}

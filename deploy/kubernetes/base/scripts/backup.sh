@@ -10,6 +10,8 @@
 #   3      the backup was written, but replication did not finish within
 #          DRGW_DRAIN_TIMEOUT; the rest stays queued on the cache volume and
 #          the next run (a retry of this Job, or tomorrow's) finishes it
+#   4      with DRGW_PRUNE=on: written and replicated, but pruning a
+#          backend failed (the log says why; the next run prunes again)
 #   1      drgw failed (mount, configuration, key); 2 usage error
 #   other  the backup command's own status
 # The script exits with that status, after pushing the metrics (see
@@ -31,6 +33,8 @@ set -eu
 : "${DRGW_DRAIN_TIMEOUT:=15m}"
 : "${DRGW_MIN_BACKENDS:=}"
 : "${DRGW_METRICS_LISTEN:=}"
+# on: apply drgw.conf's retention policy after a successful backup.
+: "${DRGW_PRUNE:=off}"
 export DATA_DIR BACKUP_DIR DB_NAME KEEP_LOCAL
 
 mkdir -p "$BACKUP_DIR"
@@ -41,6 +45,9 @@ if [ -n "$DRGW_MIN_BACKENDS" ]; then
 fi
 if [ -n "$DRGW_METRICS_LISTEN" ]; then
     set -- "$@" --metrics-listen "$DRGW_METRICS_LISTEN"
+fi
+if [ "$DRGW_PRUNE" = on ]; then
+    set -- "$@" --prune
 fi
 
 # This shell is PID 1 of the container, which ignores signals it has no
@@ -70,6 +77,7 @@ trap - TERM INT
 case $rc in
 0) echo "backup: written and replicated" >&2 ;;
 3) echo "backup: written, replication unfinished after $DRGW_DRAIN_TIMEOUT; queued for the next run" >&2 ;;
+4) echo "backup: written and replicated, but the prune failed; the next run prunes again" >&2 ;;
 *) echo "backup: failed with status $rc" >&2 ;;
 esac
 

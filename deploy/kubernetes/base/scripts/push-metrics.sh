@@ -1,7 +1,7 @@
 #!/bin/sh
 # push-metrics.sh GROUP [CACHE]: pushes the metrics of `drgw status
 # --prometheus` to a Prometheus Pushgateway, for the short-lived pods of
-# the backup and drill CronJobs (deploy/README.md, "Metrics").
+# the backup, drill and prune CronJobs (deploy/README.md, "Metrics").
 #
 # Does nothing when DRGW_PUSHGATEWAY_URL is empty.  The grouping key is
 # job="drgw", namespace=$POD_NAMESPACE, instance=GROUP, and each push
@@ -9,6 +9,7 @@
 #   backup  every drgw_* metric except drgw_drill_* (the cache volume's
 #           catalog: RPO, pending replicas, backend health)
 #   drill   only drgw_drill_* (the drill's own catalog knows nothing else)
+#   prune   only drgw_prune_* (the prune CronJob's own catalog)
 # A failed push is a warning, never the job's failure.
 set -eu
 
@@ -28,6 +29,7 @@ fi
 
 case $group in
 drill) keep='^drgw_drill_' drop='^$' ;;
+prune) keep='^drgw_prune_' drop='^$' ;;
 *) keep='^drgw_' drop='^drgw_drill_' ;;
 esac
 

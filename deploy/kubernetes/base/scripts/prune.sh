@@ -1,0 +1,40 @@
+#!/bin/sh
+# prune.sh: retention by a dedicated identity; the drgw-prune CronJob runs
+# `/bin/sh /scripts/prune.sh` (suspended unless an overlay turns it on).
+#
+# `drgw prune` applies each backend's retention policy from drgw.conf to
+# what the backend holds, read from the objects themselves (PRUNE_CACHE
+# starts empty: it keeps only this run's record, for the metrics).  Never
+# removed: the newest snapshot of every series, and objects that Object
+# Lock or GCS retention protect.  Exit status: 0 done, 1 a backend failed
+# (the others were pruned; what was removed is recorded and the next run
+# finishes the rest), 2 no policy.  The drgw_prune_* metrics are pushed.
+set -eu
+
+: "${DRGW:=drgw}"
+: "${DRGW_CONFIG:=/etc/drgw/drgw.conf}"
+: "${PRUNE_CACHE:=/var/lib/drgw-prune}"
+
+mkdir -p "$PRUNE_CACHE"
+
+# PID 1 ignores signals it has no handler for: pass SIGTERM on.
+pid='' term=''
+trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
+"$DRGW" prune --config "$DRGW_CONFIG" --cache "$PRUNE_CACHE" &
+pid=$!
+[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
+rc=0
+while :; do
+    if wait "$pid"; then rc=0; else rc=$?; fi
+    kill -0 "$pid" 2>/dev/null || break
+done
+trap - TERM INT
+
+if [ "$rc" -eq 0 ]; then
+    echo "prune: every backend pruned" >&2
+else
+    echo "prune: FAILED with status $rc (see above)" >&2
+fi
+
+/bin/sh "$(dirname "$0")/push-metrics.sh" prune "$PRUNE_CACHE" || :
+exit "$rc"

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Index records; see index.h.  The JSON (parsed with Jansson) looks like
+ *
+ *   {"index": 1, "written_ns": ..., "objects": [
+ *     {"vid": "...", "name": "...", "size": N, "mtime_ns": N,
+ *      "created_ns": N, "mode": N, "sha256": "hex", "object_size": N}, ...]}
+ *
+ * Unknown members are ignored, so later versions may add some.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "gateway.h"
+#include "index.h"
+#include "log.h"
+#include "reader.h"
+#include "replicate.h"
+
+/* An index of more entries than this is refused (a hostile one could
+ * otherwise make a reader allocate without bound). */
+#define INDEX_MAX_ENTRIES 10000000
+#define INDEX_MAX_BYTES (1u << 30)
+
+bool drgw_index_key(const char *key, char vid[DRGW_OBJ_VID_MAX + 1])
+{
+	size_t pl = strlen(DRGW_INDEX_PREFIX), sl = strlen(DRGW_INDEX_SUFFIX);
+	size_t n = strlen(key);
+
+	if (n <= pl + sl || n - pl - sl > DRGW_OBJ_VID_MAX ||
+	    strncmp(key, DRGW_INDEX_PREFIX, pl) ||
+	    strcmp(key + n - sl, DRGW_INDEX_SUFFIX))
+		return false;
+	memcpy(vid, key + pl, n - pl - sl);
+	vid[n - pl - sl] = '\0';
+	return drgw_vid_ok(vid);
+}
+
+/* --- writing --- */
+
+static int add_entry(void *arg, const struct drgw_version *v)
+{
+	json_t *arr = arg, *o = json_object();
+
+	if (!o)
+		return -ENOMEM;
+	json_object_set_new(o, "vid", json_string(v->vid));
+	json_object_set_new(o, "name", json_string(v->name));
+	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
+	json_object_set_new(o, "mtime_ns", json_integer(v->mtime_ns));
+	json_object_set_new(o, "created_ns", json_integer(v->created_ns));
+	json_object_set_new(o, "mode", json_integer(v->mode));
+	json_object_set_new(o, "sha256", json_string(v->sha256));
+	json_object_set_new(o, "object_size",
+			    json_integer((json_int_t)v->stored_size));
+	return json_array_append_new(arr, o) ? -ENOMEM : 0;
+}
+
+/* The JSON of b's index into a memfd; its size in *ret_size. */
+static int index_json(struct drgw_gateway *gw, size_t b, int64_t now,
+		      int *ret_fd, uint64_t *ret_size)
+{
+	json_t *root = json_object(), *arr = json_array();
+	char *text = NULL;
+	int fd = -1, r;
+
+	if (!root || !arr) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = drgw_catalog_each_on_backend(gw->cat, gw->backend_names[b],
+					 add_entry, arr);
+	if (r < 0)
+		goto out;
+	json_object_set_new(root, "index", json_integer(1));
+	json_object_set_new(root, "written_ns", json_integer(now));
+	json_object_set(root, "objects", arr);
+	text = json_dumps(root, JSON_COMPACT);
+	fd = memfd_create("drgw-index", MFD_CLOEXEC);
+	r = !text ? -ENOMEM : fd < 0 ? -errno :
+				       drgw_write_full(fd, text, strlen(text));
+	if (r == 0) {
+		*ret_fd = fd;
+		*ret_size = strlen(text);
+		fd = -1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	json_decref(arr);
+	json_decref(root);
+	return r;
+}
+
+struct index_keys {
+	char **keys;
+	size_t n;
+};
+
+static int on_index_key(void *arg, const char *key,
+			const struct drgw_object_info *info)
+{
+	struct index_keys *o = arg;
+	char vid[DRGW_OBJ_VID_MAX + 1];
+	char **p;
+
+	if (!drgw_index_key(key, vid))
+		return 0;
+	p = realloc(o->keys, (o->n + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	o->keys = p;
+	if ((p[o->n] = strdup(key)))
+		o->n++;
+	return 0;
+}
+
+/* Removes b's index records that sort before keep (all but the newest if
+ * keep is NULL).  The number removed, or a negative errno (the first
+ * failure: no permission to delete, say). */
+static int remove_older(struct drgw_gateway *gw, size_t b, const char *keep,
+			struct drgw_err *err)
+{
+	struct index_keys o = { .n = 0 };
+	const char *newest = keep;
+	int r, removed = 0;
+
+	r = drgw_backend_list_all(gw->backends[b], DRGW_INDEX_PREFIX,
+				  on_index_key, &o, err);
+	for (size_t i = 0; r == 0 && !keep && i < o.n; i++)
+		if (!newest || strcmp(o.keys[i], newest) > 0)
+			newest = o.keys[i];
+	for (size_t i = 0; r == 0 && newest && i < o.n; i++) {
+		if (strcmp(o.keys[i], newest) >= 0)
+			continue;
+		r = drgw_backend_remove(gw->backends[b], o.keys[i], err);
+		if (r == 0)
+			removed++;
+	}
+	for (size_t i = 0; i < o.n; i++)
+		free(o.keys[i]);
+	free(o.keys);
+	return r < 0 ? r : removed;
+}
+
+int drgw_index_prune(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
+{
+	return remove_older(gw, b, NULL, err);
+}
+
+int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
+{
+	struct drgw_encode_opts opts = { .chunk_size = gw->cfg->chunk_size,
+					 .level = gw->cfg->compression_level,
+					 .threads = 1,
+					 .repo = gw->repo_id,
+					 .kind = DRGW_OBJ_INDEX };
+	struct drgw_obj_meta *meta = calloc(1, sizeof(*meta));
+	struct drgw_put_source src = { .fd = -1 };
+	struct drgw_encode_result res;
+	int64_t now = drgw_now_ns();
+	char key[DRGW_OBJ_VID_MAX + 16];
+	int in = -1, r;
+
+	if (!meta)
+		return -ENOMEM;
+	r = index_json(gw, b, now, &in, &meta->size);
+	if (r < 0) {
+		drgw_err_set(err, "cannot list what backend %s holds: %s",
+			     gw->backend_names[b], strerror(-r));
+		goto out;
+	}
+	drgw_make_vid(now, meta->vid, sizeof(meta->vid));
+	drgw_strlcpy(meta->name, "index", sizeof(meta->name));
+	meta->mtime_ns = meta->created_ns = now;
+	src.fd = memfd_create("drgw-index-object", MFD_CLOEXEC);
+	if (src.fd < 0) {
+		r = -errno;
+		drgw_err_set(err, "cannot create an index: %s", strerror(-r));
+		goto out;
+	}
+	r = drgw_encode(in, meta, &gw->keys, &opts, src.fd, &res, err);
+	if (r < 0)
+		goto out;
+	src.size = res.stored_size;
+	src.read_at = drgw_fd_source_read_at;
+	memcpy(src.sha256, res.object_sha256, sizeof(src.sha256));
+	snprintf(key, sizeof(key), DRGW_INDEX_PREFIX "%s" DRGW_INDEX_SUFFIX,
+		 meta->vid);
+	r = drgw_backend_put(gw->backends[b], key, &src, err);
+	if (r < 0)
+		goto out;
+	log_info("wrote index %s to %s (%llu bytes)", key, gw->backend_names[b],
+		 (unsigned long long)src.size);
+	{
+		/* Best effort: a writer that may not delete leaves them to
+		 * drgw prune. */
+		struct drgw_err e = { 0 };
+
+		if (remove_older(gw, b, key, &e) < 0)
+			log_debug("cannot remove older index records on %s: %s",
+				  gw->backend_names[b], e.msg);
+	}
+out:
+	if (in >= 0)
+		close(in);
+	if (src.fd >= 0)
+		close(src.fd);
+	free(meta);
+	return r;
+}
+
+/* --- reading --- */
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct drgw_index_entry *)a)->vid,
+		      ((const struct drgw_index_entry *)b)->vid);
+}
+
+void drgw_index_release(struct drgw_index *ix)
+{
+	for (size_t i = 0; i < ix->n; i++)
+		free(ix->entries[i].name);
+	free(ix->entries);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* One entry; -EIO when a member is missing or of the wrong type. */
+static int parse_entry(json_t *o, struct drgw_index_entry *e)
+{
+	json_t *vid = json_object_get(o, "vid"), *name = json_object_get(o, "name");
+	json_t *sha = json_object_get(o, "sha256");
+	json_t *num[5] = { json_object_get(o, "size"),
+			   json_object_get(o, "mtime_ns"),
+			   json_object_get(o, "created_ns"),
+			   json_object_get(o, "mode"),
+			   json_object_get(o, "object_size") };
+
+	if (!json_is_string(vid) || !json_is_string(name) ||
+	    !json_is_string(sha))
+		return -EIO;
+	for (int i = 0; i < 5; i++)
+		if (!json_is_integer(num[i]) ||
+		    (i != 1 && i != 2 && json_integer_value(num[i]) < 0))
+			return -EIO;
+	if (drgw_strlcpy(e->vid, json_string_value(vid), sizeof(e->vid)) < 0 ||
+	    !drgw_vid_ok(e->vid) || !drgw_name_ok(json_string_value(name)) ||
+	    strlen(json_string_value(sha)) != 64 ||
+	    drgw_unhex(json_string_value(sha), e->sha256, 32) < 0)
+		return -EIO;
+	e->size = (uint64_t)json_integer_value(num[0]);
+	e->mtime_ns = json_integer_value(num[1]);
+	e->created_ns = json_integer_value(num[2]);
+	e->mode = (uint32_t)json_integer_value(num[3]) & 0777;
+	e->object_size = (uint64_t)json_integer_value(num[4]);
+	e->name = strdup(json_string_value(name));
+	return e->name ? 0 : -ENOMEM;
+}
+
+int drgw_index_parse(const char *json, size_t len, struct drgw_index *ret,
+		     struct drgw_err *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *arr = root ? json_object_get(root, "objects") : NULL;
+	json_t *written = root ? json_object_get(root, "written_ns") : NULL;
+	struct drgw_index ix = { .n = 0 };
+	size_t n;
+	int r = 0;
+
+	if (!json_is_array(arr) || !json_is_integer(written) ||
+	    !json_is_integer(json_object_get(root, "index")) ||
+	    json_array_size(arr) > INDEX_MAX_ENTRIES) {
+		json_decref(root);
+		drgw_err_set(err, "index record is not a drgw index");
+		return -EIO;
+	}
+	n = json_array_size(arr);
+	ix.written_ns = json_integer_value(written);
+	ix.entries = calloc(n ? n : 1, sizeof(*ix.entries));
+	if (!ix.entries)
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = parse_entry(json_array_get(arr, i), &ix.entries[i]);
+		if (r == 0)
+			ix.n++;
+	}
+	json_decref(root);
+	if (r == 0 && ix.n)
+		qsort(ix.entries, ix.n, sizeof(*ix.entries), cmp_entry);
+	for (size_t i = 1; r == 0 && i < ix.n; i++)
+		if (!strcmp(ix.entries[i - 1].vid, ix.entries[i].vid))
+			r = -EIO;
+	if (r < 0) {
+		drgw_index_release(&ix);
+		if (r == -EIO)
+			drgw_err_set(err, "index record has an invalid entry");
+		return r;
+	}
+	*ret = ix;
+	return 0;
+}
+
+const struct drgw_index_entry *drgw_index_find(const struct drgw_index *ix,
+					       const char *vid)
+{
+	struct drgw_index_entry key;
+
+	if (drgw_strlcpy(key.vid, vid, sizeof(key.vid)) < 0 || !ix->n)
+		return NULL;
+	return bsearch(&key, ix->entries, ix->n, sizeof(*ix->entries),
+		       cmp_entry);
+}
+
+int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
+		    const char *key, uint64_t object_size,
+		    struct drgw_index *ret, struct drgw_err *err)
+{
+	char vid[DRGW_OBJ_VID_MAX + 1];
+	const struct drgw_obj_meta *m;
+	struct drgw_rfile *rf = NULL;
+	uint8_t sha[32];
+	char *buf = NULL;
+	ssize_t got;
+	int r;
+
+	if (!drgw_index_key(key, vid)) {
+		drgw_err_set(err, "%s is not an index record", key);
+		return -EINVAL;
+	}
+	r = drgw_rfile_open(rd, gw->backends[b], key, object_size, &rf, err);
+	if (r < 0)
+		return r;
+	m = drgw_rfile_meta(rf);
+	if (drgw_rfile_kind(rf) != DRGW_OBJ_INDEX || strcmp(m->vid, vid) ||
+	    m->size > INDEX_MAX_BYTES) {
+		drgw_err_set(err, "%s on %s is not the index record it claims to be",
+			     key, gw->backend_names[b]);
+		r = -EIO;
+		goto out;
+	}
+	if (gw->have_repo && memcmp(m->repo, gw->repo_id, DRGW_REPO_ID_BYTES)) {
+		drgw_err_set(err, "%s on %s belongs to another repository", key,
+			     gw->backend_names[b]);
+		r = -EIO;
+		goto out;
+	}
+	buf = malloc(m->size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	got = m->size ? drgw_rfile_pread(rf, buf, m->size, 0, err) : 0;
+	if (got < 0 || (uint64_t)got != m->size) {
+		r = got < 0 ? (int)got : -EIO;
+		goto out;
+	}
+	EVP_Digest(buf, m->size, sha, NULL, EVP_sha256(), NULL);
+	if (memcmp(sha, m->sha256, 32)) {
+		drgw_err_set(err, "index record %s does not match its hash", key);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = drgw_index_parse(buf, m->size, ret, err);
+	if (r == 0)
+		drgw_strlcpy(ret->vid, vid, sizeof(ret->vid));
+out:
+	free(buf);
+	drgw_rfile_close(rf);
+	return r;
+}

@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: MIT
+"""Write-only keys (issue 11): a backup gateway that holds only recipients
+encrypts to them and can never decrypt; the identities restore.  And the
+format read back without drgw: tools/drgw-decode, written from
+docs/FORMAT.md alone, decodes what drgw writes and refuses what was
+tampered with."""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PLUGINS, ROOT, make_app_db, run, sqlite
+
+DECODER = ROOT / "tools" / "drgw-decode"
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def identity(env, name):
+    """A new identity file and its recipient string."""
+    path = env.tmp / name
+    out = run("keygen", "--identity", path).stdout.strip()
+    assert re.fullmatch(r"drgw1[02-9ac-hj-np-z]{58}", out), out
+    return path, out
+
+
+def decode(obj, *keys, objects=None, check=True):
+    args = [sys.executable, DECODER, str(obj)]
+    for k in keys:
+        flag = "--identity" if "id" in Path(k).name else "--key"
+        args += [flag, str(k)]
+    if objects:
+        args += ["--objects", str(objects)]
+    p = subprocess.run(args, capture_output=True, timeout=120)
+    if check:
+        assert p.returncode == 0, p.stderr.decode()
+    return p
+
+
+def writer_args(env, *recipients):
+    args = ["--cache", env.cache, "--plugin-dir", PLUGINS]
+    for r in recipients:
+        args += ["--recipient", r]
+    return args
+
+
+def test_recipient_only_gateway_backs_up_and_identities_restore(env, tmp_path):
+    id_a, rec_a = identity(env, "team.id")
+    id_b, rec_b = identity(env, "escrow.id")
+    gw_args = [*writer_args(env, rec_a, rec_b), *env.backend_args(),
+               "--settle-delay", "0.2s", "--retry-min", "0.2s",
+               "--retry-max", "1s", "--drain-timeout", "30s"]
+    from conftest import Daemon
+    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
+    env.daemons.append(gw)
+    gw.start()
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    # The seed's backup job, unchanged.
+    subprocess.run(["bash", "-c", f"sqlite3 '{db}' \".backup '{env.mnt}/app-1.db'\""],
+                   check=True)
+    (env.mnt / "big.bin").write_bytes(os.urandom(3 << 20))   # multi-chunk
+    env.wait(timeout=120)
+    want = {n: sha256(env.mnt / n) for n in ("app-1.db", "big.bin")}
+    gw.stop()
+    snaps = env.ls()
+    assert {s["name"] for s in snaps} == set(want)
+    assert all(s["replicas"]["nfs"]["state"] == "replicated" for s in snaps)
+
+    # The writer holds no secret: reading back fails, in one line.
+    p = run("restore", "app-1.db", tmp_path / "x", *writer_args(env, rec_a),
+            "--cache", tmp_path / "wc", *env.backend_args(), check=False)
+    assert p.returncode == 1 and "identity" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+    # Each identity alone restores, byte for byte.
+    for ident in (id_a, id_b):
+        for name, digest in want.items():
+            out = tmp_path / f"{ident.name}-{name}"
+            run("restore", name, out, "--identity", ident, "--cache",
+                tmp_path / f"c-{ident.name}", "--plugin-dir", PLUGINS,
+                *env.backend_args())
+            assert sha256(out) == digest
+    view = env.restore_view(key=id_a) if False else None
+    args = ["--restore", "--cache", tmp_path / "vc", "--identity", id_b,
+            "--plugin-dir", PLUGINS, *env.backend_args()]
+    view = Daemon(env.tmp, "view", args, tmp_path / "view")
+    env.daemons.append(view)
+    view.start()
+    assert sqlite(view.mountpoint / "app-1.db", "PRAGMA integrity_check") == "ok"
+    assert sha256(view.mountpoint / "big.bin") == want["big.bin"]
+    view.stop()
+
+    # An identity that is not a recipient: one line, naming the tags.
+    id_c, _ = identity(env, "stranger.id")
+    p = run("restore", "big.bin", tmp_path / "y", "--identity", id_c,
+            "--cache", tmp_path / "c3", "--plugin-dir", PLUGINS,
+            *env.backend_args(), check=False)
+    assert p.returncode == 1
+    assert "wrong key file or identity" in p.stderr and "recipient" in p.stderr
+
+    # The independent decoder reads the same objects with either identity.
+    for obj in env.remote.glob("*.drgw"):
+        meta = json.loads(decode(obj, id_a).stderr)
+        assert meta["format"] == 2 and meta["name"] in want
+        p = decode(obj, id_b)
+        assert hashlib.sha256(p.stdout).hexdigest() == want[meta["name"]]
+
+
+def test_decoder_reads_symmetric_objects_of_several_sizes(env, tmp_path):
+    gw = env.gateway("--chunk-size", "64KiB").start()
+    sizes = {"empty.bin": 0, "one.bin": 1, "chunk.bin": 65536,
+             "more.bin": 65537, "many.bin": 5 * 65536 + 17}
+    for name, size in sizes.items():
+        (env.mnt / name).write_bytes(os.urandom(size))
+    env.wait(timeout=60)
+    want = {n: sha256(env.mnt / n) for n in sizes}
+    gw.stop()
+    for obj in env.remote.glob("*.drgw"):
+        p = decode(obj, env.key)
+        meta = json.loads(p.stderr)
+        assert hashlib.sha256(p.stdout).hexdigest() == want[meta["name"]]
+        assert meta["size"] == sizes[meta["name"]]
+
+
+def test_decoder_reads_the_version_1_vector_and_refuses_tampering(env, tmp_path):
+    # The version-1 vector of docs/FORMAT.md, from the unit test's header.
+    text = (ROOT / "tests" / "unit" / "format_vector.h").read_text()
+    v1 = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", text))
+    key = tmp_path / "vector.key"
+    import base64
+    key.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    os.chmod(key, 0o600)
+    (tmp_path / "v1.drgw").write_bytes(v1)
+    p = decode(tmp_path / "v1.drgw", key)
+    assert p.stdout == b"hello from drgw: a tiny snapshot\n"
+    assert json.loads(p.stderr)["format"] == 1
+
+    gw = env.gateway("--chunk-size", "64KiB").start()
+    (env.mnt / "t.bin").write_bytes(os.urandom(200000))
+    env.wait(timeout=60)
+    gw.stop()
+    [obj] = list(env.remote.glob("*.drgw"))
+    good = obj.read_bytes()
+    cases = {
+        "flipped chunk byte": lambda b: b[:1000] + bytes([b[1000] ^ 1]) + b[1001:],
+        "flipped stanza byte": lambda b: b[:80] + bytes([b[80] ^ 1]) + b[81:],
+        "truncated": lambda b: b[:-1],
+        "truncated tail": lambda b: b[:len(b) // 2],
+        "extra byte": lambda b: b + b"\0",
+        "too many stanzas": lambda b: b[:21] + b"\x11" + b[22:],
+    }
+    for what, mangle in cases.items():
+        bad = tmp_path / "bad.drgw"
+        bad.write_bytes(mangle(good))
+        p = decode(bad, env.key, check=False)
+        assert p.returncode == 1, what
+        assert p.stdout == b"", what
+        assert len(p.stderr.decode().strip().splitlines()) == 1, (what, p.stderr)
+    other = tmp_path / "other.key"
+    run("keygen", other)
+    p = decode(obj, other, check=False)
+    assert p.returncode == 1 and b"wrong key" in p.stderr
+
+
+def test_recipient_only_backfill_copies_and_checks_without_decrypting(env, tmp_path):
+    id_a, rec_a = identity(env, "team.id")
+    from conftest import Daemon
+    gw_args = [*writer_args(env, rec_a), *env.backend_args(),
+               "--settle-delay", "0.2s", "--drain-timeout", "30s"]
+    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
+    env.daemons.append(gw)
+    gw.start()
+    for n in range(3):
+        (env.mnt / f"f{n}.bin").write_bytes(os.urandom(70000))
+    env.wait(timeout=60)
+    want = {f"f{n}.bin": sha256(env.mnt / f"f{n}.bin") for n in range(3)}
+    gw.stop()
+    new = tmp_path / "new"
+    new.mkdir()
+    both = [*env.backend_args(), *env.backend_args("new", new)]
+    # The writer's own catalog says what to copy; bytes are checked by
+    # their hash, never decrypted.
+    p = run("backfill", "new", *writer_args(env, rec_a), *both)
+    assert "3 copied and verified" in p.stdout, p.stdout
+    assert sorted(env.objects(new)) == sorted(env.objects())
+    for name, digest in want.items():
+        out = tmp_path / f"out-{name}"
+        run("restore", name, out, "--identity", id_a, "--cache",
+            tmp_path / f"c-{name}", "--plugin-dir", PLUGINS,
+            *env.backend_args("new", new))
+        assert sha256(out) == digest
+    # A source object that is not what was uploaded is not copied.
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    obj = sorted(env.remote.glob("*.drgw"))[0]
+    data = bytearray(obj.read_bytes())
+    data[100] ^= 1
+    obj.write_bytes(bytes(data))
+    p = run("backfill", "new2", *writer_args(env, rec_a), *env.backend_args(),
+            *env.backend_args("new2", newer), check=False)
+    assert p.returncode == 1 and "not what was uploaded" in p.stderr, p.stderr
+    assert "2 copied and verified" in p.stdout, p.stdout
+    assert obj.name not in env.objects(newer)
