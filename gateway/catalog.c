@@ -448,10 +448,12 @@ int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	st = prep(c, "INSERT OR REPLACE INTO meta VALUES(?, ?)");
+	st = prep(c, value ? "INSERT OR REPLACE INTO meta VALUES(?1, ?2)" :
+			     "DELETE FROM meta WHERE key = ?1");
 	if (st) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+		if (value)
+			sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
 	}
 	r = run(st);
 	pthread_mutex_unlock(&c->lock);

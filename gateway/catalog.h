@@ -132,7 +132,8 @@ void drgw_replica_release(struct drgw_replica *r);
 void drgw_backend_row_release(struct drgw_backend_row *b);
 void drgw_remote_object_release(struct drgw_remote_object *o);
 
-/* A value of the meta table (repository id, ...): 0, -ENOENT. */
+/* A value of the meta table (repository id, the mount's I/O path, ...):
+ * 0, -ENOENT.  set: value NULL deletes the key. */
 int drgw_catalog_get_meta(struct drgw_catalog *c, const char *key, char *buf,
 			  size_t size);
 int drgw_catalog_set_meta(struct drgw_catalog *c, const char *key,

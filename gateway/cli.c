@@ -31,6 +31,7 @@ static const struct common common_opts[] = {
 	{ "plugin-dir", CLI_COMMON_BACKEND, "DIR  where drgw-<scheme>.so plugins are" },
 	{ "settle-delay", CLI_COMMON_DAEMON, "DUR quiet time before a closed file is sealed (2s)" },
 	{ "write-through-below", CLI_COMMON_DAEMON, "SIZE write through (ENOSPC at write) when the cache has less free (1GiB)" },
+	{ "passthrough", CLI_COMMON_DAEMON, "BOOL FUSE passthrough where libfuse and the kernel offer it (on)" },
 	{ "exclude", CLI_COMMON_DAEMON, "GLOB    names never sealed (repeatable; '' clears the defaults)" },
 	{ "compression-level", CLI_COMMON_DAEMON, "N zstd level (1)" },
 	{ "incremental", CLI_COMMON_DAEMON, "BOOL store only what changed since the series' last version (on)" },

@@ -560,11 +560,13 @@ static const struct cli_opt status_opts[] = {
 static const struct cli_cmd status_cmd = {
 	.name = "status",
 	.synopsis = "[--json]",
-	.help = "Shows whether the daemon runs, the replication queue (files settling,\n"
-		"versions waiting to be encoded, replicas and bytes pending, the age\n"
-		"of the oldest unreplicated snapshot) and each backend's health and\n"
-		"RPO (the age of the newest snapshot it holds); with a retention policy\n"
-		"(--config or --keep-*), what it keeps, and the last drgw prune.",
+	.help = "Shows whether the daemon runs and how its mount moves file data\n"
+		"(passthrough, writeback-cache or write-through), the replication\n"
+		"queue (files settling, versions waiting to be encoded, replicas and\n"
+		"bytes pending, the age of the oldest unreplicated snapshot) and each\n"
+		"backend's health and RPO (the age of the newest snapshot it holds);\n"
+		"with a retention policy (--config or --keep-*), what it keeps, and\n"
+		"the last drgw prune.",
 	.opts = status_opts,
 	.opts_help = "options:\n"
 		     "  --json            machine-readable output\n"
@@ -704,6 +706,26 @@ static int status_backend(void *arg, const struct drgw_backend_row *b)
 	return 0;
 }
 
+/* How the running daemon's mount moves file data (fs.c writes it when the
+ * kernel sets the mount up), or NULL: no daemon, or one without a mount. */
+static json_t *mount_io(struct drgw_gateway *gw, long pid)
+{
+	json_t *o = NULL, *p;
+	char s[2048];
+
+	if (drgw_catalog_get_meta(gw->cat, "mount_io", s, sizeof(s)) == 0)
+		o = json_loads(s, 0, NULL);
+	p = json_object_get(o, "pid");
+	if (!json_is_integer(p) || json_integer_value(p) != pid ||
+	    !json_is_string(json_object_get(o, "io")) ||
+	    !json_is_string(json_object_get(o, "detail"))) {
+		json_decref(o);
+		return NULL;
+	}
+	json_object_del(o, "pid");
+	return o;
+}
+
 int drgw_cmd_status(int argc, char **argv)
 {
 	struct ls_args a = { 0 };
@@ -711,6 +733,7 @@ int drgw_cmd_status(int argc, char **argv)
 	struct drgw_queue_stats qs;
 	struct drgw_config cfg;
 	char pend[32], age[32];
+	json_t *mio = NULL;
 	bool running;
 	char repo[2 * DRGW_REPO_ID_BYTES + 1];
 	long pid = 0;
@@ -738,6 +761,8 @@ int drgw_cmd_status(int argc, char **argv)
 	r = drgw_catalog_queue_stats(x.gw->cat, NULL, &qs);
 	if (!running)
 		qs.files_settling = 0; /* stale without a daemon */
+	else
+		mio = mount_io(x.gw, pid);
 	drgw_format_size(qs.bytes_pending, pend, sizeof(pend));
 	drgw_format_duration(qs.oldest_pending_ns ? x.now - qs.oldest_pending_ns : -1,
 			     age, sizeof(age));
@@ -761,6 +786,7 @@ int drgw_cmd_status(int argc, char **argv)
 		json_object_set_new(o, "daemon_running", json_boolean(running));
 		if (running)
 			json_object_set_new(o, "daemon_pid", json_integer(pid));
+		json_object_set(o, "mount", mio ? mio : json_null());
 		json_object_set_new(o, "files_settling", json_integer((json_int_t)qs.files_settling));
 		json_object_set_new(o, "versions_unencoded", json_integer((json_int_t)qs.versions_unencoded));
 		json_object_set_new(o, "replicas_pending", json_integer((json_int_t)qs.replicas_pending));
@@ -782,6 +808,10 @@ int drgw_cmd_status(int argc, char **argv)
 			printf("daemon:           running (pid %ld)\n", pid);
 		else
 			printf("daemon:           not running\n");
+		if (mio)
+			printf("mount I/O:        %s (%s)\n",
+			       json_string_value(json_object_get(mio, "io")),
+			       json_string_value(json_object_get(mio, "detail")));
 		printf("settling:         %llu files\n", (unsigned long long)qs.files_settling);
 		printf("to encode:        %llu versions\n", (unsigned long long)qs.versions_unencoded);
 		printf("pending:          %llu replicas (%s), %llu failing\n",
@@ -793,6 +823,7 @@ int drgw_cmd_status(int argc, char **argv)
 		       (unsigned long long)qs.versions_replicated);
 		drgw_catalog_each_backend(x.gw->cat, status_backend, &x);
 	}
+	json_decref(mio);
 	drgw_gateway_close(x.gw);
 	drgw_config_release(&cfg);
 	return r < 0 ? 1 : 0;

@@ -29,6 +29,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->check_sqlite = DRGW_SQLCHECK_QUICK;
 	cfg->check_sqlite_timeout_ns = 600 * NSEC_PER_SEC;
 	cfg->streaming = true;
+	cfg->passthrough = true;
 	cfg->upload_workers = 4;
 	cfg->backend_concurrency = 2;
 	cfg->retry_min_ns = 1 * NSEC_PER_SEC;
@@ -139,6 +140,7 @@ static const struct simple simple_settings[] = {
 	{ "uid", K_INT, FIELD(view_uid), 0, INT32_MAX },
 	{ "gid", K_INT, FIELD(view_gid), 0, INT32_MAX },
 	{ "streaming", K_BOOL, FIELD(streaming), 0, 1 },
+	{ "passthrough", K_BOOL, FIELD(passthrough), 0, 1 },
 };
 
 static int set_simple(struct drgw_config *cfg, const struct simple *s,

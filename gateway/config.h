@@ -81,6 +81,9 @@ struct drgw_config {
 
 	/* replication */
 	bool streaming; /* uploads follow the encoder where a backend can */
+	/* The gateway mount uses FUSE passthrough where libfuse and the
+	 * kernel offer it (fs.c). */
+	bool passthrough;
 	unsigned upload_workers;
 	unsigned backend_concurrency;
 	int64_t retry_min_ns;

@@ -4,19 +4,26 @@
  * when files change and are closed.  Everything else is what a local file
  * system does, so sqlite3, cp, rsync, tar and mv run unchanged.
  *
- * Speed comes from the kernel's writeback cache: SQLite's page-sized
- * pwrite()s land in the page cache and reach us as large WRITE requests
- * (up to 1 MiB), which write_buf() splices into the backing file.  POSIX
- * and flock locks are left to the kernel (no lock handlers), which is
- * exactly right for one node; see docs/OPERATIONS.md.
+ * Speed comes from FUSE passthrough where libfuse and the kernel offer it:
+ * the kernel then reads and writes the working-set files itself, and only
+ * opens, closes, fsync and metadata reach us (see io_path below).  Without
+ * it, from the kernel's writeback cache: SQLite's page-sized pwrite()s land
+ * in the page cache and reach us as large WRITE requests (up to 1 MiB),
+ * which write_buf() splices into the backing file.  POSIX and flock locks
+ * are left to the kernel (no lock handlers), which is exactly right for
+ * one node; see docs/OPERATIONS.md.
  *
  * Change tracking: open-for-write, write, truncate and fallocate bump the
  * node's change counter before touching data (see nodes.h); release of the
- * last writable handle schedules the seal.
+ * last writable handle schedules the seal.  Passthrough writes never reach
+ * us, but they need a writable handle, and opening one bumps the counter
+ * before the kernel learns the backing file: that is what the encoder
+ * relies on (spool.c).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +33,48 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "backing.h"
+#include "drgw-build.h"
 #include "fs.h"
 #include "log.h"
+
+#if DRGW_FUSE_PASSTHROUGH
+#include <fuse_lowlevel.h> /* fuse_session_fd() */
+#endif
+
+/*
+ * How file data moves between the mount's users and the working set,
+ * decided per mount when the kernel offers its capabilities (gw_init()):
+ *
+ *   passthrough      the kernel reads and writes the working-set files
+ *                    itself (libfuse >= 3.17, Linux >= 6.9, CAP_SYS_ADMIN);
+ *                    we see open, flush, fsync, release and metadata only.
+ *                    The kernel offers it only without the writeback cache.
+ *   writeback-cache  data passes through us; the kernel's writeback cache
+ *                    turns small writes into large WRITE requests.
+ *   write-through    data passes through us write by write: the kernel
+ *                    has no writeback cache, or it refused the first
+ *                    backing file after passthrough was negotiated.
+ */
+enum io_path { IO_WRITEBACK_CACHE, IO_PASSTHROUGH, IO_WRITE_THROUGH };
+
+static const char *const io_words[] = { "writeback-cache", "passthrough",
+					"write-through" };
+
+static struct {
+	atomic_int path; /* enum io_path; passthrough may fall back once */
+	struct drgw_backing *backing; /* passthrough: set in gw_init() */
+	atomic_bool registered; /* the kernel took a backing file */
+} io;
 
 struct handle {
 	int fd;
 	struct drgw_node *node; /* NULL for read-only handles */
+	/* Passthrough: the backing file the kernel uses for this handle. */
+	struct drgw_backing_file *backing;
+	/* Writable, and its writes bypass us (passthrough without direct
+	 * I/O): a write error goes to the writer alone. */
+	bool blind;
 	struct handle *prev, *next; /* in open_handles */
 };
 
@@ -104,8 +147,92 @@ static void chown_to_caller(int dirfd, const char *path, int fd)
 				AT_SYMLINK_NOFOLLOW);
 }
 
+/* Says how file data moves, in the log and for `drgw status` (the meta
+ * row "mount_io" of the catalog, with our pid so that a row left by a
+ * killed daemon is not taken for ours). */
+static void report_io(struct drgw_gateway *gw, enum drgw_log_level level,
+		      const char *why)
+{
+	enum io_path p = atomic_load(&io.path);
+	char detail[512];
+	json_t *o;
+	char *s;
+
+	if (p == IO_PASSTHROUGH)
+		snprintf(detail, sizeof(detail),
+			 "reads and writes go straight to the files in %s",
+			 gw->files_dir);
+	else
+		snprintf(detail, sizeof(detail),
+			 "data passes through drgw%s; passthrough unavailable: %s",
+			 p == IO_WRITEBACK_CACHE ?
+				 " and the kernel's writeback cache" :
+				 " write by write",
+			 why);
+	drgw_log(level, "gateway I/O: %s (%s)", io_words[p], detail);
+	o = json_pack("{s:I, s:s, s:s}", "pid", (json_int_t)getpid(), "io",
+		      io_words[p], "detail", detail);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (s)
+		drgw_catalog_set_meta(gw->cat, "mount_io", s);
+	free(s);
+	json_decref(o);
+}
+
+#if DRGW_FUSE_PASSTHROUGH
+/* libfuse 3.17 keeps 64 capability bits in the _ext fields and refuses an
+ * init() that changes both those and the old 32-bit ones. */
+static bool conn_offers(const struct fuse_conn_info *conn, uint64_t cap)
+{
+	return conn->capable_ext & cap;
+}
+
+static void conn_want(struct fuse_conn_info *conn, uint64_t cap)
+{
+	fuse_set_feature_flag(conn, cap);
+}
+
+/* NULL if this mount can use passthrough, else why not. */
+static const char *passthrough_unavailable(const struct drgw_gateway *gw,
+					   const struct fuse_conn_info *conn,
+					   char *buf, size_t size)
+{
+	if (!gw->cfg->passthrough)
+		return "turned off (passthrough = off)";
+	if (!conn_offers(conn, FUSE_CAP_PASSTHROUGH))
+		return "the kernel does not offer it (it needs Linux 6.9 or later built with CONFIG_FUSE_PASSTHROUGH)";
+	return drgw_backing_permitted(buf, size) ? NULL : buf;
+}
+#else
+static bool conn_offers(const struct fuse_conn_info *conn, uint64_t cap)
+{
+	return conn->capable & cap;
+}
+
+static void conn_want(struct fuse_conn_info *conn, uint64_t cap)
+{
+	conn->want |= cap;
+}
+
+static const char *passthrough_unavailable(const struct drgw_gateway *gw,
+					   const struct fuse_conn_info *conn,
+					   char *buf, size_t size)
+{
+	if (!gw->cfg->passthrough)
+		return "turned off (passthrough = off)";
+	snprintf(buf, size,
+		 "drgw was built with libfuse %s; it needs 3.17 or later",
+		 DRGW_LIBFUSE_VERSION);
+	return buf;
+}
+#endif
+
 static void *gw_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+	struct drgw_gateway *gw = fuse_get_context()->private_data;
+	const char *why;
+	char buf[256];
+
 	cfg->use_ino = 1;
 	cfg->nullpath_ok = 1;
 	/* Unlinked-but-open files stay usable through their handle, without
@@ -114,12 +241,33 @@ static void *gw_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
+	conn->time_gran = 1;
+
+	why = passthrough_unavailable(gw, conn, buf, sizeof(buf));
+#if DRGW_FUSE_PASSTHROUGH
+	if (!why && !(io.backing = drgw_backing_new(fuse_session_fd(
+			      fuse_get_session(fuse_get_context()->fuse)))))
+		why = "out of memory";
+	if (!why) {
+		conn_want(conn, FUSE_CAP_PASSTHROUGH);
+		/* The cache directory may be on overlayfs (a container
+		 * without a volume there); nothing stacks on this mount. */
+		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;
+		atomic_store(&io.path, IO_PASSTHROUGH);
+		report_io(gw, DRGW_LOG_INFO, NULL);
+		return gw;
+	}
+#endif
 	/* Without it, SQLite's 4 KiB page writes are one round trip each:
 	 * .backup of 800 MiB took 7.9 s instead of 3.3 s here (bench/run). */
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
-		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-	conn->time_gran = 1;
-	return fuse_get_context()->private_data;
+	if (conn_offers(conn, FUSE_CAP_WRITEBACK_CACHE)) {
+		conn_want(conn, FUSE_CAP_WRITEBACK_CACHE);
+		atomic_store(&io.path, IO_WRITEBACK_CACHE);
+	} else {
+		atomic_store(&io.path, IO_WRITE_THROUGH);
+	}
+	report_io(gw, DRGW_LOG_INFO, why);
+	return gw;
 }
 
 static int gw_getattr(const char *path, struct stat *st,
@@ -355,6 +503,80 @@ static bool low_on_space(struct drgw_gateway *gw, const char *path)
 	return (uint64_t)sv.f_bavail * sv.f_frsize < gw->cfg->write_through_below;
 }
 
+/* Less free than this on the cache disk when a passthrough writer closes,
+ * and one of its writes may have failed with ENOSPC. */
+#define FULL_BELOW (1u << 20)
+
+static bool disk_full(struct drgw_gateway *gw)
+{
+	struct statvfs sv;
+
+	return fstatvfs(gw->files_fd, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize < FULL_BELOW;
+}
+
+#if DRGW_FUSE_PASSTHROUGH
+/* The first backing file was refused, so none will be taken: the mount
+ * goes on with data through us (without the writeback cache, which was
+ * given up for passthrough at init). */
+static void refuse_passthrough(struct drgw_gateway *gw, int r)
+{
+	char why[256];
+	int expected = IO_PASSTHROUGH;
+
+	if (!atomic_compare_exchange_strong(&io.path, &expected,
+					    IO_WRITE_THROUGH))
+		return;
+	snprintf(why, sizeof(why), "the kernel refused the first backing file (%s)",
+		 strerror(-r));
+	report_io(gw, DRGW_LOG_WARNING, why);
+}
+
+/* Hands the kernel the backing file of h: 1 when it will use it, 0 when
+ * passthrough is off for this mount, or -errno to fail the open. */
+static int handle_passthrough(struct drgw_gateway *gw, struct handle *h,
+			      struct fuse_file_info *fi)
+{
+	int r;
+
+	if (atomic_load(&io.path) != IO_PASSTHROUGH)
+		return 0;
+	r = drgw_backing_get(io.backing, h->fd, &h->backing);
+	if (r == 0) {
+		atomic_store(&io.registered, true);
+		fi->backing_id = drgw_backing_id(h->backing);
+		return 1;
+	}
+	if (r == -ENOMEM || atomic_load(&io.registered))
+		return r;
+	refuse_passthrough(gw, r);
+	return 0;
+}
+#else
+static int handle_passthrough(struct drgw_gateway *gw, struct handle *h,
+			      struct fuse_file_info *fi)
+{
+	return 0;
+}
+#endif
+
+/* Sets up how the data of h moves (see io_path); -errno fails the open. */
+static int handle_io(struct drgw_gateway *gw, struct handle *h,
+		     const char *path, bool writable, struct fuse_file_info *fi)
+{
+	bool low = writable && low_on_space(gw, path);
+	int r = handle_passthrough(gw, h, fi);
+
+	if (r < 0)
+		return r;
+	/* With passthrough, direct I/O still wins for read() and write()
+	 * (mmap uses the backing file): low on space, we see each write and
+	 * its error. */
+	fi->direct_io = low;
+	h->blind = r > 0 && writable && !low;
+	return 0;
+}
+
 /* Opens path with flags; registers a writer on its node if writable. */
 static int open_handle(const char *path, int flags, mode_t mode, bool create,
 		       struct fuse_file_info *fi)
@@ -362,7 +584,7 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 	struct drgw_gateway *gw = gw_of();
 	bool writable = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 	struct handle *h;
-	int fd;
+	int fd, r;
 
 	/* With the writeback cache the kernel reads pages of files opened
 	 * write-only, and implements O_APPEND itself. */
@@ -391,7 +613,12 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 				atomic_store(&h->node->dirty, true);
 				atomic_store(&h->node->write_error, 0);
 				h->node->unclean = false;
+				h->node->full_at_close = false;
 			}
+			/* Passthrough writes never reach us: the open is the
+			 * change (sealing skips content left as it was). */
+			if (atomic_load(&io.path) == IO_PASSTHROUGH)
+				atomic_store(&h->node->dirty, true);
 		}
 		drgw_nodes_unlock(gw->nodes);
 		if (!h->node) {
@@ -405,25 +632,35 @@ static int open_handle(const char *path, int flags, mode_t mode, bool create,
 	fd = openat(gw->files_fd, rel(path), flags | O_CLOEXEC | O_NOFOLLOW,
 		    mode);
 	if (fd < 0) {
-		int e = errno;
-
-		if (h->node) {
-			drgw_nodes_lock(gw->nodes);
-			h->node->writers--;
-			drgw_nodes_put_locked(gw->nodes, h->node);
-			drgw_nodes_unlock(gw->nodes);
-		}
-		free(h);
-		return -e;
+		r = -errno;
+		goto fail;
 	}
 	if (create)
 		chown_to_caller(gw->files_fd, rel(path), fd);
-	if (writable && low_on_space(gw, rel(path)))
-		fi->direct_io = 1;
 	h->fd = fd;
+	r = handle_io(gw, h, rel(path), writable, fi);
+	if (r < 0) {
+		close(fd);
+		goto fail;
+	}
 	fi->fh = (uintptr_t)h;
 	track(h);
 	return 0;
+fail:
+	if (h->node) {
+		char *closed = NULL;
+
+		drgw_nodes_lock(gw->nodes);
+		if (--h->node->writers == 0 && !h->node->unlinked)
+			closed = strdup(h->node->path);
+		drgw_nodes_put_locked(gw->nodes, h->node);
+		drgw_nodes_unlock(gw->nodes);
+		if (closed)
+			drgw_catalog_set_writing(gw->cat, closed, false);
+		free(closed);
+	}
+	free(h);
+	return r;
 }
 
 static int gw_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -493,11 +730,17 @@ static int gw_flush(const char *path, struct fuse_file_info *fi)
 
 static void release_handle(struct drgw_gateway *gw, struct handle *h)
 {
+	/* A writer that filled the disk got ENOSPC from write(), which we
+	 * never saw; a full disk now is the trace it leaves. */
+	bool full = h->blind && disk_full(gw);
 	char *closed = NULL;
 
 	close(h->fd);
+	drgw_backing_put(io.backing, h->backing);
 	if (h->node) {
 		drgw_nodes_lock(gw->nodes);
+		if (full)
+			h->node->full_at_close = true;
 		if (--h->node->writers == 0 && !h->node->unlinked)
 			closed = strdup(h->node->path);
 		drgw_seal_schedule_locked(gw, h->node);
@@ -543,6 +786,9 @@ static void gw_destroy(void *private_data)
 	if (n)
 		log_info("released %u file handles the kernel did not close before the unmount",
 			 n);
+	io.backing = drgw_backing_free(io.backing);
+	drgw_catalog_set_meta(((struct drgw_gateway *)private_data)->cat,
+			      "mount_io", NULL);
 }
 
 static int gw_fsync(const char *path, int datasync, struct fuse_file_info *fi)

@@ -8,7 +8,10 @@
  * consistent file: every open for writing, write and truncate increments it
  * *before* touching the data, and the encoder only keeps an object when gen
  * is the same after encoding as before.  Any overlap with a writer therefore
- * discards the object instead of shipping it half old, half new.
+ * discards the object instead of shipping it half old, half new.  With FUSE
+ * passthrough writes bypass the daemon, but only through a writable handle:
+ * the encoder does not start while one is open (writers), and opening one
+ * while it runs bumps gen.
  *
  * Nodes are keyed by path relative to the working-set root (no leading
  * '/').  Lookups take the table lock; the write path only touches the
@@ -34,6 +37,9 @@ struct drgw_node {
 	/* Open for writing when a daemon stopped without a clean close
 	 * (known from the catalog at start): the content may be partial. */
 	bool unclean;
+	/* A passthrough writer, whose writes and their errors we never see,
+	 * closed it while the cache disk was full. */
+	bool full_at_close;
 	bool unlinked;
 	struct drgw_node *hash_next;
 

@@ -91,13 +91,14 @@ static void problem(struct drgw_gateway *gw, const char *path, char *buf,
 		    size_t size)
 {
 	struct drgw_node *n;
-	bool unclean = false;
+	bool unclean = false, full = false;
 	int e = 0;
 
 	drgw_nodes_lock(gw->nodes);
 	n = drgw_nodes_find_locked(gw->nodes, path);
 	if (n) {
 		unclean = n->unclean;
+		full = n->full_at_close;
 		e = atomic_load(&n->write_error);
 	}
 	drgw_nodes_unlock(gw->nodes);
@@ -106,6 +107,9 @@ static void problem(struct drgw_gateway *gw, const char *path, char *buf,
 		snprintf(buf, size,
 			 "incomplete: writing it failed (%s); the writer saw an error at write, fsync or close",
 			 strerror(e));
+	else if (full)
+		snprintf(buf, size,
+			 "incomplete: the cache disk was full when the writer closed it, so a write may have failed (ENOSPC at write, which passthrough does not show drgw)");
 	else if (unclean)
 		snprintf(buf, size,
 			 "incomplete: drgw stopped while it was open for writing, so data the writer had not fsynced may be missing");
@@ -192,6 +196,7 @@ static void seal_or_retry(struct drgw_gateway *gw, const char *path)
 		if (n) {
 			n->seal_failures = 0;
 			n->unclean = false;
+			n->full_at_close = false;
 			atomic_store(&n->write_error, 0);
 		}
 		drgw_nodes_unlock(gw->nodes);

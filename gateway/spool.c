@@ -72,10 +72,16 @@ static int watch_check(void *arg)
 }
 
 /* Takes a reference on the node of name, creating it if the file exists
- * but was not opened since the daemon started.  NULL if it was unlinked or
- * is open for writing right now (*ret_busy). */
+ * but was not opened since the daemon started, and reads its change
+ * counter into *ret_gen.  NULL if it was unlinked or is open for writing
+ * right now (*ret_busy).
+ *
+ * The counter is read under the same lock as the writer count: a writer
+ * whose open comes later bumps it after we read it.  With passthrough its
+ * writes never bump it, so a counter read after that open (outside the
+ * lock) would miss it. */
 static struct drgw_node *hold_node(struct drgw_gateway *gw, const char *name,
-				   bool *ret_busy)
+				   bool *ret_busy, uint64_t *ret_gen)
 {
 	struct drgw_node *n;
 
@@ -89,6 +95,8 @@ static struct drgw_node *hold_node(struct drgw_gateway *gw, const char *name,
 		drgw_nodes_put_locked(gw->nodes, n);
 		n = NULL;
 	}
+	if (n)
+		*ret_gen = atomic_load(&n->gen);
 	drgw_nodes_unlock(gw->nodes);
 	return n;
 }
@@ -289,15 +297,13 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	bool busy;
 	int fd = -1, r, ret = 0;
 
-	w.node = hold_node(gw, v->name, &busy);
+	w.node = hold_node(gw, v->name, &busy, &w.gen);
 	if (busy) {
 		/* Being written again: encode once the writer is done. */
 		return drgw_catalog_reschedule_version(
 			       gw->cat, v->id,
 			       drgw_now_ns() + gw->cfg->settle_ns) < 0 ? -EIO : 0;
 	}
-	if (w.node)
-		w.gen = atomic_load(&w.node->gen);
 	fd = drgw_openat_beneath(gw->files_fd, v->name, O_RDONLY);
 	if (fd == -ENOENT) {
 		/* Removed before we got to it: its last content was held. */
