@@ -377,8 +377,10 @@ int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
 		goto out;
 	}
 	r = drgw_index_parse(buf, m->size, ret, err);
-	if (r == 0)
+	if (r == 0) {
 		drgw_strlcpy(ret->vid, vid, sizeof(ret->vid));
+		memcpy(ret->repo, m->repo, sizeof(ret->repo));
+	}
 out:
 	free(buf);
 	drgw_rfile_close(rf);

@@ -46,6 +46,8 @@ struct drgw_index_entry {
 
 struct drgw_index {
 	char vid[DRGW_OBJ_VID_MAX + 1];
+	/* The repository its header names (drgw_index_read()). */
+	uint8_t repo[DRGW_REPO_ID_BYTES];
 	int64_t written_ns;
 	/* Sorted by vid, for drgw_index_find(). */
 	struct drgw_index_entry *entries;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index.h"
 #include "log.h"
 #include "remote.h"
 
@@ -75,6 +76,8 @@ struct found {
 	int r;
 	struct drgw_snap_meta meta;
 	char *err;
+	/* meta came from the backend's index record: no tail to read. */
+	bool indexed;
 };
 
 struct scan {
@@ -86,7 +89,10 @@ struct scan {
 	pthread_mutex_t lock; /* next, pool and n_read, once threads run */
 	size_t next;
 	struct drgw_remote_pool *pool;
-	size_t n_read;
+	size_t n_read, n_indexed;
+	/* The newest index record listed (greatest vid), "" if none. */
+	char index_key[DRGW_OBJ_VID_MAX + 32];
+	uint64_t index_size;
 };
 
 static const char *scan_strdup(struct scan *s, const char *str)
@@ -117,8 +123,15 @@ static int on_key(void *arg, const char *key,
 {
 	struct scan *s = arg;
 	struct drgw_object_info clean = *info;
+	char vid[DRGW_OBJ_VID_MAX + 1];
 	struct found *f;
 
+	if (drgw_index_key(key, vid)) {
+		if (strcmp(key, s->index_key) > 0 &&
+		    drgw_strlcpy(s->index_key, key, sizeof(s->index_key)) >= 0)
+			s->index_size = info->size;
+		return 0;
+	}
 	if (!key_is_object(key)) {
 		log_debug("ignoring %s on %s: not a drgw object name", key,
 			  s->gw->backend_names[s->backend]);
@@ -254,7 +267,7 @@ static void open_one(struct scan *s, struct found *f)
 	struct drgw_rfile *rf = NULL;
 	const struct drgw_obj_meta *m;
 
-	if (!s->gw->cat || from_cache(s, f) < 0) {
+	if (!f->indexed && (!s->gw->cat || from_cache(s, f) < 0)) {
 		pthread_mutex_lock(&s->lock);
 		s->n_read++;
 		pthread_mutex_unlock(&s->lock);
@@ -277,6 +290,145 @@ static void open_one(struct scan *s, struct found *f)
 	else if (rf && s->gw->cat)
 		to_cache(s, f, rf);
 	drgw_rfile_close(rf);
+}
+
+/* The vid of "<vid>.drgw" into vid (key_is_object() said it is one). */
+static void key_vid(const char *key, char vid[DRGW_OBJ_VID_MAX + 1])
+{
+	size_t n = strlen(key) - 5;
+
+	memcpy(vid, key, n);
+	vid[n] = '\0';
+}
+
+static int cmp_found_name(const void *a, const void *b)
+{
+	const struct found *x = *(const struct found *const *)a,
+			   *y = *(const struct found *const *)b;
+	int c = strcmp(x->meta.name, y->meta.name);
+
+	return c ? c : (x->meta.created_ns > y->meta.created_ns) -
+			       (x->meta.created_ns < y->meta.created_ns);
+}
+
+/*
+ * Entries of the index whose object the listing lacks: objects pruned or
+ * deleted since it was written, or rolled back.  Only the dangerous case
+ * is a warning: a version that is gone while an older one of its name is
+ * still there, which a reader would now take for the newest.  Called once
+ * every listed object is described.
+ */
+static void report_missing(struct scan *s, const struct drgw_index *ix,
+			   const bool *matched)
+{
+	const char *bname = s->gw->backend_names[s->backend];
+	struct found **by_name = malloc((s->n ? s->n : 1) * sizeof(*by_name));
+	size_t n = 0, missing = 0, older_listed = 0;
+	const struct drgw_index_entry *example = NULL;
+
+	if (!by_name)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->items[i].r == 0 && s->items[i].meta.name)
+			by_name[n++] = &s->items[i];
+	if (n)
+		qsort(by_name, n, sizeof(*by_name), cmp_found_name);
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct drgw_index_entry *e = &ix->entries[i];
+		size_t lo = 0, hi = n;
+
+		if (matched[i])
+			continue;
+		missing++;
+		/* The oldest listed version of the name: first in order. */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(by_name[mid]->meta.name, e->name) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && !strcmp(by_name[lo]->meta.name, e->name) &&
+		    by_name[lo]->meta.created_ns < e->created_ns) {
+			older_listed++;
+			if (!example)
+				example = e;
+		}
+	}
+	free(by_name);
+	if (older_listed)
+		log_warning("%s on %s lists %zu versions the backend no longer holds while older versions of their names are there (e.g. %s version %s): deleted or rolled back?",
+			    s->index_key, bname, older_listed, example->name,
+			    example->vid);
+	else if (missing)
+		log_info("%s on %s lists %zu versions the backend no longer holds (pruned since it was written)",
+			 s->index_key, bname, missing);
+}
+
+/*
+ * Describes the listed objects the backend's newest index record knows
+ * (same key, same size) from it, so that only the others need a request.
+ * An index that does not open is no error: everything is read instead.
+ * Returns the index (ix->n = 0 if none) for report_missing(), and the
+ * entries it matched in *ret_matched (malloc()ed).
+ */
+static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
+{
+	const char *bname = s->gw->backend_names[s->backend];
+	struct drgw_err err = { 0 };
+	bool *matched;
+	int r;
+
+	*ret_matched = NULL;
+	memset(ix, 0, sizeof(*ix));
+	if (!s->index_key[0])
+		return 0;
+	r = drgw_index_read(s->gw, s->rd, s->backend, s->index_key,
+			    s->index_size, ix, &err);
+	s->n_read++;
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		log_warning("ignoring index record %s on %s, every object is opened instead: %s",
+			    s->index_key, bname, err.msg);
+		return 0;
+	}
+	matched = calloc(ix->n ? ix->n : 1, sizeof(*matched));
+	if (!matched) {
+		drgw_index_release(ix);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		struct found *f = &s->items[i];
+		char vid[DRGW_OBJ_VID_MAX + 1];
+		const struct drgw_index_entry *e;
+		struct drgw_obj_meta m = { .version = 2 };
+
+		key_vid(f->key, vid);
+		e = drgw_index_find(ix, vid);
+		if (!e || e->object_size != f->object_size)
+			continue;
+		matched[e - ix->entries] = true;
+		m.size = e->size;
+		m.mtime_ns = e->mtime_ns;
+		m.created_ns = e->created_ns;
+		m.mode = e->mode;
+		memcpy(m.sha256, e->sha256, sizeof(m.sha256));
+		memcpy(m.repo, ix->repo, sizeof(m.repo));
+		r = set_meta(s, f, e->name, e->vid, &m);
+		if (r < 0)
+			break;
+		f->indexed = true;
+		s->n_indexed++;
+	}
+	if (r < 0) {
+		free(matched);
+		drgw_index_release(ix);
+		return r;
+	}
+	*ret_matched = matched;
+	return 0;
 }
 
 static void *scan_thread(void *arg)
@@ -606,6 +758,8 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 	for (size_t b = 0; b < gw->n_backends; b++) {
 		struct scan s = { .gw = gw, .rd = rd, .backend = b };
 		struct drgw_err e = { 0 };
+		struct drgw_index ix = { .n = 0 };
+		bool *matched = NULL;
 		pthread_t tids[SCAN_THREADS];
 		unsigned nt = 0;
 
@@ -625,15 +779,21 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 		}
 		listed++;
 		pthread_mutex_init(&s.lock, NULL);
-		for (; nt < SCAN_THREADS && nt < s.n; nt++)
+		r = use_index(&s, &ix, &matched);
+		for (; r == 0 && nt < SCAN_THREADS && nt < s.n; nt++)
 			if (pthread_create(&tids[nt], NULL, scan_thread, &s))
 				break;
-		if (nt == 0)
+		if (r == 0 && nt == 0)
 			scan_thread(&s);
 		for (unsigned i = 0; i < nt; i++)
 			pthread_join(tids[i], NULL);
 		pthread_mutex_destroy(&s.lock);
+		if (matched)
+			report_missing(&s, &ix, matched);
+		free(matched);
+		drgw_index_release(&ix);
 		set.n_read += s.n_read;
+		set.n_indexed += s.n_indexed;
 
 		for (size_t i = 0; i < s.n; i++) {
 			struct found *f = &s.items[i];

@@ -77,9 +77,10 @@ struct drgw_remote_set {
 		char why[512];
 	} unreachable[DRGW_MAX_BACKENDS];
 	size_t n_unreachable;
-	/* Tails the scan read from the backends; the others were described
+	/* Tails (and index records) the scan read from the backends, and
+	 * versions described by an index record; the others were described
 	 * by the catalog. */
-	size_t n_read;
+	size_t n_read, n_indexed;
 	/* Private: the strings, the locations and a hash of the version ids
 	 * (slot = index + 1, 0 = empty). */
 	struct drgw_remote_pool *pool;
