@@ -90,7 +90,8 @@ struct drgw_remote_set {
 };
 
 /* Scans every backend of gw.  Fails only if no backend could be listed.
- * Logs nothing: unreadable objects are in ret->bad. */
+ * Unreadable objects are in ret->bad; what it notices about index records
+ * (one ignored, versions it names gone) is logged. */
 int drgw_remote_scan(struct drgw_gateway *gw, struct drgw_reader *rd,
 		     struct drgw_remote_set *ret, struct drgw_err *err);
 /* The same, of backend index only alone (every backend when only < 0). */

@@ -9,18 +9,21 @@
  *
  *   drgw-mkobjects --key KEYFILE --out DIR --names N --versions V
  *                  [--size BYTES] [--suffix S] [--start UNIX_SECONDS]
- *                  [--name-format FMT] [--file PATH]
+ *                  [--name-format FMT] [--file PATH] [--index]
  *
  * writes N * V objects DIR/<vid>.drgw<S> (S: e.g. "._S3rver_object" to
  * fill an s3rver data directory) for the names FMT % i (default
  * "app-%05u.db"), V versions each, an hour apart, and prints one line
  * "<name> <vid> <sha256>" per object.  Contents are BYTES of text that
  * depend on the name and version, or with --file the contents of PATH
- * (one name: FMT itself).
+ * (one name: FMT itself).  With --index it also writes the index record a
+ * gateway would have left (DIR/index/<vid>.drgw-index<S>, index.h), an
+ * hour after the last version.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,8 @@
 #include <unistd.h>
 
 #include "encode.h"
+#include "gateway.h"
+#include "index.h"
 
 static int fail(const char *what, const char *why)
 {
@@ -46,6 +51,61 @@ static int parse_u64(const char *s, unsigned long long *ret)
 	return errno || end == s || *end ? -EINVAL : 0;
 }
 
+static int add_entry(json_t *arr, const struct drgw_obj_meta *m,
+		     const char *sha, uint64_t object_size)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
+			      "vid", m->vid, "name", m->name,
+			      "size", (json_int_t)m->size,
+			      "mtime_ns", (json_int_t)m->mtime_ns,
+			      "created_ns", (json_int_t)m->created_ns,
+			      "mode", (int)m->mode, "sha256", sha,
+			      "object_size", (json_int_t)object_size);
+
+	return o ? json_array_append_new(arr, o) : -1;
+}
+
+/* The index record of every object written, as a gateway writes it. */
+static int write_index(json_t *arr, const struct drgw_keyring *kr,
+		       const struct drgw_encode_opts *eo, const char *out,
+		       const char *suffix, int64_t t)
+{
+	struct drgw_encode_opts io = *eo;
+	struct drgw_obj_meta m = { .mode = 0600 };
+	struct drgw_encode_result res;
+	struct drgw_err err = { 0 };
+	char path[4200], *text;
+	int in, fd;
+
+	json_t *root = json_pack("{s:i, s:I, s:o}", "index", 1, "written_ns",
+				 (json_int_t)t * 1000000000, "objects", arr);
+
+	text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	in = memfd_create("index", MFD_CLOEXEC);
+	if (!text || in < 0 || drgw_write_full(in, text, strlen(text)) < 0)
+		return fail("index", strerror(errno ? errno : ENOMEM));
+	m.size = strlen(text);
+	m.created_ns = m.mtime_ns = t * 1000000000;
+	drgw_make_vid(m.created_ns, m.vid, sizeof(m.vid));
+	drgw_strlcpy(m.name, "index", sizeof(m.name));
+	io.kind = DRGW_OBJ_INDEX;
+	snprintf(path, sizeof(path), "%s/index", out);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return fail(path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/" DRGW_INDEX_PREFIX "%s" DRGW_INDEX_SUFFIX "%s",
+		 out, m.vid, suffix);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(path, strerror(errno));
+	if (drgw_encode(in, &m, kr, &io, fd, &res, &err) < 0)
+		return fail(path, err.msg);
+	close(fd);
+	close(in);
+	free(text);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -58,6 +118,7 @@ int main(int argc, char **argv)
 		{ "start", required_argument, NULL, 't' },
 		{ "name-format", required_argument, NULL, 'f' },
 		{ "file", required_argument, NULL, 'F' },
+		{ "index", no_argument, NULL, 'i' },
 		{ 0 },
 	};
 	const char *keyfile = NULL, *out = NULL, *suffix = "";
@@ -68,6 +129,7 @@ int main(int argc, char **argv)
 				       .threads = 1 };
 	struct drgw_keyring kr = { 0 };
 	struct drgw_err err = { 0 };
+	json_t *index = NULL;
 	char *plain;
 	int c, in;
 
@@ -90,6 +152,8 @@ int main(int argc, char **argv)
 			fmt = optarg;
 		else if (c == 'F')
 			file = optarg;
+		else if (c == 'i')
+			index = json_array();
 		else if (!num)
 			return 2;
 	}
@@ -157,9 +221,14 @@ int main(int argc, char **argv)
 				return fail(path, err.msg);
 			close(fd);
 			drgw_hex(m.sha256, 32, sha);
+			if (index && add_entry(index, &m, sha, res.stored_size) < 0)
+				return fail("index", strerror(ENOMEM));
 			printf("%s %s %s\n", m.name, m.vid, sha);
 		}
 	}
+	if (index && write_index(index, &kr, &eo, out, suffix,
+				 (int64_t)(start + versions * 3600 + 3600)) < 0)
+		return 1;
 	free(plain);
 	close(in);
 	drgw_keyring_clear(&kr);

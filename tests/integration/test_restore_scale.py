@@ -170,6 +170,27 @@ def test_empty_cache_restore_view_at_scale(env, s3, tmp_path):
     view.stop()
 
 
+def test_index_record_makes_requests_grow_with_names_not_versions(env, s3, tmp_path):
+    """With the index record a gateway leaves, an empty-cache restore of one
+    file reads one object tail (its own) out of 2000 versions, and the
+    restore view lists them all from the index."""
+    versions = seed(s3, env, "hist", "--names", NAMES, "--versions", VERSIONS,
+                    "--index")
+    name = "app-00123.db"
+    vid, sha = versions[name][-1]
+    p = no_cache(env, s3, "hist", "restore", name, tmp_path / "a.db")
+    assert sha256(tmp_path / "a.db") == sha
+    assert [g[0] for g in tails(s3, "hist", object_gets(s3, "hist"))] == [vid + ".drgw"]
+    index_gets = [e for e in s3.proxy.requests(method="GET")
+                  if "/hist/index/" in e["path"]]
+    assert 1 <= len(index_gets) <= 3, index_gets  # its tail and data
+    s3.proxy.clear()
+    view = env.restore_view(backends=backend(s3, "hist")).start(timeout=240)
+    assert len(os.listdir(view.mountpoint)) == NAMES
+    assert tails(s3, "hist", object_gets(s3, "hist")) == []
+    view.stop()
+
+
 def big_file(tmp_path, size):
     path = tmp_path / "big.bin"
     with open(path, "wb") as f:
