@@ -307,6 +307,7 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 	struct job j = { 0 };
 	struct out o = { .fd = out_fd, .opts = opts };
 	struct drgw_delta_plan plan = { 0 };
+	struct drgw_obj_ext notes = { 0 }, *ext;
 	struct drgw_blockmap *map = &ret->map;
 	struct drgw_obj_ref self = { 0 };
 	bool have_plan = false;
@@ -402,7 +403,14 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 	if (r < 0)
 		goto out;
 	EVP_DigestFinal_ex(plain_sha, meta->sha256, NULL);
-	r = finish(&j, &o, meta, chunk_lens, have_plan ? &plan.ext : NULL);
+	ext = have_plan ? &plan.ext : &notes;
+	if (opts->annotate)
+		opts->annotate(opts->annotate_arg, ext);
+	r = finish(&j, &o, meta, chunk_lens,
+		   have_plan || ext->check || ext->problem ? ext : NULL);
+	/* Not ours to free (see annotate). */
+	ext->check = DRGW_CHECK_NONE;
+	ext->check_msg = ext->problem = NULL;
 	if (r < 0)
 		goto out;
 	EVP_DigestFinal_ex(o.sha, ret->object_sha256, NULL);

@@ -44,6 +44,11 @@ struct drgw_encode_opts {
 	 * uploads can follow the encoder (stream.h).  May be NULL. */
 	void (*progress)(void *arg, uint64_t written);
 	void *progress_arg;
+	/* Called once the data is written, before the footer: may set the
+	 * footer's check and problem extensions (pointing to memory that
+	 * outlives drgw_encode(); they are not freed).  May be NULL. */
+	void (*annotate)(void *arg, struct drgw_obj_ext *ext);
+	void *annotate_arg;
 };
 
 struct drgw_encode_result {

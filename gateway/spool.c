@@ -173,10 +173,40 @@ static void keep_map(struct drgw_gateway *gw, const struct drgw_version *v,
 			    v->name);
 }
 
+/* What the footer says about the version besides its bytes: the SQLite
+ * check (waited for here, so that it travels with the object) and the
+ * problem the writer saw (docs/FORMAT.md, footer extensions 3 and 4). */
+struct notes {
+	struct drgw_version *v;
+	struct drgw_sqlcheck *check; /* NULL once finished */
+	bool checked;
+	char msg[sizeof(((struct drgw_version *)0)->check.message) + 64];
+};
+
+static void annotate(void *arg, struct drgw_obj_ext *ext)
+{
+	struct notes *n = arg;
+	const struct drgw_sqlcheck_result *c = &n->v->check;
+
+	if (n->check) {
+		n->checked = drgw_sqlcheck_finish(n->check, true, n->v->vid,
+						  &n->v->check) == 0;
+		n->check = NULL;
+	}
+	if (n->checked && c->verdict == DRGW_SQLCHECK_OK) {
+		ext->check = DRGW_CHECK_OK;
+	} else if (n->checked && drgw_sqlcheck_failed(c->verdict)) {
+		drgw_sqlcheck_describe(c, n->msg, sizeof(n->msg));
+		ext->check = DRGW_CHECK_FAILED;
+		ext->check_msg = n->msg;
+	}
+	ext->problem = n->v->problem;
+}
+
 /* Encodes v into spool/<vid>.drgw.  Uploads that can follow the encoder
  * start here (*ret_stream, streaming[i]); the caller ends them. */
 static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
-			int in_fd, struct watch *w,
+			int in_fd, struct watch *w, struct notes *notes,
 			struct drgw_stream **ret_stream,
 			bool streaming[DRGW_MAX_BACKENDS],
 			struct drgw_encode_result *res, struct drgw_err *err)
@@ -190,6 +220,8 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		.repo = gw->repo_id,
 		.max_ratio = gw->cfg->incremental_max_changed / 100.0,
 		.max_depth = gw->cfg->incremental_max_chain,
+		.annotate = annotate,
+		.annotate_arg = notes,
 	};
 	struct drgw_blockmap base = { 0 };
 	struct drgw_obj_meta *meta;
@@ -289,7 +321,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	struct watch w = { .gw = gw, .fd = -1 };
 	struct drgw_encode_result res = { 0 };
 	struct drgw_stream *stream = NULL;
-	struct drgw_sqlcheck *check;
+	struct notes notes = { .v = v };
 	bool streaming[DRGW_MAX_BACKENDS] = { false };
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
@@ -344,11 +376,15 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	drgw_version_stamp(v, &st);
 
 	/* The SQLite check reads the same bytes while they are encoded. */
-	check = drgw_sqlcheck_start(fd, w.node ? gw->files_fd : -1, v->name,
-				    gw->cfg->check_sqlite,
-				    gw->cfg->check_sqlite_timeout_ns, &gw->exiting);
-	r = write_object(gw, v, fd, &w, &stream, streaming, &res, &err);
-	if (drgw_sqlcheck_finish(check, r == 0, v->vid, &v->check) == 0)
+	notes.check = drgw_sqlcheck_start(fd, w.node ? gw->files_fd : -1,
+					  v->name, gw->cfg->check_sqlite,
+					  gw->cfg->check_sqlite_timeout_ns,
+					  &gw->exiting);
+	r = write_object(gw, v, fd, &w, &notes, &stream, streaming, &res, &err);
+	if (notes.check)
+		notes.checked = drgw_sqlcheck_finish(notes.check, r == 0, v->vid,
+						     &v->check) == 0;
+	if (notes.checked && r == 0)
 		drgw_catalog_set_check(gw->cat, v->id, &v->check);
 	if (r < 0) {
 		/* Let go of the spool object now: an upload reading it keeps

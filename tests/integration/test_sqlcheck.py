@@ -12,12 +12,15 @@ import os
 import shutil
 import sqlite3 as pysqlite
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from conftest import DRGW, make_app_db, run, sqlite, unmount
+from conftest import DRGW, ROOT, make_app_db, run, sqlite, unmount
+
+DECODER = ROOT / "tools" / "drgw-decode"
 
 
 def snaps_by_name(env):
@@ -202,6 +205,15 @@ def test_corrupt_truncated_and_hot_journal(env, tmp_path):
     # No version of corrupt.db ever passed: no age to show.
     assert 'drgw_sqlite_check_good_age_seconds{pattern="corrupt.db"}' not in metrics
     gw.stop()
+    # The verdict travels in each object's authenticated footer, for a
+    # restore that has no catalog: the independent decoder reads it.
+    for name, want in (("corrupt.db", "corrupt: "), ("short.db", "truncated: ")):
+        key = snaps[name]["replicas"]["nfs"]["key"]
+        p = subprocess.run([sys.executable, DECODER, "--key", env.key, env.remote / key],
+                           capture_output=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        info = json.loads(p.stderr.decode().splitlines()[-1])
+        assert info["check"] == "failed" and info["check_message"].startswith(want), info
 
 
 def test_header_level_does_not_run_sqlite(env, tmp_path):
