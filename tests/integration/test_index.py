@@ -95,3 +95,50 @@ def test_index_restore_reads_one_tail_and_falls_back(env, s3, tmp_path):
                    backends=backend(s3, PREFIX), cache=tmp_path / "c4")
     assert "no longer holds" in p.stderr and "rolled back" in p.stderr
     assert sha256(tmp_path / "d.db") in shas["same.db"][:2]
+
+
+def test_missing_stale_and_foreign_index(env, s3, tmp_path):
+    shas = backup(env, s3, [f"app-{i}.db" for i in range(6)])
+    [first] = index_files(s3)
+    kept = first.read_bytes()
+    repo = json.loads(env.drgw("status", "--json").stdout)["repository"]
+
+    # Missing: every object is opened, nothing is said, all is there.
+    first.unlink()
+    s3.proxy.clear()
+    p = env.client("restore", "app-2.db", tmp_path / "a.db",
+                   backends=backend(s3, PREFIX), cache=tmp_path / "c1")
+    assert sha256(tmp_path / "a.db") == shas["app-2.db"][0]
+    assert len(tails(s3, PREFIX, object_gets(s3, PREFIX))) == 6
+    assert "index record" not in p.stderr
+
+    # Stale: an older index (put back after later backups wrote a newer
+    # one) describes what it knew; only the later objects are opened.
+    later = backup(env, s3, [f"new-{i}.db" for i in range(3)])
+    for f in index_files(s3):
+        f.unlink()
+    first.write_bytes(kept)
+    s3.proxy.clear()
+    listed = env.client("ls", "--remote", "--json", backends=backend(s3, PREFIX),
+                        cache=tmp_path / "c2")
+    assert sorted(o["name"] for o in json.loads(listed.stdout)) == \
+        sorted(list(shas) + list(later))
+    assert len(tails(s3, PREFIX, object_gets(s3, PREFIX))) == 3
+
+    # Foreign: the index of another deployment (another cache, so another
+    # repository) copied in as the newest is refused by a reader that
+    # knows its repository, and costs only the requests it would have saved.
+    other = env.gateway(cache=tmp_path / "other-cache",
+                        backends=backend(s3, "other"), name="other").start()
+    write(other.mountpoint / "app-0.db", "someone else's\n")
+    other.stop()
+    [foreign] = sorted((store(s3).parent / "other" / "index").glob("*._S3rver_object"))
+    shutil.copy(foreign, store(s3) / "index" / foreign.name)
+    for meta in foreign.parent.glob(foreign.name.replace("._S3rver_object", "") + "._S3rver*"):
+        shutil.copy(meta, store(s3) / "index" / meta.name)
+    s3.proxy.clear()
+    p = env.client("restore", "--repository", repo, "app-0.db", tmp_path / "b.db",
+                   backends=backend(s3, PREFIX), cache=tmp_path / "c3")
+    assert "ignoring index record" in p.stderr and "another repository" in p.stderr
+    assert sha256(tmp_path / "b.db") == shas["app-0.db"][0]
+    assert len(tails(s3, PREFIX, object_gets(s3, PREFIX))) == 9
