@@ -486,6 +486,14 @@ static int add_bad(struct drgw_remote_set *set, size_t backend,
 	return 0;
 }
 
+/* Objects of version 2 name their repository; version 1 ones (and index
+ * entries, which do not say which version the object is) name none. */
+static bool same_repo(unsigned va, const uint8_t *ra, unsigned vb,
+		      const uint8_t *rb)
+{
+	return va != 2 || vb != 2 || !memcmp(ra, rb, DRGW_REPO_ID_BYTES);
+}
+
 /* Two copies of one version must describe the same file. */
 static bool same_meta(const struct drgw_snap_meta *a,
 		      const struct drgw_snap_meta *b)
@@ -493,8 +501,7 @@ static bool same_meta(const struct drgw_snap_meta *a,
 	return a->size == b->size && a->created_ns == b->created_ns &&
 	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
 	       !memcmp(a->sha256, b->sha256, sizeof(a->sha256)) &&
-	       a->version == b->version &&
-	       !memcmp(a->repo, b->repo, sizeof(a->repo)) &&
+	       same_repo(a->version, a->repo, b->version, b->repo) &&
 	       !strcmp(a->name, b->name) && !strcmp(a->vid, b->vid);
 }
 
@@ -504,8 +511,7 @@ static bool same_as_footer(const struct drgw_snap_meta *a,
 	return a->size == b->size && a->created_ns == b->created_ns &&
 	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
 	       !memcmp(a->sha256, b->sha256, sizeof(a->sha256)) &&
-	       a->version == b->version &&
-	       !memcmp(a->repo, b->repo, sizeof(a->repo)) &&
+	       same_repo(a->version, a->repo, b->version, b->repo) &&
 	       !strcmp(a->name, b->name) && !strcmp(a->vid, b->vid);
 }
 
