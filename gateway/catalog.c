@@ -2515,3 +2515,83 @@ bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid)
 	pthread_mutex_unlock(&c->lock);
 	return n > 0;
 }
+
+int drgw_catalog_version_problem(struct drgw_catalog *c, const char *vid)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT problem IS NOT NULL FROM versions WHERE vid = ? "
+		     "AND state = 'encoded'");
+	if (st)
+		sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+	n = one_int(st, -1);
+	pthread_mutex_unlock(&c->lock);
+	return n < 0 ? -ENOENT : (int)n;
+}
+
+struct newest {
+	char *pattern, *vid, *problem;
+};
+
+int drgw_catalog_each_newest(struct drgw_catalog *c, drgw_newest_fn fn,
+			     void *arg)
+{
+	struct newest *seen = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	st = prep(c, "SELECT name, vid, problem FROM versions WHERE "
+		     "state = 'encoded' ORDER BY created_ns DESC, id DESC");
+	if (!st)
+		r = -EIO;
+	/* Newest first: the first row of a pattern is its newest.  Few
+	 * patterns, so a linear search is fine. */
+	while (r == 0 && st && sqlite3_step(st) == SQLITE_ROW) {
+		char *pattern = drgw_name_pattern(
+			(const char *)sqlite3_column_text(st, 0));
+		const char *problem = (const char *)sqlite3_column_text(st, 2);
+		bool known = false;
+		void *more;
+
+		if (!pattern) {
+			r = -ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < n && !known; i++)
+			known = !strcmp(seen[i].pattern, pattern);
+		if (known) {
+			free(pattern);
+			continue;
+		}
+		more = rows_reserve(seen, &cap, n, sizeof(*seen));
+		if (!more) {
+			free(pattern);
+			r = -ENOMEM;
+			break;
+		}
+		seen = more;
+		seen[n] = (struct newest){
+			.pattern = pattern,
+			.vid = col_strdup(st, 1),
+			.problem = problem ? strdup(problem) : NULL,
+		};
+		if (!seen[n].vid || (problem && !seen[n].problem))
+			r = -ENOMEM;
+		n++;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			r = fn(arg, seen[i].pattern, seen[i].vid, seen[i].problem);
+		free(seen[i].pattern);
+		free(seen[i].vid);
+		free(seen[i].problem);
+	}
+	free(seen);
+	return r;
+}

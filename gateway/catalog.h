@@ -320,6 +320,16 @@ int drgw_catalog_each_series(struct drgw_catalog *c, drgw_series_fn fn,
 /* Is version vid known good: encoded, its SQLite check passed, and not
  * marked incomplete?  false too when the catalog does not know it. */
 bool drgw_catalog_version_good(struct drgw_catalog *c, const char *vid);
+/* 1 if encoded version vid is marked incomplete (problem), 0 if not,
+ * -ENOENT if the catalog has no such encoded version. */
+int drgw_catalog_version_problem(struct drgw_catalog *c, const char *vid);
+/* For every name pattern with an encoded version: its newest version and
+ * why that one is incomplete (NULL: it is not).  Called after the catalog
+ * lock is released, so fn may use the catalog. */
+typedef int (*drgw_newest_fn)(void *arg, const char *pattern, const char *vid,
+			      const char *problem);
+int drgw_catalog_each_newest(struct drgw_catalog *c, drgw_newest_fn fn,
+			     void *arg);
 
 /* Versions not yet on min_backends backends (all of them when 0), plus
  * files settling: what `drgw run` waits for. */

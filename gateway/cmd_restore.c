@@ -637,6 +637,26 @@ static void drill_report(struct drill_run *x, const struct drgw_drill *d)
 }
 
 /* Restores snapshot sn from backend bi and checks it. */
+/* What the object's footer says the writer saw: marked incomplete, or a
+ * failed SQLite check at ingest. */
+static void footer_notes(struct drill_run *x, const struct drgw_snapshot *sn,
+			 size_t loc, char *issues, size_t size)
+{
+	struct drgw_err err = { 0 };
+	const struct drgw_obj_ext *ext;
+	struct drgw_rfile *rf;
+
+	if (drgw_remote_open(x->s->gw, x->s->rd, sn, loc, false, &rf, &err) < 0)
+		return; /* the restore below says why */
+	ext = drgw_rfile_ext(rf);
+	if (ext->problem)
+		snprintf(issues, size, "the snapshot is marked %s", ext->problem);
+	else if (ext->check == DRGW_CHECK_FAILED)
+		snprintf(issues, size, "it failed its SQLite check at ingest: %s",
+			 ext->check_msg ? ext->check_msg : "");
+	drgw_rfile_close(rf);
+}
+
 static void drill_one(struct drill_run *x, size_t bi,
 		      const struct drgw_snapshot *sn, const char *pattern)
 {
@@ -655,9 +675,12 @@ static void drill_one(struct drill_run *x, size_t bi,
 	for (loc = 0; loc < sn->n_locs && sn->locs[loc].backend != bi; loc++)
 		;
 	/* A restore drill of "the newest" that is too old is a failed drill,
-	 * whether or not the old one restores. */
+	 * whether or not the old one restores; so is one whose writer said
+	 * it is no good backup. */
 	if (drgw_remote_check_fresh(x->s->gw, sn, x->s->cfg.max_age_ns, &err) < 0)
 		snprintf(issues, sizeof(issues), "%s", err.msg);
+	else
+		footer_notes(x, sn, loc, issues, sizeof(issues));
 	snprintf(path, sizeof(path), "%s/restored", x->scratch);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -336,6 +336,17 @@ static int series_sample(void *arg, const char *pattern,
 	return 0;
 }
 
+static int incomplete_sample(void *arg, const char *pattern, const char *vid,
+			     const char *problem)
+{
+	FILE *f = arg;
+
+	fputs("drgw_snapshot_newest_incomplete{pattern=", f);
+	label(f, pattern);
+	fprintf(f, "} %d\n", problem != NULL);
+	return 0;
+}
+
 static void render_checks(FILE *f, struct drgw_catalog *c, int64_t now)
 {
 	static const char *const help[][2] = {
@@ -359,6 +370,9 @@ static void render_checks(FILE *f, struct drgw_catalog *c, int64_t now)
 		header(f, help[w][0], "gauge", help[w][1]);
 		drgw_catalog_each_series(c, series_sample, &p);
 	}
+	header(f, "drgw_snapshot_newest_incomplete", "gauge",
+	       "1 if the newest snapshot of the name pattern is marked incomplete (its writer saw an error or did not close it)");
+	drgw_catalog_each_newest(c, incomplete_sample, f);
 }
 
 int drgw_metrics_render(struct drgw_catalog *c, bool daemon_running,

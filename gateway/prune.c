@@ -303,16 +303,29 @@ int drgw_prune_keep_good(void *arg, const char *backend,
 
 	/* items[] is in group order, oldest first: walk each group back. */
 	for (size_t i = 0; i < n;) {
-		size_t j = i;
+		size_t j = i, k, keep = SIZE_MAX;
 
 		while (j < n && !strcmp(items[j].pattern, items[i].pattern))
 			j++;
-		for (size_t k = j; k-- > i;) {
+		for (k = j; k-- > i;) {
 			if (drgw_catalog_version_good(cat, items[k].vid)) {
-				items[k].reasons |= DRGW_REASON_GOOD;
+				keep = k;
 				break;
 			}
 		}
+		/* No SQLite verdict to go by: when the newest is incomplete,
+		 * the newest complete one is the one that may restore. */
+		if (keep == SIZE_MAX &&
+		    drgw_catalog_version_problem(cat, items[j - 1].vid) == 1) {
+			for (k = j - 1; k-- > i;) {
+				if (drgw_catalog_version_problem(cat, items[k].vid) == 0) {
+					keep = k;
+					break;
+				}
+			}
+		}
+		if (keep != SIZE_MAX)
+			items[keep].reasons |= DRGW_REASON_GOOD;
 		i = j;
 	}
 	return 0;

@@ -65,7 +65,9 @@ struct drgw_prune_keeper {
  * newest version on the backend that the catalog arg (a struct
  * drgw_catalog *) knows as good (drgw_catalog_version_good()), so that
  * snapshots failing their SQLite check never cost the last one that
- * restores.  Versions the catalog does not know are not good.
+ * restores; in a group with no SQLite verdict whose newest version is
+ * marked incomplete, the newest complete one.  Versions the catalog does
+ * not know are not good.
  */
 int drgw_prune_keep_good(void *arg, const char *backend,
 			 struct drgw_prune_item *items, size_t n);

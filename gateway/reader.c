@@ -742,6 +742,11 @@ const struct drgw_obj_ref *drgw_rfile_refs(const struct drgw_rfile *f,
 	return f->idx.ext.refs;
 }
 
+const struct drgw_obj_ext *drgw_rfile_ext(const struct drgw_rfile *f)
+{
+	return &f->idx.ext;
+}
+
 uint8_t drgw_rfile_kind(const struct drgw_rfile *f)
 {
 	return f->obj.kind;

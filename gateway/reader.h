@@ -83,6 +83,9 @@ const uint8_t *drgw_rfile_key_id(const struct drgw_rfile *f);
  * one); valid while f is open. */
 const struct drgw_obj_ref *drgw_rfile_refs(const struct drgw_rfile *f,
 					   size_t *ret_n);
+/* The footer's extensions: references, the SQLite check's verdict, the
+ * writer's problem (format.h); valid while f is open. */
+const struct drgw_obj_ext *drgw_rfile_ext(const struct drgw_rfile *f);
 /* DRGW_OBJ_SNAPSHOT or DRGW_OBJ_INDEX. */
 uint8_t drgw_rfile_kind(const struct drgw_rfile *f);
 /* Bytes of the stored object (header to trailer). */

@@ -97,6 +97,9 @@ def test_writers_see_enospc_at_write_when_the_cache_is_low(env, small_fs, tmp_pa
 def test_failed_writes_and_unclean_closes_are_not_good_backups(env, small_fs):
     cache = small_fs / "cache"
     gw = env.gateway("--drain-timeout", "5s", cache=cache, settle="0.5s").start()
+    # A good version first, as yesterday's backup.
+    (env.mnt / "full.bin").write_bytes(os.urandom(1 << 20))
+    env.drgw("wait", "--timeout", "60s", cache=cache)
     # A writer that hits a full disk gets an error; what is left of the
     # file is sealed (it may be all there is) but marked.
     fill(small_fs / "filler")
@@ -127,6 +130,19 @@ def test_failed_writes_and_unclean_closes_are_not_good_backups(env, small_fs):
     assert "stopped while it was open for writing" in vs["open.db"]["problem"], vs
     out = env.drgw("ls", cache=cache).stdout
     assert "incomplete" in out, out
+    # Not good for the alert, the drill or retention either.
+    metrics = env.drgw("status", "--prometheus", cache=cache).stdout
+    assert 'drgw_snapshot_newest_incomplete{pattern="full.bin"} 1' in metrics, metrics
+    drill = env.client("drill", check=False, cache=cache)
+    assert drill.returncode == 1, drill.stdout
+    assert "marked incomplete: writing it failed" in drill.stdout, drill.stdout
+    plan = [json.loads(line) for line in env.client(
+        "prune", "--keep-last", "1", "--dry-run", "--json", cache=cache).stdout.splitlines()]
+    bad = vs["full.bin"]["version"]
+    full = {x["version"]: x for x in plan if x["name"] == "full.bin"}
+    assert [x["action"] for x in full.values()] == ["keep", "keep"], full
+    assert "good" not in full.pop(bad)["reasons"], full
+    assert "good" in list(full.values())[0]["reasons"], full
 
 
 def test_ls_shows_a_retry_in_progress_as_failing(env):
