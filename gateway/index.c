@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "encode.h"
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "reader.h"
 #include "replicate.h"
+#include "restore.h"
 
 /* An index of more entries than this is refused (a hostile one could
  * otherwise make a reader allocate without bound). */
@@ -155,6 +158,22 @@ int drgw_index_prune(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 	return remove_older(gw, b, NULL, err);
 }
 
+/* Readers take the greatest key as the newest record, so its vid must
+ * sort in the order records are written: the seal time's seconds, as in
+ * snapshot vids, then its nanoseconds (several records a second are
+ * common: one while idle, one at stop). */
+static void make_index_vid(int64_t now_ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(now_ns / NSEC_PER_SEC);
+	struct tm tm;
+	char ts[32];
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%S", &tm);
+	snprintf(buf, size, "%s%09lldZ-%08x", ts,
+		 (long long)(now_ns % NSEC_PER_SEC), randombytes_random());
+}
+
 int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 {
 	struct drgw_encode_opts opts = { .chunk_size = gw->cfg->chunk_size,
@@ -177,7 +196,7 @@ int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 			     gw->backend_names[b], strerror(-r));
 		goto out;
 	}
-	drgw_make_vid(now, meta->vid, sizeof(meta->vid));
+	make_index_vid(now, meta->vid, sizeof(meta->vid));
 	drgw_strlcpy(meta->name, "index", sizeof(meta->name));
 	meta->mtime_ns = meta->created_ns = now;
 	src.fd = memfd_create("drgw-index-object", MFD_CLOEXEC);
@@ -327,10 +346,12 @@ const struct drgw_index_entry *drgw_index_find(const struct drgw_index *ix,
 		       cmp_entry);
 }
 
-int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
-		    const char *key, uint64_t object_size,
-		    struct drgw_index *ret, struct drgw_err *err)
+int drgw_index_read(struct drgw_gateway *gw, size_t b, const char *key,
+		    uint64_t object_size, struct drgw_index *ret,
+		    struct drgw_err *err)
 {
+	struct drgw_reader_opts ro;
+	struct drgw_reader *rd = NULL;
 	char vid[DRGW_OBJ_VID_MAX + 1];
 	const struct drgw_obj_meta *m;
 	struct drgw_rfile *rf = NULL;
@@ -343,9 +364,15 @@ int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
 		drgw_err_set(err, "%s is not an index record", key);
 		return -EINVAL;
 	}
-	r = drgw_rfile_open(rd, gw->backends[b], key, object_size, &rf, err);
-	if (r < 0)
+	drgw_reader_opts_from_config(gw->cfg, &ro);
+	r = drgw_reader_new(&ro, &gw->keys, &rd);
+	if (r == 0)
+		r = drgw_rfile_open(rd, gw->backends[b], key, object_size, &rf,
+				    err);
+	if (r < 0) {
+		drgw_reader_free(rd);
 		return r;
+	}
 	m = drgw_rfile_meta(rf);
 	if (drgw_rfile_kind(rf) != DRGW_OBJ_INDEX || strcmp(m->vid, vid) ||
 	    m->size > INDEX_MAX_BYTES) {
@@ -384,5 +411,6 @@ int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
 out:
 	free(buf);
 	drgw_rfile_close(rf);
+	drgw_reader_free(rd);
 	return r;
 }

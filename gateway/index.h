@@ -77,11 +77,12 @@ bool drgw_index_key(const char *key, char vid[DRGW_OBJ_VID_MAX + 1]);
 
 /*
  * Reads and authenticates the index record key (object_size bytes) on
- * backend b of gw through rd: it must be an index of gw's repository (if
- * gw knows it) whose footer names the key's vid.
+ * backend b of gw: it must be an index of gw's repository (if gw knows it)
+ * whose footer names the key's vid.  It is read through a reader of its
+ * own, so that it counts in no restore's figures and evicts nothing.
  */
-int drgw_index_read(struct drgw_gateway *gw, struct drgw_reader *rd, size_t b,
-		    const char *key, uint64_t object_size,
-		    struct drgw_index *ret, struct drgw_err *err);
+int drgw_index_read(struct drgw_gateway *gw, size_t b, const char *key,
+		    uint64_t object_size, struct drgw_index *ret,
+		    struct drgw_err *err);
 
 #endif

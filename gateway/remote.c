@@ -362,8 +362,8 @@ static void report_missing(struct scan *s, const struct drgw_index *ix,
 			    s->index_key, bname, older_listed, example->name,
 			    example->vid);
 	else if (missing)
-		log_info("%s on %s lists %zu versions the backend no longer holds (pruned since it was written)",
-			 s->index_key, bname, missing);
+		log_debug("%s on %s lists %zu versions the backend no longer holds (pruned since it was written)",
+			  s->index_key, bname, missing);
 }
 
 /*
@@ -384,11 +384,17 @@ static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 	memset(ix, 0, sizeof(*ix));
 	if (!s->index_key[0])
 		return 0;
-	r = drgw_index_read(s->gw, s->rd, s->backend, s->index_key,
-			    s->index_size, ix, &err);
+	r = drgw_index_read(s->gw, s->backend, s->index_key, s->index_size,
+			    ix, &err);
 	s->n_read++;
 	if (r == -ENOMEM)
 		return r;
+	if (r == -ENOKEY) {
+		/* Not ours to open: the objects will say so, once each. */
+		log_debug("cannot open index record %s on %s: %s", s->index_key,
+			  bname, err.msg);
+		return 0;
+	}
 	if (r < 0) {
 		log_warning("ignoring index record %s on %s, every object is opened instead: %s",
 			    s->index_key, bname, err.msg);
@@ -407,9 +413,13 @@ static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 
 		key_vid(f->key, vid);
 		e = drgw_index_find(ix, vid);
-		if (!e || e->object_size != f->object_size)
+		if (!e)
 			continue;
+		/* Listed: not lost, even if it changed (then it is opened and
+		 * says for itself what is wrong with it). */
 		matched[e - ix->entries] = true;
+		if (e->object_size != f->object_size)
+			continue;
 		m.size = e->size;
 		m.mtime_ns = e->mtime_ns;
 		m.created_ns = e->created_ns;

@@ -230,17 +230,24 @@ out:
 	drgw_version_release(&v);
 }
 
+/* How long a final index write waits for one in progress. */
+#define INDEX_WAIT_NS (30 * NSEC_PER_SEC)
+
 /* Claims the index write of one backend that needs one: dirty, no upload
- * to it in flight, and due.  -1 if none. */
+ * to it in flight, and due.  -1 if none; *ret_busy then says whether a
+ * dirty one is being written by another thread. */
 static ssize_t claim_index(struct drgw_gateway *gw, bool force, int64_t now,
-			   unsigned *ret_dirty)
+			   unsigned *ret_dirty, bool *ret_busy)
 {
 	ssize_t pick = -1;
 
+	*ret_busy = false;
 	pthread_mutex_lock(&gw->lock);
 	for (size_t b = 0; b < gw->n_backends && pick < 0; b++) {
 		unsigned dirty = atomic_load(&gw->index_dirty[b]);
 
+		if (dirty && gw->index_busy[b])
+			*ret_busy = true;
 		if (!dirty || gw->index_busy[b] || (!force && gw->inflight[b]) ||
 		    (!force && now - gw->index_at[b] < gw->cfg->index_interval_ns))
 			continue;
@@ -254,14 +261,28 @@ static ssize_t claim_index(struct drgw_gateway *gw, bool force, int64_t now,
 
 void drgw_replicate_write_indexes(struct drgw_gateway *gw, bool force)
 {
+	int64_t give_up = drgw_mono_ns() + INDEX_WAIT_NS;
 	unsigned dirty;
+	bool busy;
 	ssize_t b;
 
 	if (!force && gw->cfg->index_interval_ns <= 0)
 		return;
-	while ((b = claim_index(gw, force, drgw_mono_ns(), &dirty)) >= 0) {
+	for (;;) {
 		struct drgw_err err = { 0 };
-		int r = drgw_index_write(gw, (size_t)b, &err);
+		int r;
+
+		b = claim_index(gw, force, drgw_mono_ns(), &dirty, &busy);
+		/* The final index must include what was replicated while an
+		 * idle replicator was writing one: wait for it, then write
+		 * again. */
+		if (b < 0 && force && busy && drgw_mono_ns() < give_up) {
+			usleep(20 * 1000);
+			continue;
+		}
+		if (b < 0)
+			break;
+		r = drgw_index_write(gw, (size_t)b, &err);
 
 		/* A failure waits for the next interval (or the next stop):
 		 * the index only saves readers time. */

@@ -100,11 +100,14 @@ def test_index_restore_reads_one_tail_and_falls_back(env, s3, tmp_path):
 def test_missing_stale_and_foreign_index(env, s3, tmp_path):
     shas = backup(env, s3, [f"app-{i}.db" for i in range(6)])
     [first] = index_files(s3)
-    kept = first.read_bytes()
+    # The object and what s3rver keeps beside it (metadata, checksum).
+    kept = {p: p.read_bytes() for p in first.parent.glob(
+        first.name.replace("._S3rver_object", "") + "*")}
     repo = json.loads(env.drgw("status", "--json").stdout)["repository"]
 
     # Missing: every object is opened, nothing is said, all is there.
-    first.unlink()
+    for f in kept:
+        f.unlink()
     s3.proxy.clear()
     p = env.client("restore", "app-2.db", tmp_path / "a.db",
                    backends=backend(s3, PREFIX), cache=tmp_path / "c1")
@@ -115,9 +118,10 @@ def test_missing_stale_and_foreign_index(env, s3, tmp_path):
     # Stale: an older index (put back after later backups wrote a newer
     # one) describes what it knew; only the later objects are opened.
     later = backup(env, s3, [f"new-{i}.db" for i in range(3)])
-    for f in index_files(s3):
+    for f in (store(s3) / "index").iterdir():
         f.unlink()
-    first.write_bytes(kept)
+    for f, data in kept.items():
+        f.write_bytes(data)
     s3.proxy.clear()
     listed = env.client("ls", "--remote", "--json", backends=backend(s3, PREFIX),
                         cache=tmp_path / "c2")
