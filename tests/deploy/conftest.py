@@ -35,7 +35,8 @@ KUSTOMIZATIONS = ["base", "monitoring", "overlays/example",
 # Templates that are deliberately not part of any kustomization: objects,
 # and a patch (validated applied to the object it patches).
 EXAMPLES = sorted((KUBE / "base" / "examples").glob("*.yaml"))
-EXAMPLE_PATCHES = [KUBE / "overlays" / "example" / "patch-static-credentials.yaml"]
+EXAMPLE_PATCHES = [KUBE / "overlays" / "example" / "patch-static-credentials.yaml",
+                   KUBE / "overlays" / "example" / "patch-symmetric-key.yaml"]
 
 
 def kubectl_kustomize():
@@ -145,11 +146,77 @@ def kubelet_volume(directory, files, mode):
     os.symlink(ts.name, directory / "..data")
 
 
+def parse_conf(text):
+    """drgw.conf as {section: [(key, value)]} (keys may repeat)."""
+    out, section = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        m = re.fullmatch(r"\[(.+)\]", line)
+        if m:
+            section = m.group(1)
+            out.setdefault(section, [])
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and section, f"bad line in drgw.conf: {line!r}"
+        out[section].append((key.strip(), value.strip()))
+    return out
+
+
+# The settings a world sets itself: short timings, JSON logs.
+WORLD_SETTINGS = {"settle-delay": "0.2s", "retry-min": "0.2s",
+                  "retry-max": "1s", "drain-timeout": "30s",
+                  "log-format": "json"}
+
+
+def world_config(shipped, confdir, cache, remotes, drop=()):
+    """The shipped drgw.conf as a world of directories reads it: its [drgw]
+    settings, with the ConfigMap's /etc/drgw/ at confdir and the cache at
+    cache, WORLD_SETTINGS, no retention policy (the tests set their own)
+    and none of `drop`; its backends replaced by local directories.  Any
+    other path (an identity or key file, say) is kept as it is, so a
+    setting that needs a Secret the pod does not mount fails here too."""
+    lines = ["# the shipped drgw.conf in a test world", "[drgw]",
+             f"plugin-dir = {PLUGINS}"]
+    for key, value in parse_conf(shipped)["drgw"]:
+        if key in WORLD_SETTINGS or key in drop or key.startswith("keep-"):
+            continue
+        if key == "cache":
+            value = str(cache)
+        elif value.startswith("/etc/drgw/"):
+            value = f"{confdir}/{value[len('/etc/drgw/'):]}"
+        lines.append(f"{key} = {value}")
+    lines += [f"{k} = {v}" for k, v in WORLD_SETTINGS.items()]
+    for name, path in remotes.items():
+        lines += [f'[backend "{name}"]', f"url = local://{path}"]
+    return "\n".join(lines) + "\n"
+
+
+def script_env(cronjobs, script, mounts):
+    """What the CronJob running /scripts/SCRIPT sets for drgw's keys, with
+    its volume paths moved to the world's (mounts: {pod path: world path}).
+    Only DRGW_IDENTITY_DIR matters to the scripts."""
+    for cj in cronjobs:
+        (c,) = pod_spec(cj)["containers"]
+        if c["command"] == ["/bin/sh", f"/scripts/{script}"]:
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            if env.get("DRGW_IDENTITY_DIR"):
+                return {"DRGW_IDENTITY_DIR": mounts[env["DRGW_IDENTITY_DIR"]]}
+            return {}
+    raise AssertionError(f"no CronJob runs {script}")
+
+
 class World:
     """A cluster in directories: the app's data volume, the cache volume, the
-    key Secret, the config ConfigMap, two local backends, mount points."""
+    drgw-config ConfigMap (the shipped drgw.conf with this world's paths,
+    and the recipients), the Secret drgw-identity, two local backends,
+    mount points.  Each script gets the key settings of the CronJob that
+    runs it, from the rendered manifests: write-only keys in the base, so
+    the backup gets no identity; with symmetric=True the Secret holds a
+    master key and overlays/example/patch-symmetric-key.yaml is applied."""
 
-    def __init__(self, tmp, scripts):
+    def __init__(self, tmp, scripts, rendered_base, symmetric=False):
         self.tmp = tmp
         self.scripts = scripts
         self.data = tmp / "data"
@@ -160,28 +227,65 @@ class World:
         self.remotes = {"primary": tmp / "remote-a", "second": tmp / "remote-b"}
         for r in self.remotes.values():
             r.mkdir()
-        # The key and the config as the kubelet lays out Secret and
-        # ConfigMap volumes: symlinks into a timestamped directory.
-        self.key = tmp / "etc-drgw-key" / "key"
-        keyfile = tmp / "drgw.key"
-        subprocess.run([str(DRGW), "keygen", str(keyfile)], check=True,
+        self.cronjobs = [o for o in rendered_base if o["kind"] == "CronJob"]
+        self.shipped = find(rendered_base, "ConfigMap", "drgw-config")["data"]
+        # The operator's files, outside the cluster: an identity, whose
+        # recipient the ConfigMap holds, and (symmetric) a master key.
+        self.offline = tmp / "offline"
+        self.offline.mkdir()
+        self.identity = self.offline / "restore.identity"
+        self.recipient = subprocess.run(
+            [str(DRGW), "keygen", "--identity", str(self.identity)], check=True,
+            capture_output=True, text=True).stdout.strip()
+        self.master_key = self.offline / "drgw.key"
+        subprocess.run([str(DRGW), "keygen", str(self.master_key)], check=True,
                        capture_output=True)
-        kubelet_volume(self.key.parent, {"key": keyfile.read_bytes()}, 0o400)
+        self.symmetric = None
         self.config = tmp / "etc-drgw" / "drgw.conf"
-        kubelet_volume(self.config.parent,
-                       {"drgw.conf": self.config_text().encode()}, 0o644)
+        self.secret = tmp / "etc-drgw-identity"
         self.mounts = [self.backup, self.restore]
+        self.layout(symmetric)
+
+    def layout(self, symmetric, secret=None):
+        """(Re)creates the ConfigMap and Secret volumes: write-only keys, or
+        the symmetric variant; secret: the Secret's items (default: the
+        identity, or the master key as master.key)."""
+        if symmetric:
+            patch = yaml.safe_load((KUBE / "overlays" / "example" /
+                                    "patch-symmetric-key.yaml").read_text())
+            cronjobs = [kustomize_lite._merge(o, patch) if o["metadata"]["name"]
+                        == patch["metadata"]["name"] else o for o in self.cronjobs]
+            drop = ("recipient-file",)
+            secret = secret or {"master.key": self.master_key.read_bytes()}
+        else:
+            cronjobs, drop = self.cronjobs, ()
+            secret = secret or {"identity": self.identity.read_bytes()}
+        self.symmetric = symmetric
+        for d in (self.config.parent, self.secret):
+            shutil.rmtree(d, ignore_errors=True)
+        self.config_drop = drop
+        files = {"drgw.conf": self.config_text().encode(),
+                 "recipients": f"# test world\n{self.recipient}\n".encode()}
+        kubelet_volume(self.config.parent, files, 0o644)
+        kubelet_volume(self.secret, secret, 0o400)
+        self.secret_items = sorted(secret)
+        mounts = {"/etc/drgw-identity": str(self.secret)}
+        self.job_env = {s: script_env(cronjobs, s, mounts) for s in
+                        ("backup.sh", "restore.sh", "drill.sh", "prune.sh")}
 
     def config_text(self):
-        """The base drgw.conf with this world's paths and local backends."""
-        lines = [f"# test world {self.tmp}", "[drgw]",
-                 f"cache = {self.cache}", f"key-file = {self.key}",
-                 f"plugin-dir = {PLUGINS}", "settle-delay = 0.2s",
-                 "retry-min = 0.2s", "retry-max = 1s", "drain-timeout = 30s",
-                 "log-format = json"]
-        for name, path in self.remotes.items():
-            lines += [f'[backend "{name}"]', f"url = local://{path}"]
-        return "\n".join(lines) + "\n"
+        """The shipped drgw.conf with this world's paths and local backends."""
+        return world_config(self.shipped["drgw.conf"], self.config.parent,
+                            self.cache, self.remotes, self.config_drop)
+
+    def decrypt_args(self):
+        """drgw's options that read the backups, made from the Secret as
+        identity.sh makes them."""
+        out = []
+        for name in self.secret_items:
+            out += ["--key-file" if name.endswith(".key") else "--identity",
+                    str(self.secret / name)]
+        return out
 
     def env(self, **extra):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRGW")}
@@ -200,9 +304,11 @@ class World:
         return env
 
     def sh(self, script, timeout=120, **extra):
-        """Runs /bin/sh SCRIPT as a pod does; returns the CompletedProcess."""
+        """Runs /bin/sh SCRIPT as its CronJob's pod does; returns the
+        CompletedProcess."""
+        env = self.env(**{**self.job_env.get(script, {}), **extra})
         p = subprocess.run(["/bin/sh", str(self.scripts / script)],
-                           env=self.env(**extra), capture_output=True,
+                           env=env, capture_output=True,
                            text=True, timeout=timeout)
         check_sanitizers(p.stderr, script)
         return p

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """deploy/kubernetes: the kustomizations render, lint clean, validate
 against the Kubernetes JSON schemas (and no unknown field anywhere), and the
-objects keep the rules that make drgw work in a pod: FUSE rights, the key's
-file mode, a drain that fits the grace period, the cache on a volume.
+objects keep the rules that make drgw work in a pod: FUSE rights,
+write-only keys (the backup holds only recipients, the jobs that decrypt
+mount the identity with a file mode drgw accepts), a drain that fits the
+grace period, the cache on a volume.
 """
 import json
 import re
@@ -14,12 +16,17 @@ import yaml
 
 import kustomize_lite
 from conftest import (DEPLOY, DRGW, EXAMPLE_PATCHES, EXAMPLES, KUBE,
-                      KUSTOMIZATIONS,
-                      NODE_MODULES, find, kubectl_kustomize, pod_spec,
-                      render_kubectl)
+                      KUSTOMIZATIONS, NODE_MODULES, check_sanitizers,
+                      find, kubectl_kustomize, parse_conf, pod_spec,
+                      render_kubectl, world_config)
 
 JOBS = {"drgw-backup": "backup.sh", "drgw-restore": "restore.sh",
         "drgw-drill": "drill.sh", "drgw-prune": "prune.sh"}
+# The jobs that decrypt, and so mount the identity; the backup does not.
+DECRYPTING = ("drgw-restore", "drgw-drill", "drgw-prune")
+# Each job's cloud identity: writer, reader, pruner.
+SERVICE_ACCOUNTS = {"drgw-backup": "drgw", "drgw-restore": "drgw-restore",
+                    "drgw-drill": "drgw-restore", "drgw-prune": "drgw-pruner"}
 
 
 def tool(name):
@@ -27,24 +34,6 @@ def tool(name):
     if not path:
         pytest.fail(f"{name} not installed: run scripts/install-deps")
     return path
-
-
-def parse_conf(text):
-    """drgw.conf as {section: [(key, value)]} (keys may repeat)."""
-    out, section = {}, None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        m = re.fullmatch(r"\[(.+)\]", line)
-        if m:
-            section = m.group(1)
-            out.setdefault(section, [])
-            continue
-        key, sep, value = line.partition("=")
-        assert sep and section, f"bad line in drgw.conf: {line!r}"
-        out[section].append((key.strip(), value.strip()))
-    return out
 
 
 def duration_s(text):
@@ -79,6 +68,7 @@ def test_kustomizations_render(rendered):
              for k, objs in rendered.items()}
     assert kinds["base"] == sorted([
         ("ServiceAccount", "drgw"), ("ServiceAccount", "drgw-pruner"),
+        ("ServiceAccount", "drgw-restore"),
         ("PersistentVolumeClaim", "drgw-cache"),
         ("ConfigMap", "drgw-config"), ("ConfigMap", "drgw-scripts"),
         ("ConfigMap", "drgw-env"), ("CronJob", "drgw-backup"),
@@ -133,7 +123,7 @@ def test_base_is_namespace_agnostic_and_labelled(rendered):
 
 
 def test_no_secret_is_applied(rendered):
-    """Re-applying the manifests must never replace the key (or put a
+    """Re-applying the manifests must never replace the identity (or put a
     placeholder credential into the cluster)."""
     for k in KUSTOMIZATIONS:
         assert not [o for o in rendered[k] if o["kind"] == "Secret"], k
@@ -148,7 +138,8 @@ def test_containers_run_their_script(rendered):
     base = rendered["base"]
     version = project_version()
     scripts = find(base, "ConfigMap", "drgw-scripts")["data"]
-    assert set(JOBS.values()) | {"push-metrics.sh", "copy-key.sh"} == set(scripts)
+    assert set(JOBS.values()) | {"push-metrics.sh", "copy-key.sh",
+                                 "identity.sh"} == set(scripts)
     for name, script in JOBS.items():
         spec = pod_spec(find(base, "CronJob", name))
         (c,) = spec["containers"]
@@ -157,36 +148,127 @@ def test_containers_run_their_script(rendered):
         assert mounts_of(c)["/scripts"]["name"] == "scripts"
         assert volumes_of(spec)["scripts"]["configMap"]["name"] == "drgw-scripts"
         assert spec["restartPolicy"] == "Never"
-        assert spec["serviceAccountName"] == (
-            "drgw-pruner" if name == "drgw-prune" else "drgw")
+        assert spec["serviceAccountName"] == SERVICE_ACCOUNTS[name]
         assert c["image"] == f"drgw:{version}", "the base image: drgw:<project version>"
 
 
-def test_config_and_key_mounts(rendered):
-    """drgw.conf's paths are where the pods mount things, and the key is a
-    0400 file with no fsGroup that would make it group-readable."""
+def secret_volumes(spec):
+    """{volume name: secretName} of a pod."""
+    return {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", [])
+            if "secret" in v}
+
+
+def test_write_only_keys(rendered):
+    """The backup gets only the public recipients, from the drgw-config
+    ConfigMap, and no Secret at all; restore, drill and prune mount the
+    identity Secret as 0400 files (no fsGroup, which would make them
+    0440: drgw refuses them) and find it through DRGW_IDENTITY_DIR."""
     for k in ("base", "overlays/example"):
         objs = rendered[k]
-        conf = parse_conf(find(objs, "ConfigMap", "drgw-config")["data"]["drgw.conf"])
+        cm = find(objs, "ConfigMap", "drgw-config")["data"]
+        conf = parse_conf(cm["drgw.conf"])
         settings = dict(conf["drgw"])
         assert settings["cache"] == "/var/lib/drgw"
-        keys = [v for key, v in conf["drgw"] if key == "key-file"]
-        assert keys and all(v.startswith("/etc/drgw-key/") for v in keys)
+        # Nothing secret in the config all four jobs read.
+        assert not {"key-file", "identity"} & set(settings), k
+        assert settings["recipient-file"] == "/etc/drgw/recipients"
+        assert "recipients" in cm, "the recipients are in the ConfigMap"
         backends = [s for s in conf if s.startswith("backend ")]
         assert backends, "a backend is configured"
-        for name, _ in JOBS.items():
+        assert "DRGW_IDENTITY_DIR" not in find(objs, "ConfigMap", "drgw-env")["data"]
+        for name in JOBS:
             spec = pod_spec(find(objs, "CronJob", name))
             (c,) = spec["containers"]
-            mounts, vols = mounts_of(c), volumes_of(spec)
-            assert env_of(c)["DRGW_CONFIG"] == "/etc/drgw/drgw.conf"
+            mounts, vols, env = mounts_of(c), volumes_of(spec), env_of(c)
+            assert env["DRGW_CONFIG"] == "/etc/drgw/drgw.conf"
             assert vols[mounts["/etc/drgw"]["name"]]["configMap"]["name"] == "drgw-config"
-            key = vols[mounts["/etc/drgw-key"]["name"]]["secret"]
-            assert key["secretName"] == "drgw-key"
-            assert key["defaultMode"] == 0o400
-            assert "items" not in key or all(i.get("mode", 0o400) == 0o400
-                                             for i in key["items"])
             assert "fsGroup" not in spec.get("securityContext", {})
-            assert mounts["/etc/drgw-key"].get("readOnly") is True
+            if name not in DECRYPTING:
+                assert secret_volumes(spec) == {}, f"{k} {name}: no Secret"
+                assert "DRGW_IDENTITY_DIR" not in env
+                continue
+            ident = mounts[env["DRGW_IDENTITY_DIR"]]
+            assert ident.get("readOnly") is True
+            secret = vols[ident["name"]]["secret"]
+            assert secret["secretName"] == "drgw-identity"
+            assert secret["defaultMode"] == 0o400
+            assert "items" not in secret or all(i.get("mode", 0o400) == 0o400
+                                                for i in secret["items"])
+            assert secret_volumes(spec) == {ident["name"]: "drgw-identity"}
+
+
+def test_symmetric_key_patch(rendered):
+    """overlays/example/patch-symmetric-key.yaml, the documented symmetric
+    variant: applied, the backup also mounts the Secret (0400) and passes
+    its files; nothing else changes."""
+    (patch,) = list(yaml.safe_load_all(
+        (KUBE / "overlays/example/patch-symmetric-key.yaml").read_text()))
+    base = find(rendered["base"], "CronJob", "drgw-backup")
+    spec = pod_spec(kustomize_lite._merge(base, patch))
+    (c,) = spec["containers"]
+    ident = mounts_of(c)[env_of(c)["DRGW_IDENTITY_DIR"]]
+    assert volumes_of(spec)[ident["name"]]["secret"] == \
+        {"secretName": "drgw-identity", "defaultMode": 0o400}
+    restore = pod_spec(find(rendered["base"], "CronJob", "drgw-restore"))
+    (rc,) = restore["containers"]
+    assert env_of(rc)["DRGW_IDENTITY_DIR"] == env_of(c)["DRGW_IDENTITY_DIR"]
+
+
+def run_drgw(*args, check=True):
+    p = subprocess.run([str(DRGW), *map(str, args)], capture_output=True,
+                       text=True, timeout=120)
+    check_sanitizers(p.stderr, "drgw")
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.mark.parametrize("k", ["base", "overlays/example"])
+def test_shipped_config_with_drgw(rendered, k, tmp_path):
+    """The rendered drgw-config through the real drgw: as shipped, the
+    placeholder recipients stop the backup with one clear line; with real
+    recipients in their place (one per placeholder) a backup needs no
+    secret, and each identity alone restores it."""
+    if not DRGW.exists():
+        pytest.fail(f"{DRGW} not built")
+    cm = find(rendered[k], "ConfigMap", "drgw-config")["data"]
+    placeholders = [line.split("#")[0].strip() for line in cm["recipients"].splitlines()
+                    if line.split("#")[0].strip()]
+    assert placeholders and all(x.startswith("REPLACE-WITH-") for x in placeholders)
+    confdir, cache, remote = tmp_path / "etc-drgw", tmp_path / "cache", tmp_path / "remote"
+    confdir.mkdir()
+    remote.mkdir()
+    conf = confdir / "drgw.conf"
+    conf.write_text(world_config(cm["drgw.conf"], confdir, cache, {"b": remote}))
+    (confdir / "recipients").write_text(cm["recipients"])
+    files = tmp_path / "files"
+    files.mkdir()
+    backup = ["run", "--config", conf, "--no-mount", "--dir", files, "--", "sh", "-c",
+              f"head -c 100000 /dev/urandom > {files}/app-1.db"]
+    p = run_drgw(*backup, check=False)
+    assert p.returncode == 1
+    assert f"'{placeholders[0]}' is not a drgw recipient" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not list(remote.rglob("*.drgw"))
+
+    text = cm["recipients"]
+    identities = []
+    for i, placeholder in enumerate(placeholders):
+        ident = tmp_path / f"id{i}"
+        text = text.replace(placeholder, run_drgw("keygen", "--identity", ident).stdout.strip())
+        identities.append(ident)
+    (confdir / "recipients").write_text(text)
+    run_drgw(*backup)
+    assert len(list(remote.glob("*.drgw"))) == 1
+    want = (files / "app-1.db").read_bytes()
+    p = run_drgw("restore", "--config", conf, "--cache", tmp_path / "wc", "app-1.db",
+                 tmp_path / "x", check=False)
+    assert p.returncode == 1 and "needs the identity" in p.stderr
+    for ident in identities:
+        out = tmp_path / f"restored-{ident.name}"
+        run_drgw("restore", "--config", conf, "--identity", ident, "--cache",
+                 tmp_path / f"c-{ident.name}", "app-1.db", out)
+        assert out.read_bytes() == want
 
 
 def test_config_settings_are_known():
@@ -201,6 +283,7 @@ def test_config_settings_are_known():
     for conf in (KUBE / "base" / "drgw.conf", KUBE / "overlays/example/drgw.conf"):
         sections = parse_conf(conf.read_text())
         unknown = {key for key, _ in sections["drgw"]} - known
+        assert "recipient-file" in known
         assert not unknown, f"{conf}: unknown settings {unknown}"
         for s, items in sections.items():
             if s.startswith("backend "):
@@ -237,16 +320,17 @@ def test_backup_cronjob(rendered):
 
 
 def test_retention(rendered):
-    """The base prunes in the backup Job with drgw.conf's policy; the prune
-    CronJob waits suspended, unprivileged, with an identity of its own."""
+    """The backup cannot prune (it cannot read the objects' names and
+    times), so the base prunes in the prune CronJob: daily after the backup,
+    unprivileged, with a cloud identity of its own and the drgw identity."""
     base = rendered["base"]
     env = find(base, "ConfigMap", "drgw-env")["data"]
-    assert env["DRGW_PRUNE"] == "on"
+    assert env["DRGW_PRUNE"] == "off"
     conf = parse_conf(find(base, "ConfigMap", "drgw-config")["data"]["drgw.conf"])
     policy = {k: int(v) for k, v in conf["drgw"] if k.startswith("keep-")}
     assert policy and all(v > 0 for v in policy.values())
     cj = find(base, "CronJob", "drgw-prune")
-    assert cj["spec"]["suspend"] is True
+    assert cj["spec"]["suspend"] is False
     assert cj["spec"]["concurrencyPolicy"] == "Forbid"
     backup_hour = int(find(base, "CronJob", "drgw-backup")["spec"]["schedule"].split()[1])
     assert int(cj["spec"]["schedule"].split()[1]) > backup_hour, "after the backup"
@@ -259,13 +343,14 @@ def test_retention(rendered):
     assert "emptyDir" in vols[mounts[env["PRUNE_CACHE"]]["name"]]
     rules = cj["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
     assert any(r["action"] == "FailJob" and 2 in r["onExitCodes"]["values"] for r in rules)
-    # The example overlay separates the duties.
+    # The example overlay binds three roles: writer, reader, pruner.
     objs = rendered["overlays/example"]
     assert find(objs, "ConfigMap", "drgw-env")["data"]["DRGW_PRUNE"] == "off"
     assert find(objs, "CronJob", "drgw-prune")["spec"]["suspend"] is False
-    roles = {find(objs, "ServiceAccount", n)["metadata"]["annotations"][
-        "eks.amazonaws.com/role-arn"] for n in ("drgw", "drgw-pruner")}
-    assert len(roles) == 2
+    for ann in ("eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"):
+        roles = {find(objs, "ServiceAccount", n)["metadata"]["annotations"][ann]
+                 for n in set(SERVICE_ACCOUNTS.values())}
+        assert len(roles) == 3, ann
 
 
 def test_restore_is_a_template_only(rendered):

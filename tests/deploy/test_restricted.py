@@ -2,10 +2,11 @@
 """The Pod Security "restricted" variant (components/restricted, rendered
 through overlays/example-restricted): every pod passes the restricted
 standard (pss.py) with a read-only root file system and writes only to
-volumes; the key reaches drgw as this user's 0400 file; and the scripts
-of the variant, run as `nobody` without capabilities or /dev/fuse, back up
-nine days through `drgw run --no-mount`, restore the newest and a named
-snapshot without FUSE, and drill.
+volumes; the backup holds no secret, and the identity reaches the jobs
+that decrypt as this user's 0400 file; and the scripts of the variant, run
+as `nobody` without capabilities or /dev/fuse, back up nine days through
+`drgw run --no-mount` with the recipients alone, restore the newest and a
+named snapshot without FUSE, and drill.
 """
 import hashlib
 import os
@@ -21,10 +22,11 @@ import pytest
 
 import pss
 from conftest import (DRGW, PLUGINS, ROOT, check_sanitizers, find,
-                      kubelet_volume, pod_spec)
+                      kubelet_volume, pod_spec, script_env, world_config)
 
 RESTRICTED = "overlays/example-restricted"
 JOBS = ("drgw-backup", "drgw-restore", "drgw-drill", "drgw-prune")
+DECRYPTING = ("drgw-restore", "drgw-drill", "drgw-prune")
 NOBODY = "nobody"
 
 
@@ -85,11 +87,16 @@ def test_restricted_writes_only_to_volumes(rendered):
     assert env_of(c)["DRGW_NO_MOUNT"] == "1"
 
 
-def test_restricted_key_is_copied_not_shared(rendered):
-    """The Secret is readable through fsGroup (0440) by the init container
-    only, which copies it into memory as this user's 0400 file at the path
-    drgw.conf names; the image the init container runs is the overlay's."""
-    for name in JOBS:
+def test_restricted_identity_is_copied_not_shared(rendered):
+    """The backup has no Secret and no init container.  For the jobs that
+    decrypt, the identity Secret is readable through fsGroup (0440) by the
+    init container only, which copies it into memory as this user's 0400
+    files where DRGW_IDENTITY_DIR points; the image the init container runs
+    is the overlay's."""
+    backup = pod_spec(find(rendered[RESTRICTED], "CronJob", "drgw-backup"))
+    assert "initContainers" not in backup
+    assert not [v for v in backup["volumes"] if "secret" in v]
+    for name in DECRYPTING:
         spec = pod_spec(find(rendered[RESTRICTED], "CronJob", name))
         vols = {v["name"]: v for v in spec["volumes"]}
         assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
@@ -97,26 +104,32 @@ def test_restricted_key_is_copied_not_shared(rendered):
         assert init["command"] == ["/bin/sh", "/scripts/copy-key.sh"]
         assert init["image"] == "registry.example.com/drgw:0.1.0"
         im = mounts_of(init)
-        assert vols[im["/etc/drgw-key-secret"]["name"]]["secret"] == \
-            {"secretName": "drgw-key", "defaultMode": 0o440}
-        key = vols[im["/etc/drgw-key"]["name"]]
-        assert key["emptyDir"]["medium"] == "Memory" and "secret" not in key
+        # copy-key.sh's defaults: KEY_SOURCE, KEY_DIR.
+        assert "env" not in init
+        assert vols[im["/etc/drgw-identity-secret"]["name"]]["secret"] == \
+            {"secretName": "drgw-identity", "defaultMode": 0o440}
+        ident = vols[im["/etc/drgw-identity"]["name"]]
+        assert ident["emptyDir"]["medium"] == "Memory" and "secret" not in ident
         (c,) = spec["containers"]
         m = mounts_of(c)
-        assert m["/etc/drgw-key"]["name"] == im["/etc/drgw-key"]["name"]
-        assert m["/etc/drgw-key"]["readOnly"] is True
-        assert "/etc/drgw-key-secret" not in m
+        assert env_of(c)["DRGW_IDENTITY_DIR"] == "/etc/drgw-identity"
+        assert m["/etc/drgw-identity"]["name"] == im["/etc/drgw-identity"]["name"]
+        assert m["/etc/drgw-identity"]["readOnly"] is True
+        assert "/etc/drgw-identity-secret" not in m
+        secrets = [v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v]
+        assert secrets == ["drgw-identity"], name
 
 
 # --- the scripts, as nobody ---
 
 class NobodyWorld:
-    """The restricted pods' world in directories nobody owns: the Secret
-    (0440, group nobody's as fsGroup makes it), the key emptyDir, the cache
-    volume, the app's volume, two local backends; drgw copied where nobody
-    may run it."""
+    """The restricted pods' world in directories nobody owns: the identity
+    Secret (0440, group nobody's as fsGroup makes it), the identity
+    emptyDir, the cache volume, the app's volume, the shipped drgw.conf
+    with the recipient, two local backends; drgw copied where nobody may
+    run it.  Each script gets its CronJob's DRGW_IDENTITY_DIR."""
 
-    def __init__(self, scripts):
+    def __init__(self, scripts, objs):
         self.root = Path(tempfile.mkdtemp(prefix="drgw-restricted-", dir="/tmp"))
         os.chmod(self.root, 0o755)
         self.privileged = os.geteuid() == 0
@@ -134,27 +147,33 @@ class NobodyWorld:
         self.home = self.root / "home"
         self.home.mkdir()
         self.secret = self.root / "secret"
-        keyfile = self.root / "drgw.key"
-        subprocess.run([str(self.bin / "drgw"), "keygen", str(keyfile)],
-                       check=True, capture_output=True)
-        kubelet_volume(self.secret, {"key": keyfile.read_bytes()}, 0o440)
+        identity = self.root / "restore.identity"
+        recipient = subprocess.run(
+            [str(self.bin / "drgw"), "keygen", "--identity", str(identity)],
+            check=True, capture_output=True, text=True).stdout.strip()
+        kubelet_volume(self.secret, {"identity": identity.read_bytes()}, 0o440)
         if self.privileged:
             u = pwd.getpwnam(NOBODY)
             os.chown(self.home, u.pw_uid, u.pw_gid)
             for p in [self.secret, *self.secret.rglob("*")]:
                 os.lchown(p, 0, u.pw_gid)
-        self.keydir = self.home / "key"
+        self.keydir = self.home / "identity"
         self.cache = self.home / "cache"
         self.data = self.home / "data"
         self.remotes = [self.home / "remote-a", self.home / "remote-b"]
-        self.config = self.home / "drgw.conf"
-        self.sh_c(f"mkdir -p {self.keydir} {self.data} {self.remotes[0]} {self.remotes[1]}")
-        lines = ["[drgw]", f"cache = {self.cache}", f"key-file = {self.keydir}/key",
-                 f"plugin-dir = {self.bin / 'plugins'}", "retry-min = 0.2s",
-                 "retry-max = 1s", "drain-timeout = 30s"]
-        for i, r in enumerate(self.remotes):
-            lines += [f'[backend "b{i}"]', f"url = local://{r}"]
-        self.sh_c(f"cat > {self.config}", input="\n".join(lines) + "\n")
+        self.confdir = self.home / "etc-drgw"
+        self.config = self.confdir / "drgw.conf"
+        self.sh_c(f"mkdir -p {self.keydir} {self.data} {self.remotes[0]} "
+                  f"{self.remotes[1]} {self.confdir}")
+        text = world_config(find(objs, "ConfigMap", "drgw-config")["data"]["drgw.conf"],
+                            self.confdir, self.cache,
+                            {f"b{i}": r for i, r in enumerate(self.remotes)})
+        text = text.replace(f"plugin-dir = {PLUGINS}", f"plugin-dir = {self.bin / 'plugins'}")
+        self.sh_c(f"cat > {self.config}", input=text)
+        self.sh_c(f"cat > {self.confdir}/recipients", input=recipient + "\n")
+        cronjobs = [o for o in objs if o["kind"] == "CronJob"]
+        self.job_env = {s: script_env(cronjobs, s, {"/etc/drgw-identity": str(self.keydir)})
+                        for s in ("backup.sh", "restore.sh", "drill.sh", "prune.sh")}
 
     def wrap(self, argv):
         if not self.privileged:
@@ -185,8 +204,9 @@ class NobodyWorld:
         return p
 
     def script(self, name, timeout=180, **extra):
+        env = self.env(**{**self.job_env.get(name, {}), **extra})
         p = subprocess.run(self.wrap(["/bin/sh", self.scripts / name]),
-                           env=self.env(**extra), capture_output=True, text=True,
+                           env=env, capture_output=True, text=True,
                            timeout=timeout)
         check_sanitizers(p.stderr, name)
         return p
@@ -211,15 +231,17 @@ def restricted_scripts(rendered, tmp_path_factory):
     return d
 
 
-def test_restricted_scripts_as_nobody(restricted_scripts):
-    w = NobodyWorld(restricted_scripts)
+def test_restricted_scripts_as_nobody(restricted_scripts, rendered):
+    w = NobodyWorld(restricted_scripts, rendered[RESTRICTED])
     try:
-        # The init container: the key as this user's 0400 file.
+        assert w.job_env["backup.sh"] == {}, "the backup holds no secret"
+        # The init container of the jobs that decrypt: the identity as this
+        # user's 0400 file.
         p = w.script("copy-key.sh")
         assert p.returncode == 0, p.stderr
-        key = w.keydir / "key"
-        assert oct(key.stat().st_mode & 0o777) == oct(0o400)
-        assert key.read_bytes() == (w.secret / "key").read_bytes()
+        ident = w.keydir / "identity"
+        assert oct(ident.stat().st_mode & 0o777) == oct(0o400)
+        assert ident.read_bytes() == (w.secret / "identity").read_bytes()
         assert not (w.keydir / "..data").exists()
 
         # The application's database, and nine daily backups through

@@ -8,6 +8,12 @@ Nine daily backups (the date is simulated, the runs are real) through
 backup.sh and `drgw run`: seven stay local, all nine are on both backends.
 Then restore.sh on an empty cache puts the newest back, drill.sh passes, and
 fails once one replica is corrupted.  Metrics go to a Pushgateway stand-in.
+
+The config is the shipped drgw.conf and each script gets the key settings
+of its CronJob (conftest World): write-only keys, so the backups are made
+with the recipients alone and only restore, drill and prune get the
+identity; the symmetric variant and the migration from it have a test of
+their own.
 """
 import hashlib
 import http.server
@@ -22,8 +28,8 @@ import time
 
 import pytest
 
-from conftest import (DRGW, World, check_sanitizers, is_mounted, require_drgw,
-                      unmount)
+from conftest import (DRGW, World, check_sanitizers, is_mounted, kubelet_volume,
+                      parse_conf, require_drgw, unmount)
 
 DAYS = 9
 KEEP = 7
@@ -115,8 +121,8 @@ def rows(db):
 class Backups:
     """The module's world after DAYS daily backups."""
 
-    def __init__(self, tmp, scripts):
-        self.world = World(tmp, scripts)
+    def __init__(self, tmp, scripts, rendered_base, symmetric=False):
+        self.world = World(tmp, scripts, rendered_base, symmetric)
         self.pushgw = Pushgateway()
         self.app = None
         self.shim = tmp / "shim"
@@ -148,7 +154,8 @@ class Backups:
     def remote(self):
         w = self.world
         p = subprocess.run([str(DRGW), "ls", "--remote", "--json", "--config",
-                            str(w.config), "--cache", str(w.tmp / "ls-cache")],
+                            str(w.config), "--cache", str(w.tmp / "ls-cache"),
+                            *w.decrypt_args()],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         return {e["name"]: e for e in json.loads(p.stdout)}
@@ -161,9 +168,9 @@ class Backups:
 
 
 @pytest.fixture(scope="module")
-def backups(tmp_path_factory, scripts):
+def backups(tmp_path_factory, scripts, rendered):
     require_drgw()
-    b = Backups(tmp_path_factory.mktemp("world"), scripts)
+    b = Backups(tmp_path_factory.mktemp("world"), scripts, rendered["base"])
     try:
         b.open_app()
         for day in range(1, DAYS + 1):
@@ -372,6 +379,14 @@ def test_prune_script_pushes_its_metrics(backups, tmp_path):
     for name, path in w.remotes.items():
         text = text.replace(f"local://{path}", f"local://{copies[name]}")
     conf.write_text(text)
+    # The names and times the policy needs are encrypted: without the
+    # identity (as the backup pod) prune refuses, removing nothing.
+    p = w.sh("prune.sh", DRGW_CONFIG=conf, PRUNE_CACHE=tmp_path / "cache0",
+             DRGW_IDENTITY_DIR="")
+    assert p.returncode == 1, p.stdout + p.stderr[-4000:]
+    assert "recipients only encrypt; reading backups needs the identity" in p.stderr
+    for name in w.remotes:
+        assert len(list(copies[name].rglob("*.drgw"))) == DAYS
     backups.pushgw.take()
     p = w.sh("prune.sh", DRGW_CONFIG=conf, PRUNE_CACHE=tmp_path / "cache",
              DRGW_PUSHGATEWAY_URL=backups.pushgw.url, POD_NAMESPACE="testns")
@@ -399,13 +414,71 @@ def test_prune_script_pushes_its_metrics(backups, tmp_path):
     assert p.returncode == 2 and "no retention policy" in p.stderr
 
 
-def test_backup_with_prune(tmp_path, scripts):
-    """DRGW_PRUNE=on, the base's setting: each successful backup.sh run
-    prunes the backends with drgw.conf's policy."""
+def restore_into(world, tmp, **extra):
+    """restore.sh into a new data volume, from an empty cache."""
+    data = tmp / "data"
+    data.mkdir(parents=True)
+    p = world.sh("restore.sh", DATA_DIR=data, RESTORE_CACHE=tmp / "cache",
+                 RESTORE_DIR=tmp / "view", **extra)
+    unmount(tmp / "view")
+    assert not is_mounted(tmp / "view")
+    return p, data / "app.db"
+
+
+def test_backup_holds_no_secret(backups):
+    """Write-only keys: the backups above were made with the shipped
+    drgw.conf, which names no key file and no identity, by a backup.sh that
+    got no identity; the recipients in drgw-config are all it had.  What it
+    wrote opens with the identity only."""
+    w = backups.world
+    settings = dict(parse_conf(w.config.read_text())["drgw"])
+    assert "key-file" not in settings and "identity" not in settings
+    assert settings["recipient-file"] == f"{w.config.parent}/recipients"
+    assert w.job_env["backup.sh"] == {}
+    for script in ("restore.sh", "drill.sh", "prune.sh"):
+        assert w.job_env[script] == {"DRGW_IDENTITY_DIR": str(w.secret)}, script
+    p = subprocess.run([str(DRGW), "ls", "--remote", "--config", str(w.config),
+                        "--cache", str(w.tmp / "ls-writer")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "recipients only encrypt; reading backups needs the identity" in p.stderr
+
+
+def test_restore_needs_the_identity(backups, tmp_path):
+    """Without the Secret's identity (the backup pod's situation) a restore
+    fails in one clear line and touches nothing; an empty Secret is named."""
+    w = backups.world
+    p, db = restore_into(w, tmp_path / "none", DRGW_IDENTITY_DIR="")
+    assert p.returncode == 1, p.stderr[-4000:]
+    assert "recipients only encrypt; reading backups needs the identity" in p.stderr
+    assert not db.exists()
+    empty = tmp_path / "empty-secret"
+    kubelet_volume(empty, {}, 0o400)
+    p, db = restore_into(w, tmp_path / "empty", DRGW_IDENTITY_DIR=empty)
+    assert p.returncode == 1
+    assert f"restore: no identity in {empty} (the Secret drgw-identity)" in p.stderr
+    assert not db.exists()
+    p = w.sh("drill.sh", DRILL_CACHE=tmp_path / "drill", TMPDIR=tmp_path / "drill",
+             DRGW_IDENTITY_DIR="")
+    assert p.returncode != 0 and "needs the identity" in p.stderr
+
+
+def test_symmetric_variant_and_migration(tmp_path, scripts, rendered):
+    """The symmetric variant (patch-symmetric-key.yaml: the backup mounts
+    drgw-identity too, holding master.key) can prune in the backup Job,
+    DRGW_PRUNE=on.  Then the migration to write-only keys of
+    deploy/README.md: the base's drgw.conf and recipients, the backup
+    without the Secret, the old key kept as master.key next to the identity:
+    the old backups and the new one restore; without master.key the old
+    ones do not."""
     require_drgw()
-    b = Backups(tmp_path, scripts)
+    (tmp_path / "world").mkdir()
+    b = Backups(tmp_path / "world", scripts, rendered["base"], symmetric=True)
+    w = b.world
     try:
-        cfg = b.world.config.resolve()
+        assert w.job_env["backup.sh"] == {"DRGW_IDENTITY_DIR": str(w.secret)}
+        assert "recipient" not in w.config_text()
+        cfg = w.config.resolve()
         cfg.write_text(cfg.read_text().replace("[drgw]\n", "[drgw]\nkeep-last = 2\n", 1))
         b.open_app()
         for day in range(1, 5):
@@ -414,8 +487,32 @@ def test_backup_with_prune(tmp_path, scripts):
             assert p.returncode == 0, p.stderr[-4000:]
             b.names.append(name)
         assert sorted(b.remote()) == b.names[-2:]
-        for backend in b.world.remotes:
-            assert len(b.world.objects(backend)) == 2
+        for backend in w.remotes:
+            assert len(w.objects(backend)) == 2
         assert "prune: backend primary: kept 2" in b.runs[-1].stderr
+
+        # The migration: write-only keys, the old key kept for old backups.
+        both = {"identity": w.identity.read_bytes(),
+                "master.key": w.master_key.read_bytes()}
+        w.layout(False, secret=both)
+        assert w.job_env["backup.sh"] == {}
+        b.app.execute("INSERT INTO applications (name) VALUES ('day 5')")
+        p, name = b.backup(5)
+        assert p.returncode == 0, p.stderr[-4000:]
+        b.names.append(name)
+        assert sorted(b.remote()) == b.names[-3:]
+        for day, snapshot in ((4, b.names[-2]), (5, b.names[-1])):
+            p, db = restore_into(w, tmp_path / f"r{day}", RESTORE_SNAPSHOT=snapshot)
+            assert p.returncode == 0, p.stderr[-4000:]
+            assert rows(db) == day
+        p = w.sh("drill.sh", DRILL_CACHE=tmp_path / "drill", TMPDIR=tmp_path / "drill")
+        assert p.returncode == 0, p.stdout + p.stderr[-4000:]
+
+        # The identity alone reads the new backup, not the old ones.
+        w.layout(False)
+        p, db = restore_into(w, tmp_path / "old", RESTORE_SNAPSHOT=b.names[-2])
+        assert p.returncode == 1 and not db.exists(), p.stderr[-4000:]
+        p, db = restore_into(w, tmp_path / "new", RESTORE_SNAPSHOT=b.names[-1])
+        assert p.returncode == 0, p.stderr[-4000:]
     finally:
         b.close()

@@ -17,10 +17,15 @@
 #          backend failed (the log says why; the next run prunes again)
 #   5      the backup was written and replicated, but failed its SQLite
 #          check (drgw ls says why); it may not restore
-#   1      drgw failed (mount, configuration, key); 2 usage error
+#   1      drgw failed (mount, configuration, recipients); 2 usage error
 #   other  the backup command's own status
 # The script exits with that status, after pushing the metrics (see
 # push-metrics.sh), so a Job succeeds only when its backup is off the node.
+#
+# The job encrypts to drgw.conf's recipients and holds no secret (write-only
+# keys).  Only the symmetric variant sets DRGW_IDENTITY_DIR, to a Secret
+# with the master key (identity.sh; deploy/README.md, "A symmetric key
+# instead").
 #
 # Every path comes from the environment, so the same script runs against
 # scratch directories in tests (tests/deploy).
@@ -60,6 +65,8 @@ fi
 if [ "$DRGW_PRUNE" = on ]; then
     set -- "$@" --prune
 fi
+# shellcheck source=identity.sh
+. "$(dirname "$0")/identity.sh"
 
 # This shell is PID 1 of the container, which ignores signals it has no
 # handler for: pass the pod's SIGTERM on to drgw run, which hands it to the

@@ -6,7 +6,7 @@
 # backend into a scratch directory under TMPDIR with an empty cache, checks
 # its content hash, runs PRAGMA integrity_check and DRILL_CHECK_SQL on SQLite
 # files, and records the results in the catalog of DRILL_CACHE.  It needs no
-# FUSE mount.  The results are pushed as drgw_drill_* metrics; the script
+# FUSE mount, but the identity (DRGW_IDENTITY_DIR, see identity.sh).  The results are pushed as drgw_drill_* metrics; the script
 # exits with drill's status: 0 when every backend passed, 1 otherwise.
 set -eu
 
@@ -18,6 +18,8 @@ set -eu
 
 mkdir -p "$DRILL_CACHE" "${TMPDIR:-/tmp}"
 set -- --config "$DRGW_CONFIG" --cache "$DRILL_CACHE"
+# shellcheck source=identity.sh
+. "$(dirname "$0")/identity.sh"
 if [ -n "$DRILL_CHECK_SQL" ]; then
     set -- "$@" --check-sql "$DRILL_CHECK_SQL"
 fi

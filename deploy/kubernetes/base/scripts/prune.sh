@@ -9,6 +9,10 @@
 # Lock or GCS retention protect.  Exit status: 0 done, 1 a backend failed
 # (the others were pruned; what was removed is recorded and the next run
 # finishes the rest), 2 no policy.  The drgw_prune_* metrics are pushed.
+# The names and times the policy needs are in each object's encrypted
+# footer: prune decrypts, with the identity (DRGW_IDENTITY_DIR, see
+# identity.sh), which is why the backup job, holding only recipients,
+# cannot prune.
 set -eu
 
 : "${DRGW:=drgw}"
@@ -16,11 +20,14 @@ set -eu
 : "${PRUNE_CACHE:=/var/lib/drgw-prune}"
 
 mkdir -p "$PRUNE_CACHE"
+set --
+# shellcheck source=identity.sh
+. "$(dirname "$0")/identity.sh"
 
 # PID 1 ignores signals it has no handler for: pass SIGTERM on.
 pid='' term=''
 trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
-"$DRGW" prune --config "$DRGW_CONFIG" --cache "$PRUNE_CACHE" &
+"$DRGW" prune --config "$DRGW_CONFIG" --cache "$PRUNE_CACHE" "$@" &
 pid=$!
 [ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
 rc=0

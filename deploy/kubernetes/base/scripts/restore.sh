@@ -5,7 +5,8 @@
 # application first.
 #
 # 1. mounts the read-only restore view of the backends on RESTORE_DIR, with
-#    a new, empty cache: it needs nothing but the key and the buckets;
+#    a new, empty cache: it needs nothing but the identity (the files of
+#    DRGW_IDENTITY_DIR, see identity.sh) and the buckets;
 # 2. copies the newest $DB_NAME-*.db (by mtime, as `ls -t`), or the snapshot
 #    named by RESTORE_SNAPSHOT, next to the database, gives it the old
 #    database's owner and mode, checks it with PRAGMA integrity_check and
@@ -51,11 +52,14 @@ trap 'exit 143' TERM
 trap 'exit 130' INT
 
 mkdir -p "$RESTORE_CACHE" "$DATA_DIR"
+set --
+# shellcheck source=identity.sh
+. "$(dirname "$0")/identity.sh"
 if [ -n "$DRGW_NO_MOUNT" ]; then
     if [ -n "$RESTORE_SNAPSHOT" ]; then
-        set -- "$RESTORE_SNAPSHOT"
+        set -- "$@" "$RESTORE_SNAPSHOT"
     else
-        set -- --latest "$DB_NAME-*.db"
+        set -- "$@" --latest "$DB_NAME-*.db"
     fi
     src=${RESTORE_SNAPSHOT:-the newest $DB_NAME-*.db}
     echo "restore: restoring $src to $db" >&2
@@ -68,7 +72,7 @@ if [ -n "$DRGW_NO_MOUNT" ]; then
 else
     mkdir -p "$RESTORE_DIR"
     "$DRGW" mount -f --restore --config "$DRGW_CONFIG" --cache "$RESTORE_CACHE" \
-        "$RESTORE_DIR" &
+        "$@" "$RESTORE_DIR" &
     pid=$!
 
     tries=$((MOUNT_TIMEOUT * 5))
