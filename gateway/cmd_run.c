@@ -516,6 +516,13 @@ int drgw_cmd_run(int argc, char **argv)
 	/* No policy is a usage error now, not after the backup. */
 	if (s.prune && (r = drgw_cli_prune_check("run", &cfg, &pc)) != 0)
 		goto out;
+	/* Pruning reads every object's footer: a writer that holds only
+	 * recipients would back up, then find nothing it may prune. */
+	if (s.prune && !cfg.n_key_files && !cfg.n_identity_files) {
+		fprintf(stderr, "drgw run: --prune needs the identity (--identity FILE) or the master key: recipients only encrypt, and pruning reads the backups; run 'drgw prune' where the identity is\n");
+		r = EXIT_USAGE;
+		goto out;
+	}
 	drgw_cli_apply_log(&cfg);
 	if (s.no_mount) {
 		r = run_no_mount(&s, &cfg, &pc);

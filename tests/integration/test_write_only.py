@@ -207,3 +207,18 @@ def test_recipient_only_backfill_copies_and_checks_without_decrypting(env, tmp_p
     assert p.returncode == 1 and "not what was uploaded" in p.stderr, p.stderr
     assert "2 copied and verified" in p.stdout, p.stdout
     assert obj.name not in env.objects(newer)
+
+
+def test_run_prune_with_recipients_only_is_refused_up_front(env, tmp_path):
+    """Pruning reads every object's footer: `drgw run --prune` on a writer
+    that holds only recipients says so before it runs anything, instead of
+    backing up and then pruning nothing with exit 0."""
+    _, recipient = identity(env, "restore.id")
+    marker = tmp_path / "ran"
+    p = run("run", *writer_args(env, recipient), *env.backend_args(),
+            "--keep-last", "3", "--prune", "--no-mount", "--dir", tmp_path / "dir",
+            "--", "touch", marker, check=False)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "--prune needs the identity" in p.stderr
+    assert not marker.exists()
