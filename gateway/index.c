@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Index records; see index.h.  The JSON (parsed with Jansson) looks like
+ * Index records; see index.h.  The data is JSON lines (each parsed with
+ * Jansson): a header, then one object per line:
  *
- *   {"index": 1, "written_ns": ..., "objects": [
- *     {"vid": "...", "name": "...", "size": N, "mtime_ns": N,
- *      "created_ns": N, "mode": N, "sha256": "hex", "object_size": N}, ...]}
+ *   {"index": 2, "written_ns": ...}
+ *   {"vid": "...", "name": "...", "size": N, "mtime_ns": N,
+ *    "created_ns": N, "mode": N, "sha256": "hex", "object_size": N}
  *
  * Unknown members are ignored, so later versions may add some.
  */
@@ -30,6 +31,8 @@
  * otherwise make a reader allocate without bound). */
 #define INDEX_MAX_ENTRIES 10000000
 #define INDEX_MAX_BYTES (1u << 30)
+/* The layout of the data: a header line, then one JSON object a line. */
+#define INDEX_LAYOUT 2
 
 bool drgw_index_key(const char *key, char vid[DRGW_OBJ_VID_MAX + 1])
 {
@@ -47,59 +50,61 @@ bool drgw_index_key(const char *key, char vid[DRGW_OBJ_VID_MAX + 1])
 
 /* --- writing --- */
 
-static int add_entry(void *arg, const struct drgw_version *v)
-{
-	json_t *arr = arg, *o = json_object();
+/* Appends one line of JSON to the memfd of arg. */
+struct lines {
+	int fd;
+	uint64_t size;
+};
 
-	if (!o)
-		return -ENOMEM;
-	json_object_set_new(o, "vid", json_string(v->vid));
-	json_object_set_new(o, "name", json_string(v->name));
-	json_object_set_new(o, "size", json_integer((json_int_t)v->size));
-	json_object_set_new(o, "mtime_ns", json_integer(v->mtime_ns));
-	json_object_set_new(o, "created_ns", json_integer(v->created_ns));
-	json_object_set_new(o, "mode", json_integer(v->mode));
-	json_object_set_new(o, "sha256", json_string(v->sha256));
-	json_object_set_new(o, "object_size",
-			    json_integer((json_int_t)v->stored_size));
-	return json_array_append_new(arr, o) ? -ENOMEM : 0;
+static int put_line(struct lines *l, json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	int r = !text ? -ENOMEM : drgw_write_full(l->fd, text, len);
+
+	if (r == 0)
+		r = drgw_write_full(l->fd, "\n", 1);
+	if (r == 0)
+		l->size += len + 1;
+	free(text);
+	json_decref(o);
+	return r;
 }
 
-/* The JSON of b's index into a memfd; its size in *ret_size. */
+static int add_entry(void *arg, const struct drgw_version *v)
+{
+	return put_line(arg, json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
+				       "vid", v->vid, "name", v->name,
+				       "size", (json_int_t)v->size,
+				       "mtime_ns", (json_int_t)v->mtime_ns,
+				       "created_ns", (json_int_t)v->created_ns,
+				       "mode", (int)v->mode, "sha256", v->sha256,
+				       "object_size", (json_int_t)v->stored_size));
+}
+
+/* The JSON lines of b's index into a memfd; its size in *ret_size.  One
+ * line per object, so that neither side ever holds the whole history as
+ * a JSON tree (tens of MiB at 30,000 versions). */
 static int index_json(struct drgw_gateway *gw, size_t b, int64_t now,
 		      int *ret_fd, uint64_t *ret_size)
 {
-	json_t *root = json_object(), *arr = json_array();
-	char *text = NULL;
-	int fd = -1, r;
+	struct lines l = { .fd = memfd_create("drgw-index", MFD_CLOEXEC) };
+	int r;
 
-	if (!root || !arr) {
-		r = -ENOMEM;
-		goto out;
+	if (l.fd < 0)
+		return -errno;
+	r = put_line(&l, json_pack("{s:i, s:I}", "index", INDEX_LAYOUT,
+				   "written_ns", (json_int_t)now));
+	if (r == 0)
+		r = drgw_catalog_each_on_backend(gw->cat, gw->backend_names[b],
+						 add_entry, &l);
+	if (r < 0) {
+		close(l.fd);
+		return r;
 	}
-	r = drgw_catalog_each_on_backend(gw->cat, gw->backend_names[b],
-					 add_entry, arr);
-	if (r < 0)
-		goto out;
-	json_object_set_new(root, "index", json_integer(1));
-	json_object_set_new(root, "written_ns", json_integer(now));
-	json_object_set(root, "objects", arr);
-	text = json_dumps(root, JSON_COMPACT);
-	fd = memfd_create("drgw-index", MFD_CLOEXEC);
-	r = !text ? -ENOMEM : fd < 0 ? -errno :
-				       drgw_write_full(fd, text, strlen(text));
-	if (r == 0) {
-		*ret_fd = fd;
-		*ret_size = strlen(text);
-		fd = -1;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	free(text);
-	json_decref(arr);
-	json_decref(root);
-	return r;
+	*ret_fd = l.fd;
+	*ret_size = l.size;
+	return 0;
 }
 
 struct index_keys {
@@ -294,32 +299,51 @@ static int parse_entry(json_t *o, struct drgw_index_entry *e)
 int drgw_index_parse(const char *json, size_t len, struct drgw_index *ret,
 		     struct drgw_err *err)
 {
-	json_error_t jerr;
-	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-	json_t *arr = root ? json_object_get(root, "objects") : NULL;
-	json_t *written = root ? json_object_get(root, "written_ns") : NULL;
 	struct drgw_index ix = { .n = 0 };
-	size_t n;
+	const char *p = json, *end = json + len, *nl;
+	json_t *head = NULL, *o;
+	json_error_t jerr;
+	size_t cap = 0, lines = 0;
 	int r = 0;
 
-	if (!json_is_array(arr) || !json_is_integer(written) ||
-	    !json_is_integer(json_object_get(root, "index")) ||
-	    json_array_size(arr) > INDEX_MAX_ENTRIES) {
-		json_decref(root);
-		drgw_err_set(err, "index record is not a drgw index");
+	/* The header line, then one object per line. */
+	nl = memchr(p, '\n', (size_t)(end - p));
+	if (nl)
+		head = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(head) ||
+	    json_integer_value(json_object_get(head, "index")) != INDEX_LAYOUT ||
+	    !json_is_integer(json_object_get(head, "written_ns"))) {
+		json_decref(head);
+		drgw_err_set(err, "index record is not a drgw index of layout %d",
+			     INDEX_LAYOUT);
 		return -EIO;
 	}
-	n = json_array_size(arr);
-	ix.written_ns = json_integer_value(written);
-	ix.entries = calloc(n ? n : 1, sizeof(*ix.entries));
-	if (!ix.entries)
-		r = -ENOMEM;
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		r = parse_entry(json_array_get(arr, i), &ix.entries[i]);
+	ix.written_ns = json_integer_value(json_object_get(head, "written_ns"));
+	json_decref(head);
+	for (p = nl + 1; r == 0 && p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl || ++lines > INDEX_MAX_ENTRIES) {
+			r = -EIO; /* cut short, or too many */
+			break;
+		}
+		if (ix.n == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			void *more = realloc(ix.entries, c * sizeof(*ix.entries));
+
+			if (!more) {
+				r = -ENOMEM;
+				break;
+			}
+			ix.entries = more;
+			cap = c;
+		}
+		o = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, &jerr);
+		memset(&ix.entries[ix.n], 0, sizeof(ix.entries[0]));
+		r = o ? parse_entry(o, &ix.entries[ix.n]) : -EIO;
+		json_decref(o);
 		if (r == 0)
 			ix.n++;
 	}
-	json_decref(root);
 	if (r == 0 && ix.n)
 		qsort(ix.entries, ix.n, sizeof(*ix.entries), cmp_entry);
 	for (size_t i = 1; r == 0 && i < ix.n; i++)

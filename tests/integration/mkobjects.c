@@ -51,22 +51,32 @@ static int parse_u64(const char *s, unsigned long long *ret)
 	return errno || end == s || *end ? -EINVAL : 0;
 }
 
-static int add_entry(json_t *arr, const struct drgw_obj_meta *m,
-		     const char *sha, uint64_t object_size)
+/* One line of the index record's data (gateway/index.c). */
+static int add_line(FILE *f, json_t *o)
 {
-	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
-			      "vid", m->vid, "name", m->name,
-			      "size", (json_int_t)m->size,
-			      "mtime_ns", (json_int_t)m->mtime_ns,
-			      "created_ns", (json_int_t)m->created_ns,
-			      "mode", (int)m->mode, "sha256", sha,
-			      "object_size", (json_int_t)object_size);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int r = text && fprintf(f, "%s\n", text) > 0 ? 0 : -1;
 
-	return o ? json_array_append_new(arr, o) : -1;
+	free(text);
+	json_decref(o);
+	return r;
 }
 
-/* The index record of every object written, as a gateway writes it. */
-static int write_index(json_t *arr, const struct drgw_keyring *kr,
+static int add_entry(FILE *f, const struct drgw_obj_meta *m, const char *sha,
+		     uint64_t object_size)
+{
+	return add_line(f, json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
+				     "vid", m->vid, "name", m->name,
+				     "size", (json_int_t)m->size,
+				     "mtime_ns", (json_int_t)m->mtime_ns,
+				     "created_ns", (json_int_t)m->created_ns,
+				     "mode", (int)m->mode, "sha256", sha,
+				     "object_size", (json_int_t)object_size));
+}
+
+/* The index record of every object written, as a gateway writes it:
+ * entries holds its lines after the header. */
+static int write_index(const char *entries, const struct drgw_keyring *kr,
 		       const struct drgw_encode_opts *eo, const char *out,
 		       const char *suffix, int64_t t)
 {
@@ -74,18 +84,16 @@ static int write_index(json_t *arr, const struct drgw_keyring *kr,
 	struct drgw_obj_meta m = { .mode = 0600 };
 	struct drgw_encode_result res;
 	struct drgw_err err = { 0 };
-	char path[4200], *text;
-	int in, fd;
+	char path[4200], head[128];
+	int in, fd, n;
 
-	json_t *root = json_pack("{s:i, s:I, s:o}", "index", 1, "written_ns",
-				 (json_int_t)t * 1000000000, "objects", arr);
-
-	text = root ? json_dumps(root, JSON_COMPACT) : NULL;
-	json_decref(root);
+	n = snprintf(head, sizeof(head), "{\"index\":2,\"written_ns\":%lld}\n",
+		     (long long)t * 1000000000);
 	in = memfd_create("index", MFD_CLOEXEC);
-	if (!text || in < 0 || drgw_write_full(in, text, strlen(text)) < 0)
-		return fail("index", strerror(errno ? errno : ENOMEM));
-	m.size = strlen(text);
+	if (in < 0 || drgw_write_full(in, head, (size_t)n) < 0 ||
+	    drgw_write_full(in, entries, strlen(entries)) < 0)
+		return fail("index", strerror(errno));
+	m.size = (uint64_t)n + strlen(entries);
 	m.created_ns = m.mtime_ns = t * 1000000000;
 	drgw_make_vid(m.created_ns, m.vid, sizeof(m.vid));
 	drgw_strlcpy(m.name, "index", sizeof(m.name));
@@ -102,7 +110,6 @@ static int write_index(json_t *arr, const struct drgw_keyring *kr,
 		return fail(path, err.msg);
 	close(fd);
 	close(in);
-	free(text);
 	return 0;
 }
 
@@ -129,7 +136,9 @@ int main(int argc, char **argv)
 				       .threads = 1 };
 	struct drgw_keyring kr = { 0 };
 	struct drgw_err err = { 0 };
-	json_t *index = NULL;
+	FILE *index = NULL;
+	char *index_text = NULL;
+	size_t index_len = 0;
 	char *plain;
 	int c, in;
 
@@ -152,8 +161,8 @@ int main(int argc, char **argv)
 			fmt = optarg;
 		else if (c == 'F')
 			file = optarg;
-		else if (c == 'i')
-			index = json_array();
+		else if (c == 'i' && !index)
+			index = open_memstream(&index_text, &index_len);
 		else if (!num)
 			return 2;
 	}
@@ -226,9 +235,11 @@ int main(int argc, char **argv)
 			printf("%s %s %s\n", m.name, m.vid, sha);
 		}
 	}
-	if (index && write_index(index, &kr, &eo, out, suffix,
-				 (int64_t)(start + versions * 3600 + 3600)) < 0)
+	if (index && (fclose(index) != 0 ||
+		      write_index(index_text, &kr, &eo, out, suffix,
+				  (int64_t)(start + versions * 3600 + 3600)) < 0))
 		return 1;
+	free(index_text);
 	free(plain);
 	close(in);
 	drgw_keyring_clear(&kr);
