@@ -1308,45 +1308,6 @@ int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
 	return r;
 }
 
-int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
-				drgw_version_fn fn, void *arg)
-{
-	char *pattern = drgw_name_pattern(name);
-	struct drgw_version *rows = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st;
-	int r = 0;
-
-	if (!pattern)
-		return -ENOMEM;
-	pthread_mutex_lock(&c->lock);
-	st = series_stmt(c, false);
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
-		const char *nm = (const char *)sqlite3_column_text(st, 2);
-		void *more;
-
-		if (!nm || !in_series(pattern, nm))
-			continue;
-		more = rows_reserve(rows, &cap, n, sizeof(*rows));
-		if (!more) {
-			r = -ENOMEM;
-			break;
-		}
-		rows = more;
-		read_version(st, &rows[n++]);
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&c->lock);
-	free(pattern);
-	for (size_t i = 0; i < n; i++) {
-		if (r == 0)
-			r = fn(arg, &rows[i]);
-		drgw_version_release(&rows[i]);
-	}
-	free(rows);
-	return r;
-}
-
 int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
 				struct drgw_version *ret)
 {
@@ -1363,21 +1324,31 @@ int drgw_catalog_latest_version(struct drgw_catalog *c, const char *name,
 	return r;
 }
 
-static bool name_wanted(const char *const *names, const char *name)
+/* Filters of each_version_row(): a NULL-terminated list of names (NULL:
+ * all), or the pattern of a series. */
+static bool name_wanted(const void *names, const char *name)
 {
-	if (!names)
+	const char *const *p = names;
+
+	if (!p)
 		return true;
-	for (; *names; names++)
-		if (!strcmp(*names, name))
+	for (; *p; p++)
+		if (!strcmp(*p, name))
 			return true;
 	return false;
 }
 
-/* Runs st (bound, not yet stepped) and hands every version row to fn,
- * after the lock is dropped, so fn may call back into the catalog. */
+static bool name_in_series(const void *pattern, const char *name)
+{
+	return in_series(pattern, name);
+}
+
+/* Runs st (bound, not yet stepped; the caller holds the lock) and hands
+ * every version row whose name want() takes to fn, after the lock is
+ * dropped, so fn may call back into the catalog. */
 static int each_version_row(struct drgw_catalog *c, sqlite3_stmt *st,
-			    const char *const *names, drgw_version_fn fn,
-			    void *arg)
+			    bool (*want)(const void *warg, const char *name),
+			    const void *warg, drgw_version_fn fn, void *arg)
 {
 	struct drgw_version *rows = NULL;
 	size_t n = 0, cap = 0;
@@ -1387,7 +1358,7 @@ static int each_version_row(struct drgw_catalog *c, sqlite3_stmt *st,
 		const char *name = (const char *)sqlite3_column_text(st, 2);
 		void *more;
 
-		if (!name || !name_wanted(names, name))
+		if (!name || !want(warg, name))
 			continue;
 		more = rows_reserve(rows, &cap, n, sizeof(*rows));
 		if (!more) {
@@ -1420,7 +1391,7 @@ int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
 		     "WHERE p.backend = ?1 AND p.vid = v.vid) ORDER BY vid");
 	if (st)
 		sqlite3_bind_text(st, 1, backend, -1, SQLITE_TRANSIENT);
-	return each_version_row(c, st, NULL, fn, arg);
+	return each_version_row(c, st, name_wanted, NULL, fn, arg);
 }
 
 int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
@@ -1437,7 +1408,22 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 			     "ORDER BY name" :
 			     "SELECT " VERSION_COLS " FROM versions "
 			     "ORDER BY name, created_ns, id");
-	return each_version_row(c, st, names, fn, arg);
+	return each_version_row(c, st, name_wanted, names, fn, arg);
+}
+
+int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
+				drgw_version_fn fn, void *arg)
+{
+	char *pattern = drgw_name_pattern(name);
+	int r;
+
+	if (!pattern)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	r = each_version_row(c, series_stmt(c, false), name_in_series, pattern,
+			     fn, arg);
+	free(pattern);
+	return r;
 }
 
 int drgw_catalog_each_replica(struct drgw_catalog *c, int64_t version_id,
