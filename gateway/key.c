@@ -31,54 +31,68 @@ void drgw_key_id_hex(const uint8_t id[DRGW_KEY_ID_BYTES], char out[17])
 	drgw_hex(id, DRGW_KEY_ID_BYTES, out);
 }
 
-int drgw_key_generate(const char *path, struct drgw_err *err)
+/* Creates path (mode 0600, never over an existing file) holding text,
+ * fsynced; what names the secret in messages ("key", "identity").  On
+ * failure nothing is left behind. */
+static int write_secret_file(const char *path, const char *what,
+			     const char *text, struct drgw_err *err)
 {
-	uint8_t key[DRGW_KEY_BYTES];
-	char b64[sodium_base64_ENCODED_LEN(DRGW_KEY_BYTES,
-					   sodium_base64_VARIANT_ORIGINAL)];
 	int fd, r;
 
-	if (sodium_init() < 0) {
-		drgw_err_set(err, "cannot initialise libsodium");
-		return -EIO;
-	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0) {
 		r = -errno;
 		if (r == -EEXIST)
 			drgw_err_set(err,
-				     "%s already exists; refusing to overwrite a key (remove it first if you really mean to)",
-				     path);
+				     "%s already exists; refusing to overwrite %s %s (remove it first if you really mean to)",
+				     path, what[0] == 'i' ? "an" : "a", what);
 		else
-			drgw_err_set(err, "cannot create key file %s: %s", path,
-				     strerror(-r));
+			drgw_err_set(err, "cannot create %s file %s: %s", what,
+				     path, strerror(-r));
 		return r;
 	}
-	randombytes_buf(key, sizeof(key));
-	sodium_bin2base64(b64, sizeof(b64), key, sizeof(key),
-			  sodium_base64_VARIANT_ORIGINAL);
-	sodium_memzero(key, sizeof(key));
 	/* open() applied the umask; make 0600 explicit anyway. */
 	r = fchmod(fd, 0600) < 0 ? -errno : 0;
 	if (r == 0)
-		r = drgw_write_full(fd, b64, strlen(b64));
-	if (r == 0)
-		r = drgw_write_full(fd, "\n", 1);
+		r = drgw_write_full(fd, text, strlen(text));
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	sodium_memzero(b64, sizeof(b64));
 	close(fd);
 	if (r < 0) {
 		unlink(path);
-		drgw_err_set(err, "cannot write key file %s: %s", path,
+		drgw_err_set(err, "cannot write %s file %s: %s", what, path,
 			     strerror(-r));
 		return r;
 	}
-	/* The key is written; a failed directory fsync only weakens its
+	/* The secret is written; a failed directory fsync only weakens its
 	 * durability across power loss, which the caller cannot fix. */
 	(void)drgw_fsync_parent(path);
 	return 0;
+}
+
+int drgw_key_generate(const char *path, struct drgw_err *err)
+{
+	uint8_t key[DRGW_KEY_BYTES];
+	char b64[sodium_base64_ENCODED_LEN(DRGW_KEY_BYTES,
+					   sodium_base64_VARIANT_ORIGINAL) + 1];
+	size_t n;
+	int r;
+
+	if (sodium_init() < 0) {
+		drgw_err_set(err, "cannot initialise libsodium");
+		return -EIO;
+	}
+	randombytes_buf(key, sizeof(key));
+	sodium_bin2base64(b64, sizeof(b64) - 1, key, sizeof(key),
+			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_memzero(key, sizeof(key));
+	n = strlen(b64); /* one line: room for the newline was kept */
+	b64[n] = '\n';
+	b64[n + 1] = '\0';
+	r = write_secret_file(path, "key", b64, err);
+	sodium_memzero(b64, sizeof(b64));
+	return r;
 }
 
 /* Decodes a key file's content: base64 (one line) or 32 raw bytes. */
@@ -375,31 +389,15 @@ int drgw_identity_generate(const char *path,
 	char line[128], text[512];
 	uint8_t *sk;
 	uint8_t pk[32];
-	int fd, r;
+	int r;
 
 	if (sodium_init() < 0) {
 		drgw_err_set(err, "cannot initialise libsodium");
 		return -EIO;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0) {
-		r = -errno;
-		if (r == -EEXIST)
-			drgw_err_set(err,
-				     "%s already exists; refusing to overwrite an identity (remove it first if you really mean to)",
-				     path);
-		else
-			drgw_err_set(err, "cannot create identity file %s: %s",
-				     path, strerror(-r));
-		return r;
-	}
 	sk = sodium_malloc(32);
-	if (!sk) {
-		close(fd);
-		unlink(path);
+	if (!sk)
 		return -ENOMEM;
-	}
 	randombytes_buf(sk, 32);
 	crypto_scalarmult_base(pk, sk);
 	drgw_recipient_string(pk, recipient);
@@ -411,21 +409,9 @@ int drgw_identity_generate(const char *path,
 		 "# recipient: %s\n%s\n",
 		 recipient, line);
 	sodium_memzero(line, sizeof(line));
-	r = fchmod(fd, 0600) < 0 ? -errno : 0;
-	if (r == 0)
-		r = drgw_write_full(fd, text, strlen(text));
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
+	r = write_secret_file(path, "identity", text, err);
 	sodium_memzero(text, sizeof(text));
-	close(fd);
-	if (r < 0) {
-		unlink(path);
-		drgw_err_set(err, "cannot write identity file %s: %s", path,
-			     strerror(-r));
-		return r;
-	}
-	(void)drgw_fsync_parent(path);
-	return 0;
+	return r;
 }
 
 int drgw_keyring_add_recipient(struct drgw_keyring *kr, const char *s,
