@@ -139,7 +139,7 @@ def test_containers_run_their_script(rendered):
     version = project_version()
     scripts = find(base, "ConfigMap", "drgw-scripts")["data"]
     assert set(JOBS.values()) | {"push-metrics.sh", "copy-key.sh",
-                                 "identity.sh"} == set(scripts)
+                                 "identity.sh", "forward.sh"} == set(scripts)
     for name, script in JOBS.items():
         spec = pod_spec(find(base, "CronJob", name))
         (c,) = spec["containers"]

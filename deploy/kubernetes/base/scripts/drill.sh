@@ -27,18 +27,8 @@ if [ -n "$DRILL_BACKEND" ]; then
     set -- "$@" --backend "$DRILL_BACKEND"
 fi
 
-# PID 1 ignores signals it has no handler for: pass SIGTERM on.
-pid='' term=''
-trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
-"$DRGW" drill "$@" &
-pid=$!
-[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
-rc=0
-while :; do
-    if wait "$pid"; then rc=0; else rc=$?; fi
-    kill -0 "$pid" 2>/dev/null || break
-done
-trap - TERM INT
+. "$(dirname "$0")/forward.sh"
+run_forwarding "$DRGW" drill "$@"
 
 if [ "$rc" -eq 0 ]; then
     echo "drill: every backend restored and checked" >&2

@@ -24,18 +24,8 @@ set --
 # shellcheck source=identity.sh
 . "$(dirname "$0")/identity.sh"
 
-# PID 1 ignores signals it has no handler for: pass SIGTERM on.
-pid='' term=''
-trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
-"$DRGW" prune --config "$DRGW_CONFIG" --cache "$PRUNE_CACHE" "$@" &
-pid=$!
-[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
-rc=0
-while :; do
-    if wait "$pid"; then rc=0; else rc=$?; fi
-    kill -0 "$pid" 2>/dev/null || break
-done
-trap - TERM INT
+. "$(dirname "$0")/forward.sh"
+run_forwarding "$DRGW" prune --config "$DRGW_CONFIG" --cache "$PRUNE_CACHE" "$@"
 
 if [ "$rc" -eq 0 ]; then
     echo "prune: every backend pruned" >&2
