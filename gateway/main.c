@@ -3,6 +3,7 @@
  * drgw: one binary, git-style subcommands.  This file dispatches and holds
  * the smallest commands; the others live in cmd_*.c.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +114,12 @@ int main(int argc, char **argv)
 	/* Keys, per-object keys, plaintext chunks and cloud credentials
 	 * live in this process: no core dumps, no ptrace by other users. */
 	prctl(PR_SET_DUMPABLE, 0);
+	/* Chunk buffers, block maps and fetches are large and come and go
+	 * from many threads.  With glibc's adaptive threshold they soon come
+	 * from per-thread heaps that keep what was freed, and a daemon grows
+	 * by megabytes with every snapshot; mapped each time, freeing one
+	 * gives its memory back.  (The reader keeps its own spares.) */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

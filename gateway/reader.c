@@ -18,10 +18,14 @@
  *
  * Memory: everything the reader holds counts against cache_bytes: fetch
  * buffers from the moment a fetch is queued, plaintexts, and the copy a
- * chunk is decrypted in.  Read-ahead and background decoding use at most
- * three quarters of it and never evict a chunk that was fetched ahead and
- * not read yet; a reader's own read always goes on, and overshoots by its
- * chunk when everything else is in use.
+ * chunk is decrypted in.  What read-ahead and background decoding hold
+ * and no reader has read yet is at most three quarters of it (the chunks
+ * readers are in the middle of do not count there: a reader of several
+ * objects at once, an incremental one and those it takes blocks from,
+ * would have its read-ahead crowded out by them); read-ahead never evicts
+ * a chunk that was fetched ahead and not read yet; a reader's own read
+ * always goes on, and overshoots by its chunk when everything else is in
+ * use.
  *
  * Eviction order, so that a long sequential read (a copy) does not flush
  * what random readers (SQLite) come back to: first plaintexts (decoding
@@ -37,7 +41,6 @@
  * chunk alone.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +94,14 @@ struct job {
 	struct centry *e[];
 };
 
+/* Spare decompression contexts kept: enough for every thread. */
+#define POOL_DCTXS 8
+
+struct spare {
+	struct spare *next;
+	size_t cap;
+};
+
 struct drgw_reader {
 	struct drgw_reader_opts opts;
 	const struct drgw_keyring *kr;
@@ -106,6 +117,14 @@ struct drgw_reader {
 	pthread_t *threads;
 	unsigned n_threads;
 	struct drgw_reader_stats stats;
+	/* Spare buffers and decompression contexts, under pool_lock: a
+	 * fresh large buffer is mapped and then faults in page by page,
+	 * which cost a quarter of a sequential read's CPU time. */
+	pthread_mutex_t pool_lock;
+	struct spare *spares;
+	uint64_t spare_bytes;
+	ZSTD_DCtx *dctxs[POOL_DCTXS];
+	unsigned n_dctxs;
 };
 
 struct drgw_rfile {
@@ -130,6 +149,11 @@ struct drgw_rfile {
 	uint64_t run_lo, run_hi;
 	unsigned up, down;
 	uint64_t ra_up, ra_down;
+	/* Chunks it may read ahead: the reader's readahead, or for the data
+	 * of an incremental object and of each object it takes blocks from,
+	 * that part of it the object's share of the file is (they are read
+	 * side by side and share the cache). */
+	uint64_t readahead;
 	/* An incremental object's references, opened on first use (NULL
 	 * until then), under src_lock. */
 	pthread_mutex_t src_lock;
@@ -173,11 +197,93 @@ static void lru_push_front(struct drgw_reader *rd, struct centry *e)
 		rd->tail = e;
 }
 
+/* A buffer of at least len bytes: the smallest spare that is not more
+ * than twice that, or a new one. */
+static void *spare_get(struct drgw_reader *rd, size_t len)
+{
+	struct spare **best = NULL, *b;
+	size_t cap;
+
+	pthread_mutex_lock(&rd->pool_lock);
+	for (struct spare **s = &rd->spares; *s; s = &(*s)->next)
+		if ((*s)->cap >= len && (*s)->cap / 2 <= len &&
+		    (!best || (*s)->cap < (*best)->cap))
+			best = s;
+	if (best) {
+		b = *best;
+		*best = b->next;
+		rd->spare_bytes -= b->cap;
+		pthread_mutex_unlock(&rd->pool_lock);
+		return b + 1;
+	}
+	pthread_mutex_unlock(&rd->pool_lock);
+	/* Rounded up, so that chunks of slightly different sizes share. */
+	cap = (len + 0xffffu) & ~(size_t)0xffffu;
+	b = malloc(sizeof(*b) + cap);
+	if (!b)
+		return NULL;
+	b->cap = cap;
+	return b + 1;
+}
+
+/* Gives back a buffer from spare_get(), lock held: kept while the spares
+ * fit in what the cache does not use plus an eighth of it (a full cache
+ * frees a chunk just before it needs one), the ones given back longest
+ * ago freed first. */
+static void spare_put_locked(struct drgw_reader *rd, void *p)
+{
+	struct spare *b = (struct spare *)p - 1, **s, *drop;
+	uint64_t room = rd->opts.cache_bytes / 8 +
+			(rd->bytes < rd->opts.cache_bytes ?
+				 rd->opts.cache_bytes - rd->bytes :
+				 0);
+	uint64_t kept = 0;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&rd->pool_lock);
+	b->next = rd->spares;
+	rd->spares = b;
+	for (s = &rd->spares; *s && kept + (*s)->cap <= room; s = &(*s)->next)
+		kept += (*s)->cap;
+	drop = *s;
+	*s = NULL;
+	rd->spare_bytes = kept;
+	pthread_mutex_unlock(&rd->pool_lock);
+	while (drop) {
+		b = drop;
+		drop = b->next;
+		free(b);
+	}
+}
+
+static ZSTD_DCtx *dctx_get(struct drgw_reader *rd)
+{
+	ZSTD_DCtx *d = NULL;
+
+	pthread_mutex_lock(&rd->pool_lock);
+	if (rd->n_dctxs)
+		d = rd->dctxs[--rd->n_dctxs];
+	pthread_mutex_unlock(&rd->pool_lock);
+	return d ? d : ZSTD_createDCtx();
+}
+
+static void dctx_put(struct drgw_reader *rd, ZSTD_DCtx *d)
+{
+	pthread_mutex_lock(&rd->pool_lock);
+	if (d && rd->n_dctxs < POOL_DCTXS) {
+		rd->dctxs[rd->n_dctxs++] = d;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&rd->pool_lock);
+	ZSTD_freeDCtx(d);
+}
+
 static void buf_unref_locked(struct drgw_reader *rd, struct ctbuf *b)
 {
 	if (b && --b->refs == 0) {
 		rd->bytes -= b->len;
-		free(b);
+		spare_put_locked(rd, b);
 	}
 }
 
@@ -185,9 +291,9 @@ static void drop_plain_locked(struct drgw_reader *rd, struct centry *e)
 {
 	if (!e->pt)
 		return;
-	free(e->pt);
-	e->pt = NULL;
 	rd->bytes -= e->len;
+	spare_put_locked(rd, e->pt);
+	e->pt = NULL;
 }
 
 static void entry_free_locked(struct drgw_reader *rd, struct centry *e)
@@ -210,35 +316,59 @@ static struct centry *find_locked(struct drgw_reader *rd,
 	return NULL;
 }
 
-/* What read-ahead and background decoding may fill: the rest is for the
- * chunks readers decode as they read them. */
+/* What read-ahead and background decoding may hold unread: the rest is
+ * for the chunks readers decode as they read them. */
 static uint64_t ahead_limit(const struct drgw_reader *rd)
 {
 	return rd->opts.cache_bytes - rd->opts.cache_bytes / 4;
 }
 
-static bool fits_locked(const struct drgw_reader *rd, uint64_t need,
-			uint64_t limit)
+/* Bytes of e, as stored and decoded. */
+static uint64_t entry_bytes(const struct centry *e)
 {
-	return rd->bytes + need <= limit;
+	return e->ct_len + (e->pt ? e->len : 0);
+}
+
+/* Bytes of the chunks fetched ahead that no reader has read yet. */
+static uint64_t unread_locked(const struct drgw_reader *rd)
+{
+	uint64_t n = 0;
+
+	for (const struct centry *e = rd->head; e; e = e->next)
+		if (e->cls == C_AHEAD)
+			n += entry_bytes(e);
+	return n;
+}
+
+/* Whether need more bytes fit: for a reader's own read (demand) in the
+ * cache, for read-ahead also within ahead_limit() of unread ones. */
+static bool fits_locked(const struct drgw_reader *rd, uint64_t need,
+			bool demand)
+{
+	return rd->bytes + need <= rd->opts.cache_bytes &&
+	       (demand || unread_locked(rd) + need <= ahead_limit(rd));
 }
 
 static uint64_t request_chunks(const struct drgw_rfile *f);
 
 /* The class e is evicted in.  The chunk a reader is in the middle of, and
  * its neighbours, are as precious as those fetched ahead: read in pieces,
- * it is unpinned between them.  A chunk fetched ahead of a reader that has
- * since gone elsewhere (it jumped, or turned round) is as good as passed,
- * or such chunks would hold the cache for ever. */
+ * it is unpinned between them.  The one behind only while the run has
+ * ever gone backwards: a reader that only moves forward (the sources of an
+ * incremental object, several at a time) has left it.  A chunk fetched
+ * ahead of a reader that has since gone elsewhere (it jumped, or turned
+ * round) is as good as passed, or such chunks would hold the cache for
+ * ever. */
 static enum centry_class class_of(const struct centry *e)
 {
 	const struct drgw_rfile *f = e->f;
-	uint64_t w = f->rd->opts.readahead + request_chunks(f);
+	uint64_t w = f->readahead + request_chunks(f);
+	uint64_t behind = f->down ? 1 : 0;
 
 	/* Left behind by a fetch that ended after its file was closed. */
 	if (f->opens == 0)
 		return C_PASSED;
-	if (f->in_run && e->index + 1 >= f->pos && e->index <= f->pos + 1)
+	if (f->in_run && e->index + behind >= f->pos && e->index <= f->pos + 1)
 		return C_AHEAD;
 	if (e->cls != C_AHEAD)
 		return e->cls;
@@ -264,31 +394,35 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 			     bool demand)
 {
 	enum centry_class upto = demand ? C_AHEAD : C_USED;
-	uint64_t limit = demand ? rd->opts.cache_bytes : ahead_limit(rd);
 	struct centry *e, *prev;
 
-	if (fits_locked(rd, need, limit))
+	if (fits_locked(rd, need, demand))
 		return true;
 	if (!demand) {
-		uint64_t freeable = 0;
+		uint64_t freeable = 0, unread = 0;
 
-		for (e = rd->head; e; e = e->next)
-			if (evictable(e, upto))
-				freeable += e->ct_len + (e->pt ? e->len : 0);
-		if (rd->bytes - freeable + need > limit)
+		for (e = rd->head; e; e = e->next) {
+			if (!evictable(e, upto))
+				continue;
+			freeable += entry_bytes(e);
+			if (e->cls == C_AHEAD)
+				unread += entry_bytes(e);
+		}
+		if (rd->bytes - freeable + need > rd->opts.cache_bytes ||
+		    unread_locked(rd) - unread + need > ahead_limit(rd))
 			return false;
 	}
-	for (e = rd->tail; e && !fits_locked(rd, need, limit); e = e->prev)
+	for (e = rd->tail; e && !fits_locked(rd, need, demand); e = e->prev)
 		if (e->pins == 0 && !e->decoding && class_of(e) < C_AHEAD)
 			drop_plain_locked(rd, e);
 	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
-		for (e = rd->tail; e && !fits_locked(rd, need, limit); e = prev) {
+		for (e = rd->tail; e && !fits_locked(rd, need, demand); e = prev) {
 			prev = e->prev;
 			if (evictable(e, upto) && class_of(e) == (enum centry_class)cls)
 				entry_free_locked(rd, e);
 		}
 	}
-	return fits_locked(rd, need, limit);
+	return fits_locked(rd, need, demand);
 }
 
 /* Plaintext and stored bytes of chunk index of f. */
@@ -348,7 +482,7 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 {
 	struct drgw_rfile *f = es[0]->f;
 	uint64_t start = f->idx.offsets[es[0]->index];
-	struct ctbuf *b = malloc(sizeof(*b) + (ct_len ? ct_len : 1));
+	struct ctbuf *b = spare_get(rd, sizeof(*b) + ct_len);
 	struct drgw_err err = { 0 };
 	int r = b ? 0 : -ENOMEM;
 
@@ -363,8 +497,8 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 	rd->stats.requests++;
 	rd->stats.bytes_fetched += ct_len;
 	if (r < 0) {
-		free(b);
 		rd->bytes -= ct_len;
+		spare_put_locked(rd, b);
 	} else {
 		b->len = ct_len;
 		b->refs = (unsigned)n;
@@ -399,7 +533,7 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 }
 
 /* Decodes e (READY, pinned) into e->pt unless that is there already.
- * eager: in the background, only if it fits below ahead_limit(). */
+ * eager: in the background, only if it fits as read-ahead does. */
 static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 		      struct drgw_err *err)
 {
@@ -411,8 +545,7 @@ static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 	pthread_mutex_lock(&rd->lock);
 	while (e->decoding)
 		pthread_cond_wait(&rd->cond, &rd->lock);
-	if (e->pt || (eager && !fits_locked(rd, e->len + e->ct_len,
-					       ahead_limit(rd)))) {
+	if (e->pt || (eager && !fits_locked(rd, e->len + e->ct_len, false))) {
 		pthread_mutex_unlock(&rd->lock);
 		return 0;
 	}
@@ -424,25 +557,26 @@ static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 	e->decoding = true;
 	pthread_mutex_unlock(&rd->lock);
 
-	pt = malloc(e->len ? e->len : 1);
-	ct = malloc(e->ct_len ? e->ct_len : 1);
-	dctx = ZSTD_createDCtx();
+	pt = spare_get(rd, e->len);
+	ct = spare_get(rd, e->ct_len);
+	dctx = dctx_get(rd);
 	r = pt && ct && dctx ? 0 : -ENOMEM;
 	if (r == 0) {
 		memcpy(ct, e->ct, e->ct_len);
 		r = drgw_obj_open_chunk(&f->obj, dctx, e->index, ct, e->ct_len,
 					pt, e->len, err);
 	}
-	ZSTD_freeDCtx(dctx);
-	free(ct);
+	dctx_put(rd, dctx);
 	pthread_mutex_lock(&rd->lock);
+	rd->stats.decodes++;
 	rd->bytes -= e->ct_len;
+	spare_put_locked(rd, ct);
 	e->decoding = false;
 	if (r == 0) {
 		e->pt = pt;
 	} else {
 		rd->bytes -= e->len;
-		free(pt);
+		spare_put_locked(rd, pt);
 	}
 	pthread_cond_broadcast(&rd->cond);
 	pthread_mutex_unlock(&rd->lock);
@@ -484,14 +618,9 @@ int drgw_reader_new(const struct drgw_reader_opts *opts,
 	rd->opts = *opts;
 	if (rd->opts.threads == 0)
 		rd->opts.threads = 4;
-	/* Chunks and fetch buffers are large and come and go all the time,
-	 * from many threads.  With glibc's adaptive threshold they soon come
-	 * from per-thread heaps that keep what was freed, and the process
-	 * grows well past the budget; mapped each time, freeing one gives
-	 * its memory back. */
-	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	rd->kr = kr;
 	pthread_mutex_init(&rd->lock, NULL);
+	pthread_mutex_init(&rd->pool_lock, NULL);
 	{
 		/* Timed waits run on the monotonic clock, like deadlines. */
 		pthread_condattr_t ca;
@@ -532,6 +661,15 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 	while (rd->head)
 		entry_free_locked(rd, rd->head);
 	free(rd->threads);
+	while (rd->spares) {
+		struct spare *b = rd->spares;
+
+		rd->spares = b->next;
+		free(b);
+	}
+	while (rd->n_dctxs)
+		ZSTD_freeDCtx(rd->dctxs[--rd->n_dctxs]);
+	pthread_mutex_destroy(&rd->pool_lock);
 	pthread_cond_destroy(&rd->cond);
 	pthread_cond_destroy(&rd->job_cond);
 	pthread_mutex_destroy(&rd->lock);
@@ -643,13 +781,31 @@ static int open_kept_tail(struct drgw_rfile *f, uint64_t object_size,
 					 f->rd->kr, err);
 	if (r < 0)
 		return r;
+	/* The caller keeps the tail: no copy of it here. */
 	footer = drgw_memdup(tail, t.footer_len);
 	if (!footer)
 		return -ENOMEM;
-	r = open_footer(f, &t, footer, tail + t.footer_len,
-			tail_len - t.footer_len, err);
+	r = drgw_obj_open_footer(&f->obj, &t, footer, t.footer_len, &f->idx,
+				 err);
 	free(footer);
 	return r;
+}
+
+/* The read-ahead of source src of incremental f (0: its own data): the
+ * reader's, in proportion to the bytes of the file it holds, so that the
+ * sources' windows add up to the reader's; at least one chunk (a source
+ * with a small share is read slowly: its next chunk arrives in time). */
+static uint64_t share_of(const struct drgw_rfile *f, unsigned src)
+{
+	uint64_t ra = f->rd->opts.readahead, bytes = 0, w;
+
+	for (size_t i = 0; i < f->idx.ext.n_extents; i++)
+		if (f->idx.ext.extents[i].src == src)
+			bytes += f->idx.ext.extents[i].len;
+	if (ra == 0 || f->idx.meta.size == 0)
+		return ra;
+	w = (uint64_t)((double)ra * (double)bytes / (double)f->idx.meta.size + 0.5);
+	return w ? w : 1;
 }
 
 static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
@@ -685,6 +841,9 @@ static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	if (r == 0 && f->idx.ext.n_refs &&
 	    !(f->srcs = calloc(f->idx.ext.n_refs, sizeof(*f->srcs))))
 		r = -ENOMEM;
+	if (r == 0)
+		f->readahead = f->idx.ext.extents ? share_of(f, 0) :
+						    rd->opts.readahead;
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
 		pthread_mutex_destroy(&f->src_lock);
@@ -822,7 +981,7 @@ static void queue_job_locked(struct drgw_reader *rd, struct job *j)
 static uint64_t request_chunks(const struct drgw_rfile *f)
 {
 	uint64_t n = f->rd->opts.request_bytes / f->obj.chunk_size;
-	uint64_t w = f->rd->opts.readahead;
+	uint64_t w = f->readahead;
 
 	n = n ? n : 1;
 	return n < w ? n : w;
@@ -890,8 +1049,8 @@ static void readahead_up_locked(struct drgw_rfile *f, uint64_t from,
 	struct drgw_reader *rd = f->rd;
 	uint64_t part = ramp(request_chunks(f), f->up);
 	/* One request at first, more as the run goes on. */
-	uint64_t window = part * f->up < rd->opts.readahead ? part * f->up :
-							       rd->opts.readahead;
+	uint64_t window = part * f->up < f->readahead ? part * f->up :
+							 f->readahead;
 	uint64_t n = f->idx.n_chunks;
 
 	/* The chunks being read go into the first request; a reader that
@@ -922,9 +1081,9 @@ static void readahead_down_locked(struct drgw_rfile *f, uint64_t lo,
 {
 	struct drgw_reader *rd = f->rd;
 	uint64_t part = ramp(request_chunks(f), f->down - 1);
-	uint64_t window = part * (f->down - 1) < rd->opts.readahead ?
+	uint64_t window = part * (f->down - 1) < f->readahead ?
 				  part * (f->down - 1) :
-				  rd->opts.readahead;
+				  f->readahead;
 
 	/* ra_down is one past the lowest chunk queued. */
 	if (f->ra_down > to + 1 || f->ra_down + window < lo)
@@ -1154,6 +1313,16 @@ static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
+static void forget_map(struct drgw_rfile *f)
+{
+	free(f->tail);
+	f->tail = NULL;
+	f->tail_len = 0;
+	free(f->idx.ext.extents);
+	f->idx.ext.extents = NULL;
+	f->idx.ext.n_extents = 0;
+}
+
 /* Reference k of incremental f, opened on first use on f's backend and
  * checked against the pin in f's footer: the header hash (its id, file
  * key and repository), its data size. */
@@ -1187,6 +1356,10 @@ static int open_ref(struct drgw_rfile *f, size_t k, struct drgw_rfile **ret,
 				drgw_rfile_close(src);
 				r = -EIO;
 			} else {
+				/* Read only as data: its own map and tail
+				 * would just take memory. */
+				forget_map(src);
+				src->readahead = share_of(f, (unsigned)k + 1);
 				f->srcs[k] = src;
 			}
 		}

@@ -48,6 +48,7 @@ struct drgw_reader_stats {
 	uint64_t demand_chunks;	   /* chunks a reader waited for */
 	uint64_t readahead_chunks; /* chunks fetched ahead */
 	uint64_t readahead_unused; /* of those, evicted before a read */
+	uint64_t decodes;	   /* chunks decrypted and decompressed */
 };
 
 int drgw_reader_new(const struct drgw_reader_opts *opts,
@@ -72,7 +73,8 @@ int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
 			 const void *tail, size_t tail_len,
 			 struct drgw_rfile **ret, struct drgw_err *err);
 /* The object's sealed footer and trailer, its last *ret_len bytes, valid
- * while f is open: all drgw_rfile_open_tail() needs. */
+ * while f is open: all drgw_rfile_open_tail() needs.  Only for f opened by
+ * drgw_rfile_open() (the tail was read then); else NULL and 0. */
 void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
 		     size_t *ret_len);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
