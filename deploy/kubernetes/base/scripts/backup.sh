@@ -68,29 +68,19 @@ fi
 # shellcheck source=identity.sh
 . "$(dirname "$0")/identity.sh"
 
-# This shell is PID 1 of the container, which ignores signals it has no
-# handler for: pass the pod's SIGTERM on to drgw run, which hands it to the
-# backup command, drains the upload queue and unmounts.
-pid='' term=''
-trap 'term=1; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || :' TERM INT
+# This shell is PID 1 of the container: run_forwarding passes the pod's
+# SIGTERM on to drgw run, which hands it to the backup command, drains the
+# upload queue and unmounts.
+# shellcheck source=forward.sh
+. "$(dirname "$0")/forward.sh"
 
 # The backup job itself: the seed's two lines, with its paths from the
 # environment.  (sqlite3 takes the .backup argument in double quotes too.)
 # shellcheck disable=SC2016 # expanded by the inner shell, on purpose
-"$DRGW" run "$@" -- /bin/sh -ec '
+run_forwarding "$DRGW" run "$@" -- /bin/sh -ec '
 sqlite3 "$DATA_DIR/$DB_NAME.db" ".backup \"$BACKUP_DIR/$DB_NAME-$(date +%Y%m%d-%H%M%S).db\""
 ls -t "$BACKUP_DIR/$DB_NAME"-*.db | tail -n +"$((KEEP_LOCAL + 1))" | xargs -r -d "\n" rm --
-' &
-pid=$!
-[ -z "$term" ] || kill -TERM "$pid" 2>/dev/null || :
-
-rc=0
-while :; do
-    if wait "$pid"; then rc=0; else rc=$?; fi
-    # A wait cut short by the trap returns 128+15 with drgw still running.
-    kill -0 "$pid" 2>/dev/null || break
-done
-trap - TERM INT
+'
 
 case $rc in
 0) echo "backup: written and replicated" >&2 ;;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# forward.sh: sourced by drill.sh and prune.sh.  run_forwarding CMD...
+# forward.sh: sourced by backup.sh, drill.sh and prune.sh.  run_forwarding CMD...
 # runs CMD in the background and waits for it, passing SIGTERM and SIGINT
 # on (the script is PID 1, which ignores signals it has no handler for);
 # CMD's exit status ends up in $rc.
@@ -15,6 +15,7 @@ run_forwarding() {
     rc=0
     while :; do
         if wait "$pid"; then rc=0; else rc=$?; fi
+        # A wait cut short by the trap returns 128+15 with CMD running.
         kill -0 "$pid" 2>/dev/null || break
     done
     trap - TERM INT
