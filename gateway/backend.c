@@ -324,14 +324,40 @@ void drgw_backend_clean_info(const struct drgw_backend *b,
 	}
 }
 
-int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
-			  drgw_list_fn fn, void *arg, struct drgw_err *err)
+/* Keeps a ranged listing inside its range whatever the plugin sends. */
+struct range_filter {
+	const char *after, *before;
+	drgw_list_fn fn;
+	void *arg;
+	bool stopped;
+};
+
+static int filter_key(void *arg, const char *key,
+		      const struct drgw_object_info *info)
 {
+	struct range_filter *f = arg;
+
+	if (f->after && strcmp(key, f->after) <= 0)
+		return 0;
+	if ((f->before && strcmp(key, f->before) >= 0) ||
+	    f->fn(f->arg, key, info)) {
+		f->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int list_pages(struct drgw_backend *b, const char *prefix,
+		      const char *after, const char *before, drgw_list_fn fn,
+		      void *arg, struct drgw_err *err)
+{
+	struct range_filter rf = { after, before, fn, arg, false };
+	bool ranged = after || before;
 	char *token = NULL, *next = NULL;
 	const size_t token_size = 8192;
 	int r = 0;
 
-	if (!b->ops.list)
+	if (ranged ? !b->ops.list_range : !b->ops.list)
 		return -ENOSYS;
 	token = calloc(1, token_size);
 	next = calloc(1, token_size);
@@ -340,27 +366,51 @@ int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 		goto out;
 	}
 	for (;;) {
-		char *t;
+		const char *t = token[0] ? token : NULL;
+		char *swap;
 
 		next[0] = '\0';
-		r = check(b, b->ops.list(b->inst, prefix, token[0] ? token : NULL,
-					 fn, arg, next, token_size, err),
-			  err, "list");
-		if (r < 0 || !next[0])
+		r = ranged ? b->ops.list_range(b->inst, prefix, after, before, t,
+					       filter_key, &rf, next,
+					       token_size, err) :
+			     b->ops.list(b->inst, prefix, t, fn, arg, next,
+					 token_size, err);
+		r = check(b, r, err, "list");
+		if (r < 0 || !next[0] || rf.stopped)
 			break;
 		if (!strcmp(next, token)) {
 			drgw_err_set(err, "backend returned the same page token twice");
 			r = -EIO;
 			break;
 		}
-		t = token;
+		swap = token;
 		token = next;
-		next = t;
+		next = swap;
 	}
 out:
 	free(token);
 	free(next);
 	return r;
+}
+
+int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
+			  drgw_list_fn fn, void *arg, struct drgw_err *err)
+{
+	return list_pages(b, prefix, NULL, NULL, fn, arg, err);
+}
+
+int drgw_backend_list_range(struct drgw_backend *b, const char *prefix,
+			    const char *after, const char *before,
+			    drgw_list_fn fn, void *arg, struct drgw_err *err)
+{
+	if (!after && !before)
+		after = ""; /* still the ranged method: "" sorts first */
+	return list_pages(b, prefix, after, before, fn, arg, err);
+}
+
+bool drgw_backend_lists_ranges(const struct drgw_backend *b)
+{
+	return b->ops.list_range != NULL;
 }
 
 int drgw_backend_remove(struct drgw_backend *b, const char *key,

@@ -48,6 +48,13 @@ void drgw_backend_clean_info(const struct drgw_backend *b,
 /* Lists every key under prefix, following pages. */
 int drgw_backend_list_all(struct drgw_backend *b, const char *prefix,
 			  drgw_list_fn fn, void *arg, struct drgw_err *err);
+/* Every key after `after` and before `before` (NULL: unbounded), in order,
+ * with list_range() (-ENOSYS without it), so that disjoint ranges can be
+ * listed in parallel. */
+int drgw_backend_list_range(struct drgw_backend *b, const char *prefix,
+			    const char *after, const char *before,
+			    drgw_list_fn fn, void *arg, struct drgw_err *err);
+bool drgw_backend_lists_ranges(const struct drgw_backend *b);
 /* SHA-256 of the size bytes of key (read in steps): a check of what a
  * backend holds that needs no key to decrypt. */
 int drgw_backend_hash(struct drgw_backend *b, const char *key, uint64_t size,

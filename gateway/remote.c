@@ -21,6 +21,11 @@
 #include "remote.h"
 
 #define SCAN_THREADS 8
+/* Ranged listings: at most this many at once, each of about RANGE_KEYS
+ * keys (under the thousand of a listing page, so that a few objects the
+ * index does not know still fit in one page). */
+#define LIST_THREADS 16
+#define RANGE_KEYS 800
 #define POOL_BLOCK (64u << 10)
 
 /* A block of strings; blocks are chained and freed together. */
@@ -93,6 +98,8 @@ struct scan {
 	/* The newest index record listed (greatest vid), "" if none. */
 	char index_key[DRGW_OBJ_VID_MAX + 32];
 	uint64_t index_size;
+	bool index_read; /* load_index() ran */
+	bool oom;	 /* on_key() ran out of memory */
 };
 
 static const char *scan_strdup(struct scan *s, const char *str)
@@ -142,7 +149,7 @@ static int on_key(void *arg, const char *key,
 		struct found *p = realloc(s->items, cap * sizeof(*p));
 
 		if (!p)
-			return -ENOMEM;
+			goto oom;
 		s->items = p;
 		s->cap = cap;
 	}
@@ -151,13 +158,29 @@ static int on_key(void *arg, const char *key,
 	f->key = pool_strdup(&s->pool, key);
 	f->etag = pool_strdup(&s->pool, info->etag);
 	if (!f->key || !f->etag)
-		return -ENOMEM;
+		goto oom;
 	f->object_size = info->size;
 	drgw_backend_clean_info(s->gw->backends[s->backend], &clean);
 	f->retain_until_ns = clean.retain_until_ns;
 	f->lock_flags = clean.lock_flags;
 	s->n++;
 	return 0;
+oom:
+	/* A listing that stops early returns 0: remember why. */
+	s->oom = true;
+	return -ENOMEM;
+}
+
+static int on_key_locked(void *arg, const char *key,
+			 const struct drgw_object_info *info)
+{
+	struct scan *s = arg;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = on_key(arg, key, info);
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 /* Sets f->err from a format and makes f a failure. */
@@ -366,6 +389,37 @@ static void report_missing(struct scan *s, const struct drgw_index *ix,
 			  s->index_key, bname, missing);
 }
 
+/* Reads the newest index record listed into ix (ix->n = 0 if there is
+ * none or it does not open), once. */
+static int load_index(struct scan *s, struct drgw_index *ix)
+{
+	const char *bname = s->gw->backend_names[s->backend];
+	struct drgw_err err = { 0 };
+	int r;
+
+	if (s->index_read)
+		return 0;
+	s->index_read = true;
+	memset(ix, 0, sizeof(*ix));
+	if (!s->index_key[0])
+		return 0;
+	r = drgw_index_read(s->gw, s->backend, s->index_key, s->index_size,
+			    ix, &err);
+	s->n_read++;
+	if (r == -ENOMEM)
+		return r;
+	if (r == -ENOKEY)
+		/* Not ours to open: the objects will say so, once each. */
+		log_debug("cannot open index record %s on %s: %s", s->index_key,
+			  bname, err.msg);
+	else if (r < 0)
+		log_warning("ignoring index record %s on %s, every object is opened instead: %s",
+			    s->index_key, bname, err.msg);
+	if (r < 0)
+		memset(ix, 0, sizeof(*ix));
+	return 0;
+}
+
 /*
  * Describes the listed objects the backend's newest index record knows
  * (same key, same size) from it, so that only the others need a request.
@@ -375,31 +429,12 @@ static void report_missing(struct scan *s, const struct drgw_index *ix,
  */
 static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 {
-	const char *bname = s->gw->backend_names[s->backend];
-	struct drgw_err err = { 0 };
 	bool *matched;
-	int r;
+	int r = load_index(s, ix);
 
 	*ret_matched = NULL;
-	memset(ix, 0, sizeof(*ix));
-	if (!s->index_key[0])
-		return 0;
-	r = drgw_index_read(s->gw, s->backend, s->index_key, s->index_size,
-			    ix, &err);
-	s->n_read++;
-	if (r == -ENOMEM)
+	if (r < 0 || !ix->n)
 		return r;
-	if (r == -ENOKEY) {
-		/* Not ours to open: the objects will say so, once each. */
-		log_debug("cannot open index record %s on %s: %s", s->index_key,
-			  bname, err.msg);
-		return 0;
-	}
-	if (r < 0) {
-		log_warning("ignoring index record %s on %s, every object is opened instead: %s",
-			    s->index_key, bname, err.msg);
-		return 0;
-	}
 	matched = calloc(ix->n ? ix->n : 1, sizeof(*matched));
 	if (!matched) {
 		drgw_index_release(ix);
@@ -439,6 +474,112 @@ static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 	}
 	*ret_matched = matched;
 	return 0;
+}
+
+struct ranges {
+	struct scan *s;
+	const char *const *bounds; /* n - 1 split keys, in order */
+	size_t n, next;
+	int r;
+	struct drgw_err err;
+};
+
+static void *list_thread(void *arg)
+{
+	struct ranges *rg = arg;
+	struct scan *s = rg->s;
+
+	for (;;) {
+		struct drgw_err e = { 0 };
+		size_t i;
+		int r;
+
+		pthread_mutex_lock(&s->lock);
+		i = rg->next++;
+		r = rg->r;
+		pthread_mutex_unlock(&s->lock);
+		if (i >= rg->n || r < 0)
+			break;
+		r = drgw_backend_list_range(s->gw->backends[s->backend], "",
+					    i ? rg->bounds[i - 1] : NULL,
+					    i + 1 < rg->n ? rg->bounds[i] : NULL,
+					    on_key_locked, s, &e);
+		pthread_mutex_lock(&s->lock);
+		if (r < 0 && rg->r == 0) {
+			rg->r = r;
+			rg->err = e;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+static int cmp_found_key(const void *a, const void *b)
+{
+	return strcmp(((const struct found *)a)->key,
+		      ((const struct found *)b)->key);
+}
+
+/*
+ * Lists backend s->backend into s->items and reads its newest index record
+ * into ix.  A listing is a chain of pages, one request after the other:
+ * with tens of thousands of objects that alone takes seconds at cloud
+ * latency.  So where the plugin lists ranges, the index records are listed
+ * first, and the newest index's vids split the bucket into ranges of about
+ * RANGE_KEYS keys that are listed in parallel.  Every range is listed to
+ * its end, so what exists still comes from the listing alone.
+ */
+static int list_backend(struct scan *s, struct drgw_index *ix,
+			struct drgw_err *err)
+{
+	struct drgw_backend *be = s->gw->backends[s->backend];
+	struct ranges rg = { .s = s };
+	const char **bounds = NULL;
+	pthread_t tids[LIST_THREADS];
+	unsigned nt = 0;
+	int r;
+
+	if (!drgw_backend_lists_ranges(be))
+		goto whole;
+	r = drgw_backend_list_all(be, DRGW_INDEX_PREFIX, on_key, s, err);
+	if (r == 0)
+		r = s->oom ? -ENOMEM : load_index(s, ix);
+	if (r == -ENOSYS)
+		goto whole;
+	if (r < 0 || ix->n < 2 * RANGE_KEYS)
+		goto whole;
+	rg.n = ix->n / RANGE_KEYS;
+	bounds = malloc((rg.n - 1) * sizeof(*bounds));
+	if (!bounds)
+		return -ENOMEM;
+	/* A vid sorts just before its own "<vid>.drgw": no key is a bound. */
+	for (size_t i = 1; i < rg.n; i++)
+		bounds[i - 1] = ix->entries[i * ix->n / rg.n].vid;
+	rg.bounds = bounds;
+	for (; nt < LIST_THREADS && nt < rg.n; nt++)
+		if (pthread_create(&tids[nt], NULL, list_thread, &rg))
+			break;
+	if (nt == 0)
+		list_thread(&rg);
+	for (unsigned i = 0; i < nt; i++)
+		pthread_join(tids[i], NULL);
+	free(bounds);
+	r = s->oom ? -ENOMEM : rg.r;
+	if (r == -ENOSYS) {
+		s->n = 0;
+		goto whole;
+	}
+	if (r < 0) {
+		*err = rg.err;
+		return r;
+	}
+	/* Ranges ended in any order: back to the backend's order. */
+	if (s->n)
+		qsort(s->items, s->n, sizeof(*s->items), cmp_found_key);
+	return 0;
+whole:
+	r = drgw_backend_list_all(be, "", on_key, s, err);
+	return r == 0 && s->oom ? -ENOMEM : r;
 }
 
 static void *scan_thread(void *arg)
@@ -781,8 +922,11 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 
 		if (only >= 0 && b != (size_t)only)
 			continue;
-		r = drgw_backend_list_all(gw->backends[b], "", on_key, &s, &e);
+		pthread_mutex_init(&s.lock, NULL);
+		r = list_backend(&s, &ix, &e);
 		if (r < 0) {
+			pthread_mutex_destroy(&s.lock);
+			drgw_index_release(&ix);
 			set.unreachable[set.n_unreachable].backend = b;
 			drgw_strlcpy(set.unreachable[set.n_unreachable].why,
 				     r == -ENOMEM ? strerror(ENOMEM) : e.msg,
@@ -794,7 +938,6 @@ int drgw_remote_scan_only(struct drgw_gateway *gw, struct drgw_reader *rd,
 			continue;
 		}
 		listed++;
-		pthread_mutex_init(&s.lock, NULL);
 		r = use_index(&s, &ix, &matched);
 		for (; r == 0 && nt < SCAN_THREADS && nt < s.n; nt++)
 			if (pthread_create(&tids[nt], NULL, scan_thread, &s))

@@ -348,6 +348,22 @@ struct drgw_backend_ops {
 	 */
 	int (*remove_many)(void *inst, const char *const *keys, size_t n,
 			   int *results, struct drgw_err *err);
+
+	/**
+	 * Like list(), for the keys starting with prefix that sort (bytewise)
+	 * after `after` and before `before` (NULL: unbounded), in bytewise
+	 * order, so that the gateway can list disjoint ranges of a large
+	 * bucket in parallel (S3 start-after, GCS startOffset/endOffset).
+	 * `after` and `before` are keys relative to the backend's prefix like
+	 * any other; neither is itself listed.  page_token, when not NULL,
+	 * continues a listing of the same range.  A plugin that cannot stop
+	 * at `before` may go on past it: the gateway ignores those keys.
+	 * Since ABI 1 (NULL: the gateway lists everything with list()).
+	 */
+	int (*list_range)(void *inst, const char *prefix, const char *after,
+			  const char *before, const char *page_token,
+			  drgw_list_fn fn, void *arg, char *next_token,
+			  size_t next_token_size, struct drgw_err *err);
 };
 
 /** ctl() opcodes. */

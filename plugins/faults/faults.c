@@ -571,6 +571,25 @@ static int faults_list(void *inst, const char *prefix, const char *page_token,
 			    next_token_size, err);
 }
 
+static int faults_list_range(void *inst, const char *prefix,
+			     const char *after, const char *before,
+			     const char *page_token, drgw_list_fn fn,
+			     void *arg, char *next_token,
+			     size_t next_token_size, struct drgw_err *err)
+{
+	struct faults *f = inst;
+	const struct rule *rule;
+	int r = begin(f, OP_LIST, &rule, err);
+
+	next_token[0] = '\0';
+	if (r < 0)
+		return r;
+	if (!f->ops->list_range)
+		return -ENOSYS;
+	return f->ops->list_range(f->inner, prefix, after, before, page_token,
+				  fn, arg, next_token, next_token_size, err);
+}
+
 static int faults_remove(void *inst, const char *key, struct drgw_err *err)
 {
 	struct faults *f = inst;
@@ -627,6 +646,7 @@ static const struct drgw_backend_ops faults_ops = {
 	.remove = faults_remove,
 	.abort_put = faults_abort_put,
 	.ctl = faults_ctl,
+	.list_range = faults_list_range,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -341,6 +341,7 @@ struct list_ctx {
 	const struct gcs *g;
 	drgw_list_fn fn;
 	void *arg;
+	const char *after; /* skip this key (startOffset includes it) */
 };
 
 static int list_one(void *arg, const struct gcs_object *o)
@@ -350,7 +351,8 @@ static int list_one(void *arg, const struct gcs_object *o)
 	struct drgw_object_info info = { 0 };
 
 	/* Listed names all start with the prefix we asked for. */
-	if (strncmp(o->name, c->g->prefix, pl) || !o->name[pl])
+	if (strncmp(o->name, c->g->prefix, pl) || !o->name[pl] ||
+	    (c->after && strcmp(o->name + pl, c->after) <= 0))
 		return 0;
 	info.size = o->size;
 	info.mtime_ns = o->updated_ns;
@@ -360,8 +362,9 @@ static int list_one(void *arg, const struct gcs_object *o)
 }
 
 static int list_page(struct gcs *g, const char *prefix, const char *token,
-		     unsigned max, struct list_ctx *c, char *next_token,
-		     size_t next_token_size, struct drgw_err *err)
+		     const char *before, unsigned max, struct list_ctx *c,
+		     char *next_token, size_t next_token_size,
+		     struct drgw_err *err)
 {
 	struct pbuf next = PBUF_INIT;
 	struct gcs_op op;
@@ -369,7 +372,8 @@ static int list_page(struct gcs *g, const char *prefix, const char *token,
 
 	next_token[0] = '\0';
 	gcs_op_init(&op, "LIST", "GET");
-	r = gcs_op_list_url(&op, g, prefix ? prefix : "", token, max);
+	r = gcs_op_list_url(&op, g, prefix ? prefix : "", token, c->after,
+			    before, max);
 	if (r == 0)
 		r = gcs_op_run(g, &op, err);
 	if (r < 0)
@@ -399,15 +403,24 @@ out:
 	return r;
 }
 
+static int gcs_list_range(void *inst, const char *prefix, const char *after,
+			  const char *before, const char *page_token,
+			  drgw_list_fn fn, void *arg, char *next_token,
+			  size_t next_token_size, struct drgw_err *err)
+{
+	struct gcs *g = inst;
+	struct list_ctx c = { g, fn, arg, after };
+
+	return list_page(g, prefix, page_token, before, LIST_PAGE, &c,
+			 next_token, next_token_size, err);
+}
+
 static int gcs_list(void *inst, const char *prefix, const char *page_token,
 		    drgw_list_fn fn, void *arg, char *next_token,
 		    size_t next_token_size, struct drgw_err *err)
 {
-	struct gcs *g = inst;
-	struct list_ctx c = { g, fn, arg };
-
-	return list_page(g, prefix, page_token, LIST_PAGE, &c, next_token,
-			 next_token_size, err);
+	return gcs_list_range(inst, prefix, NULL, NULL, page_token, fn, arg,
+			      next_token, next_token_size, err);
 }
 
 static int gcs_remove(void *inst, const char *key, struct drgw_err *err)
@@ -469,13 +482,13 @@ static int ping_key(void *arg, const char *key,
 
 static int ping(struct gcs *g, struct drgw_err *err)
 {
-	struct list_ctx c = { g, ping_key, NULL };
+	struct list_ctx c = { g, ping_key, NULL, NULL };
 	char next[4096];
 
 	/* A one-item listing under our prefix needs only the permission
 	 * the backend needs anyway (storage.objects.list), unlike a bucket
 	 * GET (storage.buckets.get). */
-	return list_page(g, "", NULL, 1, &c, next, sizeof(next), err);
+	return list_page(g, "", NULL, NULL, 1, &c, next, sizeof(next), err);
 }
 
 static int gcs_ctl(void *inst, int op, void *arg)
@@ -520,6 +533,7 @@ static const struct drgw_backend_ops gcs_ops = {
 	.abort_put = gcs_abort_put_op,
 	.ctl = gcs_ctl,
 	.remove_many = gcs_remove_many_op,
+	.list_range = gcs_list_range,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -96,6 +96,7 @@ int gcs_op_object_url(struct gcs_op *op, const struct gcs *g,
 
 int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 		    const char *prefix, const char *page_token,
+		    const char *after, const char *before,
 		    unsigned max_results)
 {
 	/* The holds and retention times let drgw prune see locks from the
@@ -113,6 +114,15 @@ int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 	if (page_token && *page_token) {
 		pbuf_adds(&op->url, "&pageToken=");
 		pcodec_uri_encode(&op->url, page_token, strlen(page_token), 0);
+	}
+	/* startOffset includes its name: the caller skips `after` itself. */
+	if (after) {
+		pbuf_adds(&op->url, "&startOffset=");
+		add_name(&op->url, g, after);
+	}
+	if (before) {
+		pbuf_adds(&op->url, "&endOffset=");
+		add_name(&op->url, g, before);
 	}
 	set_object(op, g, prefix);
 	return done(op);

@@ -60,8 +60,11 @@ int gcs_op_header(struct gcs_op *op, const char *name, const char *value);
  */
 int gcs_op_object_url(struct gcs_op *op, const struct gcs *g,
 		      const char *key, const char *query);
+/* One listing page of the names after `after` and before `before` (keys
+ * relative to the prefix; NULL: unbounded). */
 int gcs_op_list_url(struct gcs_op *op, const struct gcs *g,
 		    const char *prefix, const char *page_token,
+		    const char *after, const char *before,
 		    unsigned max_results);
 /* .../storage/v1/b/B[?query]: the bucket resource. */
 int gcs_op_bucket_url(struct gcs_op *op, const struct gcs *g,

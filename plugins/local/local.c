@@ -757,9 +757,11 @@ static int walk(int dfd, const char *rel, const char *prefix,
 	return r;
 }
 
-static int local_list(void *inst, const char *prefix, const char *page_token,
-		      drgw_list_fn fn, void *arg, char *next_token,
-		      size_t next_token_size, struct drgw_err *err)
+static int local_list_range(void *inst, const char *prefix,
+			    const char *after, const char *before,
+			    const char *page_token, drgw_list_fn fn, void *arg,
+			    char *next_token, size_t next_token_size,
+			    struct drgw_err *err)
 {
 	struct local *l = inst;
 	struct keylist kl = { 0 };
@@ -782,8 +784,12 @@ static int local_list(void *inst, const char *prefix, const char *page_token,
 		struct drgw_object_info info;
 		struct drgw_err e2;
 
-		if (page_token && strcmp(kl.keys[i], page_token) <= 0)
+		/* The page token is the last key sent. */
+		if (page_token ? strcmp(kl.keys[i], page_token) <= 0 :
+				 after && strcmp(kl.keys[i], after) <= 0)
 			continue;
+		if (before && strcmp(kl.keys[i], before) >= 0)
+			break;
 		if (sent == PAGE_KEYS) {
 			snprintf(next_token, next_token_size, "%s",
 				 kl.keys[i - 1]);
@@ -797,6 +803,14 @@ static int local_list(void *inst, const char *prefix, const char *page_token,
 	}
 	keylist_clear(&kl);
 	return 0;
+}
+
+static int local_list(void *inst, const char *prefix, const char *page_token,
+		      drgw_list_fn fn, void *arg, char *next_token,
+		      size_t next_token_size, struct drgw_err *err)
+{
+	return local_list_range(inst, prefix, NULL, NULL, page_token, fn, arg,
+				next_token, next_token_size, err);
 }
 
 static int local_remove(void *inst, const char *key, struct drgw_err *err)
@@ -879,6 +893,7 @@ static const struct drgw_backend_ops local_ops = {
 	.remove = local_remove,
 	.abort_put = local_abort_put,
 	.ctl = local_ctl,
+	.list_range = local_list_range,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

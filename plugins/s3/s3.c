@@ -232,6 +232,7 @@ struct list_ctx {
 	const struct s3 *s3;
 	drgw_list_fn fn;
 	void *arg;
+	const char *before; /* stop at keys >= this, NULL: no end */
 };
 
 static int list_one(void *arg, const struct s3_xml_object *o)
@@ -243,24 +244,34 @@ static int list_one(void *arg, const struct s3_xml_object *o)
 	/* Listed keys all start with the prefix we asked for. */
 	if (strncmp(o->key, c->s3->prefix, pl) || !o->key[pl])
 		return 0;
+	if (c->before && strcmp(o->key + pl, c->before) >= 0)
+		return 1;
 	info.size = o->size;
 	info.mtime_ns = o->mtime_ns;
 	snprintf(info.etag, sizeof(info.etag), "%s", o->etag);
 	return c->fn(c->arg, o->key + pl, &info) ? 1 : 0;
 }
 
-static int s3_list(void *inst, const char *prefix, const char *page_token,
-		   drgw_list_fn fn, void *arg, char *next_token,
-		   size_t next_token_size, struct drgw_err *err)
+static int s3_list_range(void *inst, const char *prefix, const char *after,
+			 const char *before, const char *page_token,
+			 drgw_list_fn fn, void *arg, char *next_token,
+			 size_t next_token_size, struct drgw_err *err)
 {
 	struct s3 *s3 = inst;
-	struct list_ctx c = { s3, fn, arg };
-	struct pbuf next = PBUF_INIT;
+	struct list_ctx c = { s3, fn, arg, before };
+	struct pbuf next = PBUF_INIT, start = PBUF_INIT;
 	struct s3_op op;
 	int r;
 
 	next_token[0] = '\0';
-	r = s3_req_list(&op, s3, prefix ? prefix : "", page_token, LIST_PAGE);
+	if (after) {
+		pbuf_adds(&start, s3->prefix);
+		pbuf_adds(&start, after);
+		if (!pbuf_str(&start))
+			return -ENOMEM;
+	}
+	r = s3_req_list(&op, s3, prefix ? prefix : "", page_token,
+			pbuf_str(&start), LIST_PAGE);
 	if (r == 0)
 		r = s3_op_run(s3, &op, err);
 	if (r < 0)
@@ -287,8 +298,17 @@ static int s3_list(void *inst, const char *prefix, const char *page_token,
 		memcpy(next_token, next.buf, next.len + 1);
 out:
 	pbuf_release(&next);
+	pbuf_release(&start);
 	s3_op_release(&op);
 	return r;
+}
+
+static int s3_list(void *inst, const char *prefix, const char *page_token,
+		   drgw_list_fn fn, void *arg, char *next_token,
+		   size_t next_token_size, struct drgw_err *err)
+{
+	return s3_list_range(inst, prefix, NULL, NULL, page_token, fn, arg,
+			     next_token, next_token_size, err);
 }
 
 static int s3_remove(void *inst, const char *key, struct drgw_err *err)
@@ -347,7 +367,7 @@ static int ping(struct s3 *s3, struct drgw_err *err)
 
 	/* A one-key listing under our prefix needs only the permission
 	 * the backend needs anyway, unlike HEAD bucket. */
-	r = s3_req_list(&op, s3, "", NULL, 1);
+	r = s3_req_list(&op, s3, "", NULL, NULL, 1);
 	if (r == 0)
 		r = s3_op_run(s3, &op, err);
 	s3_op_release(&op);
@@ -395,6 +415,7 @@ static const struct drgw_backend_ops s3_ops = {
 	.abort_put = s3_abort_put_op,
 	.ctl = s3_ctl,
 	.remove_many = s3_remove_many_op,
+	.list_range = s3_list_range,
 };
 
 DRGW_BACKEND_EXPORT const struct drgw_backend_ops *drgw_backend_entry_v1(void)

@@ -132,7 +132,7 @@ int s3_req_put(struct s3_op *op, const struct s3 *s3, const char *key,
 }
 
 int s3_req_list(struct s3_op *op, const struct s3 *s3, const char *prefix,
-		const char *token, unsigned max_keys)
+		const char *token, const char *start_after, unsigned max_keys)
 {
 	s3_op_init(op, "LIST", "GET");
 	op->bucket_level = 1;
@@ -141,6 +141,8 @@ int s3_req_list(struct s3_op *op, const struct s3 *s3, const char *prefix,
 	s3_op_query(op, "max-keys", op->max_keys);
 	if (token && *token)
 		s3_op_query(op, "continuation-token", token);
+	else if (start_after && *start_after)
+		s3_op_query(op, "start-after", start_after);
 	if (set_key(op, s3, prefix) < 0)
 		return -ENOMEM;
 	s3_op_query(op, "prefix", op->key.buf);

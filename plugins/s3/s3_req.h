@@ -76,8 +76,9 @@ int s3_req_head(struct s3_op *op, const struct s3 *s3, const char *key);
 int s3_req_delete(struct s3_op *op, const struct s3 *s3, const char *key);
 int s3_req_put(struct s3_op *op, const struct s3 *s3, const char *key,
 	       const uint8_t md5[16], const uint8_t *sha256, time_t now);
+/* start_after is a full key (with the prefix), used on the first page. */
 int s3_req_list(struct s3_op *op, const struct s3 *s3, const char *prefix,
-		const char *token, unsigned max_keys);
+		const char *token, const char *start_after, unsigned max_keys);
 int s3_req_create_mpu(struct s3_op *op, const struct s3 *s3, const char *key,
 		      time_t now);
 int s3_req_upload_part(struct s3_op *op, const struct s3 *s3,

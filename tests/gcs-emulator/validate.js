@@ -250,6 +250,12 @@ async function clientSuite(label, storage, emu) {
     const [files, , resp] = await bucket.getFiles({ prefix: 'list/', delimiter: '/', autoPaginate: false });
     assert.deepEqual(resp.prefixes, ['list/sub/']);
     assert.equal(files.length, names.length - 2);
+    // A partial response: only the members asked for.
+    const [few, , part] = await bucket.getFiles({ prefix: 'list/k-0', maxResults: 3, autoPaginate: false,
+      fields: 'items(name,size),nextPageToken' });
+    assert.deepEqual(few.map((f) => f.name), ['list/k-00', 'list/k-01', 'list/k-02']);
+    assert.deepEqual(Object.keys(part).sort(), ['items', 'nextPageToken']);
+    assert.deepEqual(part.items[0], { name: 'list/k-00', size: String('list/k-00'.length) });
   });
 
   const oddNames = ['with space.txt', 'plus+sign&amp=1.txt', 'percent%2Fnot-a-slash%', 'dir/sub dir/file',

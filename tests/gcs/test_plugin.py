@@ -156,6 +156,16 @@ def test_list_pages(harness, emulator, tmp_path):
     # A sub-prefix, and the callback's own stop.
     p = harness.run("list", "k100")
     assert p.stdout.splitlines() == ["k1000\t1", "k1001\t1", "k1002\t1"]
+    # A range (the gateway lists large buckets in parallel ranges):
+    # startOffset includes its name, the plugin leaves it out.
+    emulator.reset_log()
+    p = harness.run("list-range", "k0499", "k0600")
+    assert p.stdout.splitlines() == ["k%04d\t1" % i for i in range(500, 600)]
+    [page] = [e for e in emulator.log() if e["method"] == "GET"]
+    assert "startOffset=test_list_pages%2Fk0499" in page["path"]
+    assert "endOffset=test_list_pages%2Fk0600" in page["path"]
+    p = harness.run("list-range", "k0999", "-")
+    assert p.stdout.splitlines() == ["k1000\t1", "k1001\t1", "k1002\t1"]
 
 
 def test_stat_and_missing_object(harness, tmp_path):

@@ -144,6 +144,23 @@ def test_put_of_what_is_already_stored(tmp_path, backend):
     assert (backend / "v1.drgw").read_bytes() == other.read_bytes()
 
 
+def test_ranged_listing(tmp_path, backend):
+    """list_range(), which the gateway uses to list a large bucket in
+    parallel: only the keys strictly between the bounds, across pages."""
+    h = harness(tmp_path, backend)
+    (backend / "sub").mkdir()
+    for i in range(2100):
+        (backend / ("k%04d" % i)).write_bytes(b"x")
+    (backend / "sub" / "k0500").write_bytes(b"x")
+    p = local(h, "list-range", "k0499", "k1800")
+    assert p.stdout.splitlines() == ["k%04d\t1" % i for i in range(500, 1800)]
+    assert "pages 2 keys 1300" in p.stderr
+    p = local(h, "list-range", "-", "k0002")
+    assert p.stdout.splitlines() == ["k0000\t1", "k0001\t1"]
+    p = local(h, "list-range", "k2098", "-")
+    assert p.stdout.splitlines() == ["k2099\t1", "sub/k0500\t1"]
+
+
 def test_restore_refuses_a_planted_symlink(env, tmp_path):
     """Through the daemon's restore: an object replaced by a symlink (here
     to its own bytes, moved elsewhere) is neither listed nor read; the

@@ -191,6 +191,40 @@ def test_index_record_makes_requests_grow_with_names_not_versions(env, s3, tmp_p
     view.stop()
 
 
+def test_listing_in_parallel_ranges_still_finds_every_object(env, s3, tmp_path):
+    """Above 1600 indexed versions the bucket is listed in ranges split at
+    the index's vids, in parallel (ListObjectsV2 start-after): objects the
+    index does not know, in the middle of the key space, are still found,
+    and an indexed object that is gone is not shown."""
+    start = 1767225600  # 2026-01-01
+    versions = seed(s3, env, "hist", "--names", 1000, "--versions", 4,
+                    "--index", "--start", start)
+    # Half an hour after each hour of the indexed history: between its
+    # bands, so in the middle ranges.
+    late = seed(s3, env, "hist", "--names", 40, "--versions", 4,
+                "--start", start + 1800, "--name-format", "late-%03u.db")
+    gone = versions["app-00700.db"][-1][0]
+    for f in (s3.dir / BUCKET / "hist").glob(gone + ".drgw*"):
+        f.unlink()
+    s3.proxy.clear()
+    view = env.restore_view(backends=backend(s3, "hist")).start(timeout=240)
+    names = os.listdir(view.mountpoint)
+    assert len(names) == 1040
+    assert {n for n in names if n.startswith("late-")} == set(late)
+    lists = s3.proxy.requests(method="GET", query="list-type=2")
+    ranged = [e for e in lists if "start-after=" in e["query"]]
+    assert len(ranged) >= 4, [e["query"] for e in lists]
+    assert len(lists) <= 8, [e["query"] for e in lists]
+    # Only the objects the index does not know have their tails read.
+    read = {g[0] for g in tails(s3, "hist", object_gets(s3, "hist"))}
+    assert read == {vid + ".drgw" for v in late.values() for vid, _ in v}
+    # The deleted newest version is not served; the one before it is.
+    assert sha256(view.mountpoint / "app-00700.db") == versions["app-00700.db"][-2][1]
+    assert sha256(view.mountpoint / "late-017.db") == late["late-017.db"][-1][1]
+    view.stop()
+    assert "deleted or rolled back" in view.log()
+
+
 def big_file(tmp_path, size):
     path = tmp_path / "big.bin"
     with open(path, "wb") as f:

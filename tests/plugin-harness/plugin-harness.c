@@ -24,6 +24,9 @@
  *   cat KEY OUTFILE                    whole object by 4 MiB ranged reads
  *   stat KEY
  *   list [PREFIX]                      every page; "KEY<TAB>SIZE" per line
+ *   list-range AFTER BEFORE [PREFIX]   the same with list_range() ("-":
+ *                                      no bound); pages as the plugin
+ *                                      sends them (the gateway filters)
  *   rm KEY
  *   rm-many KEY...                     remove_many(): "KEY<TAB>ERRNO-NAME|ok"
  *                                      per key; fails if one failed
@@ -63,6 +66,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,8 +516,10 @@ static int on_key(void *arg, const char *key,
 	return 0;
 }
 
+/* Every page of list(), or of list_range() when ranged. */
 static int cmd_list(const struct drgw_backend_ops *ops, void *inst,
-		    const char *prefix)
+		    const char *prefix, bool ranged, const char *after,
+		    const char *before)
 {
 	struct lister l = { 0 };
 	char *token = NULL, *next = malloc(4096);
@@ -521,10 +527,17 @@ static int cmd_list(const struct drgw_backend_ops *ops, void *inst,
 
 	if (!next)
 		return 1;
+	if (ranged && !ops->list_range) {
+		free(next);
+		return fail("list-range", -ENOSYS, NULL);
+	}
 	do {
 		struct drgw_err err = { 0 };
 
-		r = ops->list(inst, prefix, token, on_key, &l, next, 4096, &err);
+		r = ranged ? ops->list_range(inst, prefix, after, before, token,
+					     on_key, &l, next, 4096, &err) :
+			     ops->list(inst, prefix, token, on_key, &l, next,
+				       4096, &err);
 		pages++;
 		if (r < 0) {
 			free(token);
@@ -684,7 +697,12 @@ static int run_command(const struct drgw_backend_ops *ops, void *inst,
 			printf("size %" PRIu64 " mtime %" PRId64 " etag %s\n",
 			       info.size, info.mtime_ns, info.etag);
 	} else if (!strcmp(cmd, "list") && argc <= 2) {
-		r = cmd_list(ops, inst, argc == 2 ? argv[1] : "");
+		r = cmd_list(ops, inst, argc == 2 ? argv[1] : "", false, NULL,
+			     NULL);
+	} else if (!strcmp(cmd, "list-range") && (argc == 3 || argc == 4)) {
+		r = cmd_list(ops, inst, argc == 4 ? argv[3] : "", true,
+			     strcmp(argv[1], "-") ? argv[1] : NULL,
+			     strcmp(argv[2], "-") ? argv[2] : NULL);
 	} else if (!strcmp(cmd, "rm") && argc == 2) {
 		r = ops->remove(inst, argv[1], &err);
 		r = r < 0 ? fail("rm", r, &err) : 0;

@@ -12,7 +12,7 @@
  *   put KEY FILE              single PUT of FILE's bytes
  *   get KEY FIRST LAST        ranged GET
  *   head KEY | delete KEY
- *   list PREFIX [TOKEN]       ListObjectsV2 page (max-keys 1000)
+ *   list PREFIX [TOKEN [AFTER]] ListObjectsV2 page (max-keys 1000)
  *   create-mpu KEY
  *   upload-part KEY UPLOAD-ID PART FILE
  *   complete-mpu KEY UPLOAD-ID FILE   (FILE holds the XML body)
@@ -97,10 +97,10 @@ static int build(struct s3_op *op, struct s3 *s3, time_t now, int argc,
 		NEED(2);
 		return s3_req_delete(op, s3, argv[1]);
 	} else if (!strcmp(what, "list")) {
-		if (argc != 2 && argc != 3)
+		if (argc < 2 || argc > 4)
 			return -EINVAL;
-		return s3_req_list(op, s3, argv[1], argc == 3 ? argv[2] : NULL,
-				   1000);
+		return s3_req_list(op, s3, argv[1], argc >= 3 ? argv[2] : NULL,
+				   argc == 4 ? argv[3] : NULL, 1000);
 	} else if (!strcmp(what, "create-mpu")) {
 		NEED(2);
 		return s3_req_create_mpu(op, s3, argv[1], now);

@@ -6,6 +6,7 @@ import filecmp
 import os
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -106,6 +107,17 @@ def test_listing_pages(harness, proxy, tmp_path):
     assert_wire_signed(proxy)
     p = harness.run("list", "k100")
     assert p.stdout.split() == ["k1000", "1", "k1001", "1", "k1002", "1"]
+    # A range (the gateway lists large buckets in parallel ranges): from
+    # start-after, stopping at its end, in one page.
+    proxy.clear()
+    p = harness.run("list-range", "k0499", "k0600")
+    assert [line.split("\t")[0] for line in p.stdout.splitlines()] == \
+        ["k%04d" % i for i in range(500, 600)]
+    [page] = proxy.requests("GET", r"list-type=2")
+    assert "start-after=" + urllib.parse.quote(prefix + "k0499", safe="") in page["query"]
+    p = harness.run("list-range", "k0999", "-")
+    assert p.stdout.split() == ["k1000", "1", "k1001", "1", "k1002", "1"]
+    assert_wire_signed(proxy)
 
 
 @pytest.mark.parametrize("key", ["with space/and+plus.db",
