@@ -636,7 +636,6 @@ static void drill_report(struct drill_run *x, const struct drgw_drill *d)
 	       d->probe ? "; probe: " : "", d->probe ? d->probe : "");
 }
 
-/* Restores snapshot sn from backend bi and checks it. */
 /* What the object's footer says the writer saw: marked incomplete, or a
  * failed SQLite check at ingest. */
 static void footer_notes(struct drill_run *x, const struct drgw_snapshot *sn,
@@ -657,6 +656,7 @@ static void footer_notes(struct drill_run *x, const struct drgw_snapshot *sn,
 	drgw_rfile_close(rf);
 }
 
+/* Restores snapshot sn from backend bi and checks it. */
 static void drill_one(struct drill_run *x, size_t bi,
 		      const struct drgw_snapshot *sn, const char *pattern)
 {
