@@ -544,9 +544,9 @@ static int list_backend(struct scan *s, struct drgw_index *ix,
 	r = drgw_backend_list_all(be, DRGW_INDEX_PREFIX, on_key, s, err);
 	if (r == 0)
 		r = s->oom ? -ENOMEM : load_index(s, ix);
-	if (r == -ENOSYS)
-		goto whole;
-	if (r < 0 || ix->n < 2 * RANGE_KEYS)
+	if (r < 0)
+		return r;
+	if (ix->n < 2 * RANGE_KEYS)
 		goto whole;
 	rg.n = ix->n / RANGE_KEYS;
 	bounds = malloc((rg.n - 1) * sizeof(*bounds));
