@@ -24,6 +24,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->incremental = true;
 	cfg->incremental_max_chain = 7;
 	cfg->incremental_max_changed = 50;
+	cfg->incremental_max_read = 150;
 	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
 	cfg->check_sqlite = DRGW_SQLCHECK_QUICK;
@@ -114,6 +115,8 @@ static const struct simple simple_settings[] = {
 	{ "incremental-max-chain", K_UINT, FIELD(incremental_max_chain), 1, 60 },
 	{ "incremental-max-changed", K_UINT, FIELD(incremental_max_changed), 1,
 	  100 },
+	{ "incremental-max-read", K_UINT, FIELD(incremental_max_read), 100,
+	  10000 },
 	{ "incremental-min-size", K_SIZE, FIELD(incremental_min_size), 0,
 	  INT64_MAX },
 	{ "chunk-size", K_SIZE, FIELD(chunk_size), 64 << 10, 16 << 20 },

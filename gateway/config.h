@@ -71,6 +71,7 @@ struct drgw_config {
 	bool incremental;
 	unsigned incremental_max_chain;
 	unsigned incremental_max_changed;
+	unsigned incremental_max_read;
 	uint64_t incremental_min_size;
 	int compression_level;
 	uint32_t chunk_size;

@@ -116,17 +116,18 @@ static int add_extent(struct drgw_obj_ext *x, size_t *cap, uint64_t len,
 }
 
 int drgw_delta_plan(const struct drgw_blockmap *next,
-		    const struct drgw_blockmap *base, double max_ratio,
-		    unsigned max_depth, struct drgw_delta_plan *ret)
+		    const struct drgw_blockmap *base,
+		    const struct drgw_delta_limits *lim,
+		    struct drgw_delta_plan *ret)
 {
 	struct drgw_delta_plan p = { 0 };
 	/* base ref index -> footer source (1-based), 0 while unused */
 	uint16_t *src_of = NULL;
 	size_t cap = 0, be = 0;
-	uint64_t be_start = 0, data = 0;
+	uint64_t be_start = 0, data = 0, read;
 	int r = 0;
 
-	if (next->block != base->block || base->depth + 1 > max_depth ||
+	if (next->block != base->block || base->depth + 1 > lim->max_depth ||
 	    !base->n_refs)
 		return -E2BIG;
 	p.blocks = malloc((next->n_blocks ? next->n_blocks : 1) *
@@ -167,7 +168,14 @@ int drgw_delta_plan(const struct drgw_blockmap *next,
 		r = add_extent(&p.ext, &cap, len, src_of[e->src],
 			       e->src_off + (off - be_start));
 	}
-	if (r == 0 && (double)data > max_ratio * (double)next->size)
+	if (r == 0 && (double)data > lim->max_changed * (double)next->size)
+		r = -E2BIG;
+	read = data;
+	for (size_t k = 0; r == 0 && k < base->n_refs; k++)
+		if (src_of[k])
+			read += base->refs[k].data_size;
+	if (r == 0 && lim->max_read > 0 &&
+	    (double)read > lim->max_read * (double)next->size)
 		r = -E2BIG;
 	if (r == 0 && p.ext.n_refs == 0)
 		r = -E2BIG; /* nothing unchanged: a full object is simpler */

@@ -63,13 +63,22 @@ int drgw_blockmap_save(int dir_fd, const char *vid,
 		       const struct drgw_blockmap *m);
 int drgw_blockmap_load(int dir_fd, const char *vid, struct drgw_blockmap *ret);
 
+/* When an increment is not worth it or not allowed. */
+struct drgw_delta_limits {
+	double max_changed; /* the stored blocks, over the file's bytes */
+	unsigned max_depth; /* increments since the last full object */
+	/* What a restore of it reads, the data of every object it takes
+	 * blocks from and its own, over the file's bytes (0: no limit):
+	 * every increment adds to what the next one's restore reads. */
+	double max_read;
+};
+
 /*
  * The plan of an incremental object: given the new file's map (hashes
  * filled in) and the base's, the blocks to store (indexes into the new
  * map, in file order) and the footer's extents and references.  -E2BIG
- * when an incremental is not worth it or not allowed: too much changed
- * (more than max_ratio of the file), the chain is long enough
- * (base->depth + 1 > max_depth) or too many objects would be referenced.
+ * when an incremental is beyond one of the limits or would reference too
+ * many objects.
  */
 struct drgw_delta_plan {
 	uint64_t *blocks;	/* blocks stored in this object */
@@ -79,8 +88,9 @@ struct drgw_delta_plan {
 };
 
 int drgw_delta_plan(const struct drgw_blockmap *next,
-		    const struct drgw_blockmap *base, double max_ratio,
-		    unsigned max_depth, struct drgw_delta_plan *ret);
+		    const struct drgw_blockmap *base,
+		    const struct drgw_delta_limits *lim,
+		    struct drgw_delta_plan *ret);
 void drgw_delta_plan_release(struct drgw_delta_plan *p);
 
 /*

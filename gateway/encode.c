@@ -373,8 +373,8 @@ int drgw_encode(int in_fd, struct drgw_obj_meta *meta,
 			r = same_size(in_fd, meta);
 		if (r < 0)
 			goto out;
-		have_plan = drgw_delta_plan(map, opts->base, opts->max_ratio,
-					    opts->max_depth, &plan) == 0;
+		have_plan = drgw_delta_plan(map, opts->base, &opts->limits,
+					    &plan) == 0;
 		j.map = NULL; /* hashed already */
 	}
 	r = emit(&o, obj.header, obj.header_len);

@@ -35,11 +35,9 @@ struct drgw_encode_opts {
 	 * (delta.h); 0: no map. */
 	uint32_t block;
 	/* The previous version's map: store only the blocks that changed,
-	 * if that is at most max_ratio of the file and the chain stays at
-	 * most max_depth increments long.  NULL: a full object. */
+	 * within limits.  NULL: a full object. */
 	const struct drgw_blockmap *base;
-	double max_ratio;
-	unsigned max_depth;
+	struct drgw_delta_limits limits;
 	/* Called with the object's length so far after each write, so that
 	 * uploads can follow the encoder (stream.h).  May be NULL. */
 	void (*progress)(void *arg, uint64_t written);

@@ -218,8 +218,11 @@ static int write_object(struct drgw_gateway *gw, struct drgw_version *v,
 		.check = watch_check,
 		.check_arg = w,
 		.repo = gw->repo_id,
-		.max_ratio = gw->cfg->incremental_max_changed / 100.0,
-		.max_depth = gw->cfg->incremental_max_chain,
+		.limits = {
+			.max_changed = gw->cfg->incremental_max_changed / 100.0,
+			.max_depth = gw->cfg->incremental_max_chain,
+			.max_read = gw->cfg->incremental_max_read / 100.0,
+		},
 		.annotate = annotate,
 		.annotate_arg = notes,
 	};

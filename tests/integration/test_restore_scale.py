@@ -296,7 +296,9 @@ def test_incremental_version_reads_ahead_in_every_object_it_takes_blocks_from(en
     once."""
     size, block = 24 * MIB, 4096
     data = bytearray(os.urandom(size))
-    gw = env.gateway().start()
+    # A restore of the 7th increment reads 1.35x the file: allow it
+    # whatever the default.
+    gw = env.gateway("--incremental-max-read", "200").start()
     rng = __import__("random").Random(12)
     for day in range(1, 9):
         if day > 1:  # 5% of the blocks change, at random places
@@ -323,5 +325,8 @@ def test_incremental_version_reads_ahead_in_every_object_it_takes_blocks_from(en
     view.stop()
     assert sum(g[2] - g[1] + 1 for g in gets) <= sum(stored.values()) + 2 * MIB
     base_gets = [(g[1] // MIB, g[2] // MIB) for g in gets if g[0] == base]
-    # Requests of 1, 2, 4, 8... chunks (read-request-size 8 MiB), and its tail.
-    assert len(base_gets) <= math.ceil(size / (8 * MIB)) + 4, base_gets
+    # Requests of 1, 2, 4, 8... chunks (read-request-size 8 MiB), and its
+    # tail; on a loaded machine a read can get to a chunk before the request
+    # that holds it went out, and split it in two (one GET per chunk would
+    # be 24).
+    assert len(base_gets) <= math.ceil(size / (8 * MIB)) + 6, base_gets

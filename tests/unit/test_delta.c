@@ -22,6 +22,9 @@
 
 #define B 4096
 
+static const struct drgw_delta_limits limits = { .max_changed = 0.5,
+						 .max_depth = 7 };
+
 static struct drgw_blockmap map_of(const uint8_t *data, size_t len)
 {
 	struct drgw_blockmap m;
@@ -56,7 +59,7 @@ TEST(plan_stores_only_changed_blocks)
 	base = map_of(a, sizeof(a));
 	locate_full(&base, "v1");
 	next = map_of(b, sizeof(b));
-	CHECK_OK(drgw_delta_plan(&next, &base, 0.5, 7, &p));
+	CHECK_OK(drgw_delta_plan(&next, &base, &limits, &p));
 	CHECK_INT(p.n_blocks, ==, 2);
 	CHECK_INT(p.blocks[0], ==, 3);
 	CHECK_INT(p.blocks[1], ==, 7);
@@ -78,12 +81,54 @@ TEST(plan_stores_only_changed_blocks)
 	memset(b, 0, sizeof(b));
 	drgw_blockmap_release(&next);
 	next = map_of(b, sizeof(b));
-	CHECK_INT(drgw_delta_plan(&next, &base, 0.5, 7, &p), ==, -E2BIG);
+	CHECK_INT(drgw_delta_plan(&next, &base, &limits, &p), ==, -E2BIG);
 	base.depth = 7;
 	drgw_blockmap_release(&next);
 	next = map_of(a, sizeof(a));
-	CHECK_INT(drgw_delta_plan(&next, &base, 0.5, 7, &p), ==, -E2BIG);
+	CHECK_INT(drgw_delta_plan(&next, &base, &limits, &p), ==, -E2BIG);
 	drgw_blockmap_release(&next);
+	drgw_blockmap_release(&base);
+}
+
+/* A restore of an increment reads its base and every increment it takes
+ * blocks from: the chain ends where that would pass max_read. */
+TEST(plan_bounds_what_a_restore_reads)
+{
+	uint8_t a[10 * B], b[10 * B];
+	struct drgw_blockmap base, mid, next;
+	struct drgw_delta_limits lim = { .max_changed = 0.5, .max_depth = 7,
+					 .max_read = 1.25 };
+	struct drgw_obj_ref self = { 0 };
+	struct drgw_delta_plan p;
+
+	randombytes_buf(a, sizeof(a));
+	base = map_of(a, sizeof(a));
+	locate_full(&base, "v1");
+	/* Two blocks changed: a restore reads v1 and them, 1.2x. */
+	memcpy(b, a, sizeof(b));
+	b[1 * B] ^= 1;
+	b[2 * B] ^= 1;
+	mid = map_of(b, sizeof(b));
+	CHECK_OK(drgw_delta_plan(&mid, &base, &lim, &p));
+	self.data_size = p.data_size;
+	snprintf(self.vid, sizeof(self.vid), "v2");
+	CHECK_OK(drgw_blockmap_locate(&mid, &p, &base, &self));
+	drgw_delta_plan_release(&p);
+	/* Two more, elsewhere: v1, v2's two and these two would be 1.4x. */
+	b[5 * B] ^= 1;
+	b[6 * B] ^= 1;
+	next = map_of(b, sizeof(b));
+	CHECK_INT(drgw_delta_plan(&next, &mid, &lim, &p), ==, -E2BIG);
+	lim.max_read = 1.4;
+	CHECK_OK(drgw_delta_plan(&next, &mid, &lim, &p));
+	CHECK_INT(p.ext.n_refs, ==, 2);
+	drgw_delta_plan_release(&p);
+	/* No limit. */
+	lim.max_read = 0;
+	CHECK_OK(drgw_delta_plan(&next, &mid, &lim, &p));
+	drgw_delta_plan_release(&p);
+	drgw_blockmap_release(&next);
+	drgw_blockmap_release(&mid);
 	drgw_blockmap_release(&base);
 }
 
@@ -145,7 +190,7 @@ static struct object encode(const struct drgw_keyring *kr, const uint8_t *data,
 	struct drgw_encode_opts opts = { .chunk_size = 64 << 10, .level = 1,
 					 .threads = 2, .repo = repo,
 					 .block = B, .base = base,
-					 .max_ratio = 0.5, .max_depth = 7 };
+					 .limits = limits };
 	struct drgw_obj_meta meta = { .size = len, .mode = 0600 };
 	struct drgw_encode_result res;
 	struct drgw_err err = { 0 };
