@@ -416,6 +416,17 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 		if (e->pins == 0 && !e->decoding && class_of(e) < C_AHEAD)
 			drop_plain_locked(rd, e);
 	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
+		/* Before a reader's read evicts chunks fetched ahead: the
+		 * plaintexts fetch threads decoded for them (decoding again
+		 * costs less than fetching again; not the chunk a reader is
+		 * in, though, or readers taking turns would decode it for
+		 * every piece they read). */
+		for (e = rd->tail; cls == C_AHEAD && e &&
+				   !fits_locked(rd, need, demand);
+		     e = e->prev)
+			if (e->pins == 0 && !e->decoding && e->cls == C_AHEAD &&
+			    e->index != e->f->pos)
+				drop_plain_locked(rd, e);
 		for (e = rd->tail; e && !fits_locked(rd, need, demand); e = prev) {
 			prev = e->prev;
 			if (evictable(e, upto) && class_of(e) == (enum centry_class)cls)
