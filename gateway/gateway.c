@@ -634,7 +634,7 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 	pthread_join(gw->encoder, NULL);
 	for (unsigned i = 0; i < gw->n_replicators; i++)
 		pthread_join(gw->replicators[i], NULL);
-	/* Streaming uploads are detached; they end on cancel_uploads. */
+	/* Streaming uploads end on cancel_uploads. */
 	for (;;) {
 		unsigned left;
 
@@ -645,6 +645,7 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 			break;
 		usleep(20 * 1000);
 	}
+	drgw_stream_join(gw);
 	gw->started = false;
 	if (drgw_catalog_queue_stats(gw->cat, NULL, &qs) < 0)
 		qs.replicas_pending = 1; /* unknown is not "nothing left" */

@@ -125,6 +125,7 @@ struct drgw_gateway {
 	unsigned inflight[DRGW_MAX_BACKENDS];
 	unsigned inflight_total;
 	unsigned streams_active; /* uploads following the encoder */
+	struct drgw_stream_ended *streams_ended; /* stream.c, to join */
 	bool encoding; /* the encoder is busy with a version */
 
 	pthread_t sealer;

@@ -31,7 +31,7 @@
  * what random readers (SQLite) come back to: first plaintexts (decoding
  * again is cheap), then chunks a sequential reader has gone past, then the
  * least recently used of the others, and only for a reader's own read,
- * chunks fetched ahead but not read yet.
+ * chunks fetched ahead but not read yet (their plaintexts first).
  *
  * Sequential reads: each file keeps a frontier, the first chunk no fetch
  * was queued for.  Once the reader is within the read-ahead window of it,

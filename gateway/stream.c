@@ -36,11 +36,19 @@ struct drgw_stream {
 	unsigned refs;
 };
 
+/* An upload thread that has ended, for drgw_stream_join() to join: until
+ * then the thread may still be running its thread-local destructors
+ * (OpenSSL's error state), and a process exiting under it leaks them. */
+struct drgw_stream_ended {
+	pthread_t tid;
+	struct drgw_stream_ended *next;
+};
+
 struct upload {
 	struct drgw_put_source src; /* first: upload_of() */
 	struct drgw_stream *s;
 	struct drgw_backend *b;
-	pthread_t tid;
+	struct drgw_stream_ended *ended;
 	/* The last token the plugin saved, to abort with. */
 	void *token;
 	size_t token_len;
@@ -128,6 +136,7 @@ static void *upload_main(void *arg)
 	struct drgw_gateway *gw = s->gw;
 	struct drgw_upload_of of = { s->version_id, s->vid, s->name };
 	struct drgw_err err = { 0 }, e2 = { 0 };
+	struct drgw_stream_ended *ended;
 	int64_t t0 = drgw_mono_ns();
 	uint64_t size;
 	int complete, r;
@@ -157,14 +166,35 @@ static void *upload_main(void *arg)
 			drgw_catalog_replica_release(gw->cat, s->version_id,
 						     u->b->name);
 	}
+	free(u->token);
+	stream_unref(s);
+	ended = u->ended;
+	free(u);
+	ended->tid = pthread_self();
 	pthread_mutex_lock(&gw->lock);
+	ended->next = gw->streams_ended;
+	gw->streams_ended = ended;
 	gw->streams_active--;
 	pthread_mutex_unlock(&gw->lock);
 	drgw_gateway_kick_replicators(gw);
-	free(u->token);
-	stream_unref(s);
-	free(u);
 	return NULL;
+}
+
+void drgw_stream_join(struct drgw_gateway *gw)
+{
+	struct drgw_stream_ended *e;
+
+	pthread_mutex_lock(&gw->lock);
+	e = gw->streams_ended;
+	gw->streams_ended = NULL;
+	pthread_mutex_unlock(&gw->lock);
+	while (e) {
+		struct drgw_stream_ended *next = e->next;
+
+		pthread_join(e->tid, NULL);
+		free(e);
+		e = next;
+	}
 }
 
 /* The encoder's reference; NULL if the spool object cannot be opened. */
@@ -203,17 +233,21 @@ struct drgw_stream *drgw_stream_begin(struct drgw_gateway *gw,
 	struct drgw_stream *s = NULL;
 
 	memset(ret_streaming, 0, DRGW_MAX_BACKENDS * sizeof(bool));
+	drgw_stream_join(gw);
 	for (size_t i = 0; gw->cfg->streaming && i < gw->n_backends; i++) {
 		struct drgw_backend *b = gw->backends[i];
 		struct upload *u;
+		pthread_t tid;
 
 		if (!(b->ops.caps & DRGW_CAP_STREAMING_PUT) || !b->ops.put)
 			continue;
 		if (!s && !(s = stream_new(gw, v, tmp_name)))
 			return NULL;
 		u = calloc(1, sizeof(*u));
-		if (!u)
+		if (!u || !(u->ended = calloc(1, sizeof(*u->ended)))) {
+			free(u);
 			break;
+		}
 		u->s = s;
 		u->b = b;
 		u->src.fd = s->fd;
@@ -228,15 +262,15 @@ struct drgw_stream *drgw_stream_begin(struct drgw_gateway *gw,
 		pthread_mutex_lock(&gw->lock);
 		gw->streams_active++;
 		pthread_mutex_unlock(&gw->lock);
-		if (pthread_create(&u->tid, NULL, upload_main, u)) {
+		if (pthread_create(&tid, NULL, upload_main, u)) {
 			pthread_mutex_lock(&gw->lock);
 			gw->streams_active--;
 			pthread_mutex_unlock(&gw->lock);
 			s->refs--;
+			free(u->ended);
 			free(u);
 			break;
 		}
-		pthread_detach(u->tid);
 		ret_streaming[i] = true;
 		log_debug("streaming %s to %s while it is encoded", v->name,
 			  b->name);

@@ -36,6 +36,10 @@ void drgw_stream_progress(void *stream, uint64_t written);
  * reference; the uploads finish on their own threads. */
 void drgw_stream_finish(struct drgw_stream *s, bool ok, uint64_t size);
 
+/* Joins the upload threads that have ended (each ends by itself, on
+ * cancel_uploads at the latest). */
+void drgw_stream_join(struct drgw_gateway *gw);
+
 /* After a crash: every upload the streams table remembers is handed to
  * its replica (when the version was committed) or aborted. */
 int drgw_stream_recover(struct drgw_gateway *gw);
