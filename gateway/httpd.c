@@ -5,7 +5,6 @@
  * thread is enough, and the catalog connection of the daemon is shared
  * (it serialises its callers).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -21,48 +20,6 @@ struct drgw_httpd {
 	struct drgw_gateway *gw;
 	const atomic_bool *ready;
 };
-
-int drgw_httpd_parse_addr(const char *addr, struct sockaddr_storage *ret,
-			  socklen_t *ret_len)
-{
-	char host[128] = "";
-	const char *colon = strrchr(addr, ':');
-	uint64_t port;
-
-	memset(ret, 0, sizeof(*ret));
-	if (!colon || drgw_parse_u64(colon + 1, &port) < 0 || port == 0 ||
-	    port > 65535 || (size_t)(colon - addr) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, addr, (size_t)(colon - addr));
-	if (host[0] == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
-		size_t n = strlen(host);
-
-		if (n < 2 || host[n - 1] != ']')
-			return -EINVAL;
-		host[n - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		*ret_len = sizeof(*s6);
-		return 0;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
-
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	/* No host is loopback: every interface is a choice to make
-	 * explicitly ("*" or "0.0.0.0", e.g. for a Prometheus scrape). */
-	if (!strcmp(host, "*"))
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-	else if (!host[0] || !strcmp(host, "localhost"))
-		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-		return -EINVAL;
-	*ret_len = sizeof(*s4);
-	return 0;
-}
 
 /* body is a string literal (owned false) or malloc()ed (owned true). */
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
@@ -119,7 +76,7 @@ int drgw_httpd_start(const char *addr, struct drgw_gateway *gw,
 	socklen_t sa_len;
 	struct drgw_httpd *h;
 
-	if (drgw_httpd_parse_addr(addr, &sa, &sa_len) < 0) {
+	if (drgw_parse_listen_addr(addr, &sa, &sa_len) < 0) {
 		drgw_err_set(err,
 			     "invalid --metrics-listen '%s': expected HOST:PORT, :PORT or [V6]:PORT",
 			     addr);

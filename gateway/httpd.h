@@ -9,7 +9,6 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/socket.h>
 
 #include "gateway.h"
 
@@ -22,8 +21,5 @@ int drgw_httpd_start(const char *addr, struct drgw_gateway *gw,
 		     struct drgw_err *err);
 struct drgw_httpd *drgw_httpd_stop(struct drgw_httpd *h);
 
-/* Parses a listen address; 0 or -EINVAL. */
-int drgw_httpd_parse_addr(const char *addr, struct sockaddr_storage *ret,
-			  socklen_t *ret_len);
 
 #endif

@@ -2,6 +2,7 @@
 /*
  * Helpers with no dependency on the rest of the gateway; see util.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -483,4 +485,46 @@ void drgw_closep(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
+}
+
+int drgw_parse_listen_addr(const char *addr, struct sockaddr_storage *ret,
+			   socklen_t *ret_len)
+{
+	char host[128] = "";
+	const char *colon = strrchr(addr, ':');
+	uint64_t port;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!colon || drgw_parse_u64(colon + 1, &port) < 0 || port == 0 ||
+	    port > 65535 || (size_t)(colon - addr) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, addr, (size_t)(colon - addr));
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
+		size_t n = strlen(host);
+
+		if (n < 2 || host[n - 1] != ']')
+			return -EINVAL;
+		host[n - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		*ret_len = sizeof(*s6);
+		return 0;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
+
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	/* No host is loopback: every interface is a choice to make
+	 * explicitly ("*" or "0.0.0.0", e.g. for a Prometheus scrape). */
+	if (!strcmp(host, "*"))
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (!host[0] || !strcmp(host, "localhost"))
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+		return -EINVAL;
+	*ret_len = sizeof(*s4);
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -85,6 +86,11 @@ int drgw_token_keep(void **buf, size_t *ret_len, const void *p, size_t len);
 /* Valid relative snapshot name: UTF-8 without control characters, no
  * empty, "." or ".." component, no leading '/', at most 4095 bytes. */
 bool drgw_name_ok(const char *name);
+
+/* Parses a listen address: "host:port", ":port" (loopback), "*:port"
+ * (every interface), "[v6]:port".  0 or -EINVAL. */
+int drgw_parse_listen_addr(const char *addr, struct sockaddr_storage *ret,
+			   socklen_t *ret_len);
 
 /* Free helpers for _cleanup_. */
 void drgw_freep(void *p);

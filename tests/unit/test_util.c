@@ -6,7 +6,9 @@
 #define TEST_MAIN
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 
 #include "format.h"
 #include "util.h"
@@ -69,6 +71,36 @@ TEST(version_ids)
 	CHECK(!drgw_vid_ok("../x"));
 	CHECK(!drgw_vid_ok("a.b"));
 	CHECK(!drgw_vid_ok("0123456789012345678901234567890123456789012345678901234567890123"));
+}
+
+/* --metrics-listen: no host is loopback, every interface is asked for. */
+TEST(listen_addresses)
+{
+	struct sockaddr_storage sa;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+	socklen_t len;
+	static const char *bad[] = { "9110", ":0", ":65536", "host:80",
+				     "1.2.3.4:", "[::1:80", "::1:80",
+				     "[1.2.3.4]:80", ":80x" };
+
+	CHECK_OK(drgw_parse_listen_addr(":9110", &sa, &len));
+	CHECK_INT(s4->sin_family, ==, AF_INET);
+	CHECK_INT(ntohs(s4->sin_port), ==, 9110);
+	CHECK_INT(ntohl(s4->sin_addr.s_addr), ==, INADDR_LOOPBACK);
+	CHECK_INT(len, ==, sizeof(*s4));
+	CHECK_OK(drgw_parse_listen_addr("*:80", &sa, &len));
+	CHECK_INT(ntohl(s4->sin_addr.s_addr), ==, INADDR_ANY);
+	CHECK_OK(drgw_parse_listen_addr("10.1.2.3:65535", &sa, &len));
+	CHECK_INT(ntohl(s4->sin_addr.s_addr), ==, 0x0a010203);
+	CHECK_OK(drgw_parse_listen_addr("[::1]:9110", &sa, &len));
+	CHECK_INT(s6->sin6_family, ==, AF_INET6);
+	CHECK_INT(ntohs(s6->sin6_port), ==, 9110);
+	CHECK(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+	CHECK_INT(len, ==, sizeof(*s6));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (drgw_parse_listen_addr(bad[i], &sa, &len) != -EINVAL)
+			FAIL("%s parsed", bad[i]);
 }
 
 TEST(hex_round_trip)
