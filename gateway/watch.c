@@ -838,7 +838,7 @@ static void run_daemon(struct drgw_watch *w)
 			{ .fd = w->ino_fd, .events = POLLIN },
 			{ .fd = w->wake_fd, .events = POLLIN },
 		};
-		int64_t next, timeout;
+		int64_t next, left, timeout;
 		uint64_t junk;
 
 		read_events(w);
@@ -852,10 +852,15 @@ static void run_daemon(struct drgw_watch *w)
 		}
 		if (w->unwatched && w->next_rescan < next)
 			next = w->next_rescan;
-		timeout = next == INT64_MAX ? -1 :
-			  (next - drgw_mono_ns()) / NSEC_PER_MSEC + 1;
-		if (timeout > 60 * 1000 || timeout < -1)
-			timeout = 60 * 1000;
+		left = next - drgw_mono_ns();
+		if (next == INT64_MAX)
+			timeout = -1;
+		else if (left <= 0)
+			timeout = 0; /* fell due while others were sealed */
+		else
+			timeout = left >= 60 * NSEC_PER_SEC ?
+					  60 * 1000 :
+					  left / NSEC_PER_MSEC + 1;
 		poll(pfd, 2, (int)timeout);
 		if (pfd[1].revents & POLLIN)
 			(void)!read(w->wake_fd, &junk, sizeof(junk));

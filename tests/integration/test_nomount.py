@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -457,6 +458,36 @@ def test_watch_concurrent_writers(world):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert len(world.ls("--versions")) == len(versions)
+    check_sanitizers(log.read_text(), "drgw watch")
+
+
+def test_watch_seals_what_fell_due_while_it_sealed_others(world):
+    """A file written just after a batch falls due while the batch is
+    being sealed; a deadline that has passed meanwhile means "now", not a
+    poll that sleeps until the next event (none comes: the writer is
+    done)."""
+    log = world.home / "watch.log"
+    args = [world.bin / "drgw", "watch", *world.common(), *world.backends(),
+            "--settle-delay", "0.2s", world.dir]
+    with open(log, "w") as f:
+        proc = world.popen(args, stderr=f)
+    while "watching" not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    batch = [f"b{i:03d}.db" for i in range(200)]
+    world.as_user([sys.executable, "-c",
+                   "import os, sys, time\n"
+                   "os.chdir(sys.argv[1])\n"
+                   "for n in sys.argv[2:]:\n"
+                   "    open(n, 'w').write(n)\n"
+                   "time.sleep(0.02)\n"
+                   "open('z.db', 'w').write('last')\n",
+                   world.dir, *batch])
+    assert world.drgw("wait", "--cache", world.cache, "--timeout", "30s",
+                      timeout=60).returncode == 0, log.read_text()[-3000:]
+    assert sorted(s["name"] for s in world.ls()) == batch + ["z.db"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
     check_sanitizers(log.read_text(), "drgw watch")
 
 
