@@ -323,7 +323,11 @@ def test_incremental_version_reads_ahead_in_every_object_it_takes_blocks_from(en
         hashlib.sha256(data).digest()
     gets = object_gets(s3, "inc")
     view.stop()
-    assert sum(g[2] - g[1] + 1 for g in gets) <= sum(stored.values()) + 2 * MIB
+    # Every stored byte about once: under AddressSanitizer the reader has
+    # been seen to drop and fetch again one base request of 4 chunks (4.2
+    # MiB of 33) when decoding falls behind; more than one read request's
+    # worth (8 MiB) fetched twice fails.
+    assert sum(g[2] - g[1] + 1 for g in gets) <= sum(stored.values()) + 8 * MIB
     base_gets = [(g[1] // MIB, g[2] // MIB) for g in gets if g[0] == base]
     # Requests of 1, 2, 4, 8... chunks (read-request-size 8 MiB), and its
     # tail; on a loaded machine a read can get to a chunk before the request
