@@ -331,6 +331,6 @@ def test_incremental_version_reads_ahead_in_every_object_it_takes_blocks_from(en
     base_gets = [(g[1] // MIB, g[2] // MIB) for g in gets if g[0] == base]
     # Requests of 1, 2, 4, 8... chunks (read-request-size 8 MiB), and its
     # tail; on a loaded machine a read can get to a chunk before the request
-    # that holds it went out, and split it in two (one GET per chunk would
-    # be 24).
-    assert len(base_gets) <= math.ceil(size / (8 * MIB)) + 6, base_gets
+    # that holds it went out, and split it in two, and the one request
+    # fetched again above adds up to two (one GET per chunk would be 24).
+    assert len(base_gets) <= math.ceil(size / (8 * MIB)) + 8, base_gets
