@@ -143,6 +143,23 @@ class World:
         self.procs.append(p)
         return p
 
+    def watch(self, *opts):
+        """drgw watch on dir, logging to home/watch.log, once it watches;
+        (process, log path)."""
+        log = self.home / "watch.log"
+        with open(log, "w") as f:
+            proc = self.popen([self.bin / "drgw", "watch", *self.common(),
+                               *self.backends(), *opts, self.dir], stderr=f)
+        while "watching" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        return proc, log
+
+    def stop_watch(self, proc, log):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        check_sanitizers(log.read_text(), "drgw watch")
+
     def ls(self, *args, cache=None):
         p = self.drgw("ls", "--json", "--cache", cache or self.cache, *args)
         assert p.returncode == 0, p.stderr
@@ -466,14 +483,7 @@ def test_watch_seals_what_fell_due_while_it_sealed_others(world):
     being sealed; a deadline that has passed meanwhile means "now", not a
     poll that sleeps until the next event (none comes: the writer is
     done)."""
-    log = world.home / "watch.log"
-    args = [world.bin / "drgw", "watch", *world.common(), *world.backends(),
-            "--settle-delay", "0.2s", world.dir]
-    with open(log, "w") as f:
-        proc = world.popen(args, stderr=f)
-    while "watching" not in log.read_text():
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
+    proc, log = world.watch("--settle-delay", "0.2s")
     batch = [f"b{i:03d}.db" for i in range(200)]
     world.as_user([sys.executable, "-c",
                    "import os, sys, time\n"
@@ -486,23 +496,14 @@ def test_watch_seals_what_fell_due_while_it_sealed_others(world):
     assert world.drgw("wait", "--cache", world.cache, "--timeout", "30s",
                       timeout=60).returncode == 0, log.read_text()[-3000:]
     assert sorted(s["name"] for s in world.ls()) == batch + ["z.db"]
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
-    check_sanitizers(log.read_text(), "drgw watch")
+    world.stop_watch(proc, log)
 
 
 def test_watch_queue_overflow_rescans(world):
     """Events lost to an inotify queue overflow (drgw stopped while 9000
     temp files are created, then three real ones) are made up for by a
     scan: the three are sealed all the same."""
-    log = world.home / "watch.log"
-    args = [world.bin / "drgw", "watch", *world.common(), *world.backends(),
-            "--settle-delay", "0.2s", world.dir]
-    with open(log, "w") as f:
-        proc = world.popen(args, stderr=f)
-    while "watching" not in log.read_text():
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
+    proc, log = world.watch("--settle-delay", "0.2s")
     os.kill(proc.pid, signal.SIGSTOP)
     try:
         # Two events per file, more than the default queue (16384) holds.
@@ -518,9 +519,7 @@ def test_watch_queue_overflow_rescans(world):
         assert time.time() < deadline, log.read_text()[-3000:]
         time.sleep(0.1)
     assert "inotify queue overflow" in log.read_text()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
-    check_sanitizers(log.read_text(), "drgw watch")
+    world.stop_watch(proc, log)
 
 
 def test_watch_file_changed_while_encoded(world):
@@ -530,15 +529,8 @@ def test_watch_file_changed_while_encoded(world):
     newest is the new content.  The settle delay outlasts the encode, so
     it is the encoder's own check that must notice, not a new seal."""
     big = world.dir / "big.db"
-    log = world.home / "watch.log"
-    args = [world.bin / "drgw", "watch", *world.common(), *world.backends(),
-            "--settle-delay", "3s", "--encode-threads", "1",
-            "--compression-level", "19", world.dir]
-    with open(log, "w") as f:
-        proc = world.popen(args, stderr=f)
-    while "watching" not in log.read_text():
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
+    proc, log = world.watch("--settle-delay", "3s", "--encode-threads", "1",
+                            "--compression-level", "19")
     world.as_user(["sh", "-c", f"head -c 24M /dev/urandom > {big}"])
     old = sha256(big)
     while "sealed big.db" not in log.read_text():
@@ -565,14 +557,7 @@ def test_writer_drgw_may_not_see_is_reported(world):
     on root's file nor see root's descriptors in /proc, and says so."""
     if not world.privileged:
         pytest.skip("needs a second user")
-    log = world.home / "watch.log"
-    with open(log, "w") as f:
-        proc = world.popen([world.bin / "drgw", "watch", *world.common(),
-                            *world.backends(), "--settle-delay", "0.2s", world.dir],
-                           stderr=f)
-    while "watching" not in log.read_text():
-        assert proc.poll() is None, log.read_text()
-        time.sleep(0.05)
+    proc, log = world.watch("--settle-delay", "0.2s")
     path = world.dir / "roots.db"
     with open(path, "w") as held:
         held.write("x")
@@ -584,9 +569,7 @@ def test_writer_drgw_may_not_see_is_reported(world):
         while "cannot see the open files of" not in log.read_text():
             assert time.time() < deadline and proc.poll() is None, log.read_text()
             time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
-    check_sanitizers(log.read_text(), "drgw watch")
+    world.stop_watch(proc, log)
 
 
 @pytest.mark.skipif(not (PLUGINS / "s3" / "drgw-s3.so").exists() or
