@@ -508,8 +508,9 @@ int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 }
 
 int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
-			uint64_t index, void *ct, size_t ct_len, void *out,
-			size_t plain_len, struct drgw_err *err)
+			uint64_t index, const void *ct, size_t ct_len,
+			void *zbuf, void *out, size_t plain_len,
+			struct drgw_err *err)
 {
 	unsigned long long zlen;
 	uint8_t nonce[24];
@@ -521,7 +522,7 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 		return -EIO;
 	}
 	make_nonce(nonce, index, false);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(ct, &zlen, NULL, ct,
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(zbuf, &zlen, NULL, ct,
 						       ct_len, o->header,
 						       o->header_len, nonce,
 						       o->subkey) != 0) {
@@ -531,12 +532,12 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 		return -EBADMSG;
 	}
 	/* A frame that claims another size is refused before decoding. */
-	if (ZSTD_getFrameContentSize(ct, (size_t)zlen) != plain_len) {
+	if (ZSTD_getFrameContentSize(zbuf, (size_t)zlen) != plain_len) {
 		drgw_err_set(err, "chunk %llu has the wrong length",
 			     (unsigned long long)index);
 		return -EIO;
 	}
-	n = ZSTD_decompressDCtx(dctx, out, plain_len, ct, (size_t)zlen);
+	n = ZSTD_decompressDCtx(dctx, out, plain_len, zbuf, (size_t)zlen);
 	if (ZSTD_isError(n) || n != plain_len) {
 		drgw_err_set(err, "chunk %llu does not decompress: %s",
 			     (unsigned long long)index,
@@ -1149,7 +1150,7 @@ int drgw_obj_decode_mem(const uint8_t *obj, size_t len,
 		r = drgw_obj_open_chunk(
 			&o, dctx, i, buf + idx.offsets[i],
 			(size_t)(idx.offsets[i + 1] - idx.offsets[i]),
-			plain + i * o.chunk_size,
+			buf + idx.offsets[i], plain + i * o.chunk_size,
 			drgw_obj_chunk_plain_len(idx.meta.size, o.chunk_size, i),
 			err);
 	if (r < 0)

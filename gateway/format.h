@@ -206,12 +206,14 @@ uint64_t drgw_obj_size_bound(uint64_t size, uint32_t chunk_size);
 int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 			uint64_t index, const void *plain, size_t len, void *out,
 			size_t out_cap, size_t *ret_len);
-/* Opens chunk index: authenticates and decrypts ct in place, then
- * decompresses into out, which must receive exactly plain_len bytes.
- * -EBADMSG when authentication fails, -EIO on any inconsistency. */
+/* Opens chunk index: authenticates and decrypts ct into zbuf (ct_len
+ * bytes; ct itself to decrypt in place), then decompresses into out,
+ * which must receive exactly plain_len bytes.  -EBADMSG when
+ * authentication fails, -EIO on any inconsistency. */
 int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
-			uint64_t index, void *ct, size_t ct_len, void *out,
-			size_t plain_len, struct drgw_err *err);
+			uint64_t index, const void *ct, size_t ct_len,
+			void *zbuf, void *out, size_t plain_len,
+			struct drgw_err *err);
 
 /* Builds the sealed footer (malloc()ed into *ret_buf); ext may be NULL
  * for a full object (data size = file size). */

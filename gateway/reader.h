@@ -49,6 +49,7 @@ struct drgw_reader_stats {
 	uint64_t readahead_chunks; /* chunks fetched ahead */
 	uint64_t readahead_unused; /* of those, evicted before a read */
 	uint64_t decodes;	   /* chunks decrypted and decompressed */
+	uint64_t decodes_ahead;	   /* of those, by fetch threads */
 };
 
 int drgw_reader_new(const struct drgw_reader_opts *opts,

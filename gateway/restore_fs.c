@@ -308,12 +308,13 @@ struct drgw_restore_view *drgw_restore_view_free(struct drgw_restore_view *v)
 	drgw_reader_get_stats(v->rd, &st);
 	drgw_format_size(st.bytes_fetched, fetched, sizeof(fetched));
 	if (st.requests)
-		log_info("restore view: %llu chunk reads (%s; %llu chunks read ahead, %llu of them unused, %llu on demand; %llu decoded)",
+		log_info("restore view: %llu chunk reads (%s; %llu chunks read ahead, %llu of them unused, %llu on demand; %llu decoded, %llu of them ahead)",
 			 (unsigned long long)st.requests, fetched,
 			 (unsigned long long)st.readahead_chunks,
 			 (unsigned long long)st.readahead_unused,
 			 (unsigned long long)st.demand_chunks,
-			 (unsigned long long)st.decodes);
+			 (unsigned long long)st.decodes,
+			 (unsigned long long)st.decodes_ahead);
 	free_tree(v->root);
 	drgw_remote_set_release(&v->set);
 	pthread_mutex_destroy(&v->lock);

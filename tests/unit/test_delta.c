@@ -234,7 +234,7 @@ static uint8_t *object_data(const struct drgw_keyring *kr,
 		CHECK_OK(drgw_obj_open_chunk(
 			o, dctx, i, copy + idx->offsets[i],
 			idx->offsets[i + 1] - idx->offsets[i],
-			data + i * o->chunk_size,
+			copy + idx->offsets[i], data + i * o->chunk_size,
 			drgw_obj_chunk_plain_len(idx->ext.data_size,
 						 o->chunk_size, i),
 			&err));
