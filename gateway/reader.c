@@ -201,8 +201,9 @@ static void lru_push_front(struct drgw_reader *rd, struct centry *e)
 
 /* Maps the pages of a new buffer in one call: faulting them in one at a
  * time cost an eighth of a restore read's CPU time (in a virtual machine
- * each fault is an exit).  Before Linux 5.14 the faults happen as they
- * did. */
+ * each fault is an exit).  Only the bytes asked for: the rest of its
+ * capacity is used, and mapped, when a larger need reuses it.  Before
+ * Linux 5.14 the faults happen as they did. */
 static void populate(void *p, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
@@ -244,7 +245,7 @@ static void *spare_get(struct drgw_reader *rd, size_t len)
 	if (!b)
 		return NULL;
 	b->cap = cap;
-	populate(b, sizeof(*b) + cap);
+	populate(b, sizeof(*b) + len);
 	return b + 1;
 }
 
@@ -582,7 +583,8 @@ static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 	pthread_mutex_lock(&rd->lock);
 	while (e->decoding)
 		pthread_cond_wait(&rd->cond, &rd->lock);
-	if (e->pt || (eager && !make_room_locked(rd, e->len + e->ct_len, false))) {
+	if (e->pt ||
+	    (eager && !make_room_locked(rd, e->len + e->ct_len, false))) {
 		pthread_mutex_unlock(&rd->lock);
 		return 0;
 	}
