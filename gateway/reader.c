@@ -1354,11 +1354,16 @@ static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
-static void forget_map(struct drgw_rfile *f)
+void drgw_rfile_drop_tail(struct drgw_rfile *f)
 {
 	free(f->tail);
 	f->tail = NULL;
 	f->tail_len = 0;
+}
+
+static void forget_map(struct drgw_rfile *f)
+{
+	drgw_rfile_drop_tail(f);
 	free(f->idx.ext.extents);
 	f->idx.ext.extents = NULL;
 	f->idx.ext.n_extents = 0;

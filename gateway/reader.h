@@ -78,6 +78,9 @@ int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
  * drgw_rfile_open() (the tail was read then); else NULL and 0. */
 void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
 		     size_t *ret_len);
+/* Frees the tail of a file opened to be read, not described: an
+ * increment's footer holds its map, megabytes for a large file. */
+void drgw_rfile_drop_tail(struct drgw_rfile *f);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
 /* What opened the object: the id of a master key or the tag of an
  * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */

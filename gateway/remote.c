@@ -1152,6 +1152,7 @@ int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
 			     s->meta.vid);
 		return -EIO;
 	}
+	drgw_rfile_drop_tail(rf);
 	*ret = rf;
 	return 0;
 }
