@@ -136,7 +136,8 @@ struct drgw_rfile {
 	struct drgw_obj obj;
 	struct drgw_obj_index idx;
 	/* The sealed footer and the trailer as stored (the object's last
-	 * tail_len bytes), for drgw_rfile_tail(). */
+	 * tail_len bytes), for drgw_rfile_tail(); only if keep_tail. */
+	bool keep_tail;
 	uint8_t *tail;
 	size_t tail_len;
 	/* Protected by rd->lock.  refs counts users and cache entries; opens
@@ -724,19 +725,21 @@ void drgw_reader_get_stats(struct drgw_reader *rd,
 }
 
 /* Opens the footer in footer (footer_len bytes, decrypted in place) once
- * the trailer t and the header it holds were checked, keeping a sealed
- * copy of the footer and of what follows it (post: the header copy of
- * version 2 and the trailer) for drgw_rfile_tail(). */
+ * the trailer t and the header it holds were checked; if f keeps its
+ * tail, a sealed copy of the footer and of what follows it (post: the
+ * header copy of version 2 and the trailer) first, for drgw_rfile_tail(). */
 static int open_footer(struct drgw_rfile *f, const struct drgw_obj_trailer *t,
 		       uint8_t *footer, const uint8_t *post, size_t post_len,
 		       struct drgw_err *err)
 {
-	f->tail_len = (size_t)t->footer_len + post_len;
-	f->tail = malloc(f->tail_len);
-	if (!f->tail)
-		return -ENOMEM;
-	memcpy(f->tail, footer, t->footer_len);
-	memcpy(f->tail + t->footer_len, post, post_len);
+	if (f->keep_tail) {
+		f->tail_len = (size_t)t->footer_len + post_len;
+		f->tail = malloc(f->tail_len);
+		if (!f->tail)
+			return -ENOMEM;
+		memcpy(f->tail, footer, t->footer_len);
+		memcpy(f->tail + t->footer_len, post, post_len);
+	}
 	return drgw_obj_open_footer(&f->obj, t, footer, t->footer_len, &f->idx,
 				    err);
 }
@@ -851,7 +854,7 @@ static uint64_t share_of(const struct drgw_rfile *f, unsigned src)
 
 static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		      const char *key, uint64_t object_size,
-		      const uint8_t *tail, size_t tail_len,
+		      const uint8_t *tail, size_t tail_len, bool keep_tail,
 		      struct drgw_rfile **ret, struct drgw_err *err)
 {
 	struct drgw_rfile *f;
@@ -874,6 +877,7 @@ static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	f->b = b;
 	f->refs = 1;
 	f->opens = 1;
+	f->keep_tail = keep_tail;
 	pthread_mutex_init(&f->src_lock, NULL);
 	f->key = strdup(key);
 	r = !f->key ? -ENOMEM :
@@ -903,7 +907,14 @@ int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err)
 {
-	return rfile_open(rd, b, key, object_size, NULL, 0, ret, err);
+	return rfile_open(rd, b, key, object_size, NULL, 0, false, ret, err);
+}
+
+int drgw_rfile_open_keep_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			      const char *key, uint64_t object_size,
+			      struct drgw_rfile **ret, struct drgw_err *err)
+{
+	return rfile_open(rd, b, key, object_size, NULL, 0, true, ret, err);
 }
 
 int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
@@ -915,7 +926,8 @@ int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
 		drgw_err_set(err, "%s on %s: no object size", key, b->name);
 		return -EINVAL;
 	}
-	return rfile_open(rd, b, key, object_size, tail, tail_len, ret, err);
+	return rfile_open(rd, b, key, object_size, tail, tail_len, false, ret,
+			  err);
 }
 
 void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
@@ -1354,16 +1366,8 @@ static ssize_t data_pread(struct drgw_rfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
-void drgw_rfile_drop_tail(struct drgw_rfile *f)
-{
-	free(f->tail);
-	f->tail = NULL;
-	f->tail_len = 0;
-}
-
 static void forget_map(struct drgw_rfile *f)
 {
-	drgw_rfile_drop_tail(f);
 	free(f->idx.ext.extents);
 	f->idx.ext.extents = NULL;
 	f->idx.ext.n_extents = 0;
@@ -1402,8 +1406,8 @@ static int open_ref(struct drgw_rfile *f, size_t k, struct drgw_rfile **ret,
 				drgw_rfile_close(src);
 				r = -EIO;
 			} else {
-				/* Read only as data: its own map and tail
-				 * would just take memory. */
+				/* Read only as data: its own map would
+				 * just take memory. */
 				forget_map(src);
 				src->readahead = share_of(f, (unsigned)k + 1);
 				f->srcs[k] = src;

@@ -63,6 +63,12 @@ void drgw_reader_get_stats(struct drgw_reader *rd,
 int drgw_rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 		    const char *key, uint64_t object_size,
 		    struct drgw_rfile **ret, struct drgw_err *err);
+/* The same, keeping the object's tail for drgw_rfile_tail(): for a scan
+ * that caches it.  (An increment's tail holds its map, megabytes for a
+ * large file, so readers do not keep it.) */
+int drgw_rfile_open_keep_tail(struct drgw_reader *rd, struct drgw_backend *b,
+			      const char *key, uint64_t object_size,
+			      struct drgw_rfile **ret, struct drgw_err *err);
 /*
  * The same, from tail bytes drgw_rfile_tail() gave for this object before
  * (kept in a catalog): no request at all.  The footer is authenticated
@@ -75,12 +81,9 @@ int drgw_rfile_open_tail(struct drgw_reader *rd, struct drgw_backend *b,
 			 struct drgw_rfile **ret, struct drgw_err *err);
 /* The object's sealed footer and trailer, its last *ret_len bytes, valid
  * while f is open: all drgw_rfile_open_tail() needs.  Only for f opened by
- * drgw_rfile_open() (the tail was read then); else NULL and 0. */
+ * drgw_rfile_open_keep_tail(); else NULL and 0. */
 void drgw_rfile_tail(const struct drgw_rfile *f, const void **ret,
 		     size_t *ret_len);
-/* Frees the tail of a file opened to be read, not described: an
- * increment's footer holds its map, megabytes for a large file. */
-void drgw_rfile_drop_tail(struct drgw_rfile *f);
 const struct drgw_obj_meta *drgw_rfile_meta(const struct drgw_rfile *f);
 /* What opened the object: the id of a master key or the tag of an
  * identity (drgw_keyring_find() or drgw_keyring_find_identity()). */

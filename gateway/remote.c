@@ -294,8 +294,10 @@ static void open_one(struct scan *s, struct found *f)
 		pthread_mutex_lock(&s->lock);
 		s->n_read++;
 		pthread_mutex_unlock(&s->lock);
-		f->r = drgw_rfile_open(s->rd, s->gw->backends[s->backend],
-				       f->key, f->object_size, &rf, &err);
+		f->r = drgw_rfile_open_keep_tail(s->rd,
+						 s->gw->backends[s->backend],
+						 f->key, f->object_size, &rf,
+						 &err);
 		if (f->r < 0) {
 			fail(f, f->r, "%s", err.msg);
 			return;
@@ -1152,7 +1154,6 @@ int drgw_remote_open(struct drgw_gateway *gw, struct drgw_reader *rd,
 			     s->meta.vid);
 		return -EIO;
 	}
-	drgw_rfile_drop_tail(rf);
 	*ret = rf;
 	return 0;
 }
