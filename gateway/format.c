@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aead.h"
 #include "format.h"
 
 static const uint8_t header_magic[8] = { 'D', 'R', 'G', 'W', 'O', 'B', 'J', '\n' };
@@ -490,8 +491,8 @@ int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 			size_t out_cap, size_t *ret_len)
 {
 	uint8_t nonce[24];
-	unsigned long long clen;
 	size_t zlen;
+	int r;
 
 	if (len > o->chunk_size || out_cap < drgw_obj_chunk_bound(o->chunk_size))
 		return -EINVAL;
@@ -500,11 +501,10 @@ int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 	if (ZSTD_isError(zlen))
 		return -EIO;
 	make_nonce(nonce, index, false);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, out, zlen,
-						   o->header, o->header_len,
-						   NULL, nonce, o->subkey);
-	*ret_len = (size_t)clen;
-	return 0;
+	r = drgw_aead_seal(out, out, zlen, o->header, o->header_len, nonce,
+			   o->subkey);
+	*ret_len = zlen + DRGW_OBJ_TAG_SIZE;
+	return r;
 }
 
 int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
@@ -512,9 +512,8 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 			void *zbuf, void *out, size_t plain_len,
 			struct drgw_err *err)
 {
-	unsigned long long zlen;
 	uint8_t nonce[24];
-	size_t n;
+	size_t zlen, n;
 
 	if (ct_len < DRGW_OBJ_TAG_SIZE) {
 		drgw_err_set(err, "chunk %llu is truncated",
@@ -522,22 +521,21 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 		return -EIO;
 	}
 	make_nonce(nonce, index, false);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(zbuf, &zlen, NULL, ct,
-						       ct_len, o->header,
-						       o->header_len, nonce,
-						       o->subkey) != 0) {
+	zlen = ct_len - DRGW_OBJ_TAG_SIZE;
+	if (drgw_aead_open(zbuf, ct, ct_len, o->header, o->header_len, nonce,
+			   o->subkey) != 0) {
 		drgw_err_set(err,
 			     "chunk %llu failed authentication: the object is corrupt or was tampered with",
 			     (unsigned long long)index);
 		return -EBADMSG;
 	}
 	/* A frame that claims another size is refused before decoding. */
-	if (ZSTD_getFrameContentSize(zbuf, (size_t)zlen) != plain_len) {
+	if (ZSTD_getFrameContentSize(zbuf, zlen) != plain_len) {
 		drgw_err_set(err, "chunk %llu has the wrong length",
 			     (unsigned long long)index);
 		return -EIO;
 	}
-	n = ZSTD_decompressDCtx(dctx, out, plain_len, zbuf, (size_t)zlen);
+	n = ZSTD_decompressDCtx(dctx, out, plain_len, zbuf, zlen);
 	if (ZSTD_isError(n) || n != plain_len) {
 		drgw_err_set(err, "chunk %llu does not decompress: %s",
 			     (unsigned long long)index,
@@ -640,9 +638,9 @@ int drgw_obj_seal_footer(const struct drgw_obj *o,
 {
 	size_t name_len = strlen(meta->name), vid_len = strlen(meta->vid);
 	size_t xlen = ext_size(ext), plain_len, total;
-	unsigned long long clen;
 	uint8_t nonce[24];
 	uint8_t *buf, *p;
+	int r;
 
 	if (o->version != 2 || n_chunks > DRGW_OBJ_MAX_CHUNKS ||
 	    name_len > DRGW_OBJ_NAME_MAX || vid_len > DRGW_OBJ_VID_MAX ||
@@ -677,11 +675,14 @@ int drgw_obj_seal_footer(const struct drgw_obj *o,
 	put_exts(p, ext);
 
 	make_nonce(nonce, n_chunks, true);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(buf, &clen, buf, plain_len,
-						   o->header, o->header_len,
-						   NULL, nonce, o->subkey);
+	r = drgw_aead_seal(buf, buf, plain_len, o->header, o->header_len, nonce,
+			   o->subkey);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
 	*ret_buf = buf;
-	*ret_len = (size_t)clen;
+	*ret_len = total;
 	return 0;
 }
 
@@ -1072,7 +1073,6 @@ int drgw_obj_open_footer(const struct drgw_obj *o,
 			 size_t len, struct drgw_obj_index *ret,
 			 struct drgw_err *err)
 {
-	unsigned long long plain_len;
 	uint8_t nonce[24];
 	int r;
 
@@ -1081,15 +1081,14 @@ int drgw_obj_open_footer(const struct drgw_obj *o,
 		return -EIO;
 	}
 	make_nonce(nonce, t->n_chunks, true);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(buf, &plain_len, NULL,
-						       buf, len, o->header,
-						       o->header_len, nonce,
-						       o->subkey) != 0) {
+	if (len < DRGW_OBJ_TAG_SIZE ||
+	    drgw_aead_open(buf, buf, len, o->header, o->header_len, nonce,
+			   o->subkey) != 0) {
 		drgw_err_set(err,
 			     "object footer failed authentication: the object is corrupt, truncated or was tampered with");
 		return -EBADMSG;
 	}
-	r = drgw_obj_parse_footer(o->version, buf, (size_t)plain_len,
+	r = drgw_obj_parse_footer(o->version, buf, len - DRGW_OBJ_TAG_SIZE,
 				  t->n_chunks, t->footer_off, o->chunk_size,
 				  o->header_len, ret, err);
 	if (r == 0) {

@@ -23,6 +23,9 @@ struct drgw_mount_opts {
 	bool allow_other;
 	/* Extra -o options from the command line, or NULL. */
 	const char *fuse_options;
+	/* The kernel's read-ahead for the mount, KiB (0: its default, 128):
+	 * how large the reads of a sequential reader reach the daemon. */
+	unsigned read_ahead_kb;
 	/* Called in the final process (after fork()ing into the background,
 	 * if any) before requests are served; a negative return unmounts. */
 	int (*started)(void *arg, struct drgw_err *err);

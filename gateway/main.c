@@ -118,8 +118,14 @@ int main(int argc, char **argv)
 	 * from many threads.  With glibc's adaptive threshold they soon come
 	 * from per-thread heaps that keep what was freed, and a daemon grows
 	 * by megabytes with every snapshot; mapped each time, freeing one
-	 * gives its memory back.  (The reader keeps its own spares.) */
-	mallopt(M_MMAP_THRESHOLD, 256 << 10);
+	 * gives its memory back.  (The reader maps its own spares.)  Up to
+	 * the restore view's FUSE reads, though (libfuse allocates a buffer
+	 * for each request): mapped, each faults in page by page.  And the
+	 * heap keeps a little of what was freed: with glibc's 128 KiB it
+	 * gave back, and faulted in again, most such buffers, a sixth of a
+	 * restore read's CPU time. */
+	mallopt(M_MMAP_THRESHOLD, (512 << 10) + (4 << 10));
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	/* The many small allocations of a scan (listing pages, the index)
 	 * come from up to 16 threads; glibc gives each its own heap (8 per
 	 * core) and a 30000-version scan peaked at twice the memory of one

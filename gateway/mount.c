@@ -62,6 +62,47 @@ static bool already_mounted(const char *path, char *fstype, size_t size)
 	return found;
 }
 
+/* Sets the kernel's read-ahead of the FUSE mount on mp (its own backing
+ * device, 0:N in /proc/self/mountinfo; the topmost mount there is ours)
+ * to kb KiB.  Where /sys is read-only (a container) reads stay at the
+ * default size. */
+static void set_read_ahead(const char *mp, unsigned kb)
+{
+	char real[PATH_MAX], dir[PATH_MAX], line[2 * PATH_MAX], path[64];
+	unsigned major, minor, dev_major = 0, dev_minor = 0;
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(mp, real) || !(f = fopen("/proc/self/mountinfo", "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
+			   dir) != 3)
+			continue;
+		unescape_octal(dir);
+		if (!strcmp(dir, real)) {
+			dev_major = major;
+			dev_minor = minor;
+			found = true;
+		}
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 dev_major, dev_minor);
+	f = fopen(path, "we");
+	if (f) {
+		fprintf(f, "%u\n", kb);
+		if (fclose(f) == 0) {
+			log_debug("kernel read-ahead of %s: %u KiB", mp, kb);
+			return;
+		}
+	}
+	log_info("kernel read-ahead of %s stays at its default (cannot write %s: %s)",
+		 mp, path, strerror(errno));
+}
+
 static int check_mountpoint(const char *mp, struct drgw_err *err)
 {
 	char fstype[64];
@@ -132,6 +173,8 @@ int drgw_fuse_run(const struct fuse_operations *ops, void *priv,
 		r = -EPERM;
 		goto out_destroy;
 	}
+	if (mo->read_ahead_kb)
+		set_read_ahead(mo->mountpoint, mo->read_ahead_kb);
 	se = fuse_get_session(f);
 	if (fuse_daemonize(mo->foreground) != 0) {
 		drgw_err_set(err, "cannot go to the background");

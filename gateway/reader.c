@@ -12,9 +12,14 @@
  *
  * A READY entry holds the chunk as stored (compressed and sealed), in the
  * buffer of the fetch that brought it, and its plaintext once decoded:
- * by the fetch thread while there is room, else by the first reader.  So a
- * fetch in flight costs only its stored bytes, and the cache holds as many
- * more chunks as the data compresses.
+ * by the fetch threads while there is room (the chunks of a fetch in
+ * parallel), else by the first reader.  So a fetch in flight costs only
+ * its stored bytes, and the cache holds as many more chunks as the data
+ * compresses.  A decoded chunk still to be read lets its stored bytes go
+ * when room is short (the fetch buffer goes with the last of its chunks):
+ * the sources of an incremental object each hold a chunk or two decoded
+ * for long stretches of a read, which at 1.5 times their size had left
+ * no room to decode the base ahead.
  *
  * Memory: everything the reader holds counts against cache_bytes: fetch
  * buffers from the moment a fetch is queued, plaintexts, and the copy a
@@ -29,9 +34,10 @@
  *
  * Eviction order, so that a long sequential read (a copy) does not flush
  * what random readers (SQLite) come back to: first plaintexts (decoding
- * again is cheap), then chunks a sequential reader has gone past, then the
- * least recently used of the others, and only for a reader's own read,
- * chunks fetched ahead but not read yet (their plaintexts first).
+ * again is cheap), then stored bytes of decoded chunks, then chunks a
+ * sequential reader has gone past, then the least recently used of the
+ * others, and only for a reader's fetch of its own chunk, chunks fetched
+ * ahead but not read yet (their plaintexts first).
  *
  * Sequential reads: each file keeps a frontier, the first chunk no fetch
  * was queued for.  Once the reader is within the read-ahead window of it,
@@ -88,8 +94,10 @@ struct centry {
 };
 
 /* A fetch: consecutive chunks of one file with one ranged read (per-
- * request overhead dominates on object stores). */
+ * request overhead dominates on object stores); or the decoding of one
+ * chunk fetched ahead. */
 struct job {
+	bool decode; /* of e[0], fetched and pinned; else a fetch */
 	size_t n;
 	uint64_t ct_len; /* counted in rd->bytes */
 	struct job *next;
@@ -220,6 +228,11 @@ static void populate(void *p, size_t len)
 #endif
 }
 
+static void spare_free(struct spare *b)
+{
+	munmap(b, sizeof(*b) + b->cap);
+}
+
 /* A buffer of at least len bytes: the smallest spare that is not more
  * than twice that, or a new one. */
 static void *spare_get(struct drgw_reader *rd, size_t len)
@@ -240,10 +253,13 @@ static void *spare_get(struct drgw_reader *rd, size_t len)
 		return b + 1;
 	}
 	pthread_mutex_unlock(&rd->pool_lock);
-	/* Rounded up, so that chunks of slightly different sizes share. */
-	cap = (len + 0xffffu) & ~(size_t)0xffffu;
-	b = malloc(sizeof(*b) + cap);
-	if (!b)
+	/* Rounded up, so that chunks of slightly different sizes share.
+	 * Mapped, whatever malloc() would do with this size: the spares come
+	 * and go as the cache's use changes, and must not fragment a heap. */
+	cap = ((sizeof(*b) + len + 0xffffu) & ~(size_t)0xffffu) - sizeof(*b);
+	b = mmap(NULL, sizeof(*b) + cap, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
 		return NULL;
 	b->cap = cap;
 	populate(b, sizeof(*b) + len);
@@ -251,13 +267,14 @@ static void *spare_get(struct drgw_reader *rd, size_t len)
 }
 
 /* Gives back a buffer from spare_get(), lock held: kept while the spares
- * fit in what the cache does not use plus an eighth of it (a full cache
- * frees a chunk just before it needs one), the ones given back longest
- * ago freed first. */
+ * fit in what the cache does not use plus a quarter of it (a full cache
+ * frees a chunk just before it needs one, and a fetch needs several:
+ * with an eighth, a 1 GiB read mapped and faulted in 450 MiB of new
+ * buffers), the ones given back longest ago freed first. */
 static void spare_put_locked(struct drgw_reader *rd, void *p)
 {
 	struct spare *b = (struct spare *)p - 1, **s, *drop;
-	uint64_t room = rd->opts.cache_bytes / 8 +
+	uint64_t room = rd->opts.cache_bytes / 4 +
 			(rd->bytes < rd->opts.cache_bytes ?
 				 rd->opts.cache_bytes - rd->bytes :
 				 0);
@@ -277,7 +294,7 @@ static void spare_put_locked(struct drgw_reader *rd, void *p)
 	while (drop) {
 		b = drop;
 		drop = b->next;
-		free(b);
+		spare_free(b);
 	}
 }
 
@@ -350,7 +367,24 @@ static uint64_t ahead_limit(const struct drgw_reader *rd)
 /* Bytes of e, as stored and decoded. */
 static uint64_t entry_bytes(const struct centry *e)
 {
-	return e->ct_len + (e->pt ? e->len : 0);
+	return (e->buf ? e->ct_len : 0) + (e->pt ? e->len : 0);
+}
+
+/* Whether e is decoded and still holds its stored bytes, which it no
+ * longer needs while its plaintext stays. */
+static bool stored_droppable(const struct centry *e)
+{
+	return e->pt && e->buf && !e->decoding;
+}
+
+/* Lets the stored bytes of decoded e go (the fetch buffer goes with the
+ * last chunk of it): its plaintext can then not be dropped, only the
+ * whole entry. */
+static void drop_stored_locked(struct drgw_reader *rd, struct centry *e)
+{
+	buf_unref_locked(rd, e->buf);
+	e->buf = NULL;
+	e->ct = NULL;
 }
 
 /* Bytes of the chunks fetched ahead that no reader has read yet. */
@@ -407,17 +441,25 @@ static bool evictable(const struct centry *e, enum centry_class upto)
 	       class_of(e) <= upto;
 }
 
+/* Who needs room: read-ahead (fetching or decoding ahead), a reader
+ * decoding the chunk it reads, a reader fetching it. */
+enum room_for { ROOM_AHEAD, ROOM_DECODE, ROOM_DEMAND };
+
 /*
  * Frees memory until need more bytes fit: first plaintexts (decoding
  * again is cheap), then whole entries, class by class and each from the
  * cold end.  Chunks fetched ahead and not read yet go only for a reader's
- * own read (demand).  Read-ahead frees nothing unless that makes it fit.
- * True if need fits now.
+ * fetch of its own chunk: a reader decoding its chunk would otherwise
+ * evict the next ones, decoded and without their stored bytes, to fetch
+ * them again one by one; it goes over budget instead, by that chunk.
+ * Read-ahead frees nothing unless that makes it fit.  True if need fits
+ * now.
  */
 static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
-			     bool demand)
+			     enum room_for who)
 {
-	enum centry_class upto = demand ? C_AHEAD : C_USED;
+	bool demand = who != ROOM_AHEAD;
+	enum centry_class upto = who == ROOM_DEMAND ? C_AHEAD : C_USED;
 	struct centry *e, *prev;
 
 	if (fits_locked(rd, need, demand))
@@ -426,19 +468,29 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 		uint64_t freeable = 0, unread = 0;
 
 		for (e = rd->head; e; e = e->next) {
-			if (!evictable(e, upto))
-				continue;
-			freeable += entry_bytes(e);
+			uint64_t n = evictable(e, upto) ? entry_bytes(e) :
+				     stored_droppable(e) ? e->ct_len :
+							   0;
+
+			freeable += n;
 			if (e->cls == C_AHEAD)
-				unread += entry_bytes(e);
+				unread += n;
 		}
 		if (rd->bytes - freeable + need > rd->opts.cache_bytes ||
 		    unread_locked(rd) - unread + need > ahead_limit(rd))
 			return false;
 	}
 	for (e = rd->tail; e && !fits_locked(rd, need, demand); e = e->prev)
-		if (e->pins == 0 && !e->decoding && class_of(e) < C_AHEAD)
+		if (e->pins == 0 && !e->decoding && e->buf &&
+		    class_of(e) < C_AHEAD)
 			drop_plain_locked(rd, e);
+	/* Then the stored bytes of chunks decoded and still to be read:
+	 * dropping their plaintexts would mean decoding them again, and
+	 * the sources of an incremental object each hold one or two for
+	 * long stretches of a read. */
+	for (e = rd->tail; e && !fits_locked(rd, need, demand); e = e->prev)
+		if (stored_droppable(e))
+			drop_stored_locked(rd, e);
 	for (int cls = C_PASSED; cls <= (int)upto; cls++) {
 		/* Before a reader's read evicts chunks fetched ahead: the
 		 * plaintexts fetch threads decoded for them (decoding again
@@ -448,8 +500,8 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 		for (e = rd->tail; cls == C_AHEAD && e &&
 				   !fits_locked(rd, need, demand);
 		     e = e->prev)
-			if (e->pins == 0 && !e->decoding && e->cls == C_AHEAD &&
-			    e->index != e->f->pos)
+			if (e->pins == 0 && !e->decoding && e->buf &&
+			    e->cls == C_AHEAD && e->index != e->f->pos)
 				drop_plain_locked(rd, e);
 		for (e = rd->tail; e && !fits_locked(rd, need, demand); e = prev) {
 			prev = e->prev;
@@ -508,6 +560,38 @@ static void end_call(int64_t old)
 static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 		      struct drgw_err *err);
 
+/* Decodes e, fetched ahead and pinned for that, in the background, and
+ * unpins it. */
+static void decode_pinned(struct drgw_reader *rd, struct centry *e)
+{
+	struct drgw_err ignored = { 0 };
+
+	need_plain(rd, e, true, &ignored);
+	pthread_mutex_lock(&rd->lock);
+	e->pins--;
+	pthread_mutex_unlock(&rd->lock);
+}
+
+/* Queues the background decoding of e (pinned) before every fetch.
+ * False if out of memory. */
+static bool queue_decode_locked(struct drgw_reader *rd, struct centry *e)
+{
+	struct job *j = malloc(sizeof(*j) + sizeof(j->e[0]));
+
+	if (!j)
+		return false;
+	j->decode = true;
+	j->n = 1;
+	j->ct_len = 0;
+	j->e[0] = e;
+	j->next = rd->jobs;
+	rd->jobs = j;
+	if (!rd->jobs_tail)
+		rd->jobs_tail = j;
+	pthread_cond_signal(&rd->job_cond);
+	return true;
+}
+
 /* Fetches the LOADING entries es[0..n) (consecutive chunks of one file)
  * with one ranged read of ct_len bytes, which the caller counted in
  * rd->bytes, and publishes them; eager: and decodes them if there is room.
@@ -520,6 +604,7 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 	struct ctbuf *b = spare_get(rd, sizeof(*b) + ct_len);
 	struct drgw_err err = { 0 };
 	int r = b ? 0 : -ENOMEM;
+	size_t here;
 
 	if (r == 0) {
 		int64_t old = begin_call(rd);
@@ -552,19 +637,18 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 			drgw_strlcpy(e->errmsg, err.msg, sizeof(e->errmsg));
 		}
 	}
-	pthread_cond_broadcast(&rd->cond);
-	pthread_mutex_unlock(&rd->lock);
 	/* A fetch thread decodes what it fetched while there is room, in
 	 * parallel with the reader (which would otherwise decode each chunk
-	 * itself when it gets there). */
-	for (size_t i = 0; r == 0 && eager && i < n; i++) {
-		struct drgw_err ignored = { 0 };
-
-		need_plain(rd, es[i], true, &ignored);
-		pthread_mutex_lock(&rd->lock);
-		es[i]->pins--;
-		pthread_mutex_unlock(&rd->lock);
-	}
+	 * itself when it gets there): the first chunk itself, the others
+	 * queued first for any thread, as a reader going through the group
+	 * would wait for one thread decoding it chunk after chunk. */
+	here = r == 0 && eager ? n : 0;
+	while (here > 1 && queue_decode_locked(rd, es[here - 1]))
+		here--;
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+	for (size_t i = 0; i < here; i++)
+		decode_pinned(rd, es[i]);
 }
 
 /* Decodes e (READY, pinned) into e->pt unless that is there already.
@@ -585,14 +669,14 @@ static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 	while (e->decoding)
 		pthread_cond_wait(&rd->cond, &rd->lock);
 	if (e->pt ||
-	    (eager && !make_room_locked(rd, e->len + e->ct_len, false))) {
+	    (eager && !make_room_locked(rd, e->len + e->ct_len, ROOM_AHEAD))) {
 		pthread_mutex_unlock(&rd->lock);
 		return 0;
 	}
 	/* The plaintext stays; the buffer the frame is decrypted into goes
 	 * when done. */
 	if (!eager)
-		make_room_locked(rd, e->len + e->ct_len, true);
+		make_room_locked(rd, e->len + e->ct_len, ROOM_DECODE);
 	rd->bytes += e->len + e->ct_len;
 	e->decoding = true;
 	pthread_mutex_unlock(&rd->lock);
@@ -639,7 +723,10 @@ static void *fetch_thread(void *arg)
 		if (!rd->jobs)
 			rd->jobs_tail = NULL;
 		pthread_mutex_unlock(&rd->lock);
-		load_group(rd, j->e, j->n, j->ct_len, true);
+		if (j->decode)
+			decode_pinned(rd, j->e[0]);
+		else
+			load_group(rd, j->e, j->n, j->ct_len, true);
 		free(j);
 		pthread_mutex_lock(&rd->lock);
 	}
@@ -689,7 +776,8 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 	pthread_mutex_unlock(&rd->lock);
 	for (unsigned i = 0; i < rd->n_threads; i++)
 		pthread_join(rd->threads[i], NULL);
-	/* Queued jobs reference LOADING entries; nobody waits for them. */
+	/* Queued jobs reference LOADING entries, or pinned ones to decode;
+	 * nobody waits for them. */
 	while (rd->jobs) {
 		struct job *j = rd->jobs;
 
@@ -704,7 +792,7 @@ struct drgw_reader *drgw_reader_free(struct drgw_reader *rd)
 		struct spare *b = rd->spares;
 
 		rd->spares = b->next;
-		free(b);
+		spare_free(b);
 	}
 	while (rd->n_dctxs)
 		ZSTD_freeDCtx(rd->dctxs[--rd->n_dctxs]);
@@ -1030,11 +1118,13 @@ static void queue_job_locked(struct drgw_reader *rd, struct job *j)
 	pthread_cond_signal(&rd->job_cond);
 }
 
-/* Chunks of f one read-ahead request covers: at most the window. */
+/* Chunks of f one read-ahead request covers: at most half the window, so
+ * that one is in flight while the reader goes through another (a base
+ * read with a 9-chunk window in 8-chunk requests waited for every one). */
 static uint64_t request_chunks(const struct drgw_rfile *f)
 {
 	uint64_t n = f->rd->opts.request_bytes / f->obj.chunk_size;
-	uint64_t w = f->readahead;
+	uint64_t w = f->readahead / 2 ? f->readahead / 2 : f->readahead;
 
 	n = n ? n : 1;
 	return n < w ? n : w;
@@ -1050,11 +1140,12 @@ static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
 	uint64_t ct = f->idx.offsets[end] - f->idx.offsets[start];
 	struct job *j;
 
-	if (!make_room_locked(rd, ct, false))
+	if (!make_room_locked(rd, ct, ROOM_AHEAD))
 		return false;
 	j = malloc(sizeof(*j) + (end - start) * sizeof(j->e[0]));
 	if (!j)
 		return false;
+	j->decode = false;
 	j->n = 0;
 	for (uint64_t c = start; c < end; c++) {
 		struct centry *e = new_entry_locked(rd, f, c, C_AHEAD);
@@ -1262,7 +1353,7 @@ static int get_chunk(struct drgw_rfile *f, uint64_t index,
 
 			/* A reader's own chunk: in the cache whatever it
 			 * takes, over budget if nothing can go. */
-			make_room_locked(rd, ct, true);
+			make_room_locked(rd, ct, ROOM_DEMAND);
 			e = new_entry_locked(rd, f, index, C_USED);
 			if (!e) {
 				pthread_mutex_unlock(&rd->lock);

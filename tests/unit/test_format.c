@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "aead.h"
 #include "encode.h"
 #include "format.h"
 
@@ -26,6 +27,73 @@ static struct drgw_keyring ring(uint8_t seed)
 		k[i] = (uint8_t)(seed + i);
 	CHECK_OK(drgw_keyring_add_bytes(&kr, k));
 	return kr;
+}
+
+/* drgw_aead_* and libsodium's XChaCha20-Poly1305 agree byte for byte,
+ * both ways, in place or not; a flipped bit anywhere, a wrong nonce or
+ * associated data, or a short input fails to open and leaves no
+ * plaintext behind. */
+TEST(aead_is_libsodiums_xchacha20poly1305)
+{
+	static const size_t lens[] = { 0, 1, 15, 16, 63, 64, 65, 4096,
+				       (1 << 20) + 13 };
+	size_t cap = (1 << 20) + 64;
+	uint8_t *m = malloc(cap), *c = malloc(cap), *ref = malloc(cap),
+		*out = malloc(cap);
+	uint8_t key[32], nonce[24], ad[77];
+
+	CHECK(m && c && ref && out);
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(nonce, sizeof(nonce));
+	randombytes_buf(ad, sizeof(ad));
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t len = lens[i], clen = len + DRGW_AEAD_TAG;
+		unsigned long long rlen;
+
+		randombytes_buf(m, len);
+		CHECK_OK(drgw_aead_seal(c, m, len, ad, sizeof(ad), nonce, key));
+		crypto_aead_xchacha20poly1305_ietf_encrypt(
+			ref, &rlen, m, len, ad, sizeof(ad), NULL, nonce, key);
+		CHECK_INT(rlen, ==, clen);
+		CHECK(memcmp(c, ref, clen) == 0);
+		CHECK_OK(drgw_aead_open(out, ref, clen, ad, sizeof(ad), nonce,
+					key));
+		CHECK(memcmp(out, m, len) == 0);
+		/* In place, as chunks and footers are sealed and opened. */
+		memcpy(out, m, len);
+		CHECK_OK(drgw_aead_seal(out, out, len, ad, sizeof(ad), nonce,
+					key));
+		CHECK(memcmp(out, ref, clen) == 0);
+		CHECK_OK(drgw_aead_open(out, out, clen, ad, sizeof(ad), nonce,
+					key));
+		CHECK(memcmp(out, m, len) == 0);
+		for (size_t bit = 0; bit < clen * 8; bit += clen > 80 ? clen * 8 / 61 + 1 : 1) {
+			memcpy(out, c, clen);
+			out[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			CHECK_INT(drgw_aead_open(out, out, clen, ad, sizeof(ad),
+						 nonce, key),
+				  ==, -EBADMSG);
+			for (size_t k = 0; k < len; k++)
+				CHECK(out[k] == 0);
+		}
+		ad[3] ^= 1;
+		CHECK_INT(drgw_aead_open(out, c, clen, ad, sizeof(ad), nonce,
+					 key),
+			  ==, -EBADMSG);
+		ad[3] ^= 1;
+		nonce[20] ^= 1;
+		CHECK_INT(drgw_aead_open(out, c, clen, ad, sizeof(ad), nonce,
+					 key),
+			  ==, -EBADMSG);
+		nonce[20] ^= 1;
+	}
+	CHECK_INT(drgw_aead_open(out, c, DRGW_AEAD_TAG - 1, ad, sizeof(ad),
+				 nonce, key),
+		  ==, -EBADMSG);
+	free(m);
+	free(c);
+	free(ref);
+	free(out);
 }
 
 static int memfd_with(const void *data, size_t len)
