@@ -507,13 +507,11 @@ int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 	return r;
 }
 
-int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
-			uint64_t index, const void *ct, size_t ct_len,
-			void *zbuf, void *out, size_t plain_len,
-			struct drgw_err *err)
+int drgw_obj_decrypt_chunk(const struct drgw_obj *o, uint64_t index,
+			   const void *ct, size_t ct_len, void *zbuf,
+			   struct drgw_err *err)
 {
 	uint8_t nonce[24];
-	size_t zlen, n;
 
 	if (ct_len < DRGW_OBJ_TAG_SIZE) {
 		drgw_err_set(err, "chunk %llu is truncated",
@@ -521,7 +519,6 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 		return -EIO;
 	}
 	make_nonce(nonce, index, false);
-	zlen = ct_len - DRGW_OBJ_TAG_SIZE;
 	if (drgw_aead_open(zbuf, ct, ct_len, o->header, o->header_len, nonce,
 			   o->subkey) != 0) {
 		drgw_err_set(err,
@@ -529,6 +526,15 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 			     (unsigned long long)index);
 		return -EBADMSG;
 	}
+	return 0;
+}
+
+int drgw_obj_inflate_chunk(ZSTD_DCtx *dctx, uint64_t index, const void *zbuf,
+			   size_t zlen, void *out, size_t plain_len,
+			   struct drgw_err *err)
+{
+	size_t n;
+
 	/* A frame that claims another size is refused before decoding. */
 	if (ZSTD_getFrameContentSize(zbuf, zlen) != plain_len) {
 		drgw_err_set(err, "chunk %llu has the wrong length",
@@ -543,6 +549,19 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 		return -EIO;
 	}
 	return 0;
+}
+
+int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
+			uint64_t index, const void *ct, size_t ct_len,
+			void *zbuf, void *out, size_t plain_len,
+			struct drgw_err *err)
+{
+	int r = drgw_obj_decrypt_chunk(o, index, ct, ct_len, zbuf, err);
+
+	return r < 0 ? r :
+		       drgw_obj_inflate_chunk(dctx, index, zbuf,
+					      ct_len - DRGW_OBJ_TAG_SIZE, out,
+					      plain_len, err);
 }
 
 /* --- footer --- */

@@ -214,6 +214,15 @@ int drgw_obj_open_chunk(const struct drgw_obj *o, ZSTD_DCtx *dctx,
 			uint64_t index, const void *ct, size_t ct_len,
 			void *zbuf, void *out, size_t plain_len,
 			struct drgw_err *err);
+/* Its two steps: the frame, ct_len - DRGW_OBJ_TAG_SIZE bytes in zbuf
+ * (wiped if it does not authenticate), can be decompressed again later
+ * without decrypting it again. */
+int drgw_obj_decrypt_chunk(const struct drgw_obj *o, uint64_t index,
+			   const void *ct, size_t ct_len, void *zbuf,
+			   struct drgw_err *err);
+int drgw_obj_inflate_chunk(ZSTD_DCtx *dctx, uint64_t index, const void *zbuf,
+			   size_t zlen, void *out, size_t plain_len,
+			   struct drgw_err *err);
 
 /* Builds the sealed footer (malloc()ed into *ret_buf); ext may be NULL
  * for a full object (data size = file size). */

@@ -22,8 +22,8 @@
  * no room to decode the base ahead.
  *
  * Memory: everything the reader holds counts against cache_bytes: fetch
- * buffers from the moment a fetch is queued, plaintexts, and the copy a
- * chunk is decrypted in.  What read-ahead and background decoding hold
+ * buffers from the moment a fetch is queued (chunks are decrypted in
+ * place there), and plaintexts.  What read-ahead and background decoding hold
  * and no reader has read yet is at most three quarters of it (the chunks
  * readers are in the middle of do not count there: a reader of several
  * objects at once, an incremental one and those it takes blocks from,
@@ -79,10 +79,12 @@ struct centry {
 	enum centry_class cls;
 	int error;
 	char errmsg[256];
-	/* READY: the chunk as stored, in buf. */
+	/* READY: the chunk as stored, in buf; opened: decrypted there, in
+	 * place (the zstd frame, authenticated), at the first decoding. */
 	struct ctbuf *buf;
-	const uint8_t *ct;
+	uint8_t *ct;
 	size_t ct_len;
+	bool opened;
 	/* Its plaintext (len bytes), decoded at the first read and dropped
 	 * before anything else when room is needed; counted in rd->bytes
 	 * while decoding or there. */
@@ -662,38 +664,42 @@ static int need_plain(struct drgw_reader *rd, struct centry *e, bool eager,
 {
 	struct drgw_rfile *f = e->f;
 	ZSTD_DCtx *dctx;
-	uint8_t *pt, *zbuf;
-	int r;
+	uint8_t *pt;
+	int r = 0;
 
 	pthread_mutex_lock(&rd->lock);
 	while (e->decoding)
 		pthread_cond_wait(&rd->cond, &rd->lock);
-	if (e->pt ||
-	    (eager && !make_room_locked(rd, e->len + e->ct_len, ROOM_AHEAD))) {
+	if (e->pt || (eager && !make_room_locked(rd, e->len, ROOM_AHEAD))) {
 		pthread_mutex_unlock(&rd->lock);
 		return 0;
 	}
-	/* The plaintext stays; the buffer the frame is decrypted into goes
-	 * when done. */
 	if (!eager)
-		make_room_locked(rd, e->len + e->ct_len, ROOM_DECODE);
-	rd->bytes += e->len + e->ct_len;
+		make_room_locked(rd, e->len, ROOM_DECODE);
+	rd->bytes += e->len;
 	e->decoding = true;
 	pthread_mutex_unlock(&rd->lock);
 
+	/* Decrypted in place, where nothing else reads (decoding is this
+	 * thread's alone): no buffer for it, and decoding again after the
+	 * plaintext was dropped only decompresses. */
+	if (!e->opened) {
+		r = drgw_obj_decrypt_chunk(&f->obj, e->index, e->ct, e->ct_len,
+					   e->ct, err);
+		e->opened = r == 0;
+	}
 	pt = spare_get(rd, e->len);
-	zbuf = spare_get(rd, e->ct_len);
 	dctx = dctx_get(rd);
-	r = pt && zbuf && dctx ?
-		    drgw_obj_open_chunk(&f->obj, dctx, e->index, e->ct,
-					e->ct_len, zbuf, pt, e->len, err) :
-		    -ENOMEM;
+	if (r == 0)
+		r = pt && dctx ? drgw_obj_inflate_chunk(
+					 dctx, e->index, e->ct,
+					 e->ct_len - DRGW_OBJ_TAG_SIZE, pt,
+					 e->len, err) :
+				 -ENOMEM;
 	dctx_put(rd, dctx);
 	pthread_mutex_lock(&rd->lock);
 	rd->stats.decodes++;
 	rd->stats.decodes_ahead += eager;
-	rd->bytes -= e->ct_len;
-	spare_put_locked(rd, zbuf);
 	e->decoding = false;
 	if (r == 0) {
 		e->pt = pt;
