@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sodium.h>
 
 #include "aead.h"
@@ -14,21 +15,38 @@
 /* EVP takes int lengths: longer inputs go in slices. */
 #define SLICE (1u << 30)
 
+/* Fetched once: EVP_chacha20_poly1305() fetches the implementation at
+ * every use, which gives every thread that seals or opens a chunk an
+ * OpenSSL error state, and one of a thread still exiting when the
+ * process does was reported as a leak. */
+static EVP_CIPHER *cipher;
+static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
+
+static void fetch_cipher(void)
+{
+	cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
+
+int drgw_aead_init(void)
+{
+	pthread_once(&cipher_once, fetch_cipher);
+	return cipher ? 0 : -ENOSYS;
+}
+
 /* A context set up for ChaCha20-Poly1305 with the subkey and 96-bit nonce
  * that XChaCha20 derives from key and nonce, and ad fed in. */
 static EVP_CIPHER_CTX *begin(bool seal, const uint8_t *ad, size_t adlen,
 			     const uint8_t nonce[24], const uint8_t key[32])
 {
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *ctx;
 	uint8_t subkey[32], iv[12] = { 0 };
 	int ok, n;
 
-	if (!ctx)
+	if (drgw_aead_init() < 0 || !(ctx = EVP_CIPHER_CTX_new()))
 		return NULL;
 	crypto_core_hchacha20(subkey, nonce, key, NULL);
 	memcpy(iv + 4, nonce + 16, 8);
-	ok = EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), NULL, subkey, iv,
-			       seal);
+	ok = EVP_CipherInit_ex(ctx, cipher, NULL, subkey, iv, seal);
 	sodium_memzero(subkey, sizeof(subkey));
 	for (size_t done = 0; ok && done < adlen; done += (size_t)n) {
 		size_t len = adlen - done < SLICE ? adlen - done : SLICE;

@@ -24,6 +24,11 @@
 
 #define DRGW_AEAD_TAG 16
 
+/* Fetches OpenSSL's implementation, once (the first seal or open does it
+ * otherwise); main() calls it on the main thread.  -ENOSYS if OpenSSL
+ * has none. */
+int drgw_aead_init(void);
+
 int drgw_aead_seal(uint8_t *c, const uint8_t *m, size_t mlen,
 		   const uint8_t *ad, size_t adlen, const uint8_t nonce[24],
 		   const uint8_t key[32]);

@@ -503,7 +503,8 @@ int drgw_obj_seal_chunk(const struct drgw_obj *o, ZSTD_CCtx *cctx, int level,
 	make_nonce(nonce, index, false);
 	r = drgw_aead_seal(out, out, zlen, o->header, o->header_len, nonce,
 			   o->subkey);
-	*ret_len = zlen + DRGW_OBJ_TAG_SIZE;
+	if (r == 0)
+		*ret_len = zlen + DRGW_OBJ_TAG_SIZE;
 	return r;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "aead.h"
 #include "cli.h"
 #include "drgw-build.h"
 #include "key.h"
@@ -131,6 +132,7 @@ int main(int argc, char **argv)
 	 * core) and a 30000-version scan peaked at twice the memory of one
 	 * with 2 heaps, at the same speed. */
 	mallopt(M_ARENA_MAX, 2);
+	drgw_aead_init();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
