@@ -3,6 +3,7 @@
  * XChaCha20-Poly1305 with OpenSSL doing the bulk (aead.h says why).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -11,9 +12,6 @@
 #include <sodium.h>
 
 #include "aead.h"
-
-/* EVP takes int lengths: longer inputs go in slices. */
-#define SLICE (1u << 30)
 
 /* Fetched once: EVP_chacha20_poly1305() fetches the implementation at
  * every use, which gives every thread that seals or opens a chunk an
@@ -46,13 +44,9 @@ static EVP_CIPHER_CTX *begin(bool seal, const uint8_t *ad, size_t adlen,
 		return NULL;
 	crypto_core_hchacha20(subkey, nonce, key, NULL);
 	memcpy(iv + 4, nonce + 16, 8);
-	ok = EVP_CipherInit_ex(ctx, cipher, NULL, subkey, iv, seal);
+	ok = EVP_CipherInit_ex(ctx, cipher, NULL, subkey, iv, seal) &&
+	     EVP_CipherUpdate(ctx, NULL, &n, ad, (int)adlen);
 	sodium_memzero(subkey, sizeof(subkey));
-	for (size_t done = 0; ok && done < adlen; done += (size_t)n) {
-		size_t len = adlen - done < SLICE ? adlen - done : SLICE;
-
-		ok = EVP_CipherUpdate(ctx, NULL, &n, ad + done, (int)len);
-	}
 	if (!ok) {
 		EVP_CIPHER_CTX_free(ctx);
 		return NULL;
@@ -60,32 +54,20 @@ static EVP_CIPHER_CTX *begin(bool seal, const uint8_t *ad, size_t adlen,
 	return ctx;
 }
 
-/* Runs len bytes of in through ctx into out. */
-static bool update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
-		   size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		size_t slice = len - done < SLICE ? len - done : SLICE;
-		int n;
-
-		if (!EVP_CipherUpdate(ctx, out + done, &n, in + done,
-				      (int)slice))
-			return false;
-		done += (size_t)n;
-	}
-	return true;
-}
-
 int drgw_aead_seal(uint8_t *c, const uint8_t *m, size_t mlen,
 		   const uint8_t *ad, size_t adlen, const uint8_t nonce[24],
 		   const uint8_t key[32])
 {
-	EVP_CIPHER_CTX *ctx = begin(true, ad, adlen, nonce, key);
+	EVP_CIPHER_CTX *ctx;
 	int n, ok;
 
+	if (mlen > INT_MAX || adlen > INT_MAX)
+		return -EINVAL;
+	ctx = begin(true, ad, adlen, nonce, key);
 	if (!ctx)
 		return -ENOMEM;
-	ok = update(ctx, c, m, mlen) && EVP_CipherFinal_ex(ctx, c + mlen, &n) &&
+	ok = EVP_CipherUpdate(ctx, c, &n, m, (int)mlen) &&
+	     EVP_CipherFinal_ex(ctx, c + mlen, &n) &&
 	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, DRGW_AEAD_TAG,
 				 c + mlen);
 	EVP_CIPHER_CTX_free(ctx);
@@ -103,10 +85,12 @@ int drgw_aead_open(uint8_t *m, const uint8_t *c, size_t clen,
 	if (clen < DRGW_AEAD_TAG)
 		return -EBADMSG;
 	mlen = clen - DRGW_AEAD_TAG;
+	if (mlen > INT_MAX || adlen > INT_MAX)
+		return -EINVAL;
 	ctx = begin(false, ad, adlen, nonce, key);
 	if (!ctx)
 		return -ENOMEM;
-	ok = update(ctx, m, c, mlen) &&
+	ok = EVP_CipherUpdate(ctx, m, &n, c, (int)mlen) &&
 	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, DRGW_AEAD_TAG,
 				 (void *)(c + mlen)) &&
 	     EVP_CipherFinal_ex(ctx, m + mlen, &n);

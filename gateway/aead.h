@@ -19,7 +19,8 @@
  * c and m may be the same buffer (in place).  drgw_aead_seal() writes
  * mlen + DRGW_AEAD_TAG bytes; drgw_aead_open() writes clen - DRGW_AEAD_TAG
  * bytes, and nothing usable unless it returns 0.  Both return 0, -EBADMSG
- * (open: forged, corrupt or truncated) or -ENOMEM.
+ * (open: forged, corrupt or truncated), -EINVAL (2 GiB or more: EVP
+ * counts in int; chunks and footers are far smaller) or -ENOMEM.
  */
 
 #define DRGW_AEAD_TAG 16

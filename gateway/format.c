@@ -1101,8 +1101,7 @@ int drgw_obj_open_footer(const struct drgw_obj *o,
 		return -EIO;
 	}
 	make_nonce(nonce, t->n_chunks, true);
-	if (len < DRGW_OBJ_TAG_SIZE ||
-	    drgw_aead_open(buf, buf, len, o->header, o->header_len, nonce,
+	if (drgw_aead_open(buf, buf, len, o->header, o->header_len, nonce,
 			   o->subkey) != 0) {
 		drgw_err_set(err,
 			     "object footer failed authentication: the object is corrupt, truncated or was tampered with");

@@ -17,7 +17,7 @@
 #include "fs.h"
 #include "log.h"
 
-/* /proc/self/mounts writes ' ', '\t', '\n' and '\\' as octal escapes. */
+/* /proc/self/mountinfo writes ' ', '\t', '\n' and '\\' as octal escapes. */
 static void unescape_octal(char *s)
 {
 	char *o = s;
@@ -35,26 +35,36 @@ static void unescape_octal(char *s)
 	*o = '\0';
 }
 
-/* Is path already a mount point?  A killed drgw leaves its FUSE mount
- * behind, and the kernel may still answer stat() on it from its attribute
- * cache, so ask /proc rather than the mount itself. */
-static bool already_mounted(const char *path, char *fstype, size_t size)
+/* The topmost mount on path, from /proc/self/mountinfo: its file system
+ * type and device.  False if path is not a mount point.  A killed drgw
+ * leaves its FUSE mount behind, and the kernel may still answer stat()
+ * on it from its attribute cache, so ask /proc rather than the mount. */
+static bool mount_of(const char *path, char *fstype, size_t size,
+		     unsigned *ret_major, unsigned *ret_minor)
 {
 	char real[PATH_MAX], dir[PATH_MAX], type[64], line[2 * PATH_MAX];
+	unsigned major, minor;
 	bool found = false;
 	FILE *f;
 
 	if (!realpath(path, real))
 		return false;
-	f = fopen("/proc/self/mounts", "re");
+	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %4095s %63s", dir, type) != 2)
+	while (fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - ");
+
+		if (!sep ||
+		    sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
+			   dir) != 3 ||
+		    sscanf(sep, " - %63s", type) != 1)
 			continue;
 		unescape_octal(dir);
 		if (!strcmp(dir, real)) {
 			drgw_strlcpy(fstype, type, size);
+			*ret_major = major;
+			*ret_minor = minor;
 			found = true;
 		}
 	}
@@ -63,34 +73,18 @@ static bool already_mounted(const char *path, char *fstype, size_t size)
 }
 
 /* Sets the kernel's read-ahead of the FUSE mount on mp (its own backing
- * device, 0:N in /proc/self/mountinfo; the topmost mount there is ours)
- * to kb KiB.  Where /sys is read-only (a container) reads stay at the
- * default size. */
+ * device) to kb KiB.  Where /sys is read-only (a container) reads stay at
+ * the default size. */
 static void set_read_ahead(const char *mp, unsigned kb)
 {
-	char real[PATH_MAX], dir[PATH_MAX], line[2 * PATH_MAX], path[64];
-	unsigned major, minor, dev_major = 0, dev_minor = 0;
-	bool found = false;
+	char fstype[64], path[64];
+	unsigned major, minor;
 	FILE *f;
 
-	if (!realpath(mp, real) || !(f = fopen("/proc/self/mountinfo", "re")))
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
-			   dir) != 3)
-			continue;
-		unescape_octal(dir);
-		if (!strcmp(dir, real)) {
-			dev_major = major;
-			dev_minor = minor;
-			found = true;
-		}
-	}
-	fclose(f);
-	if (!found)
+	if (!mount_of(mp, fstype, sizeof(fstype), &major, &minor))
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 dev_major, dev_minor);
+		 major, minor);
 	f = fopen(path, "we");
 	if (f) {
 		fprintf(f, "%u\n", kb);
@@ -106,9 +100,10 @@ static void set_read_ahead(const char *mp, unsigned kb)
 static int check_mountpoint(const char *mp, struct drgw_err *err)
 {
 	char fstype[64];
+	unsigned major, minor;
 	struct stat st;
 
-	if (already_mounted(mp, fstype, sizeof(fstype))) {
+	if (mount_of(mp, fstype, sizeof(fstype), &major, &minor)) {
 		if (!strcmp(fstype, "fuse.drgw"))
 			drgw_err_set(err,
 				     "%s is already a drgw mount (a running drgw, or a dead mount of a killed one: then run 'fusermount3 -u %s' or 'umount -l %s')",

@@ -372,6 +372,12 @@ static uint64_t entry_bytes(const struct centry *e)
 	return (e->buf ? e->ct_len : 0) + (e->pt ? e->len : 0);
 }
 
+/* Whether e's plaintext can go now and be decoded again later. */
+static bool plain_droppable(const struct centry *e)
+{
+	return e->pins == 0 && !e->decoding && e->buf;
+}
+
 /* Whether e is decoded and still holds its stored bytes, which it no
  * longer needs while its plaintext stays. */
 static bool stored_droppable(const struct centry *e)
@@ -483,8 +489,7 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 			return false;
 	}
 	for (e = rd->tail; e && !fits_locked(rd, need, demand); e = e->prev)
-		if (e->pins == 0 && !e->decoding && e->buf &&
-		    class_of(e) < C_AHEAD)
+		if (plain_droppable(e) && class_of(e) < C_AHEAD)
 			drop_plain_locked(rd, e);
 	/* Then the stored bytes of chunks decoded and still to be read:
 	 * dropping their plaintexts would mean decoding them again, and
@@ -502,8 +507,8 @@ static bool make_room_locked(struct drgw_reader *rd, uint64_t need,
 		for (e = rd->tail; cls == C_AHEAD && e &&
 				   !fits_locked(rd, need, demand);
 		     e = e->prev)
-			if (e->pins == 0 && !e->decoding && e->buf &&
-			    e->cls == C_AHEAD && e->index != e->f->pos)
+			if (plain_droppable(e) && e->cls == C_AHEAD &&
+			    e->index != e->f->pos)
 				drop_plain_locked(rd, e);
 		for (e = rd->tail; e && !fits_locked(rd, need, demand); e = prev) {
 			prev = e->prev;
@@ -574,6 +579,26 @@ static void decode_pinned(struct drgw_reader *rd, struct centry *e)
 	pthread_mutex_unlock(&rd->lock);
 }
 
+/* Adds j to the fetch threads' queue: at the end, or first. */
+static void queue_job_locked(struct drgw_reader *rd, struct job *j,
+			     bool first)
+{
+	if (first) {
+		j->next = rd->jobs;
+		rd->jobs = j;
+		if (!rd->jobs_tail)
+			rd->jobs_tail = j;
+	} else {
+		j->next = NULL;
+		if (rd->jobs_tail)
+			rd->jobs_tail->next = j;
+		else
+			rd->jobs = j;
+		rd->jobs_tail = j;
+	}
+	pthread_cond_signal(&rd->job_cond);
+}
+
 /* Queues the background decoding of e (pinned) before every fetch.
  * False if out of memory. */
 static bool queue_decode_locked(struct drgw_reader *rd, struct centry *e)
@@ -586,11 +611,7 @@ static bool queue_decode_locked(struct drgw_reader *rd, struct centry *e)
 	j->n = 1;
 	j->ct_len = 0;
 	j->e[0] = e;
-	j->next = rd->jobs;
-	rd->jobs = j;
-	if (!rd->jobs_tail)
-		rd->jobs_tail = j;
-	pthread_cond_signal(&rd->job_cond);
+	queue_job_locked(rd, j, true);
 	return true;
 }
 
@@ -1112,18 +1133,6 @@ static void start_threads_locked(struct drgw_reader *rd)
 		rd->n_threads++;
 }
 
-/* Appends j to the fetch threads' queue. */
-static void queue_job_locked(struct drgw_reader *rd, struct job *j)
-{
-	j->next = NULL;
-	if (rd->jobs_tail)
-		rd->jobs_tail->next = j;
-	else
-		rd->jobs = j;
-	rd->jobs_tail = j;
-	pthread_cond_signal(&rd->job_cond);
-}
-
 /* Chunks of f one read-ahead request covers: at most half the window, so
  * that one is in flight while the reader goes through another (a base
  * read with a 9-chunk window in 8-chunk requests waited for every one). */
@@ -1167,7 +1176,7 @@ static bool queue_fetch_locked(struct drgw_rfile *f, uint64_t start,
 	j->ct_len = f->idx.offsets[start + j->n] - f->idx.offsets[start];
 	rd->bytes += j->ct_len;
 	rd->stats.readahead_chunks += j->n;
-	queue_job_locked(rd, j);
+	queue_job_locked(rd, j, false);
 	return j->n == end - start;
 }
 

@@ -337,6 +337,21 @@ def test_incremental_version_reads_ahead_in_every_object_it_takes_blocks_from(en
     assert len(base_gets) <= math.ceil(size / (8 * MIB)) + 8, base_gets
 
 
+def read_sequentially(view, name, data):
+    """Reads name through the running view 1 MiB at a time, as cp does,
+    checks it is data, stops the view and returns the chunks it decoded,
+    how many of them the fetch threads decoded ahead, and its log line."""
+    with open(view.mountpoint / name, "rb") as f:
+        h = hashlib.sha256()
+        while chunk := f.read(MIB):
+            h.update(chunk)
+    assert h.digest() == hashlib.sha256(data).digest()
+    view.stop()
+    m = re.search(r"(\d+) decoded, (\d+) of them ahead", view.log())
+    assert m, view.log()
+    return int(m[1]), int(m[2]), m[0]
+
+
 def test_fetch_threads_decode_ahead_while_the_cache_is_full_of_chunks_read(env):
     """Sequential reads through a small read cache: once the chunks read
     fill it, the fetch threads still decode what they fetched ahead (making
@@ -351,19 +366,11 @@ def test_fetch_threads_decode_ahead_while_the_cache_is_full_of_chunks_read(env):
     gw.stop()
 
     view = env.restore_view().start()
-    with open(view.mountpoint / "big.bin", "rb") as f:
-        h = hashlib.sha256()
-        while chunk := f.read(MIB):
-            h.update(chunk)
-    assert h.digest() == hashlib.sha256(data).digest()
-    view.stop()
-    m = re.search(r"(\d+) decoded, (\d+) of them ahead", view.log())
-    assert m, view.log()
-    decoded, ahead = int(m[1]), int(m[2])
+    decoded, ahead, m = read_sequentially(view, "big.bin", data)
     # Before, the fetch threads decoded the first 18-23 chunks, until the
     # chunks read filled the cache, and the reader the rest; a busy machine
     # lets the reader get to some chunks first.
-    assert decoded >= 96 and ahead * 2 >= decoded, m[0]
+    assert decoded >= 96 and ahead * 2 >= decoded, m
 
 
 def test_incremental_read_decodes_ahead_and_in_large_kernel_requests(env):
@@ -393,16 +400,8 @@ def test_incremental_read_decodes_ahead_and_in_large_kernel_requests(env):
     dev = os.stat(view.mountpoint).st_dev
     bdi = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
     assert bdi.read_text().strip() == "512"
-    with open(view.mountpoint / "blob-20260107.bin", "rb") as f:
-        h = hashlib.sha256()
-        while chunk := f.read(MIB):
-            h.update(chunk)
-    assert h.digest() == hashlib.sha256(data).digest()
-    view.stop()
-    m = re.search(r"(\d+) decoded, (\d+) of them ahead", view.log())
-    assert m, view.log()
-    decoded, ahead = int(m[1]), int(m[2])
+    decoded, ahead, m = read_sequentially(view, "blob-20260107.bin", data)
     # 94 % ahead; while decoded chunks kept their stored bytes, 62-65 %
     # (the reader decoded the rest itself).  A busy machine lets the
     # reader get to a few first.
-    assert decoded >= 128 and ahead * 10 >= decoded * 7, m[0]
+    assert decoded >= 128 and ahead * 10 >= decoded * 7, m
