@@ -37,7 +37,7 @@ static const struct common common_opts[] = {
 	{ "incremental", CLI_COMMON_DAEMON, "BOOL store only what changed since the series' last version (on)" },
 	{ "incremental-max-chain", CLI_COMMON_DAEMON, "N a full object after N increments (7)" },
 	{ "incremental-max-changed", CLI_COMMON_DAEMON, "PCT a full object when more than PCT% changed (50)" },
-	{ "incremental-max-read", CLI_COMMON_DAEMON, "PCT a full object when a restore of an increment would read more than PCT% of the file's bytes (150)" },
+	{ "incremental-max-read", CLI_COMMON_DAEMON, "PCT a full object when a restore of an increment would read more than PCT% of the file's bytes (125)" },
 	{ "incremental-min-size", CLI_COMMON_DAEMON, "SIZE files smaller than SIZE are always stored whole (1MiB)" },
 	{ "chunk-size", CLI_COMMON_DAEMON, "SIZE  plaintext bytes per chunk (1MiB)" },
 	{ "encode-threads", CLI_COMMON_DAEMON, "N encoder threads (one per CPU)" },

@@ -24,7 +24,7 @@ void drgw_config_init(struct drgw_config *cfg)
 	cfg->incremental = true;
 	cfg->incremental_max_chain = 7;
 	cfg->incremental_max_changed = 50;
-	cfg->incremental_max_read = 150;
+	cfg->incremental_max_read = 125;
 	cfg->incremental_min_size = 1u << 20;
 	cfg->chunk_size = 1u << 20;
 	cfg->check_sqlite = DRGW_SQLCHECK_QUICK;
