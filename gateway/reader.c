@@ -183,8 +183,11 @@ struct drgw_rfile {
 	 * the next one from dec_up on. */
 	uint64_t fetch_ahead;
 	uint64_t dec_up;
-	/* An incremental object: whether its small sources are fetched so. */
-	bool batch_small;
+	/* An incremental object: those of its sources (0: its own data, k:
+	 * reference k - 1), n_refs + 1 of them, set when it is opened. */
+	struct window {
+		uint64_t readahead, fetch_ahead;
+	} *windows;
 	/* An incremental object's references, opened on first use (NULL
 	 * until then), under src_lock. */
 	pthread_mutex_t src_lock;
@@ -197,6 +200,7 @@ static void rfile_unref_locked(struct drgw_rfile *f)
 		return;
 	pthread_mutex_destroy(&f->src_lock);
 	free(f->srcs); /* closed by drgw_rfile_close() before */
+	free(f->windows);
 	drgw_obj_clear(&f->obj);
 	drgw_obj_index_clear(&f->idx);
 	free(f->tail);
@@ -388,6 +392,12 @@ static uint64_t ahead_limit(const struct drgw_reader *rd)
 static uint64_t entry_bytes(const struct centry *e)
 {
 	return (e->buf ? e->ct_len : 0) + (e->pt ? e->len : 0);
+}
+
+/* Whether f is a source fetched ahead further than it is decoded. */
+static bool fetched_stored(const struct drgw_rfile *f)
+{
+	return f->fetch_ahead > f->readahead;
 }
 
 /* Whether e's plaintext can go now and be decoded again later. */
@@ -685,7 +695,7 @@ static void load_group(struct drgw_reader *rd, struct centry **es, size_t n,
 	 * would wait for one thread decoding it chunk after chunk. */
 	here = r == 0 && eager ? n : 0;
 	/* A small source's chunks beyond its reader's share stay stored. */
-	while (here > 0 && f->fetch_ahead > f->readahead &&
+	while (here > 0 && fetched_stored(f) &&
 	       es[here - 1]->index > f->run_hi + f->readahead) {
 		es[here - 1]->pins--;
 		here--;
@@ -971,50 +981,57 @@ static int open_kept_tail(struct drgw_rfile *f, uint64_t object_size,
 	return r;
 }
 
-/* The read-ahead of source src of incremental f (0: its own data): the
- * reader's, in proportion to the bytes of the file it holds, so that the
- * sources' windows add up to the reader's; at least one chunk (a source
- * with a small share is read slowly: its next chunk arrives in time).
- * (A floor of 2 chunks cut the requests for a version over six increments
- * by a third, but the windows then overran the read-ahead budget and the
- * base's chunks were evicted before they were read.) */
-static uint64_t share_of(const struct drgw_rfile *f, unsigned src)
+/*
+ * The read-ahead windows of incremental f's sources.  Each gets the
+ * reader's readahead in proportion to the bytes of the file it holds, so
+ * that they add up to the reader's; at least one chunk (a source with a
+ * small share is read slowly: its next chunk arrives in time).  (A floor
+ * of 2 chunks, decoded as fetched, cut the requests for a version over six
+ * increments by a third, but the windows then overran the read-ahead
+ * budget and the base's chunks were evicted before they were read.)
+ * Sources with less than 2 * SMALL_REQUEST chunks fetch that many,
+ * stored (see the top), if all of them fit in a quarter of the cache,
+ * their chunks taken to be stored as small as f's own.
+ */
+static int plan_windows(struct drgw_rfile *f)
 {
-	uint64_t ra = f->rd->opts.readahead, bytes = 0, w;
+	const struct drgw_obj_ext *x = &f->idx.ext;
+	uint64_t ra = f->rd->opts.readahead, size = f->idx.meta.size;
+	uint64_t n = f->idx.n_chunks, small = 0;
+	size_t srcs = x->n_refs + 1;
+	struct window *w = calloc(srcs, sizeof(*w));
+	bool batch;
 
-	for (size_t i = 0; i < f->idx.ext.n_extents; i++)
-		if (f->idx.ext.extents[i].src == src)
-			bytes += f->idx.ext.extents[i].len;
-	if (ra == 0 || f->idx.meta.size == 0)
-		return ra;
-	w = (uint64_t)((double)ra * (double)bytes / (double)f->idx.meta.size + 0.5);
-	return w ? w : 1;
+	if (!w)
+		return -ENOMEM;
+	/* The bytes each holds first (extents name valid sources). */
+	for (size_t i = 0; i < x->n_extents; i++)
+		w[x->extents[i].src].readahead += x->extents[i].len;
+	for (size_t k = 0; k < srcs; k++) {
+		uint64_t share = ra == 0 || size == 0 ? ra :
+			(uint64_t)((double)ra * (double)w[k].readahead /
+				   (double)size + 0.5);
+
+		w[k].readahead = ra && !share ? 1 : share;
+		small += w[k].readahead < 2 * SMALL_REQUEST;
+	}
+	batch = n && small * 2 * SMALL_REQUEST *
+			     ((f->idx.offsets[n] - f->idx.offsets[0]) / n) <=
+			     f->rd->opts.cache_bytes / 4;
+	for (size_t k = 0; k < srcs; k++)
+		w[k].fetch_ahead = batch && w[k].readahead < 2 * SMALL_REQUEST ?
+					   2 * SMALL_REQUEST :
+					   w[k].readahead;
+	f->windows = w;
+	return 0;
 }
 
-/* Whether the small sources of incremental f can be fetched in batches
- * (see the top): what they hold stored fits in a quarter of the cache,
- * their chunks taken to be stored as small as f's own. */
-static bool batch_small(const struct drgw_rfile *f)
-{
-	uint64_t n = f->idx.n_chunks, small = 0, ct;
-
-	if (n == 0)
-		return false;
-	ct = (f->idx.offsets[n] - f->idx.offsets[0]) / n;
-	for (unsigned src = 0; src <= f->idx.ext.n_refs; src++)
-		small += share_of(f, src) < 2 * SMALL_REQUEST;
-	return small * 2 * SMALL_REQUEST * ct <= f->rd->opts.cache_bytes / 4;
-}
-
-/* The read-ahead of src, source number k of incremental f (0: its own
- * data). */
+/* Gives src the read-ahead of source k of incremental f. */
 static void set_window(struct drgw_rfile *src, const struct drgw_rfile *f,
-		       unsigned k)
+		       size_t k)
 {
-	src->readahead = share_of(f, k);
-	src->fetch_ahead = src->readahead;
-	if (f->batch_small && src->readahead < 2 * SMALL_REQUEST)
-		src->fetch_ahead = 2 * SMALL_REQUEST;
+	src->readahead = f->windows[k].readahead;
+	src->fetch_ahead = f->windows[k].fetch_ahead;
 }
 
 static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
@@ -1051,20 +1068,13 @@ static int rfile_open(struct drgw_reader *rd, struct drgw_backend *b,
 	if (r == 0 && f->idx.ext.n_refs &&
 	    !(f->srcs = calloc(f->idx.ext.n_refs, sizeof(*f->srcs))))
 		r = -ENOMEM;
-	if (r == 0 && f->idx.ext.extents) {
-		f->batch_small = batch_small(f);
+	if (r == 0 && f->idx.ext.extents && (r = plan_windows(f)) == 0)
 		set_window(f, f, 0);
-	} else if (r == 0) {
+	else if (r == 0)
 		f->readahead = f->fetch_ahead = rd->opts.readahead;
-	}
 	if (r < 0) {
 		drgw_err_prefix(err, "%s on %s", key, b->name);
-		pthread_mutex_destroy(&f->src_lock);
-		drgw_obj_clear(&f->obj);
-		drgw_obj_index_clear(&f->idx);
-		free(f->tail);
-		free(f->key);
-		free(f);
+		rfile_unref_locked(f); /* not shared yet: no lock needed */
 		return r;
 	}
 	*ret = f;
@@ -1339,9 +1349,10 @@ static void decode_ahead_locked(struct drgw_rfile *f)
 	for (; f->dec_up <= end; f->dec_up++) {
 		struct centry *e = find_locked(rd, f, f->dec_up);
 
-		/* One still loading is decoded as it arrives. */
-		if (!e || e->state == C_LOADING)
+		if (!e)
 			break;
+		/* One still loading is decoded as it arrives (load_group():
+		 * it is within the window already). */
 		if (e->state != C_READY || e->pt || e->decoding)
 			continue;
 		e->pins++;
@@ -1391,10 +1402,9 @@ static void track_locked(struct drgw_rfile *f, uint64_t first, uint64_t last)
 	 * backward, a rarer pattern, from the third. */
 	if (f->up >= 1 && f->up > f->down) {
 		readahead_up_locked(f, first, f->run_hi);
-		if (f->fetch_ahead > f->readahead)
+		if (fetched_stored(f))
 			decode_ahead_locked(f);
-	}
-	else if (f->down >= 2 && f->down > f->up)
+	} else if (f->down >= 2 && f->down > f->up)
 		readahead_down_locked(f, f->run_lo, last);
 }
 
@@ -1596,7 +1606,7 @@ static int open_ref(struct drgw_rfile *f, size_t k, struct drgw_rfile **ret,
 				/* Read only as data: its own map would
 				 * just take memory. */
 				forget_map(src);
-				set_window(src, f, (unsigned)k + 1);
+				set_window(src, f, k + 1);
 				f->srcs[k] = src;
 			}
 		}
