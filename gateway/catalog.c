@@ -1273,7 +1273,8 @@ static bool in_series(const char *pattern, const char *name)
 }
 
 int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
-			    int64_t exclude, struct drgw_version *ret)
+			    int64_t exclude, const char *const *backends,
+			    size_t n_backends, struct drgw_version *ret)
 {
 	char *pattern = drgw_name_pattern(name);
 	sqlite3_stmt *st;
@@ -1290,13 +1291,24 @@ int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
 		if (sqlite3_column_int64(st, 0) == exclude || !n ||
 		    !in_series(pattern, n))
 			continue;
-		/* The newest of the series, and only if every replica of it
-		 * is done: an increment must never land before its base. */
-		q = prep(c, "SELECT COUNT(*) FROM replicas WHERE version_id = ? "
-			    "AND state != 'done'");
-		if (q)
-			sqlite3_bind_int64(q, 1, sqlite3_column_int64(st, 0));
-		if (one_int(q, 1) == 0) {
+		/* The newest of the series, and only if it is done on every
+		 * backend the increment will go to: an increment must never
+		 * land before its base, nor on a backend added since. */
+		bool everywhere = true;
+
+		for (size_t i = 0; everywhere && i < n_backends; i++) {
+			q = prep(c, "SELECT COUNT(*) FROM replicas WHERE "
+				    "version_id = ? AND backend = ? AND "
+				    "state = 'done'");
+			if (q) {
+				sqlite3_bind_int64(q, 1,
+						   sqlite3_column_int64(st, 0));
+				sqlite3_bind_text(q, 2, backends[i], -1,
+						  SQLITE_TRANSIENT);
+			}
+			everywhere = one_int(q, 0) == 1;
+		}
+		if (everywhere) {
 			read_version(st, ret);
 			r = ret->name ? 0 : -ENOMEM;
 		}

@@ -254,3 +254,26 @@ def test_backfill_copies_what_a_chain_needs(env, tmp_path):
         assert f"{ref}.drgw" in stored, (ref, stored)
     restore_all(env, {"app-20260103.db": want["app-20260103.db"]}, tmp_path,
                 backends=env.backend_args("new", new), tag="from-new")
+
+
+def test_a_backend_added_later_gets_a_full_object_first(env, tmp_path):
+    """The base of an increment must be on every backend it goes to: a
+    backend added to the configuration has none of the older objects, so
+    the next version is stored whole (it restores from that backend
+    alone), and the one after is an increment again."""
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    gw = env.gateway().start()
+    backup_days(env, gw, db, [1, 2])
+    gw.stop()
+    new = tmp_path / "new-backend"
+    new.mkdir()
+    both = [*env.backend_args(), *env.backend_args("new", new)]
+    gw = env.gateway(backends=both, name="gateway2").start()
+    want = backup_days(env, gw, db, [3, 4])
+    gw.stop()
+    vs = versions(env)
+    assert vs["app-20260103.db"]["stored_as"] == "full"
+    assert vs["app-20260104.db"]["stored_as"] == "incremental"
+    restore_all(env, want, tmp_path, backends=env.backend_args("new", new),
+                tag="from-new")
