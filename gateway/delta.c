@@ -21,8 +21,9 @@
 
 #include "delta.h"
 
-static const char map_magic[8] = { 'D', 'R', 'G', 'W', 'M', 'A', 'P', '1' };
-#define MAP_FIXED 40
+/* MAP1 maps (no key digest) fail to load: one full object per series. */
+static const char map_magic[8] = { 'D', 'R', 'G', 'W', 'M', 'A', 'P', '2' };
+#define MAP_FIXED 72
 #define REF_LEN 57 /* + vid */
 #define EXT_LEN 18
 
@@ -301,6 +302,7 @@ int drgw_blockmap_save(int dir_fd, const char *vid,
 	put_u64(buf + 24, m->n_blocks);
 	put_u32(buf + 32, (uint32_t)m->n_refs);
 	put_u32(buf + 36, (uint32_t)m->n_extents);
+	memcpy(buf + 40, m->keys, 32);
 	p = buf + MAP_FIXED;
 	for (size_t k = 0; k < m->n_refs; k++) {
 		size_t vl = strlen(m->refs[k].vid);
@@ -364,6 +366,7 @@ int drgw_blockmap_load(int dir_fd, const char *vid, struct drgw_blockmap *ret)
 	m.n_blocks = get_u64(buf + 24);
 	m.n_refs = get_u32(buf + 32);
 	m.n_extents = get_u32(buf + 36);
+	memcpy(m.keys, buf + 40, 32);
 	if (!m.block || m.n_blocks != m.size / m.block + (m.size % m.block != 0) ||
 	    m.n_refs == 0 || m.n_refs > DRGW_OBJ_REFS_MAX ||
 	    m.n_extents > (uint64_t)(end - buf) / EXT_LEN ||

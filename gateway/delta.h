@@ -43,6 +43,9 @@ struct drgw_blockmap {
 	size_t n_extents;
 	/* Increments since the last full object (0: this is one). */
 	unsigned depth;
+	/* drgw_keyring_writer_digest() of the writer that stored it: an
+	 * increment only takes blocks from objects its readers can open. */
+	uint8_t keys[32];
 };
 
 void drgw_blockmap_release(struct drgw_blockmap *m);

@@ -137,6 +137,14 @@ static int load_keys(struct drgw_gateway *gw, unsigned flags,
 			     "no key to encrypt with: pass --key-file FILE (create one with 'drgw keygen FILE') or --recipient drgw1... (from 'drgw keygen --identity FILE')");
 		return -ENOKEY;
 	}
+	if ((flags & DRGW_OPEN_ENCRYPT) &&
+	    (gw->keys.n ? 1 : 0) + gw->keys.n_recips > DRGW_OBJ_STANZAS_MAX) {
+		drgw_err_set(err,
+			     "an object can be encrypted to at most %d keys and recipients (the key file counts as one): %zu given",
+			     DRGW_OBJ_STANZAS_MAX,
+			     (gw->keys.n ? 1 : 0) + gw->keys.n_recips);
+		return -E2BIG;
+	}
 	if ((flags & DRGW_OPEN_NEED_KEY) && !drgw_keyring_can_decrypt(&gw->keys)) {
 		drgw_err_set(err,
 			     gw->keys.n_recips ?

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -420,6 +421,12 @@ int drgw_keyring_add_recipient(struct drgw_keyring *kr, const char *s,
 	struct drgw_recipient *p;
 	uint8_t pk[32];
 
+	/* Never echo a secret pasted where a public key belongs. */
+	if (!strncasecmp(s, DRGW_IDENTITY_HRP, strlen(DRGW_IDENTITY_HRP))) {
+		drgw_err_set(err,
+			     "a secret identity was given where a recipient belongs (not shown here); give its recipient instead: 'drgw keygen --recipient-of IDENTITY-FILE' prints it");
+		return -EINVAL;
+	}
 	if (drgw_bech32_decode(s, DRGW_RECIPIENT_HRP, pk, sizeof(pk)) < 0) {
 		drgw_err_set(err,
 			     "'%.80s' is not a drgw recipient (drgw1 followed by 58 characters, checksummed: check for a typo)",
@@ -462,11 +469,37 @@ int drgw_keyring_add_recipient_file(struct drgw_keyring *kr, const char *path,
 	int fd = open(path, O_RDONLY | O_CLOEXEC), found = 0, r = 0;
 	ssize_t n;
 
-	/* Recipients are public: no permission rules, only a size limit. */
+	struct stat st;
+
 	if (fd < 0) {
 		drgw_err_set(err, "cannot open recipient file %s: %s", path,
 			     strerror(errno));
 		return -errno;
+	}
+	/* Recipients are public, but whoever may change the file can add
+	 * their own and read every later backup: the key file's owner rule,
+	 * and no one else may write it. */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		drgw_err_set(err, "cannot stat recipient file %s: %s", path,
+			     strerror(-r));
+		return r;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		drgw_err_set(err,
+			     "recipient file %s is owned by uid %u, not by root or the user drgw runs as (uid %u); run 'chown %u %s'",
+			     path, (unsigned)st.st_uid, (unsigned)geteuid(),
+			     (unsigned)geteuid(), path);
+		return -EPERM;
+	}
+	if (st.st_mode & 022) {
+		close(fd);
+		drgw_err_set(err,
+			     "recipient file %s is writable by group or others (mode %04o); run 'chmod 644 %s'",
+			     path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
 	}
 	n = drgw_pread_full(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
@@ -503,6 +536,20 @@ const struct drgw_identity *drgw_keyring_find_identity(
 		if (sodium_memcmp(kr->ids[i].tag, tag, 8) == 0)
 			return &kr->ids[i];
 	return NULL;
+}
+
+void drgw_keyring_writer_digest(const struct drgw_keyring *kr,
+				uint8_t out[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	if (kr->n)
+		crypto_generichash_update(&st, kr->keys[0].id,
+					  DRGW_KEY_ID_BYTES);
+	for (size_t i = 0; i < kr->n_recips; i++)
+		crypto_generichash_update(&st, kr->recips[i].pk, 32);
+	crypto_generichash_final(&st, out, 32);
 }
 
 bool drgw_keyring_can_encrypt(const struct drgw_keyring *kr)

@@ -111,6 +111,11 @@ const struct drgw_identity *drgw_keyring_find_identity(
 
 /* Can the ring encrypt new objects / decrypt objects at all? */
 bool drgw_keyring_can_encrypt(const struct drgw_keyring *kr);
+/* A digest of what new objects are encrypted to (the key file's id, the
+ * recipients): two writers with equal digests write objects the same
+ * keys and identities open. */
+void drgw_keyring_writer_digest(const struct drgw_keyring *kr,
+				uint8_t out[32]);
 bool drgw_keyring_can_decrypt(const struct drgw_keyring *kr);
 
 #endif

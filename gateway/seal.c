@@ -61,16 +61,11 @@ static int stat_beneath(struct drgw_gateway *gw, const char *path,
 	return r;
 }
 
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * NSEC_PER_SEC + ts->tv_nsec;
-}
-
 void drgw_version_stamp(struct drgw_version *v, const struct stat *st)
 {
 	v->size = (uint64_t)st->st_size;
-	v->mtime_ns = ts_ns(&st->st_mtim);
-	v->ctime_ns = ts_ns(&st->st_ctim);
+	v->mtime_ns = drgw_ts_ns(&st->st_mtim);
+	v->ctime_ns = drgw_ts_ns(&st->st_ctim);
 	/* Permission bits only: a restore never recreates set-uid, set-gid
 	 * or sticky bits (it does not restore the owner either). */
 	v->mode = st->st_mode & 0777;
@@ -81,8 +76,8 @@ bool drgw_version_matches_file(const struct drgw_version *v,
 {
 	/* Versions sealed before ctime was recorded compare as they did. */
 	return v->size == (uint64_t)st->st_size &&
-	       v->mtime_ns == ts_ns(&st->st_mtim) &&
-	       (v->ctime_ns == 0 || v->ctime_ns == ts_ns(&st->st_ctim));
+	       v->mtime_ns == drgw_ts_ns(&st->st_mtim) &&
+	       (v->ctime_ns == 0 || v->ctime_ns == drgw_ts_ns(&st->st_ctim));
 }
 
 /* Why the content of path may not be a good backup, from what the mount

@@ -43,7 +43,8 @@ struct watch {
 	struct drgw_node *node;
 	uint64_t gen;
 	/* Without a node (a held file), a handle opened before the unlink
-	 * could still write: watch the inode's ctime and size instead. */
+	 * could still write, and with one, a hard link's writes count on the
+	 * other name's node: watch the inode's ctime and size then. */
 	int fd;
 	struct stat st;
 };
@@ -55,8 +56,8 @@ static int watch_check(void *arg)
 
 	if (atomic_load(&w->gw->exiting))
 		return -ECANCELED;
-	if (w->node)
-		return atomic_load(&w->node->gen) != w->gen ? -ESTALE : 0;
+	if (w->node && atomic_load(&w->node->gen) != w->gen)
+		return -ESTALE;
 	if (w->fd >= 0) {
 		struct stat now;
 
@@ -111,18 +112,29 @@ static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
 }
 
 /* The base v can be an increment of: the newest version of its series,
- * replicated everywhere, whose block map the cache still has.  False (a
- * full object) when there is none. */
+ * on every backend, whose block map the cache still has, written for the
+ * keys this gateway writes for (after a key change, an increment of an
+ * older object would need the old keys too).  False (a full object) when
+ * there is none. */
 static bool load_base(struct drgw_gateway *gw, const struct drgw_version *v,
 		      struct drgw_blockmap *base)
 {
 	struct drgw_version b;
+	uint8_t keys[32];
 	bool ok;
 
 	if (!gw->cfg->incremental || v->size < gw->cfg->incremental_min_size ||
-	    drgw_catalog_delta_base(gw->cat, v->name, v->id, &b) < 0)
+	    drgw_catalog_delta_base(gw->cat, v->name, v->id, gw->backend_names,
+				    gw->n_backends, &b) < 0)
 		return false;
 	ok = drgw_blockmap_load(gw->blocks_fd, b.vid, base) == 0;
+	drgw_keyring_writer_digest(&gw->keys, keys);
+	if (ok && memcmp(keys, base->keys, sizeof(keys))) {
+		log_info("%s was written for other keys: %s is stored whole",
+			 b.name, v->name);
+		drgw_blockmap_release(base);
+		ok = false;
+	}
 	drgw_version_release(&b);
 	return ok;
 }
@@ -163,10 +175,11 @@ static int forget_map(void *arg, const struct drgw_version *v)
  * the others': only the newest is ever a base.  A failure only costs the
  * next version its increment. */
 static void keep_map(struct drgw_gateway *gw, const struct drgw_version *v,
-		     const struct drgw_blockmap *m)
+		     struct drgw_blockmap *m)
 {
 	if (!m->hash)
 		return;
+	drgw_keyring_writer_digest(&gw->keys, m->keys);
 	drgw_catalog_each_in_series(gw->cat, v->name, forget_map, gw);
 	if (drgw_blockmap_save(gw->blocks_fd, v->vid, m) < 0)
 		log_warning("cannot keep the block map of %s: its next version will be stored whole",
@@ -329,7 +342,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
-	bool busy;
+	bool busy, held = false;
 	int fd = -1, r, ret = 0;
 
 	w.node = hold_node(gw, v->name, &busy, &w.gen);
@@ -344,6 +357,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 		/* Removed before we got to it: its last content was held. */
 		drop_node(gw, w.node);
 		w.node = NULL;
+		held = true;
 		fd = openat(gw->held_fd, v->vid, O_RDONLY | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
 	}
@@ -371,7 +385,9 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 			ret = -EIO;
 		goto out;
 	}
-	if (!w.node) {
+	if (!w.node || st.st_nlink > 1) {
+		if (w.node)
+			drgw_wait_ctime_past(fd, &st);
 		w.fd = fd;
 		w.st = st;
 	}
@@ -379,7 +395,8 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	drgw_version_stamp(v, &st);
 
 	/* The SQLite check reads the same bytes while they are encoded. */
-	notes.check = drgw_sqlcheck_start(fd, w.node ? gw->files_fd : -1,
+	/* A held file's journal and WAL are gone with its name. */
+	notes.check = drgw_sqlcheck_start(fd, held ? -1 : gw->files_fd,
 					  v->name, gw->cfg->check_sqlite,
 					  gw->cfg->check_sqlite_timeout_ns,
 					  &gw->exiting);

@@ -65,6 +65,24 @@ int64_t drgw_mono_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+int64_t drgw_ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * NSEC_PER_SEC + ts->tv_nsec;
+}
+
+void drgw_wait_ctime_past(int fd, struct stat *st)
+{
+	for (int i = 0; i < 50; i++) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (drgw_ts_ns(&now) > drgw_ts_ns(&st->st_ctim))
+			return;
+		usleep(2000);
+		fstat(fd, st);
+	}
+}
+
 void drgw_format_time(int64_t ns, char *buf, size_t size)
 {
 	time_t t = (time_t)(ns / NSEC_PER_SEC);

@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define NSEC_PER_SEC 1000000000LL
@@ -34,6 +36,11 @@ void drgw_err_prefix(struct drgw_err *err, const char *fmt, ...)
 /* Wall clock and monotonic clock in ns. */
 int64_t drgw_now_ns(void);
 int64_t drgw_mono_ns(void);
+int64_t drgw_ts_ns(const struct timespec *ts);
+/* Waits (up to 100 ms) until the kernel's timestamp clock has passed the
+ * ctime in *st, refreshing *st from fd: a write in the same tick would
+ * leave the ctime unchanged, a later one changes it. */
+void drgw_wait_ctime_past(int fd, struct stat *st);
 
 /* "2026-11-25T23:18:58Z" (UTC) into buf; "-" for 0. */
 void drgw_format_time(int64_t ns, char *buf, size_t size);

@@ -78,11 +78,6 @@ struct drgw_watch {
 	int64_t enc_last_proc;
 };
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * NSEC_PER_SEC + t->tv_nsec;
-}
-
 static bool is_cache_dir(const struct drgw_watch *w, const struct stat *st)
 {
 	return st->st_dev == w->cache_dev && st->st_ino == w->cache_ino;
@@ -208,7 +203,7 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 		 * kernel's ctime as the last write.  A ctime that stays ahead
 		 * (another machine's clock on NFS) puts the seal off once. */
 		struct drgw_node *n;
-		int64_t ct = ts_ns(&st.st_ctim);
+		int64_t ct = drgw_ts_ns(&st.st_ctim);
 		int64_t wait = ct + gw->cfg->settle_ns - drgw_now_ns();
 
 		drgw_nodes_lock(w->pending);
@@ -302,8 +297,8 @@ static int add_base(struct drgw_watch *w, const char *name,
 	if (st)
 		*e = (struct drgw_file_state){
 			.size = (uint64_t)st->st_size,
-			.mtime_ns = ts_ns(&st->st_mtim),
-			.ctime_ns = ts_ns(&st->st_ctim),
+			.mtime_ns = drgw_ts_ns(&st->st_mtim),
+			.ctime_ns = drgw_ts_ns(&st->st_ctim),
 			.ino = (uint64_t)st->st_ino,
 		};
 	else
@@ -341,8 +336,8 @@ static bool in_base(const struct drgw_watch *w, const char *name,
 	e = w->n_base ? bsearch(&key, w->base, w->n_base, sizeof(key), cmp_base) :
 			NULL;
 	return e && e->size == (uint64_t)st->st_size &&
-	       e->mtime_ns == ts_ns(&st->st_mtim) &&
-	       e->ctime_ns == ts_ns(&st->st_ctim) &&
+	       e->mtime_ns == drgw_ts_ns(&st->st_mtim) &&
+	       e->ctime_ns == drgw_ts_ns(&st->st_ctim) &&
 	       e->ino == (uint64_t)st->st_ino;
 }
 
@@ -1028,22 +1023,6 @@ struct drgw_watch *drgw_watch_free(struct drgw_watch *w)
 
 /* --- the encoder's side --- */
 
-/* Without a lease a write in the same tick of the kernel's timestamp
- * clock as the ctime we saw would leave the ctime as it is: wait until
- * that clock has moved past it, and any later write shows. */
-static void wait_ctime_past(int fd, struct stat *st)
-{
-	for (int i = 0; i < 50; i++) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_REALTIME_COARSE, &now);
-		if (ts_ns(&now) > ts_ns(&st->st_ctim))
-			return;
-		usleep(2000);
-		fstat(fd, st);
-	}
-}
-
 int drgw_watch_encode_begin(struct drgw_gateway *gw, int fd, struct stat *st)
 {
 	struct drgw_watch *w = gw->watch;
@@ -1062,7 +1041,7 @@ int drgw_watch_encode_begin(struct drgw_gateway *gw, int fd, struct stat *st)
 	/* What was written before the lease is what gets encoded. */
 	fstat(fd, st);
 	if (!w->enc_leased)
-		wait_ctime_past(fd, st);
+		drgw_wait_ctime_past(fd, st);
 	return 0;
 }
 

@@ -168,3 +168,26 @@ def test_file_written_while_being_encoded_is_resealed(env, tmp_path):
     for v in env.ls("--versions"):
         assert v["size"] == os.path.getsize(path), "a stale version was shipped"
     gw.stop()
+
+
+def test_file_written_through_a_hard_link_while_being_encoded_is_resealed(env, tmp_path):
+    """Writes through another name of the same file during its encode: the
+    half-read object is discarded, never shipped half old, half new."""
+    gw = env.gateway("--compression-level", "19", "--encode-threads", "1").start()
+    path = env.mnt / "big.db"
+    make_app_db(tmp_path / "v1.db", rows=80000)
+    mark = len(gw.log())
+    subprocess.run(["cp", tmp_path / "v1.db", path], check=True)
+    os.link(path, env.mnt / "link.db")
+    gw.wait_log(r"sealed big\.db", start=mark)
+    time.sleep(0.2)
+    size = os.path.getsize(path)
+    with open(env.mnt / "link.db", "r+b") as f:
+        f.write(b"\0" * size)
+    env.wait()
+    assert "big.db changed while it was being encoded" in gw.log()
+    for name in ("big.db", "link.db"):
+        out = env.tmp / f"final-{name}"
+        env.client("restore", name, out)
+        assert filecmp.cmp(out, path, shallow=False), name
+    gw.stop()

@@ -237,10 +237,12 @@ def test_header_level_does_not_run_sqlite(env, tmp_path):
     gw.stop()
 
 
-def drgw_run(env, script, timeout=180):
+def drgw_run(env, script, timeout=180, where=("--mount",)):
+    """drgw run through the mount at env.mnt, or where=("--no-mount",
+    "--dir") into the plain directory env.mnt."""
     args = [str(DRGW), "run", *map(str, env.common()), *env.backend_args(),
             "--settle-delay", "0.2s", "--retry-min", "0.2s", "--retry-max", "1s",
-            "--mount", str(env.mnt), "--", "sh", "-c", script]
+            *where, str(env.mnt), "--", "sh", "-c", script]
     env.mnt.mkdir(exist_ok=True)
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
@@ -341,3 +343,24 @@ def test_prune_keeps_the_newest_good_snapshot(env, tmp_path):
     assert actions["app-2.db"] == ("keep", ["good"]), actions
     assert actions["app-1.db"][0] == "remove" and actions["app-3.db"][0] == "remove", actions
     assert env.objects() == sorted(vids[n] + ".drgw" for n in ("app-2.db", "app-4.db"))
+
+
+def test_without_the_mount_the_journal_beside_a_copy_is_seen(env, tmp_path):
+    """drgw run --no-mount checks what lies beside the file as the mount
+    does: a copy taken mid-transaction with its hot journal fails."""
+    src = tmp_path / "app.db"
+    make_app_db(src, rows=3000)
+    db = pysqlite.connect(src, isolation_level=None)
+    db.execute("PRAGMA cache_size=5")
+    db.execute("BEGIN")
+    db.execute("UPDATE applications SET doc = doc || 'x'")
+    try:
+        p = drgw_run(env, f"cp {src} {src}-journal {env.mnt}/",
+                     where=("--no-mount", "--dir"))
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert p.returncode == 5, p.stderr
+    h = snaps_by_name(env)["app.db"]["check"]
+    assert h["verdict"] == "hot_journal", h
+    assert "app.db-journal beside it is a hot journal" in h["message"]

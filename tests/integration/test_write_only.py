@@ -86,7 +86,6 @@ def test_recipient_only_gateway_backs_up_and_identities_restore(env, tmp_path):
                 tmp_path / f"c-{ident.name}", "--plugin-dir", PLUGINS,
                 *env.backend_args())
             assert sha256(out) == digest
-    view = env.restore_view(key=id_a) if False else None
     args = ["--restore", "--cache", tmp_path / "vc", "--identity", id_b,
             "--plugin-dir", PLUGINS, *env.backend_args()]
     view = Daemon(env.tmp, "view", args, tmp_path / "view")
@@ -222,3 +221,116 @@ def test_run_prune_with_recipients_only_is_refused_up_front(env, tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "--prune needs the identity" in p.stderr
     assert not marker.exists()
+
+
+def bech32(hrp, data):
+    """The checksummed string FORMAT.md describes (BIP 173), upper-case as
+    drgw writes identities, from tools/drgw-decode's own polymod."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("drgw_decode", str(DECODER))
+    dec = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(dec)
+    acc, bits, five = 0, 0, []
+    for b in data:
+        acc, bits = acc << 8 | b, bits + 8
+        while bits >= 5:
+            bits -= 5
+            five.append(acc >> bits & 31)
+    if bits:
+        five.append(acc << (5 - bits) & 31)
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    poly = dec.bech32_polymod(expanded + five + [0] * 6) ^ 1
+    check = [poly >> 5 * (5 - i) & 31 for i in range(6)]
+    return (hrp + "1" + "".join(dec.CHARSET[v] for v in five + check)).upper()
+
+
+def test_decoder_reads_the_version_2_vector_with_the_key_or_the_identity(tmp_path):
+    text = (ROOT / "tests" / "unit" / "format_vector_v2.h").read_text()
+    body = text.split("{", 1)[1]
+    (tmp_path / "v2.drgw").write_bytes(
+        bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", body)))
+    import base64
+    key = tmp_path / "vector.key"
+    key.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    ident = tmp_path / "vector.id"
+    ident.write_text(bech32("drgw-secret-key-", bytes(range(0x40, 0x60))) + "\n")
+    for k in (key, ident):
+        os.chmod(k, 0o600)
+        p = decode(tmp_path / "v2.drgw", k)
+        assert p.stdout == b"hello from drgw: a tiny snapshot\n"
+        assert json.loads(p.stderr)["format"] == 2
+    # drgw derives the same recipient from that identity.
+    out = run("keygen", "--recipient-of", ident).stdout.strip()
+    rec = re.search(r'RECIPIENT "(drgw1[^"]+)"', text).group(1)
+    assert out == rec
+
+
+def test_key_mistakes_are_refused_in_one_line_without_echoing_secrets(env, tmp_path):
+    id_a, rec_a = identity(env, "team.id")
+    # keygen never overwrites, and writes 0600.
+    assert os.stat(id_a).st_mode & 0o777 == 0o600
+    p = run("keygen", "--identity", id_a, check=False)
+    assert p.returncode != 0 and "exists" in p.stderr, p.stderr
+    assert run("keygen", "--recipient-of", id_a).stdout.strip() == rec_a
+
+    def start_fails(*args):
+        p = run("run", "--cache", env.cache, "--plugin-dir", PLUGINS,
+                *env.backend_args(), *args, "--no-mount", "--dir", tmp_path,
+                "--", "true", check=False)
+        assert p.returncode != 0, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        return p.stderr
+
+    # The secret pasted where the recipient belongs is never printed.
+    secret = [l for l in id_a.read_text().splitlines()
+              if l and not l.startswith("#")][0]
+    err = start_fails("--recipient", secret)
+    assert "secret identity" in err and secret[16:] not in err, err
+    recips = tmp_path / "recipients"
+    recips.write_text(f"# team\n{rec_a}\n")
+    os.chmod(recips, 0o666)
+    err = start_fails("--recipient-file", recips)
+    assert "writable by group or others" in err, err
+    err = start_fails("--recipient", rec_a[:-1] + ("q" if rec_a[-1] != "q" else "p"))
+    assert "not a drgw recipient" in err, err
+    # 17 stanzas do not fit an object: refused at start, not at every encode.
+    many = tmp_path / "many"
+    many.write_text("".join(identity(env, f"i{i}.id")[1] + "\n"
+                            for i in range(16)))
+    err = start_fails("--key-file", env.key, "--recipient-file", many)
+    assert "at most 16" in err, err
+
+
+def test_a_key_change_starts_a_new_chain(env, tmp_path):
+    """After moving from a key file to recipients, the next backup is a
+    full object: an increment of the old object would need the old key
+    too, and the new identity alone must restore it."""
+    from conftest import Daemon
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    gw = env.gateway().start()
+    sqlite(db, f".backup '{env.mnt}/app-1.db'")
+    env.wait()
+    gw.stop()
+    id_a, rec_a = identity(env, "team.id")
+    gw_args = [*writer_args(env, rec_a), *env.backend_args(),
+               "--settle-delay", "0.2s", "--drain-timeout", "30s"]
+    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
+    env.daemons.append(gw)
+    gw.start()
+    for day in (2, 3):
+        sqlite(db, f"UPDATE applications SET state = 'day{day}' WHERE id > 19900")
+        sqlite(db, f".backup '{env.mnt}/app-{day}.db'")
+        env.wait()
+    want = {n: sha256(env.mnt / n) for n in ("app-2.db", "app-3.db")}
+    gw.stop()
+    vs = {v["name"]: v for v in env.ls("--versions")}
+    assert vs["app-2.db"]["stored_as"] == "full", vs["app-2.db"]
+    assert vs["app-3.db"]["stored_as"] == "incremental", vs["app-3.db"]
+    for name, digest in want.items():
+        out = tmp_path / f"r-{name}"
+        run("restore", name, out, "--identity", id_a, "--cache",
+            tmp_path / "rc", "--plugin-dir", PLUGINS, *env.backend_args())
+        assert sha256(out) == digest
