@@ -232,16 +232,53 @@ static int by_vid_ptr(const void *a, const void *b)
 		      (*(const struct drgw_prune_item *const *)b)->vid);
 }
 
+/* Marks what it references as kept (reason base). */
+static int keep_refs(struct pruner *p, struct drgw_prune_item *it,
+		     struct drgw_prune_item **sorted)
+{
+	const struct drgw_obj_ref *refs;
+	struct drgw_rfile *rf;
+	struct drgw_err e = { 0 };
+	size_t n_refs;
+	int r;
+
+	it->refs_kept = true;
+	r = drgw_rfile_open(p->rd, p->gw->backends[p->b], it->key, it->bytes,
+			    &rf, &e);
+	if (r < 0) {
+		warn(p, "cannot read %s, which is kept, to keep what it references: %s",
+		     it->key, e.msg);
+		return r;
+	}
+	refs = drgw_rfile_refs(rf, &n_refs);
+	for (size_t k = 0; k < n_refs; k++) {
+		struct drgw_prune_item key = { .vid = refs[k].vid };
+		struct drgw_prune_item *kp = &key, **hit;
+
+		hit = bsearch(&kp, sorted, p->n, sizeof(*sorted), by_vid_ptr);
+		if (hit)
+			(*hit)->reasons |= DRGW_REASON_BASE;
+		else
+			warn(p, "%s references %s, which the backend does not list",
+			     it->key, refs[k].vid);
+	}
+	drgw_rfile_close(rf);
+	return 0;
+}
+
 /*
  * Keeps every object a kept version takes blocks from (reason base): an
- * incremental object is only as restorable as its references.  They are
- * flat (each names the object that stores the bytes), so one level is
- * all there is.  A kept version whose footer cannot be read now fails the
- * prune: removing anything it may need would be a guess.
+ * incremental object is only as restorable as its references.  A kept
+ * base is a version too, restorable only with its own references, so
+ * this goes on until nothing new is kept; called again after the lock
+ * checks, for what a lock keeps.  A kept version whose footer cannot be
+ * read now fails the prune: removing anything it may need would be a
+ * guess.
  */
 static int keep_bases(struct pruner *p)
 {
 	struct drgw_prune_item **sorted = calloc(p->n + 1, sizeof(*sorted));
+	bool more = true;
 	int r = 0;
 
 	if (!sorted)
@@ -249,36 +286,13 @@ static int keep_bases(struct pruner *p)
 	for (size_t i = 0; i < p->n; i++)
 		sorted[i] = &p->items[i];
 	qsort(sorted, p->n, sizeof(*sorted), by_vid_ptr);
-	for (size_t i = 0; r == 0 && i < p->n; i++) {
-		const struct drgw_prune_item *it = &p->items[i];
-		const struct drgw_obj_ref *refs;
-		struct drgw_rfile *rf;
-		struct drgw_err e = { 0 };
-		size_t n_refs;
-
-		if (!it->reasons || (it->reasons == DRGW_REASON_BASE))
-			continue;
-		r = drgw_rfile_open(p->rd, p->gw->backends[p->b], it->key,
-				    it->bytes, &rf, &e);
-		if (r < 0) {
-			warn(p, "cannot read %s, which is kept, to keep what it references: %s",
-			     it->key, e.msg);
-			break;
-		}
-		refs = drgw_rfile_refs(rf, &n_refs);
-		for (size_t k = 0; k < n_refs; k++) {
-			struct drgw_prune_item key = { .vid = refs[k].vid };
-			struct drgw_prune_item *kp = &key, **hit;
-
-			hit = bsearch(&kp, sorted, p->n, sizeof(*sorted),
-				      by_vid_ptr);
-			if (hit)
-				(*hit)->reasons |= DRGW_REASON_BASE;
-			else
-				warn(p, "%s references %s, which the backend does not list",
-				     it->key, refs[k].vid);
-		}
-		drgw_rfile_close(rf);
+	while (more && r == 0) {
+		more = false;
+		for (size_t i = 0; r == 0 && i < p->n; i++)
+			if (p->items[i].reasons && !p->items[i].refs_kept) {
+				r = keep_refs(p, &p->items[i], sorted);
+				more = true;
+			}
 	}
 	free(sorted);
 	return r;
@@ -619,6 +633,28 @@ out:
 	return r;
 }
 
+static bool first_of_group(const struct pruner *p, size_t i)
+{
+	return i == 0 || strcmp(p->items[i - 1].pattern, p->items[i].pattern);
+}
+
+/* Whether item i, the oldest of its group, may go: only once every other
+ * removal of its group succeeded. */
+static bool oldest_may_go(const struct pruner *p, size_t i)
+{
+	for (size_t j = i + 1; j < p->n && !first_of_group(p, j); j++)
+		if (!p->items[j].reasons && !p->items[j].removed)
+			return false;
+	return true;
+}
+
+/*
+ * Removes what the plan did not keep, each group's oldest snapshot last:
+ * the policy's "oldest" rules look at the oldest snapshot left, so a
+ * prune killed halfway must leave it for the next one to plan the same
+ * (test_policy.c, idempotent_after_a_partial_removal).  Newest first
+ * otherwise, as restic's forget does.
+ */
 static int remove_planned(struct pruner *p, struct drgw_err *err)
 {
 	size_t *idx = calloc(DRGW_REMOVE_BATCH, sizeof(*idx));
@@ -627,13 +663,22 @@ static int remove_planned(struct pruner *p, struct drgw_err *err)
 
 	if (!idx)
 		return -ENOMEM;
-	for (size_t i = 0; i <= p->n && r == 0; i++) {
-		if (i < p->n && !p->items[i].reasons && !p->items[i].error)
-			idx[n++] = i;
-		if (n && (n == DRGW_REMOVE_BATCH || i == p->n)) {
-			r = remove_batch(p, idx, n, err);
-			n = 0;
+	for (int pass = 0; pass < 2 && r == 0; pass++) {
+		for (size_t i = p->n; i-- > 0 && r == 0;) {
+			const struct drgw_prune_item *it = &p->items[i];
+
+			if (!it->reasons && !it->error &&
+			    first_of_group(p, i) == (pass == 1) &&
+			    (pass == 0 || oldest_may_go(p, i)))
+				idx[n++] = i;
+			if (n == DRGW_REMOVE_BATCH) {
+				r = remove_batch(p, idx, n, err);
+				n = 0;
+			}
 		}
+		if (n && r == 0)
+			r = remove_batch(p, idx, n, err);
+		n = 0;
 	}
 	free(idx);
 	return r;
@@ -710,6 +755,8 @@ int drgw_prune_backend(struct drgw_gateway *gw, struct drgw_reader *rd,
 		r = plan(&p);
 	if (r == 0)
 		r = check_locks(&p, stat, &e);
+	if (r == 0)
+		r = keep_bases(&p);
 	if (r == 0 && sum.unreadable)
 		warn(&p, "%llu objects could not be read and were left alone (drgw ls --remote names them)",
 		     (unsigned long long)sum.unreadable);
@@ -724,8 +771,9 @@ int drgw_prune_backend(struct drgw_gateway *gw, struct drgw_reader *rd,
 			warn(&p, "cannot remove superseded index records: %s", e.msg);
 		memset(&e, 0, sizeof(e));
 	}
-	/* What was not tried after a failure says so. */
-	for (size_t i = 0; r < 0 && !o->dry_run && i < p.n; i++)
+	/* What was not tried (after a failure; a group's oldest after one
+	 * of its other removals failed) says so. */
+	for (size_t i = 0; !o->dry_run && i < p.n; i++)
 		if (!p.items[i].reasons && !p.items[i].removed &&
 		    !p.items[i].error)
 			p.items[i].error = -ECANCELED;

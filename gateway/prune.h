@@ -38,6 +38,7 @@ struct drgw_prune_item {
 	 * without an end). */
 	uint32_t lock_flags;
 	int64_t retain_until_ns;
+	bool refs_kept;      /* what it references is kept (prune.c) */
 	bool removed;        /* deleted from the backend by this run */
 	int error;           /* the removal failed (or was not tried): errno */
 };

@@ -28,7 +28,7 @@
 #include "s3_xml.h"
 
 /* Bucket Object Lock as DRGW_CTL_RETENTION found it (s3->bucket_lock). */
-enum { LOCK_UNKNOWN, LOCK_OFF, LOCK_ON };
+enum { LOCK_UNKNOWN, LOCK_OFF, LOCK_ON, LOCK_REFUSED };
 
 /* "...: the credentials lack s3:X on bucket/prefix*; ..." */
 static void lacks(const struct s3 *s3, const char *perm, struct drgw_err *err)
@@ -260,6 +260,8 @@ int s3_retention(struct s3 *s3, struct drgw_retention *ret)
 	}
 	s3_op_release(&op);
 	if (r < 0) {
+		__atomic_store_n(&s3->bucket_lock, LOCK_REFUSED,
+				 __ATOMIC_RELAXED);
 		if (r == -EACCES)
 			lacks(s3, "s3:GetBucketObjectLockConfiguration", &err);
 		snprintf(ret->source, sizeof(ret->source), "%s", err.msg);
@@ -332,9 +334,12 @@ int s3_head_locks(struct s3 *s3, const char *key,
 	if (phttp_header(head, "x-amz-object-lock-legal-hold", v,
 			 sizeof(v)) == 0 && !strcmp(v, "ON"))
 		info->lock_flags |= DRGW_LOCK_HOLD;
-	/* Without Object Lock on the bucket nothing can be locked (and a
-	 * bucket never seen by ctl(DRGW_CTL_RETENTION) is taken as it.) */
-	if (bucket != LOCK_ON)
+	/* Without Object Lock on the bucket nothing can be locked (a
+	 * bucket never asked, outside prune, is taken as it).  Where the
+	 * question was refused, ask the object: a pruner that can tell
+	 * neither must not delete, since on a versioned bucket the delete
+	 * would hide a locked object. */
+	if (bucket != LOCK_ON && bucket != LOCK_REFUSED)
 		return 0;
 	if (phttp_header(head, "x-amz-object-lock-mode", v, sizeof(v)) < 0) {
 		r = get_lock_part(s3, key, "GetObjectRetention",

@@ -277,3 +277,38 @@ def test_a_backend_added_later_gets_a_full_object_first(env, tmp_path):
     assert vs["app-20260104.db"]["stored_as"] == "incremental"
     restore_all(env, want, tmp_path, backends=env.backend_args("new", new),
                 tag="from-new")
+
+
+def test_a_locked_increment_keeps_its_base(env, tmp_path):
+    """A version kept only by a hold (GCS) is kept restorable: the objects
+    it takes blocks from are kept too, with reason base."""
+    from gcsserver import BUCKET, GcsEmulator, backend_url as gcs_backend_url
+    import urllib.parse
+    import urllib.request
+    (tmp_path / "gcs").mkdir()
+    gcs = GcsEmulator(tmp_path / "gcs").start()
+    try:
+        backends = ["--backend", "gcs=" + gcs_backend_url(gcs, "app")]
+        db = tmp_path / "app.db"
+        make_app_db(db, rows=20000)
+        # Chains of one: day 1 full, 2 its increment, 3 full, 4 increment.
+        gw = env.gateway("--incremental-max-chain", "1", backends=backends).start()
+        want = backup_days(env, gw, db, [1, 2, 3, 4])
+        gw.stop()
+        vs = versions(env)
+        assert vs["app-20260102.db"]["references"] == [vs["app-20260101.db"]["version"]]
+        obj = urllib.parse.quote("app/%s.drgw" % vs["app-20260102.db"]["version"],
+                                 safe="")
+        urllib.request.urlopen(urllib.request.Request(
+            "%s/storage/v1/b/%s/o/%s" % (gcs.url, BUCKET, obj),
+            data=json.dumps({"temporaryHold": True}).encode(), method="PATCH",
+            headers={"Content-Type": "application/json"})).read()
+        p = env.client("prune", "--keep-last", "1", "--json", backends=backends)
+        plan = {json.loads(l)["name"]: json.loads(l) for l in p.stdout.splitlines()}
+        assert plan["app-20260102.db"]["reasons"] == ["locked"], plan
+        assert "base" in plan["app-20260101.db"]["reasons"], plan
+        assert "base" in plan["app-20260103.db"]["reasons"], plan
+        restore_all(env, {"app-20260102.db": want["app-20260102.db"]}, tmp_path,
+                    backends=backends, tag="held")
+    finally:
+        gcs.stop()

@@ -721,9 +721,16 @@ static int run_command(const struct drgw_backend_ops *ops, void *inst,
 			r = r < 0 ? fail("rm-many", r, &err) : 0;
 		}
 		free(res);
-	} else if (!strcmp(cmd, "lock") && argc == 2) {
+	} else if ((!strcmp(cmd, "lock") || !strcmp(cmd, "prune-lock")) &&
+		   argc == 2) {
 		struct drgw_object_info info;
 
+		/* prune-lock: as drgw prune asks, the bucket first. */
+		if (!strcmp(cmd, "prune-lock")) {
+			struct drgw_retention ret = { .struct_size = sizeof(ret) };
+
+			ops->ctl(inst, DRGW_CTL_RETENTION, &ret);
+		}
 		memset(&info, 0, sizeof(info));
 		r = ops->stat(inst, argv[1], &info, &err);
 		if (r < 0)

@@ -105,3 +105,18 @@ def test_retention_of_own_lock_options(harness):
 def test_stat_reports_no_lock_without_object_lock(harness, tmp_path):
     put_objects(harness, tmp_path, ["a.drgw"])
     assert harness.run("lock", "a.drgw").stdout.strip() == "known 1 hold 0 until 0"
+
+
+def test_stat_asks_the_object_when_the_bucket_lock_is_unknown(harness, proxy, tmp_path):
+    """A pruner refused GetObjectLockConfiguration cannot assume nothing
+    is locked (on a versioned bucket its delete would hide a locked
+    object): it asks the object, and refused that too, it fails."""
+    put_objects(harness, tmp_path, ["a.drgw"])
+    proxy.add_fault(method="GET", query=r"^object-lock=?$", times=None,
+                    status=403, code="AccessDenied")
+    proxy.add_fault(method="GET", query=r"^retention=?$", times=None,
+                    status=403, code="AccessDenied")
+    p = harness.run("prune-lock", "a.drgw", check=False)
+    assert p.returncode == 1, p.stdout
+    assert "s3:GetObjectRetention" in p.stderr, p.stderr
+    assert proxy.requests("GET", query=r"^retention=?$")

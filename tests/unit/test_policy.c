@@ -310,6 +310,49 @@ TEST(idempotent)
 	}
 }
 
+/* A prune removes a group's planned removals oldest last (prune.c):
+ * whatever subset of the others a killed prune managed to remove, the
+ * next plan keeps what the first one kept, and nothing more. */
+TEST(idempotent_after_a_partial_removal)
+{
+	static const char *const s[] = { "keep-within-daily", "7d", NULL };
+	struct drgw_policy p = policy(s);
+	struct drgw_plan_item it[200], again[200];
+	int64_t t[200], left[200];
+	unsigned seed = 11;
+
+	for (int round = 0; round < 300; round++) {
+		size_t n = 2 + (size_t)(rand_r(&seed) % 30), k = 0, oldest = 0;
+		int64_t now = at(2027, 1, 1, 0, 0);
+		size_t kept, kept_again = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			t[i] = at(2026, 12, 1, 0, 0) +
+			       (int64_t)(rand_r(&seed) % (10 * 24)) * HOUR;
+			if (t[i] < t[oldest])
+				oldest = i;
+		}
+		kept = plan(&p, it, t, n, now);
+		for (size_t i = 0; i < n; i++)
+			if (it[i].reasons || i == oldest || rand_r(&seed) % 2)
+				left[k++] = t[i];
+		plan(&p, again, left, k, now);
+		for (size_t i = 0; i < k; i++)
+			kept_again += again[i].reasons != 0;
+		CHECK_INT(kept_again, ==, kept);
+	}
+	/* Why the oldest goes last: without it, the oldest left is in the
+	 * window and kept ("oldest-within-daily"). */
+	{
+		int64_t T = at(2026, 12, 10, 0, 0);
+		int64_t ex[4] = { T, T - 47 * HOUR, T - 48 * HOUR,
+				  T - 30 * 24 * HOUR };
+
+		CHECK_INT(plan(&p, it, ex, 4, T), ==, 2);
+		CHECK_INT(plan(&p, it, ex, 3, T), ==, 3);
+	}
+}
+
 TEST(empty_group_and_one)
 {
 	static const char *const s[] = { "keep-hourly", "1", NULL };
