@@ -365,17 +365,18 @@ static void report_missing(struct scan *s, const struct drgw_index *ix,
 		if (matched[i])
 			continue;
 		missing++;
-		/* The oldest listed version of the name: first in order. */
+		/* The newest listed version of the name: last in order (a
+		 * prune removes older ones, which is no warning). */
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 
-			if (strcmp(by_name[mid]->meta.name, e->name) < 0)
+			if (strcmp(by_name[mid]->meta.name, e->name) <= 0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo < n && !strcmp(by_name[lo]->meta.name, e->name) &&
-		    by_name[lo]->meta.created_ns < e->created_ns) {
+		if (lo > 0 && !strcmp(by_name[lo - 1]->meta.name, e->name) &&
+		    by_name[lo - 1]->meta.created_ns < e->created_ns) {
 			older_listed++;
 			if (!example)
 				example = e;
@@ -435,6 +436,9 @@ static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 	int r = load_index(s, ix);
 
 	*ret_matched = NULL;
+	if (r == 0 && !s->index_key[0] && s->n)
+		log_warning("%s holds %zu objects and no index record: each is opened to be described (a request each, unless --cache has it); a gateway writes one after its next backup",
+			    s->gw->backend_names[s->backend], s->n);
 	if (r < 0 || !ix->n)
 		return r;
 	matched = calloc(ix->n ? ix->n : 1, sizeof(*matched));
