@@ -365,6 +365,9 @@ static int ls_row(void *arg, const struct drgw_version *v)
 		printf(" %-14s", rc.cells[i]);
 	check_cell(v, check, sizeof(check));
 	printf(" %s\n", check);
+	/* The chain: what a restore of this version also reads. */
+	if (x->a->versions && v->delta_refs)
+		printf("%-32s   takes blocks from %s\n", "", v->delta_refs);
 	return 0;
 }
 

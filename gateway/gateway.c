@@ -194,30 +194,72 @@ static int on_key(void *arg, const char *key, const struct drgw_object_info *inf
 	return 0;
 }
 
-/* The repository of the newest version-2 object on any backend: a new
+/* The repository id in the header of version-2 object key on backend b,
+ * authenticated where the keyring can open it (a writer with recipients
+ * only cannot: whoever may write the bucket can make such objects anyway,
+ * for any repository). */
+static int object_repository(struct drgw_gateway *gw, size_t b,
+			     const char *key, uint8_t repo[DRGW_REPO_ID_BYTES])
+{
+	struct drgw_obj *o = malloc(sizeof(*o));
+	struct drgw_err e = { 0 };
+	uint8_t *h = o ? o->header : NULL;
+	size_t len;
+	int r = -EIO;
+
+	if (!o)
+		return -ENOMEM;
+	if (drgw_backend_read(gw->backends[b], key, 0, h, DRGW_OBJ_HEADER_FIXED,
+			      &e) < 0 ||
+	    memcmp(h, "DRGWOBJ\n", 8) || h[8] != 2 || h[9] != 0)
+		goto out;
+	len = (size_t)h[16] | (size_t)h[17] << 8 | (size_t)h[18] << 16 |
+	      (size_t)h[19] << 24;
+	if (drgw_keyring_can_decrypt(&gw->keys)) {
+		struct drgw_obj hdr;
+
+		if (len < DRGW_OBJ_HEADER_FIXED || len > DRGW_OBJ_HEADER_MAX ||
+		    drgw_backend_read(gw->backends[b], key, 0, h, len, &e) < 0)
+			goto out;
+		r = drgw_obj_init_header(&hdr, h, len, &gw->keys, &e);
+		drgw_obj_clear(&hdr);
+		if (r < 0) {
+			log_warning("not carrying on the repository of %s on %s: %s",
+				    key, gw->backend_names[b], e.msg);
+			goto out;
+		}
+	}
+	memcpy(repo, h + 24, DRGW_REPO_ID_BYTES);
+	r = 0;
+out:
+	free(o);
+	return r;
+}
+
+/* The repository of the newest version-2 object on the backends: a new
  * cache (a rebuilt cluster) writing to the same buckets carries on the
  * same repository instead of starting a second one.  -ENOENT if there is
- * none. */
+ * none.  A backend that cannot be listed now (an outage must not stop
+ * backups) may hold it: then restores name both repositories, and
+ * --repository picks one. */
 static int repository_on_backends(struct drgw_gateway *gw,
-				  uint8_t repo[DRGW_REPO_ID_BYTES],
-				  size_t *ret_backend)
+				  uint8_t repo[DRGW_REPO_ID_BYTES])
 {
+	const char *unlisted = NULL;
+
 	for (size_t b = 0; b < gw->n_backends; b++) {
 		struct newest_key nk = { "" };
 		struct drgw_err e = { 0 };
-		uint8_t h[DRGW_OBJ_HEADER_FIXED];
 
-		if (drgw_backend_list_all(gw->backends[b], "", on_key, &nk, &e) < 0 ||
-		    !nk.key[0] ||
-		    drgw_backend_read(gw->backends[b], nk.key, 0, h, sizeof(h),
-				      &e) < 0)
-			continue;
-		if (!memcmp(h, "DRGWOBJ\n", 8) && h[8] == 2 && h[9] == 0) {
-			memcpy(repo, h + 24, DRGW_REPO_ID_BYTES);
-			*ret_backend = b;
+		if (drgw_backend_list_all(gw->backends[b], "", on_key, &nk, &e) < 0)
+			unlisted = gw->backend_names[b];
+		else if (nk.key[0] &&
+			 object_repository(gw, b, nk.key, repo) == 0)
 			return 0;
-		}
 	}
+	if (unlisted)
+		log_warning("a new cache carries on the repository its backends hold, but %s cannot be listed now: starting a new one (set repository = ... to carry on the old; 'drgw status' of the old cache shows it)",
+			    unlisted);
 	return -ENOENT;
 }
 
@@ -233,7 +275,6 @@ static int establish_repository(struct drgw_gateway *gw, struct drgw_err *err)
 	const char *how = "from the configuration";
 	bool known = drgw_catalog_get_meta(gw->cat, "repository_id", hex,
 					   sizeof(hex)) == 0;
-	size_t b;
 
 	if (cfg_repo && known && strcmp(cfg_repo, hex)) {
 		drgw_err_set(err,
@@ -247,7 +288,7 @@ static int establish_repository(struct drgw_gateway *gw, struct drgw_err *err)
 		how = "from the catalog";
 	} else if (gw->mode != DRGW_MODE_DAEMON) {
 		return 0; /* a reader without expectations */
-	} else if (repository_on_backends(gw, gw->repo_id, &b) == 0) {
+	} else if (repository_on_backends(gw, gw->repo_id) == 0) {
 		how = "found on the backends";
 	} else {
 		randombytes_buf(gw->repo_id, DRGW_REPO_ID_BYTES);

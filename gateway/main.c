@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 
 #include "aead.h"
+#include "bech32.h"
 #include "cli.h"
 #include "drgw-build.h"
 #include "key.h"
@@ -100,9 +101,20 @@ int drgw_cmd_keygen(int argc, char **argv)
 		drgw_cli_error("%s", err.msg);
 		return 1;
 	}
-	if (mode)
+	if (mode) {
+		uint8_t pk[32], tag[8];
+		char hex[17];
+
 		printf("%s\n", recipient);
-	else
+		/* What objects and "wrong identity" errors name it by. */
+		if (drgw_bech32_decode(recipient, DRGW_RECIPIENT_HRP, pk,
+				       sizeof(pk)) == 0) {
+			drgw_recipient_tag(pk, tag);
+			drgw_hex(tag, sizeof(tag), hex);
+			fprintf(stderr, "objects and error messages name this recipient by its tag %s\n",
+				hex);
+		}
+	} else
 		printf("wrote a new key to %s\n", argv[i]);
 	return 0;
 }

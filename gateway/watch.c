@@ -30,7 +30,7 @@
 #define PROC_CHECK_NS NSEC_PER_SEC
 #define DIR_MASK                                                           \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |        \
-	 IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |          \
+	 IN_ATTRIB | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |          \
 	 IN_DONT_FOLLOW | IN_EXCL_UNLINK)
 
 struct wd_entry {
@@ -181,6 +181,19 @@ static int try_seal(struct drgw_watch *w, const char *path, bool settle,
 			  w->dir, path, strerror(-fd));
 		r = UNREADABLE;
 		goto out;
+	}
+	if (fd == -EWOULDBLOCK) {
+		r = BUSY; /* another process holds a write lease on it */
+		goto out_keep;
+	}
+	/* Gone, a symlink, a socket: nothing to seal.  Anything else (out
+	 * of descriptors, an I/O error) is tried again, never dropped. */
+	if (fd < 0 && fd != -ENOENT && fd != -ENOTDIR && fd != -ELOOP &&
+	    fd != -EXDEV && fd != -ENXIO && fd != -ENODEV) {
+		log_warning("cannot open %s/%s to seal it: %s; trying again",
+			    w->dir, path, strerror(-fd));
+		r = fd;
+		goto out_keep;
 	}
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    drgw_config_excluded(gw->cfg, path)) {
@@ -705,7 +718,10 @@ static void handle_event(struct drgw_watch *w, const struct inotify_event *ev)
 	}
 	if (drgw_config_excluded(w->gw->cfg, path))
 		return;
-	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+	/* A new name (a hard link too) and a chmod are versions, as in the
+	 * mount.  A write without a close (truncate(2) by path) is not seen
+	 * until the next start: IN_MODIFY would come for every write(). */
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB))
 		schedule(w, path, w->gw->cfg->settle_ns);
 	else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 		forget(w, path);
@@ -804,8 +820,12 @@ static int64_t seal_due(struct drgw_watch *w, bool stopping)
 			describe_writer(&who, by, sizeof(by));
 			if (stopping) {
 				w->unsealed++;
-				log_warning("%s is open for writing%s: not sealed; the next start seals it",
-					    d.paths[i], by);
+				if (r == BUSY)
+					log_warning("%s is open for writing%s: not sealed; the next start seals it",
+						    d.paths[i], by);
+				else
+					log_warning("%s could not be sealed (%s); the next start seals it",
+						    d.paths[i], strerror(-r));
 			} else if (r == BUSY) {
 				/* Its close is the next event. */
 				log_debug("%s is open for writing%s; waiting for it to be closed",

@@ -72,6 +72,11 @@ def test_increments_restore_byte_for_byte_from_an_empty_cache(env, tmp_path):
         assert first["version"] in v["references"]
         # Only the changed pages: a fraction of a full object.
         assert v["stored_size"] < first["stored_size"] / 4, v
+    # The table shows the chain too.
+    table = env.drgw("ls", "--versions").stdout
+    row = table.split(vs["app-20260103.db"]["version"], 1)[1].splitlines()
+    assert " +2" in row[0] and "takes blocks from" in row[1], table
+    assert first["version"] in row[1], table
     restore_all(env, want, tmp_path)
     # The restore view serves the newest increment with a database that
     # checks out, read straight from the pieces.

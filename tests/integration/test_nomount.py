@@ -499,6 +499,25 @@ def test_watch_seals_what_fell_due_while_it_sealed_others(world):
     world.stop_watch(proc, log)
 
 
+def test_watch_sees_hard_links_and_chmod(world):
+    """A new name made with ln and a chmod are versions, as in the mount;
+    neither writes or closes the file, so only their own events tell."""
+    proc, log = world.watch("--settle-delay", "0.2s")
+    world.as_user(["sh", "-c", f"echo data > {world.dir}/a.db"])
+    assert world.drgw("wait", "--cache", world.cache, "--timeout", "30s",
+                      timeout=60).returncode == 0, log.read_text()
+    world.as_user(["sh", "-c", f"ln {world.dir}/a.db {world.dir}/b.db && "
+                   f"chmod 600 {world.dir}/a.db"])
+    deadline = time.time() + 30
+    while True:
+        names = sorted(s["name"] for s in world.ls("--versions"))
+        if names.count("a.db") >= 2 and "b.db" in names:
+            break
+        assert time.time() < deadline, (names, log.read_text()[-3000:])
+        time.sleep(0.1)
+    world.stop_watch(proc, log)
+
+
 def test_watch_queue_overflow_rescans(world):
     """Events lost to an inotify queue overflow (drgw stopped while 9000
     temp files are created, then three real ones) are made up for by a

@@ -348,3 +348,41 @@ def test_objects_of_another_deployment_are_refused(env, tmp_path):
     # Without either, drgw does not guess between the two.
     p = env.client("restore", "app.db", tmp_path / "o3", check=False)
     assert p.returncode == 1 and "more than one repository" in p.stderr
+
+
+def test_a_new_cache_carries_on_only_a_repository_its_keys_open(env, tmp_path):
+    """A gateway with a new cache takes the repository of the newest object
+    on its backends, but only from an object its key opens: one planted by
+    whoever may write the bucket does not bind the deployment to theirs."""
+    gw = env.gateway().start()
+    (env.mnt / "app.db").write_text("ours\n")
+    env.wait(timeout=60)
+    gw.stop()
+    ours = json.loads(env.drgw("status", "--json").stdout)["repository"]
+
+    def repository_of_a_new_cache(name):
+        cache = tmp_path / name
+        d = env.gateway(cache=cache, mountpoint=tmp_path / f"{name}-mnt",
+                        name=name).start()
+        d.stop()
+        return json.loads(env.drgw("status", "--json", cache=cache).stdout)["repository"], d
+
+    assert repository_of_a_new_cache("c1")[0] == ours
+    # Another deployment's object, with another key, planted as the newest.
+    other_key, other_remote = tmp_path / "other.key", tmp_path / "other-remote"
+    run("keygen", other_key)
+    other_remote.mkdir()
+    other = env.gateway(cache=tmp_path / "other-cache",
+                        backends=env.backend_args("nfs", other_remote),
+                        mountpoint=tmp_path / "other-mnt", name="other")
+    other.args[other.args.index("--key-file") + 1] = str(other_key)
+    other.start()
+    (other.mountpoint / "x.db").write_text("planted\n")
+    env.drgw("wait", "--timeout", "60s", cache=tmp_path / "other-cache")
+    other.stop()
+    [obj] = other_remote.glob("*.drgw")
+    (env.remote / "99991231T000000Z-00000000.drgw").write_bytes(obj.read_bytes())
+    repo, d = repository_of_a_new_cache("c2")
+    assert repo != json.loads(env.drgw("status", "--json",
+                                       cache=tmp_path / "other-cache").stdout)["repository"]
+    assert "not carrying on the repository of 99991231T000000Z-00000000.drgw" in d.log()
