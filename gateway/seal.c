@@ -74,10 +74,13 @@ void drgw_version_stamp(struct drgw_version *v, const struct stat *st)
 bool drgw_version_matches_file(const struct drgw_version *v,
 			       const struct stat *st)
 {
-	/* Versions sealed before ctime was recorded compare as they did. */
+	/* A version sealed before ctime was recorded (a catalog of schema
+	 * 1) never matches: a cp -p of other bytes keeps size and mtime, so
+	 * each such file is sealed once more after the upgrade rather than
+	 * a rewrite missed. */
 	return v->size == (uint64_t)st->st_size &&
 	       v->mtime_ns == drgw_ts_ns(&st->st_mtim) &&
-	       (v->ctime_ns == 0 || v->ctime_ns == drgw_ts_ns(&st->st_ctim));
+	       v->ctime_ns == drgw_ts_ns(&st->st_ctim);
 }
 
 /* Why the content of path may not be a good backup, from what the mount

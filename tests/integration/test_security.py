@@ -37,14 +37,26 @@ def test_rewrite_that_keeps_size_and_mtime_is_a_new_version(env, tmp_path):
     env.wait(timeout=60)
     gw.stop()
 
+    # A catalog from before ctime was recorded (schema 1: ctime 0): the
+    # same rewrite after the upgrade is still a new version.
+    import sqlite3
+    db = sqlite3.connect(env.cache / "catalog.db")
+    db.execute("UPDATE versions SET ctime_ns = 0")
+    db.commit()
+    db.close()
+    subprocess.run(["cp", "-p", b, env.cache / "files" / "app.db"], check=True)
+    gw.start()
+    env.wait(timeout=60)
+    gw.stop()
+
     vs = versions_of(env, "app.db")
-    assert len(vs) == 3, vs
+    assert len(vs) == 4, vs
     got = []
     for v in vs:
         out = tmp_path / f"out-{v['version']}"
         env.client("restore", "--version", v["version"], "app.db", out)
         got.append(sha256(out))
-    assert sorted(got) == sorted([sha256(a), sha256(b), sha256(a)])
+    assert sorted(got) == sorted([sha256(a), sha256(b), sha256(a), sha256(b)])
 
 
 def as_nobody(*cmd):
