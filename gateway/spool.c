@@ -47,6 +47,10 @@ struct watch {
 	 * other name's node: watch the inode's ctime and size then. */
 	int fd;
 	struct stat st;
+	/* Every byte was read, and whether it changed meanwhile: what is
+	 * written later is the next version's (see annotate()). */
+	bool read_all;
+	int stale;
 };
 
 /* The encoder's check(): has anyone touched the file since we started? */
@@ -56,6 +60,8 @@ static int watch_check(void *arg)
 
 	if (atomic_load(&w->gw->exiting))
 		return -ECANCELED;
+	if (w->read_all)
+		return w->stale;
 	if (w->node && atomic_load(&w->node->gen) != w->gen)
 		return -ESTALE;
 	if (w->fd >= 0) {
@@ -191,20 +197,48 @@ static void keep_map(struct drgw_gateway *gw, const struct drgw_version *v,
  * problem the writer saw (docs/FORMAT.md, footer extensions 3 and 4). */
 struct notes {
 	struct drgw_version *v;
+	struct watch *w;
+	int fd;
 	struct drgw_sqlcheck *check; /* NULL once finished */
 	bool checked;
 	char msg[sizeof(((struct drgw_version *)0)->check.message) + 64];
 };
 
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Called once the encoder has read every byte, before the footer. */
 static void annotate(void *arg, struct drgw_obj_ext *ext)
 {
 	struct notes *n = arg;
 	const struct drgw_sqlcheck_result *c = &n->v->check;
+	struct watch *w = n->w;
+	struct stat before, after;
 
+	/* The object is what was read: a writer need not wait for the
+	 * SQLite check (a read lease would hold it), and a write from now
+	 * on makes the next version instead of voiding this one. */
+	w->stale = watch_check(w);
+	w->read_all = true;
+	fstat(n->fd, &before);
+	if (w->gw->watch)
+		drgw_watch_encode_release(w->gw, n->fd);
 	if (n->check) {
 		n->checked = drgw_sqlcheck_finish(n->check, true, n->v->vid,
 						  &n->v->check) == 0;
 		n->check = NULL;
+		/* A verdict on bytes that changed under the check is none. */
+		if (n->checked && w->stale == 0 &&
+		    (fstat(n->fd, &after) < 0 || !same_stat(&before, &after) ||
+		     (w->node && atomic_load(&w->node->gen) != w->gen))) {
+			log_info("%s changed while its SQLite check ran: version %s is not checked",
+				 n->v->name, n->v->vid);
+			n->checked = false;
+		}
 	}
 	if (n->checked && c->verdict == DRGW_SQLCHECK_OK) {
 		ext->check = DRGW_CHECK_OK;
@@ -337,7 +371,7 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	struct watch w = { .gw = gw, .fd = -1 };
 	struct drgw_encode_result res = { 0 };
 	struct drgw_stream *stream = NULL;
-	struct notes notes = { .v = v };
+	struct notes notes = { .v = v, .w = &w };
 	bool streaming[DRGW_MAX_BACKENDS] = { false };
 	char key[128], sz[32], st_sz[32];
 	int64_t t0 = drgw_mono_ns();
@@ -394,8 +428,9 @@ static int encode_version(struct drgw_gateway *gw, struct drgw_version *v)
 	/* Record what is encoded, which may be newer than what was sealed. */
 	drgw_version_stamp(v, &st);
 
-	/* The SQLite check reads the same bytes while they are encoded. */
-	/* A held file's journal and WAL are gone with its name. */
+	/* The SQLite check reads the same bytes while they are encoded (a
+	 * held file's journal and WAL are gone with its name). */
+	notes.fd = fd;
 	notes.check = drgw_sqlcheck_start(fd, held ? -1 : gw->files_fd,
 					  v->name, gw->cfg->check_sqlite,
 					  gw->cfg->check_sqlite_timeout_ns,

@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "sqlcheck.h"
+#include "testhook.h"
 
 static const char *const verdict_names[] = {
 	[DRGW_SQLCHECK_NOT_CHECKED] = "not_checked",
@@ -835,6 +836,7 @@ static void *check_main(void *arg)
 	if (!c->waited)
 		set_idle(pthread_self(), tid, true);
 	pthread_mutex_unlock(&c->lock);
+	drgw_test_point("sqlcheck-run");
 	run_check(c, false, &res);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
 	pthread_mutex_lock(&c->lock);

@@ -10,20 +10,26 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static char point[64];
-static uint64_t nth = 1;
+static char point[64], pause_point[64];
+static uint64_t nth = 1, pause_ms;
 static atomic_uint_fast64_t hits;
 
 static void parse_env(void)
 {
 	const char *v = getenv("DRGW_TEST_KILL_AT");
+	const char *p = getenv("DRGW_TEST_PAUSE_AT");
 	const char *colon;
 
+	if (p && (colon = strchr(p, ':')) &&
+	    (size_t)(colon - p) < sizeof(pause_point) &&
+	    drgw_parse_u64(colon + 1, &pause_ms) == 0)
+		memcpy(pause_point, p, (size_t)(colon - p));
 	if (!v)
 		return;
 	colon = strchr(v, ':');
@@ -40,6 +46,11 @@ static void parse_env(void)
 void drgw_test_point(const char *name)
 {
 	pthread_once(&once, parse_env);
+	if (pause_point[0] && !strcmp(pause_point, name)) {
+		log_info("test hook: pausing %llu ms at %s",
+			 (unsigned long long)pause_ms, name);
+		usleep((useconds_t)(pause_ms * 1000));
+	}
 	if (!point[0] || strcmp(point, name))
 		return;
 	if (atomic_fetch_add(&hits, 1) + 1 != nth)

@@ -5,8 +5,10 @@
  * commit, say).  In a build with -Dtest_hooks=true, DRGW_TEST_KILL_AT=
  * "name" or "name:N" in the environment makes the process SIGKILL itself
  * the first (or N-th) time it passes that point, so that a test can aim
- * a crash at each phase instead of hoping a timed kill lands there.
- * Releases are built without: the calls are empty inline functions.
+ * a crash at each phase instead of hoping a timed kill lands there, and
+ * DRGW_TEST_PAUSE_AT="name:MS" makes it sleep MS milliseconds there each
+ * time (a slow step, made long enough to act during it).  Releases are
+ * built without: the calls are empty inline functions.
  */
 #ifndef DRGW_TESTHOOK_H
 #define DRGW_TESTHOOK_H

@@ -1065,6 +1065,15 @@ int drgw_watch_encode_begin(struct drgw_gateway *gw, int fd, struct stat *st)
 	return 0;
 }
 
+void drgw_watch_encode_release(struct drgw_gateway *gw, int fd)
+{
+	struct drgw_watch *w = gw->watch;
+
+	if (w->enc_leased)
+		drgw_writers_unlease(fd);
+	w->enc_leased = false;
+}
+
 int drgw_watch_encode_check(struct drgw_gateway *gw, int fd)
 {
 	struct drgw_watch *w = gw->watch;

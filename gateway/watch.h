@@ -85,5 +85,8 @@ unsigned drgw_watch_unsealed(const struct drgw_watch *w);
  */
 int drgw_watch_encode_begin(struct drgw_gateway *gw, int fd, struct stat *st);
 int drgw_watch_encode_check(struct drgw_gateway *gw, int fd);
+/* Every byte was read: lets writers go on (what they write is the next
+ * version). */
+void drgw_watch_encode_release(struct drgw_gateway *gw, int fd);
 
 #endif

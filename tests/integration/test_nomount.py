@@ -143,13 +143,14 @@ class World:
         self.procs.append(p)
         return p
 
-    def watch(self, *opts):
+    def watch(self, *opts, env=None):
         """drgw watch on dir, logging to home/watch.log, once it watches;
         (process, log path)."""
         log = self.home / "watch.log"
         with open(log, "w") as f:
             proc = self.popen([self.bin / "drgw", "watch", *self.common(),
-                               *self.backends(), *opts, self.dir], stderr=f)
+                               *self.backends(), *opts, self.dir], stderr=f,
+                              env=env)
         while "watching" not in log.read_text():
             assert proc.poll() is None, log.read_text()
             time.sleep(0.05)
@@ -515,6 +516,34 @@ def test_watch_sees_hard_links_and_chmod(world):
             break
         assert time.time() < deadline, (names, log.read_text()[-3000:])
         time.sleep(0.1)
+    world.stop_watch(proc, log)
+
+
+def test_watch_writer_does_not_wait_for_the_sqlite_check(world):
+    """The encoder lets go of its read lease once it has read every byte: a
+    writer that opens the database while its SQLite check still runs goes
+    on at once (before, it waited for the check), the verdict on bytes
+    that changed under the check is dropped, and the version, not yet
+    recorded as encoded, is encoded again with what the writer wrote."""
+    proc, log = world.watch("--settle-delay", "0.2s",
+                            env={"DRGW_TEST_PAUSE_AT": "sqlcheck-run:3000"})
+    db = f"{world.dir}/app.db"
+    world.as_user(["sqlite3", db, "CREATE TABLE t(x); INSERT INTO t VALUES(1);"])
+    deadline = time.time() + 30
+    while "test hook: pausing" not in log.read_text():
+        assert time.time() < deadline, log.read_text()
+        time.sleep(0.05)
+    time.sleep(0.5)  # the encoder has read the little file by now
+    world.as_user(["sqlite3", db, "INSERT INTO t VALUES(2);"])
+    assert world.drgw("wait", "--cache", world.cache, "--timeout", "60s",
+                      timeout=90).returncode == 0, log.read_text()
+    text = log.read_text()
+    assert "app.db changed while its SQLite check ran" in text, text
+    out = world.home / "out.db"
+    world.restore("app.db", out)
+    assert sqlite(out, "SELECT group_concat(x) FROM t") == "1,2"
+    [v] = [v for v in world.ls("--versions") if v["name"] == "app.db"]
+    assert v["check"]["verdict"] == "ok", v
     world.stop_watch(proc, log)
 
 
