@@ -407,6 +407,49 @@ static int by_vid(const void *a, const void *b)
 		      ((const struct drgw_prune_item *)b)->vid);
 }
 
+/* The preview's keep_bases(): what kept versions reference, as the
+ * catalog recorded it when they were encoded. */
+static int preview_bases(struct drgw_catalog *c, struct drgw_prune_item *items,
+			 size_t n)
+{
+	struct drgw_prune_item **sorted = calloc(n + 1, sizeof(*sorted));
+
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &items[i];
+	qsort(sorted, n, sizeof(*sorted), by_vid_ptr);
+	for (bool more = true; more;) {
+		more = false;
+		for (size_t i = 0; i < n; i++) {
+			struct drgw_version v;
+			char *refs, *save = NULL;
+
+			if (!items[i].reasons || items[i].refs_kept)
+				continue;
+			items[i].refs_kept = true;
+			if (drgw_catalog_get_version(c, items[i].vid, &v) < 0)
+				continue;
+			refs = v.delta_refs;
+			for (char *r = refs ? strtok_r(refs, ",", &save) : NULL; r;
+			     r = strtok_r(NULL, ",", &save)) {
+				struct drgw_prune_item key = { .vid = r };
+				struct drgw_prune_item *kp = &key, **hit;
+
+				hit = bsearch(&kp, sorted, n, sizeof(*sorted),
+					      by_vid_ptr);
+				if (hit && !(*hit)->reasons) {
+					(*hit)->reasons |= DRGW_REASON_BASE;
+					more = true;
+				}
+			}
+			drgw_version_release(&v);
+		}
+	}
+	free(sorted);
+	return 0;
+}
+
 int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
 		       const struct drgw_policy *p,
 		       struct drgw_prune_preview *ret)
@@ -421,6 +464,8 @@ int drgw_prune_preview(struct drgw_catalog *c, const char *backend,
 	/* The same keepers as drgw_cli_prune(), so the preview tells true. */
 	if (r == 0)
 		r = drgw_prune_keep_good(c, backend, x.items, x.n);
+	if (r == 0)
+		r = preview_bases(c, x.items, x.n);
 	if (r < 0) {
 		drgw_prune_items_free(x.items, x.n);
 		return r;

@@ -229,6 +229,10 @@ def test_prune_keeps_what_kept_increments_reference(env, tmp_path):
     want = backup_days(env, gw, db, [1, 2, 3])
     gw.stop()
     vs = versions(env)
+    # What ls --versions says the policy keeps is what prune keeps.
+    preview = {v["name"]: v["replicas"]["nfs"]["policy"]
+               for v in env.ls("--versions", "--keep-last", "1")}
+    assert preview["app-20260101.db"] == {"action": "keep", "reasons": ["base"]}, preview
     p = env.client("prune", "--keep-last", "1", "--json")
     plan = {json.loads(l)["name"]: json.loads(l) for l in p.stdout.splitlines()}
     assert plan["app-20260103.db"]["action"] == "keep"
