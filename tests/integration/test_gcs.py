@@ -33,6 +33,11 @@ def gcs(tmp_path, monkeypatch):
     emu.stop()
 
 
+def test_write_only_keys(env, gcs, tmp_path):
+    from test_write_only import round_trip
+    round_trip(env, tmp_path, ["--backend", "gcp=" + backend_url(gcs, "wo")])
+
+
 def test_backup_job_to_gcs_s3_and_local(env, gcs, tmp_path, monkeypatch):
     for k, v in CREDS.items():
         monkeypatch.setenv(k, v)

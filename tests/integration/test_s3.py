@@ -56,6 +56,11 @@ def any_s3(request, tmp_path, monkeypatch):
     return srv
 
 
+def test_write_only_keys(env, any_s3, tmp_path):
+    from test_write_only import round_trip
+    round_trip(env, tmp_path, ["--backend", "offsite=" + backend_url(any_s3.url, "wo")])
+
+
 def no_leftover_uploads(srv, prefix):
     """Where the server can list them: no incomplete multipart upload."""
     if srv.name == "radosgw":

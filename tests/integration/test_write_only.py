@@ -334,3 +334,37 @@ def test_a_key_change_starts_a_new_chain(env, tmp_path):
         run("restore", name, out, "--identity", id_a, "--cache",
             tmp_path / "rc", "--plugin-dir", PLUGINS, *env.backend_args())
         assert sha256(out) == digest
+
+
+def round_trip(env, tmp_path, backends):
+    """A writer with one recipient backs up to backends (an object store);
+    the identity alone restores each backend from an empty cache, and the
+    index record the writer left describes the objects (no tail read)."""
+    from conftest import Daemon
+    ident, rec = identity(env, "team.id")
+    gw = Daemon(env.tmp, "writer",
+                [*writer_args(env, rec), *backends, "--settle-delay", "0.2s",
+                 "--retry-min", "0.2s", "--drain-timeout", "30s"], env.mnt)
+    env.daemons.append(gw)
+    gw.start()
+    db = tmp_path / "app.db"
+    make_app_db(db, rows=20000)
+    for day in (1, 2):
+        sqlite(db, f"UPDATE applications SET state = 'day{day}' WHERE id > 19900")
+        sqlite(db, f".backup '{env.mnt}/app-{day}.db'")
+        env.wait(timeout=120)
+    want = {n: sha256(env.mnt / n) for n in ("app-1.db", "app-2.db")}
+    gw.stop()
+    vs = {v["name"]: v for v in env.ls("--versions")}
+    assert vs["app-2.db"]["stored_as"] == "incremental", vs["app-2.db"]
+    for i in range(0, len(backends), 2):
+        one = backends[i:i + 2]
+        for name, digest in want.items():
+            out = tmp_path / f"{i}-{name}"
+            run("restore", name, out, "--identity", ident, "--cache",
+                tmp_path / f"c{i}-{name}", "--plugin-dir", PLUGINS, *one)
+            assert sha256(out) == digest
+        p = run("ls", "--remote", "--json", "--identity", ident, "--cache",
+                tmp_path / f"ls{i}", "--plugin-dir", PLUGINS, *one)
+        assert sorted(o["name"] for o in json.loads(p.stdout)) == sorted(want)
+        assert "no index record" not in p.stderr, p.stderr
