@@ -190,11 +190,10 @@ static int restore_to(struct session *s, const struct drgw_snapshot *sn,
 	struct timespec times[2];
 	int64_t t0 = drgw_mono_ns();
 	struct stat st;
-	mode_t mask = umask(0);
+	mode_t mask = drgw_current_umask();
 	size_t loc;
 	int fd, r = -EIO;
 
-	umask(mask);
 	if (!force && lstat(dest, &st) == 0) {
 		drgw_cli_error("%s exists; use --force to replace it", dest);
 		return -EEXIST;

@@ -144,6 +144,9 @@ int drgw_fuse_run(const struct fuse_operations *ops, void *priv,
 	r = check_mountpoint(mo->mountpoint, err);
 	if (r < 0)
 		return r;
+	if (mo->allow_other && geteuid() != 0)
+		log_warning("allow-other needs root: only uid %u can use %s",
+			    (unsigned)geteuid(), mo->mountpoint);
 	snprintf(opts, sizeof(opts),
 		 "fsname=drgw,subtype=drgw,default_permissions%s%s%s%s",
 		 mo->read_only ? ",ro" : "",

@@ -65,6 +65,27 @@ int64_t drgw_mono_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+mode_t drgw_current_umask(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : drgw_pread_full(fd, buf, sizeof(buf) - 1, 0);
+	const char *p;
+	mode_t m;
+
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		p = strstr(buf, "\nUmask:");
+		if (p)
+			return (mode_t)strtoul(p + 8, NULL, 8) & 0777;
+	}
+	m = umask(022); /* no /proc: the old way */
+	umask(m);
+	return m;
+}
+
 int64_t drgw_ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * NSEC_PER_SEC + ts->tv_nsec;

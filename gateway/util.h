@@ -49,6 +49,10 @@ void drgw_format_size(uint64_t bytes, char *buf, size_t size);
 /* "3m12s" style into buf. */
 void drgw_format_duration(int64_t ns, char *buf, size_t size);
 
+/* The process's umask, read without changing it (umask(2) can only set
+ * it, which would race with threads creating files). */
+mode_t drgw_current_umask(void);
+
 /* Checked parsers: the whole string must parse.  0 or -EINVAL/-ERANGE. */
 int drgw_parse_u64(const char *s, uint64_t *ret);
 /* "123", "64k", "1M", "2GiB" (binary multiples). */

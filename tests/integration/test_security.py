@@ -157,7 +157,7 @@ def test_restore_checks_the_header_against_the_trailer(env, tmp_path):
     gw.stop()
     obj = env.remote / env.objects()[0]
     data = bytearray(obj.read_bytes())
-    data[30] ^= 1          # the salt in the header at offset 0
+    data[30] ^= 1          # the repository id in the header at offset 0
     obj.write_bytes(data)
     p = env.client("restore", "app.db", tmp_path / "out", check=False)
     assert p.returncode == 1

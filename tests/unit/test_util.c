@@ -115,3 +115,14 @@ TEST(hex_round_trip)
 	CHECK_INT(drgw_unhex("009fa0f", out, 4), ==, -EINVAL);
 	CHECK_INT(drgw_unhex("009fa0fg", out, 4), ==, -EINVAL);
 }
+
+TEST(current_umask_is_read_not_changed)
+{
+	mode_t old = umask(027);
+
+	CHECK_INT(drgw_current_umask(), ==, 027);
+	CHECK_INT(drgw_current_umask(), ==, 027);
+	umask(0);
+	CHECK_INT(drgw_current_umask(), ==, 0);
+	umask(old);
+}
