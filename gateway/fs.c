@@ -197,9 +197,16 @@ static const char *passthrough_unavailable(const struct drgw_gateway *gw,
 					   const struct fuse_conn_info *conn,
 					   char *buf, size_t size)
 {
+	bool offered = conn_offers(conn, FUSE_CAP_PASSTHROUGH);
+
+#if DRGW_TEST_HOOKS
+	/* A kernel without it, on one that has it. */
+	if (getenv("DRGW_TEST_KERNEL_WITHOUT_PASSTHROUGH"))
+		offered = false;
+#endif
 	if (!gw->cfg->passthrough)
 		return "turned off (passthrough = off)";
-	if (!conn_offers(conn, FUSE_CAP_PASSTHROUGH))
+	if (!offered)
 		return "the kernel does not offer it (it needs Linux 6.9 or later built with CONFIG_FUSE_PASSTHROUGH)";
 	return drgw_backing_permitted(buf, size) ? NULL : buf;
 }

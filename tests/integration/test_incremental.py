@@ -164,6 +164,11 @@ def test_missing_swapped_or_truncated_base_is_named(env, tmp_path):
 
     base.unlink()
     restore_fails("is missing", vs["app-20260101.db"]["version"])
+    # verify and drill read whole chains: both fail, naming the base.
+    for cmd in (["verify", "app-20260103.db"], ["drill"]):
+        p = env.client(*cmd, cache=env.cache, check=False)
+        assert p.returncode != 0, (cmd, p.stdout)
+        assert vs["app-20260101.db"]["version"] in p.stdout + p.stderr, (cmd, p.stdout, p.stderr)
     # Another version's object under the base's name: not the pinned one.
     base.write_bytes(other.read_bytes())
     restore_fails("not the version")

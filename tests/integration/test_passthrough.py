@@ -80,6 +80,25 @@ def test_passthrough_off_falls_back_to_the_writeback_cache(env, tmp_path):
     assert filecmp.cmp(out, env.cache / "files" / "app.db", shallow=False)
 
 
+def test_a_kernel_without_passthrough_falls_back_to_the_writeback_cache(
+        env, tmp_path, monkeypatch):
+    """libfuse 3.17 on a kernel that does not offer passthrough (a test
+    hook hides the kernel's flag): the mount says why and works as it
+    does with libfuse 3.14."""
+    need_passthrough()
+    monkeypatch.setenv("DRGW_TEST_KERNEL_WITHOUT_PASSTHROUGH", "1")
+    gw = env.gateway(expect_io=None).start()
+    m = mount_io(env)
+    assert m["io"] == "writeback-cache", m
+    assert "the kernel does not offer it" in m["detail"], m
+    make_app_db(env.mnt / "app.db", rows=3000)
+    env.wait()
+    gw.stop()
+    out = tmp_path / "out.db"
+    env.client("restore", "app.db", out)
+    assert filecmp.cmp(out, env.cache / "files" / "app.db", shallow=False)
+
+
 def test_in_a_user_namespace_falls_back_to_the_writeback_cache(env, tmp_path):
     """Root of a user namespace (a rootless container) may mount FUSE but
     may not hand the kernel backing files: the daemon says so and works

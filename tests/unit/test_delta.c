@@ -334,3 +334,33 @@ TEST(increments_assemble_from_their_references)
 	free(v);
 	drgw_keyring_clear(&kr);
 }
+
+/* The block size follows the SQLite header's page size (1 means 65536),
+ * pages under 4 KiB grouped into 4 KiB blocks; anything else, or a header
+ * that is not one, gets 4 KiB. */
+TEST(block_size_from_the_sqlite_header)
+{
+	static const struct {
+		uint8_t hi, lo;
+		uint32_t want;
+	} cases[] = {
+		{ 0x10, 0x00, 4096 },  { 0x20, 0x00, 8192 },
+		{ 0x80, 0x00, 32768 }, { 0x00, 0x01, 65536 },
+		{ 0x04, 0x00, 4096 },  { 0x02, 0x00, 4096 },
+		{ 0x30, 0x00, 4096 },  { 0x00, 0x00, 4096 },
+		{ 0x00, 0x80, 4096 },
+	};
+	uint8_t head[100] = "SQLite format 3";
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		head[16] = cases[i].hi;
+		head[17] = cases[i].lo;
+		CHECK_INT(drgw_delta_block_size(head, sizeof(head)), ==,
+			  cases[i].want);
+	}
+	CHECK_INT(drgw_delta_block_size(head, 17), ==, DRGW_DELTA_BLOCK);
+	memcpy(head, "not a database!", 16);
+	head[16] = 0x80;
+	CHECK_INT(drgw_delta_block_size(head, sizeof(head)), ==,
+		  DRGW_DELTA_BLOCK);
+}
