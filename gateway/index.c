@@ -73,13 +73,22 @@ static int put_line(struct lines *l, json_t *o)
 
 static int add_entry(void *arg, const struct drgw_version *v)
 {
-	return put_line(arg, json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
-				       "vid", v->vid, "name", v->name,
-				       "size", (json_int_t)v->size,
-				       "mtime_ns", (json_int_t)v->mtime_ns,
-				       "created_ns", (json_int_t)v->created_ns,
-				       "mode", (int)v->mode, "sha256", v->sha256,
-				       "object_size", (json_int_t)v->stored_size));
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
+			      "vid", v->vid, "name", v->name,
+			      "size", (json_int_t)v->size,
+			      "mtime_ns", (json_int_t)v->mtime_ns,
+			      "created_ns", (json_int_t)v->created_ns,
+			      "mode", (int)v->mode, "sha256", v->sha256,
+			      "object_size", (json_int_t)v->stored_size);
+
+	/* What the footer says too (docs/FORMAT.md, extensions 3 and 4). */
+	if (o && v->check.verdict == DRGW_SQLCHECK_OK)
+		json_object_set_new(o, "check", json_string("ok"));
+	else if (o && drgw_sqlcheck_failed(v->check.verdict))
+		json_object_set_new(o, "check", json_string("failed"));
+	if (o && v->problem)
+		json_object_set_new(o, "incomplete", json_true());
+	return put_line(arg, o);
 }
 
 /* The JSON lines of b's index into a memfd; its size in *ret_size.  One
@@ -269,6 +278,7 @@ static int parse_entry(json_t *o, struct drgw_index_entry *e)
 {
 	json_t *vid = json_object_get(o, "vid"), *name = json_object_get(o, "name");
 	json_t *sha = json_object_get(o, "sha256");
+	const char *check;
 	json_t *num[5] = { json_object_get(o, "size"),
 			   json_object_get(o, "mtime_ns"),
 			   json_object_get(o, "created_ns"),
@@ -292,6 +302,12 @@ static int parse_entry(json_t *o, struct drgw_index_entry *e)
 	e->created_ns = json_integer_value(num[2]);
 	e->mode = (uint32_t)json_integer_value(num[3]) & 0777;
 	e->object_size = (uint64_t)json_integer_value(num[4]);
+	/* Optional: absent from the index records of older writers. */
+	check = json_string_value(json_object_get(o, "check"));
+	e->check = !check ? DRGW_CHECK_NONE :
+		   !strcmp(check, "ok") ? DRGW_CHECK_OK :
+		   !strcmp(check, "failed") ? DRGW_CHECK_FAILED : DRGW_CHECK_NONE;
+	e->incomplete = json_is_true(json_object_get(o, "incomplete"));
 	e->name = strdup(json_string_value(name));
 	return e->name ? 0 : -ENOMEM;
 }

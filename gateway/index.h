@@ -42,6 +42,10 @@ struct drgw_index_entry {
 	uint32_t mode;
 	uint8_t sha256[32];
 	uint64_t object_size;
+	/* The footer's SQLite check (enum drgw_check_state) and incomplete
+	 * mark, so that a prune from the bucket alone knows them too. */
+	uint8_t check;
+	bool incomplete;
 };
 
 struct drgw_index {

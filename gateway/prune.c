@@ -138,6 +138,8 @@ static int collect(struct pruner *p, struct drgw_prune_summary *sum)
 			it->bytes = loc->object_size;
 			it->lock_flags = loc->lock_flags;
 			it->retain_until_ns = loc->retain_until_ns;
+			it->check = s->meta.check;
+			it->incomplete = s->meta.incomplete;
 		}
 	}
 	qsort(p->keys, p->n_keys, sizeof(*p->keys), cmp_str);
@@ -310,6 +312,21 @@ static int plan(struct pruner *p)
 	return r;
 }
 
+/* Marked incomplete, by the catalog (the writer's) or the object. */
+static bool incomplete(struct drgw_catalog *cat,
+		       const struct drgw_prune_item *it)
+{
+	return it->incomplete || drgw_catalog_version_problem(cat, it->vid) == 1;
+}
+
+/* Known good: its SQLite check passed and it is complete, as the catalog
+ * or, for a prune from the bucket alone, the object itself says. */
+static bool good(struct drgw_catalog *cat, const struct drgw_prune_item *it)
+{
+	return drgw_catalog_version_good(cat, it->vid) ||
+	       (it->check == DRGW_CHECK_OK && !incomplete(cat, it));
+}
+
 int drgw_prune_keep_good(void *arg, const char *backend,
 			 struct drgw_prune_item *items, size_t n)
 {
@@ -322,17 +339,16 @@ int drgw_prune_keep_good(void *arg, const char *backend,
 		while (j < n && !strcmp(items[j].pattern, items[i].pattern))
 			j++;
 		for (k = j; k-- > i;) {
-			if (drgw_catalog_version_good(cat, items[k].vid)) {
+			if (good(cat, &items[k])) {
 				keep = k;
 				break;
 			}
 		}
 		/* No SQLite verdict to go by: when the newest is incomplete,
 		 * the newest complete one is the one that may restore. */
-		if (keep == SIZE_MAX &&
-		    drgw_catalog_version_problem(cat, items[j - 1].vid) == 1) {
+		if (keep == SIZE_MAX && incomplete(cat, &items[j - 1])) {
 			for (k = j - 1; k-- > i;) {
-				if (drgw_catalog_version_problem(cat, items[k].vid) == 0) {
+				if (!incomplete(cat, &items[k])) {
 					keep = k;
 					break;
 				}

@@ -38,6 +38,10 @@ struct drgw_prune_item {
 	 * without an end). */
 	uint32_t lock_flags;
 	int64_t retain_until_ns;
+	/* What the object says of itself (footer extensions 3 and 4): its
+	 * SQLite check (enum drgw_check_state) and incomplete mark. */
+	uint8_t check;
+	bool incomplete;
 	bool refs_kept;      /* what it references is kept (prune.c) */
 	bool removed;        /* deleted from the backend by this run */
 	int error;           /* the removal failed (or was not tried): errno */

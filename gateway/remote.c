@@ -308,6 +308,8 @@ static void open_one(struct scan *s, struct found *f)
 			drgw_rfile_close(rf);
 			return;
 		}
+		f->meta.check = (uint8_t)drgw_rfile_ext(rf)->check;
+		f->meta.incomplete = drgw_rfile_ext(rf)->problem != NULL;
 	}
 	if (!key_matches(f->key, f->meta.vid))
 		fail(f, -EIO, "%s on %s holds version %s under another name",
@@ -470,6 +472,8 @@ static int use_index(struct scan *s, struct drgw_index *ix, bool **ret_matched)
 		r = set_meta(s, f, e->name, e->vid, &m);
 		if (r < 0)
 			break;
+		f->meta.check = e->check;
+		f->meta.incomplete = e->incomplete;
 		f->indexed = true;
 		s->n_indexed++;
 	}

@@ -46,6 +46,11 @@ struct drgw_snap_meta {
 	/* Format version; the repository (version 2, else zero). */
 	uint8_t version;
 	uint8_t repo[DRGW_REPO_ID_BYTES];
+	/* The footer's SQLite check (enum drgw_check_state) and incomplete
+	 * mark, from the object or the index; unknown (none, false) when
+	 * the description came from --cache's copy. */
+	uint8_t check;
+	bool incomplete;
 };
 
 struct drgw_snapshot {

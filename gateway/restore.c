@@ -183,20 +183,28 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 				     dst, NULL, err);
 }
 
-/* The verdict the catalog holds for version vid; NOT_CHECKED if unknown.
- * *ret_good: it passed and is not marked incomplete either. */
+/* The verdict of snapshot s: the catalog's (with its message) if it knows
+ * the version, else what the object says of itself (footer extension 3,
+ * kept without its message); NOT_CHECKED if neither knows.  *ret_good: it
+ * passed and is not marked incomplete either. */
 static struct drgw_sqlcheck_result verdict_of(struct drgw_catalog *cat,
-					      const char *vid, bool *ret_good)
+					      const struct drgw_snapshot *s,
+					      bool *ret_good)
 {
 	struct drgw_sqlcheck_result res = { 0 };
 	struct drgw_version v;
 
-	*ret_good = false;
-	if (drgw_catalog_get_version(cat, vid, &v) == 0) {
+	if (cat && drgw_catalog_get_version(cat, s->meta.vid, &v) == 0) {
 		res = v.check;
 		*ret_good = res.verdict == DRGW_SQLCHECK_OK && !v.problem;
 		drgw_version_release(&v);
+		return res;
 	}
+	if (s->meta.check == DRGW_CHECK_OK)
+		res.verdict = DRGW_SQLCHECK_OK;
+	else if (s->meta.check == DRGW_CHECK_FAILED)
+		res.verdict = DRGW_SQLCHECK_CORRUPT;
+	*ret_good = s->meta.check == DRGW_CHECK_OK && !s->meta.incomplete;
 	return res;
 }
 
@@ -211,12 +219,13 @@ bool drgw_restore_check_warning(struct drgw_catalog *cat,
 	char *pattern;
 	bool good;
 
-	if (!cat)
-		return false;
-	res = verdict_of(cat, s->meta.vid, &good);
+	res = verdict_of(cat, s, &good);
 	if (!drgw_sqlcheck_failed(res.verdict))
 		return false;
-	drgw_sqlcheck_describe(&res, what, sizeof(what));
+	if (res.message[0])
+		drgw_sqlcheck_describe(&res, what, sizeof(what));
+	else
+		snprintf(what, sizeof(what), "as its object records");
 	pattern = drgw_name_pattern(s->meta.name);
 	for (size_t i = 0; pattern && i < set->n; i++) {
 		const struct drgw_snapshot *o = &set->snaps[i];
@@ -226,7 +235,7 @@ bool drgw_restore_check_warning(struct drgw_catalog *cat,
 			continue;
 		p = drgw_name_pattern(o->meta.name);
 		if (p && !strcmp(p, pattern)) {
-			verdict_of(cat, o->meta.vid, &good);
+			verdict_of(cat, o, &good);
 			if (good)
 				best = o;
 		}

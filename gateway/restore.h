@@ -58,7 +58,9 @@ int drgw_restore_copy_object(struct drgw_gateway *gw,
 
 /*
  * If the catalog cat (NULL: none) records that snapshot s failed its
- * SQLite check at ingest, writes a warning into buf that says so and names
+ * SQLite check at ingest, or, where cat does not know s (a restore from
+ * the bucket alone), its object does, writes a warning into buf that
+ * says so and names
  * the newest version in set of the same series (name pattern) that passed,
  * and returns true.  For the restore view and `drgw restore`, which log
  * it and go on: the chosen version may be all there is.

@@ -301,9 +301,11 @@ def test_restore_warns_and_names_the_newest_good_version(env, tmp_path):
     # The good one restores without a word.
     p = env.client("restore", "app-1.db", tmp_path / "good.db", cache=env.cache)
     assert "SQLite check" not in p.stderr
-    # Without the catalog there is nothing to go by.
+    # Without the catalog (a restore after losing the cluster), the
+    # objects say the same.
     p = env.client("restore", "app-2.db", tmp_path / "nocat.db")
-    assert "SQLite check" not in p.stderr
+    assert f"app-2.db version {bad_vid} failed its SQLite check at ingest (as its object records)" in p.stderr
+    assert f"drgw restore --version {good_vid} app-1.db" in p.stderr
 
     # The restore view over the same cache: at mount, and at each open.
     view = env.restore_view(cache=env.cache).start()
@@ -335,6 +337,16 @@ def test_prune_keeps_the_newest_good_snapshot(env, tmp_path):
              env.drgw("ls", "--versions", "--keep-last", "1").stdout.splitlines()[1:]
              if line.startswith("app-")}
     assert "kept" in table["app-2.db"] and "to remove" in table["app-1.db"], table
+    # The prune job of deploy/ has no catalog: the objects (their index
+    # record, their footers) say the same.
+    for tag in ("index", "footers"):
+        if tag == "footers":
+            for ix in (env.remote / "index").iterdir():
+                ix.unlink()
+        dry = [json.loads(line) for line in env.client(
+            "prune", "--keep-last", "1", "--json", "--dry-run",
+            cache=tmp_path / f"empty-{tag}").stdout.splitlines()]
+        assert {x["name"]: x["reasons"] for x in dry}["app-2.db"] == ["good"], (tag, dry)
     out = [json.loads(line) for line in env.client(
         "prune", "--keep-last", "1", "--json", cache=env.cache).stdout.splitlines()]
     actions = {x["name"]: (x["action"], x["reasons"]) for x in out}
