@@ -1273,8 +1273,9 @@ static bool in_series(const char *pattern, const char *name)
 }
 
 int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
-			    int64_t exclude, const char *const *backends,
-			    size_t n_backends, struct drgw_version *ret)
+			    bool same_name, int64_t exclude,
+			    const char *const *backends, size_t n_backends,
+			    struct drgw_version *ret)
 {
 	char *pattern = drgw_name_pattern(name);
 	sqlite3_stmt *st;
@@ -1289,7 +1290,7 @@ int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
 		sqlite3_stmt *q;
 
 		if (sqlite3_column_int64(st, 0) == exclude || !n ||
-		    !in_series(pattern, n))
+		    !in_series(pattern, n) || (same_name && strcmp(n, name)))
 			continue;
 		/* The newest of the series, and only if it is done on every
 		 * backend the increment will go to: an increment must never

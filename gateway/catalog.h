@@ -253,11 +253,13 @@ int drgw_catalog_each_version(struct drgw_catalog *c, bool latest_only,
 int drgw_catalog_each_on_backend(struct drgw_catalog *c, const char *backend,
 				 drgw_version_fn fn, void *arg);
 /* The version a new version of name could be an increment of: the newest
- * encoded version of its series (drgw_name_pattern()) other than exclude,
- * if every one of backends holds it.  -ENOENT. */
+ * encoded version of its series (drgw_name_pattern()), or of name itself
+ * if same_name, other than exclude, if every one of backends holds it.
+ * -ENOENT. */
 int drgw_catalog_delta_base(struct drgw_catalog *c, const char *name,
-			    int64_t exclude, const char *const *backends,
-			    size_t n_backends, struct drgw_version *ret);
+			    bool same_name, int64_t exclude,
+			    const char *const *backends, size_t n_backends,
+			    struct drgw_version *ret);
 /* Calls fn for every version of name's series. */
 int drgw_catalog_each_in_series(struct drgw_catalog *c, const char *name,
 				drgw_version_fn fn, void *arg);

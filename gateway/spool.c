@@ -117,23 +117,32 @@ static void drop_node(struct drgw_gateway *gw, struct drgw_node *n)
 	drgw_nodes_unlock(gw->nodes);
 }
 
-/* The base v can be an increment of: the newest version of its series,
- * on every backend, whose block map the cache still has, written for the
- * keys this gateway writes for (after a key change, an increment of an
- * older object would need the old keys too).  False (a full object) when
- * there is none. */
+/* The base v can be an increment of: the newest earlier version of the
+ * same name, else of its series (shard-1.db and shard-2.db are one series
+ * but two databases), on every backend, whose block map the cache still
+ * has, written for the keys this gateway writes for (after a key change,
+ * an increment of an older object would need the old keys too).  False
+ * (a full object) when there is none. */
 static bool load_base(struct drgw_gateway *gw, const struct drgw_version *v,
 		      struct drgw_blockmap *base)
 {
 	struct drgw_version b;
 	uint8_t keys[32];
-	bool ok;
+	bool ok = false;
 
-	if (!gw->cfg->incremental || v->size < gw->cfg->incremental_min_size ||
-	    drgw_catalog_delta_base(gw->cat, v->name, v->id, gw->backend_names,
-				    gw->n_backends, &b) < 0)
+	if (!gw->cfg->incremental || v->size < gw->cfg->incremental_min_size)
 		return false;
-	ok = drgw_blockmap_load(gw->blocks_fd, b.vid, base) == 0;
+	for (int same_name = 1; !ok && same_name >= 0; same_name--) {
+		if (drgw_catalog_delta_base(gw->cat, v->name, same_name, v->id,
+					    gw->backend_names, gw->n_backends,
+					    &b) < 0)
+			continue;
+		ok = drgw_blockmap_load(gw->blocks_fd, b.vid, base) == 0;
+		if (!ok)
+			drgw_version_release(&b);
+	}
+	if (!ok)
+		return false;
 	drgw_keyring_writer_digest(&gw->keys, keys);
 	if (ok && memcmp(keys, base->keys, sizeof(keys))) {
 		log_info("%s was written for other keys: %s is stored whole",
@@ -167,26 +176,55 @@ static char *ref_list(const struct drgw_blockmap *m)
 	return s;
 }
 
+/* The maps a series keeps: of the newest version of each name among its
+ * newest SERIES_MAPS versions (several databases may share a series). */
+#define SERIES_MAPS 4
+
+struct forget {
+	struct drgw_gateway *gw;
+	char *names[SERIES_MAPS];
+	unsigned n_names, seen;
+};
+
 static int forget_map(void *arg, const struct drgw_version *v)
 {
-	struct drgw_gateway *gw = arg;
+	struct forget *f = arg;
 	char name[128];
+	bool kept = false;
 
-	snprintf(name, sizeof(name), "%s.map", v->vid);
-	unlinkat(gw->blocks_fd, name, 0);
+	/* Newest first: a name's first version within the window stays.
+	 * Versions not encoded yet have no map to keep or count. */
+	if (v->state != DRGW_VERSION_ENCODED)
+		return 0;
+	if (f->seen++ < SERIES_MAPS) {
+		kept = true;
+		for (unsigned i = 0; kept && i < f->n_names; i++)
+			kept = strcmp(f->names[i], v->name) != 0;
+		if (kept && !(f->names[f->n_names++] = strdup(v->name)))
+			return -ENOMEM;
+	}
+	if (!kept) {
+		snprintf(name, sizeof(name), "%s.map", v->vid);
+		unlinkat(f->gw->blocks_fd, name, 0);
+	}
 	return 0;
 }
 
-/* Keeps the block map of v, the newest version of its series, and drops
- * the others': only the newest is ever a base.  A failure only costs the
- * next version its increment. */
+/* Keeps the block map of v, the newest version of its series, and of the
+ * newest version of the series' other recent names, and drops the
+ * others': only those are ever a base.  A failure only costs the next
+ * version its increment. */
 static void keep_map(struct drgw_gateway *gw, const struct drgw_version *v,
 		     struct drgw_blockmap *m)
 {
+	struct forget f = { .gw = gw };
+
 	if (!m->hash)
 		return;
 	drgw_keyring_writer_digest(&gw->keys, m->keys);
-	drgw_catalog_each_in_series(gw->cat, v->name, forget_map, gw);
+	drgw_catalog_each_in_series(gw->cat, v->name, forget_map, &f);
+	for (unsigned i = 0; i < f.n_names; i++)
+		free(f.names[i]);
 	if (drgw_blockmap_save(gw->blocks_fd, v->vid, m) < 0)
 		log_warning("cannot keep the block map of %s: its next version will be stored whole",
 			    v->name);

@@ -326,3 +326,36 @@ def test_a_locked_increment_keeps_its_base(env, tmp_path):
                     backends=backends, tag="held")
     finally:
         gcs.stop()
+
+
+def test_two_databases_of_one_series_each_take_their_own_base(env, tmp_path):
+    """shard-1.db and shard-2.db are one series (digits become *) but two
+    databases: each version is an increment of the same name's last one,
+    not of whichever of the series came last (every version was stored
+    whole, each a poor increment of the other)."""
+    dbs = {}
+    for i in (1, 2):
+        dbs[i] = tmp_path / f"src-{i}.db"
+        make_app_db(dbs[i], rows=20000, seed=i * 100000)
+    gw = env.gateway().start()
+    want = {}
+    for day in (1, 2, 3):
+        for i in (1, 2):
+            if day > 1:
+                sqlite(dbs[i], f"UPDATE applications SET state = 'd{day}' WHERE id > 19900")
+            sqlite(dbs[i], f".backup '{env.mnt}/shard-{i}.db'")
+            env.wait(timeout=120)
+            want[(i, day)] = sha256(env.mnt / f"shard-{i}.db")
+    gw.stop()
+    by_name = {}
+    for v in env.ls("--versions"):
+        by_name.setdefault(v["name"], []).append(v)
+    for i in (1, 2):
+        vs = sorted(by_name[f"shard-{i}.db"], key=lambda v: v["version"])
+        assert [v["stored_as"] for v in vs] == ["full", "incremental", "incremental"], vs
+        own = {v["version"] for v in vs}
+        for v in vs[1:]:
+            assert set(v["references"]) <= own, (v, own)
+    out = tmp_path / "out.db"
+    env.client("restore", "shard-2.db", out)
+    assert sha256(out) == want[(2, 3)]
