@@ -729,6 +729,15 @@ static json_t *mount_io(struct drgw_gateway *gw, long pid)
 	return o;
 }
 
+/* Files settling: the catalog's count, or the daemon's own where that is
+ * more (the catalog could not record them: a full cache disk). */
+static uint64_t settling(const char *cache_dir, uint64_t in_catalog)
+{
+	uint64_t n = drgw_gateway_daemon_unsealed(cache_dir);
+
+	return n > in_catalog ? n : in_catalog;
+}
+
 int drgw_cmd_status(int argc, char **argv)
 {
 	struct ls_args a = { 0 };
@@ -762,10 +771,12 @@ int drgw_cmd_status(int argc, char **argv)
 				  sizeof(repo)) < 0)
 		snprintf(repo, sizeof(repo), "none yet");
 	r = drgw_catalog_queue_stats(x.gw->cat, NULL, &qs);
-	if (!running)
+	if (!running) {
 		qs.files_settling = 0; /* stale without a daemon */
-	else
+	} else {
+		qs.files_settling = settling(cfg.cache_dir, qs.files_settling);
 		mio = mount_io(x.gw, pid);
+	}
 	drgw_format_size(qs.bytes_pending, pend, sizeof(pend));
 	drgw_format_duration(qs.oldest_pending_ns ? x.now - qs.oldest_pending_ns : -1,
 			     age, sizeof(age));
@@ -883,6 +894,8 @@ int drgw_cmd_wait(int argc, char **argv)
 		}
 		if (!running)
 			qs.files_settling = 0;
+		else
+			qs.files_settling = settling(cfg.cache_dir, qs.files_settling);
 		left = qs.files_settling + qs.versions_unencoded + qs.replicas_pending;
 		if (left == 0) {
 			r = 0;

@@ -729,8 +729,10 @@ static int gw_flush(const char *path, struct fuse_file_info *fi)
 	if (!h->node->unlinked && !drgw_config_excluded(gw->cfg, h->node->path))
 		name = strdup(h->node->path);
 	drgw_nodes_unlock(gw->nodes);
-	if (name)
-		drgw_catalog_set_settling(gw->cat, name, true);
+	/* Where the catalog cannot record it (a full cache disk), the lock
+	 * file says it instead, until the sealer counts it. */
+	if (name && drgw_catalog_set_settling(gw->cat, name, true) < 0)
+		drgw_seal_publish(gw, 1);
 	free(name);
 	return 0;
 }

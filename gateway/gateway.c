@@ -48,11 +48,17 @@ static void make_private_dir(const char *path)
 }
 
 /* The pid in the lock file is for messages only; the flock() is what
- * excludes a second daemon. */
+ * excludes a second daemon.  Its second line counts the files closed and
+ * not sealed yet (drgw_seal_publish()), at a fixed place, so that it is
+ * rewritten in place: it must tell `drgw wait` the truth when the cache
+ * disk is too full for the catalog to record them. */
+#define LOCK_UNSEALED_AT 20
+
 static int write_pid(struct drgw_gateway *gw)
 {
-	char pid[32];
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	char pid[64];
+	int n = snprintf(pid, sizeof(pid), "%010ld\nunsealed %010d\n",
+			 (long)getpid(), 0);
 
 	if (ftruncate(gw->lock_fd, 0) < 0)
 		return -errno;
@@ -87,6 +93,37 @@ static int take_lock(struct drgw_gateway *gw, struct drgw_err *err)
 		return -errno;
 	}
 	return 0;
+}
+
+void drgw_gateway_publish_unsealed(struct drgw_gateway *gw, uint64_t n)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%010llu", (unsigned long long)n);
+	if (gw->lock_fd >= 0)
+		(void)drgw_pwrite_full(gw->lock_fd, buf, 10, LOCK_UNSEALED_AT);
+}
+
+uint64_t drgw_gateway_daemon_unsealed(const char *cache_dir)
+{
+	char path[PATH_MAX + 8], buf[64] = "";
+	uint64_t n = 0;
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", cache_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	len = drgw_pread_full(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (len >= LOCK_UNSEALED_AT + 10 &&
+	    !memcmp(buf + LOCK_UNSEALED_AT - 9, "unsealed ", 9)) {
+		buf[LOCK_UNSEALED_AT + 10] = '\0';
+		if (drgw_parse_u64(buf + LOCK_UNSEALED_AT, &n) < 0)
+			n = 0;
+	}
+	return n;
 }
 
 bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid)

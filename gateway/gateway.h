@@ -111,6 +111,8 @@ struct drgw_gateway {
 
 	/* Files taken off the node table to be sealed right now. */
 	atomic_uint_fast64_t seals_in_flight;
+	/* What the lock file says of it (drgw_seal_publish()). */
+	atomic_uint_fast64_t published_unsealed;
 
 	/* Index records (index.h): replicas done per backend since its last
 	 * index (atomic), and when that was written (under lock). */
@@ -157,6 +159,11 @@ uint64_t drgw_gateway_stop(struct drgw_gateway *gw, int64_t drain_ns,
 
 /* Is a daemon holding the cache dir's lock?  *ret_pid when known. */
 bool drgw_gateway_daemon_running(const char *cache_dir, long *ret_pid);
+/* Files the running daemon has closed and not sealed yet, as it last
+ * published them in its lock file (drgw_gateway_publish_unsealed()); 0
+ * without a daemon. */
+uint64_t drgw_gateway_daemon_unsealed(const char *cache_dir);
+void drgw_gateway_publish_unsealed(struct drgw_gateway *gw, uint64_t n);
 
 /* Wakes the threads.  Callers may hold the nodes lock but not gw->lock. */
 void drgw_gateway_kick_sealer(struct drgw_gateway *gw);
@@ -194,6 +201,8 @@ void *drgw_sealer_main(void *arg);
 /* Closed files not sealed yet (waiting out the settle delay, being
  * sealed, or waiting to retry a seal that failed). */
 uint64_t drgw_seal_pending(struct drgw_gateway *gw);
+/* Writes drgw_seal_pending() + extra into the lock file, if it changed. */
+void drgw_seal_publish(struct drgw_gateway *gw, uint64_t extra);
 /* What `drgw run` waits for: drgw_catalog_run_pending() plus the files
  * only this process knows are waiting to be sealed. */
 uint64_t drgw_gateway_run_pending(struct drgw_gateway *gw,

@@ -281,6 +281,14 @@ static int count_unsealed(struct drgw_node *n, void *arg)
 	return 0;
 }
 
+void drgw_seal_publish(struct drgw_gateway *gw, uint64_t extra)
+{
+	uint64_t n = drgw_seal_pending(gw) + extra;
+
+	if (atomic_exchange(&gw->published_unsealed, n) != n)
+		drgw_gateway_publish_unsealed(gw, n);
+}
+
 uint64_t drgw_seal_pending(struct drgw_gateway *gw)
 {
 	uint64_t n = 0;
@@ -315,6 +323,7 @@ void *drgw_sealer_main(void *arg)
 			free(d.paths[i]);
 		}
 		free(d.paths);
+		drgw_seal_publish(gw, 0);
 		if (d.n)
 			continue;
 		drgw_gateway_wait(gw, &gw->seal_cond, &gw->seal_kicks, &seen,

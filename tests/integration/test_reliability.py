@@ -62,6 +62,30 @@ def test_seal_is_retried_after_the_cache_disk_was_full(env, small_fs, tmp_path):
     assert out.read_bytes() == data
 
 
+def test_a_file_closed_on_a_full_cache_disk_is_still_waited_for(env, small_fs, tmp_path):
+    """The disk fills before the file is closed: the catalog cannot even
+    record it as settling, and drgw wait and status must not say done."""
+    cache = small_fs / "cache"
+    gw = env.gateway(cache=cache, settle="1s").start()
+    data = os.urandom(1 << 20)
+    f = open(env.mnt / "a.db", "wb")
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+    fill(small_fs / "filler")
+    f.close()
+    p = env.drgw("wait", "--timeout", "2s", cache=cache, check=False)
+    assert p.returncode != 0, (p.stdout, gw.log()[-2000:])
+    status = json.loads(env.drgw("status", "--json", cache=cache).stdout)
+    assert status["files_settling"] >= 1, status
+    os.unlink(small_fs / "filler")
+    env.drgw("wait", "--timeout", "60s", cache=cache)
+    gw.stop()
+    out = tmp_path / "out"
+    env.client("restore", "a.db", out)
+    assert out.read_bytes() == data
+
+
 def test_stop_with_an_unsealable_file_does_not_claim_replicated(env, small_fs):
     cache = small_fs / "cache"
     gw = env.gateway("--drain-timeout", "2s", cache=cache, settle="1s").start()
