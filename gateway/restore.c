@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "replicate.h"
 #include "restore.h"
+#include "testhook.h"
 
 #define COPY_STEP (4u << 20)
 
@@ -66,6 +67,7 @@ int drgw_restore_copy(struct drgw_gateway *gw, struct drgw_reader *rd,
 			drgw_err_set(err, "cannot write: %s", strerror(-r));
 			goto out;
 		}
+		drgw_test_point("restore-read");
 		off += (uint64_t)n;
 	}
 	EVP_DigestFinal_ex(sha, ret_sha256, NULL);

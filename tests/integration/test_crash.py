@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from conftest import make_app_db, sqlite
+from conftest import DRGW, make_app_db, sqlite, unmount
 
 
 def write_file(path, size, seed=1):
@@ -120,3 +120,42 @@ def test_random_kills_during_backup_jobs(env, tmp_path):
     verify = env.client("verify", "--all-versions")
     assert "0 problems" in verify.stdout
     gw.stop()
+
+
+def test_kill_during_a_restore(env, tmp_path, monkeypatch):
+    """drgw restore killed mid-copy leaves no file under the name asked
+    for (the copy goes to a temporary name, renamed when complete); the
+    restore view killed mid-read leaves a dead mount, which a new one
+    names with the command that clears it.  Either, run again, gives the
+    bytes."""
+    gw = env.gateway().start()
+    write_file(env.mnt / "big.bin", 20 << 20)
+    env.wait()
+    gw.stop()
+    local = env.cache / "files" / "big.bin"
+    out = tmp_path / "out.bin"
+    monkeypatch.setenv("DRGW_TEST_KILL_AT", "restore-read:2")
+    p = env.client("restore", "big.bin", out, check=False)
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    assert not out.exists()
+    assert [f.name for f in tmp_path.glob("out.bin.drgw-restore-*")]
+    monkeypatch.delenv("DRGW_TEST_KILL_AT")
+    env.client("restore", "big.bin", out)
+    assert filecmp.cmp(out, local, shallow=False)
+
+    view = env.restore_view().start()
+    reader = subprocess.Popen(["dd", f"if={view.mountpoint}/big.bin",
+                               "of=/dev/null", "bs=64k"],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.05)
+    view.proc.kill()  # the mount stays, dead: "not connected"
+    view.proc.wait()
+    reader.wait(timeout=30)
+    p = subprocess.run([str(DRGW), "mount", "-f", *view.args, str(view.mountpoint)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "dead mount" in p.stderr, p.stderr
+    assert f"fusermount3 -u {view.mountpoint}" in p.stderr, p.stderr
+    unmount(view.mountpoint)
+    view = env.restore_view(name="restore2", mountpoint=view.mountpoint).start()
+    assert filecmp.cmp(view.mountpoint / "big.bin", local, shallow=False)
+    view.stop()
