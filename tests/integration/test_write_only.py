@@ -261,6 +261,18 @@ def test_decoder_reads_the_version_2_vector_with_the_key_or_the_identity(tmp_pat
         p = decode(tmp_path / "v2.drgw", k)
         assert p.stdout == b"hello from drgw: a tiny snapshot\n"
         assert json.loads(p.stderr)["format"] == 2
+    # The incremental vector: the increment, with its base beside it.
+    inc = (ROOT / "tests" / "unit" / "format_vector_inc.h").read_text()
+    objs = tmp_path / "objects"
+    objs.mkdir()
+    for name, vid in (("base", "20260101T000000Z-00000000"),
+                      ("next", "20260102T000000Z-00000000")):
+        body = inc.split(f"format_vector_inc_{name}[", 1)[1].split("{", 1)[1].split("}", 1)[0]
+        (objs / f"{vid}.drgw").write_bytes(
+            bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", body)))
+    base = "".join(f"row {i:05d} of the vector\n" for i in range(512)).encode()
+    p = decode(objs / "20260102T000000Z-00000000.drgw", key, objects=objs)
+    assert p.stdout == base[:4096] + base[4096:8192].upper() + base[8192:]
     # drgw derives the same recipient from that identity.
     out = run("keygen", "--recipient-of", ident).stdout.strip()
     rec = re.search(r'RECIPIENT "(drgw1[^"]+)"', text).group(1)

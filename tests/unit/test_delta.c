@@ -19,6 +19,8 @@
 
 #include "delta.h"
 #include "encode.h"
+#include "format_vector_inc.h"
+#include "format_vector_text.h"
 
 #define B 4096
 
@@ -363,4 +365,27 @@ TEST(block_size_from_the_sqlite_header)
 	head[16] = 0x80;
 	CHECK_INT(drgw_delta_block_size(head, sizeof(head)), ==,
 		  DRGW_DELTA_BLOCK);
+}
+
+/* The incremental vector of docs/FORMAT.md: the increment, with the base
+ * it references, assembles into the second text. */
+TEST(published_incremental_vector_assembles)
+{
+	struct drgw_keyring kr = { 0 };
+	struct object objs[2] = {
+		{ .bytes = (uint8_t *)format_vector_inc_base,
+		  .len = sizeof(format_vector_inc_base) },
+		{ .bytes = (uint8_t *)format_vector_inc_next,
+		  .len = sizeof(format_vector_inc_next) },
+	};
+	uint8_t key[32], text[VECTOR_TEXT_LEN];
+
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	CHECK_OK(drgw_keyring_add_bytes(&kr, key));
+	drgw_vector_base(text);
+	check_assembles(&kr, objs, 0, &objs[0], text, sizeof(text));
+	drgw_vector_next(text);
+	check_assembles(&kr, objs, 1, &objs[1], text, sizeof(text));
+	drgw_keyring_clear(&kr);
 }
