@@ -297,7 +297,7 @@ int drgw_catalog_queue_stats(struct drgw_catalog *c, const char *backend,
 int drgw_catalog_check_counts(struct drgw_catalog *c,
 			      uint64_t counts[DRGW_SQLCHECK_VERDICTS]);
 /* Versions sealed at or after since_ns whose check failed
- * (drgw_sqlcheck_failed()): what `drgw run` exits 4 for.  -1 on error. */
+ * (drgw_sqlcheck_failed()): what `drgw run` exits 5 for.  -1 on error. */
 int64_t drgw_catalog_count_failed_checks(struct drgw_catalog *c,
 					 int64_t since_ns);
 

@@ -196,8 +196,13 @@ static int on_replica(void *arg, const struct drgw_replica *r)
 			json_object_set_new(o, "policy", pol);
 		}
 
+		/* A retry in progress is failing until it succeeds, as the
+		 * table says. */
 		json_object_set_new(o, "state",
-				    json_string(replica_words[r->state]));
+				    json_string(r->state == DRGW_REPLICA_UPLOADING &&
+							r->attempts && r->last_error ?
+						"failing" :
+						replica_words[r->state]));
 		json_object_set_new(o, "key", json_string(r->key));
 		json_object_set_new(o, "attempts", json_integer(r->attempts));
 		json_object_set_new(o, "bytes_done",

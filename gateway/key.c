@@ -448,6 +448,10 @@ int drgw_keyring_add_recipient(struct drgw_keyring *kr, const char *s,
 			return -EINVAL;
 		}
 	}
+	/* Given twice (the command line and a file): one stanza. */
+	for (size_t i = 0; i < kr->n_recips; i++)
+		if (!memcmp(kr->recips[i].pk, pk, 32))
+			return 0;
 	if (kr->n_recips >= DRGW_KEYRING_MAX) {
 		drgw_err_set(err, "too many recipients (max %d)", DRGW_KEYRING_MAX);
 		return -E2BIG;

@@ -3,6 +3,7 @@
  * drgw: one binary, git-style subcommands.  This file dispatches and holds
  * the smallest commands; the others live in cmd_*.c.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,6 +74,11 @@ static const struct cli_cmd keygen_cmd = {
 
 static int keygen_opt(void *arg, int id, const char *value)
 {
+	if (*(int *)arg && *(int *)arg != id) {
+		drgw_cli_usage_error(&keygen_cmd,
+				     "--identity and --recipient-of exclude each other");
+		return -EINVAL;
+	}
 	*(int *)arg = id;
 	return 0;
 }

@@ -188,11 +188,13 @@ static void seal_or_retry(struct drgw_gateway *gw, const char *path)
 
 	if (r == 0) {
 		/* The sealed content carries its problems; new content
-		 * starts clean. */
+		 * starts clean, unless a writer came since (dirty again):
+		 * what went wrong for it is not this version's to clear. */
 		drgw_nodes_lock(gw->nodes);
 		n = drgw_nodes_find_locked(gw->nodes, path);
-		if (n) {
+		if (n)
 			n->seal_failures = 0;
+		if (n && !atomic_load(&n->dirty) && !n->writers) {
 			n->unclean = false;
 			n->full_at_close = false;
 			atomic_store(&n->write_error, 0);

@@ -113,7 +113,9 @@ def test_writers_see_enospc_at_write_when_the_cache_is_low(env, small_fs, tmp_pa
     assert "database or disk is full" in p.stderr, p.stderr
     p = subprocess.run(["dd", "if=/dev/zero", f"of={env.mnt}/dd.bin",
                         "bs=1M", "count=40"], capture_output=True, text=True)
-    assert p.returncode != 0 and "No space left" in p.stderr, p.stderr
+    # At write() (dd: "error writing"), not only at close.
+    assert p.returncode != 0 and "error writing" in p.stderr, p.stderr
+    assert "No space left" in p.stderr, p.stderr
     assert os.stat(env.mnt / "dd.bin").st_size < 16 << 20
     gw.stop()
 
@@ -186,6 +188,9 @@ def test_ls_shows_a_retry_in_progress_as_failing(env):
     assert "uploading 0%" not in out, out
     assert "failing" in out and "connection reset by peer" in out, out
     assert "attempt 6 in progress" in out, out
+    [snap] = env.ls()
+    assert snap["replicas"]["nfs"]["state"] == "failing", snap
+    assert snap["replicas"]["nfs"]["last_error"] == "connection reset by peer"
 
 
 def test_restore_reads_fail_over_from_a_stalled_backend(env, s3, tmp_path):

@@ -258,7 +258,7 @@ def test_streamed_upload_abandoned_and_interrupted(env, s3, tmp_path):
         # Killed once the catalog knows of the upload by its id: from then
         # on a crash must not leave it behind even on s3rver, which cannot
         # list uploads (before, the token only says one is being created;
-        # radosgw shows that case in test_s3_radosgw.py).
+        # radosgw shows that case in test_s3_crash.py).
         while "\nupload " not in sqlite(env.cache / "catalog.db",
                                         "SELECT token FROM streams;"):
             assert "encoded second.db" not in gw.log()[mark:]

@@ -1,6 +1,6 @@
 #!/bin/sh
 # prune.sh: retention by a dedicated identity; the drgw-prune CronJob runs
-# `/bin/sh /scripts/prune.sh` (suspended unless an overlay turns it on).
+# `/bin/sh /scripts/prune.sh` daily.
 #
 # `drgw prune` applies each backend's retention policy from drgw.conf to
 # what the backend holds, read from the objects themselves (PRUNE_CACHE
