@@ -238,13 +238,12 @@ static int on_key(void *arg, const char *key, const struct drgw_object_info *inf
 static int object_repository(struct drgw_gateway *gw, size_t b,
 			     const char *key, uint8_t repo[DRGW_REPO_ID_BYTES])
 {
-	struct drgw_obj *o = malloc(sizeof(*o));
+	uint8_t *h = malloc(DRGW_OBJ_HEADER_MAX);
 	struct drgw_err e = { 0 };
-	uint8_t *h = o ? o->header : NULL;
 	size_t len;
 	int r = -EIO;
 
-	if (!o)
+	if (!h)
 		return -ENOMEM;
 	if (drgw_backend_read(gw->backends[b], key, 0, h, DRGW_OBJ_HEADER_FIXED,
 			      &e) < 0 ||
@@ -269,7 +268,7 @@ static int object_repository(struct drgw_gateway *gw, size_t b,
 	memcpy(repo, h + 24, DRGW_REPO_ID_BYTES);
 	r = 0;
 out:
-	free(o);
+	free(h);
 	return r;
 }
 

@@ -144,7 +144,7 @@ static bool load_base(struct drgw_gateway *gw, const struct drgw_version *v,
 	if (!ok)
 		return false;
 	drgw_keyring_writer_digest(&gw->keys, keys);
-	if (ok && memcmp(keys, base->keys, sizeof(keys))) {
+	if (memcmp(keys, base->keys, sizeof(keys))) {
 		log_info("%s was written for other keys: %s is stored whole",
 			 b.name, v->name);
 		drgw_blockmap_release(base);
@@ -200,8 +200,9 @@ static int forget_map(void *arg, const struct drgw_version *v)
 		kept = true;
 		for (unsigned i = 0; kept && i < f->n_names; i++)
 			kept = strcmp(f->names[i], v->name) != 0;
-		if (kept && !(f->names[f->n_names++] = strdup(v->name)))
+		if (kept && !(f->names[f->n_names] = strdup(v->name)))
 			return -ENOMEM;
+		f->n_names += kept;
 	}
 	if (!kept) {
 		snprintf(name, sizeof(name), "%s.map", v->vid);
