@@ -185,13 +185,23 @@ def test_kill_sweep_s3(env, s3, tmp_path, point):
 def test_kill_during_an_incremental(env, tmp_path, point):
     """The same phases for a version stored as an increment of the one
     before: after the restart both restore byte for byte, once each."""
+    kill_during_an_incremental(env, tmp_path, point, None)
+
+
+@pytest.mark.parametrize("point", ["stream-read:1", "upload-finished/after"])
+def test_kill_during_an_incremental_on_s3(env, s3, tmp_path, point):
+    kill_during_an_incremental(env, tmp_path, point, [
+        "--backend", "offsite=" + backend_url(s3.url, "inc", **{"part-size": "5M"})])
+
+
+def kill_during_an_incremental(env, tmp_path, point, backends):
     from test_incremental import day_of_changes
     point, _, mode = point.partition("/")
     RESULTS["tried"] += 1
     src = tmp_path / "src.db"
     make_app_db(src, rows=20000)
     extra = ["--streaming", "off"] if mode == "after" else []
-    gw = env.gateway(*extra).start()
+    gw = env.gateway(*extra, backends=backends).start()
     sqlite(src, f".backup '{env.mnt}/app-1.db'")
     env.wait(timeout=60)
     day_of_changes(src, 2)
@@ -218,6 +228,7 @@ def test_kill_during_an_incremental(env, tmp_path, point):
         "incremental"
     for name, digest in want.items():
         out = tmp_path / f"restored-{name}"
-        env.client("restore", name, out, cache=tmp_path / f"c-{name}")
+        env.client("restore", name, out, cache=tmp_path / f"c-{name}",
+                   backends=backends)
         assert sha256(out) == digest, name
     assert not os.listdir(env.cache / "spool")
