@@ -53,8 +53,31 @@ struct drgw_restore_view {
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
+	/* A backend that failed an open or a read is tried last until then
+	 * (monotonic ns), so that every file does not wait out the read
+	 * deadline of a dead backend before the next one serves it. */
+	int64_t failed_until[DRGW_MAX_BACKENDS];
 	pthread_mutex_t lock;
 };
+
+#define BACKEND_PENALTY_NS (60 * NSEC_PER_SEC)
+
+static void backend_failed(struct drgw_restore_view *v, size_t b)
+{
+	pthread_mutex_lock(&v->lock);
+	v->failed_until[b] = drgw_mono_ns() + BACKEND_PENALTY_NS;
+	pthread_mutex_unlock(&v->lock);
+}
+
+static bool backend_failing(struct drgw_restore_view *v, size_t b)
+{
+	bool r;
+
+	pthread_mutex_lock(&v->lock);
+	r = v->failed_until[b] > drgw_mono_ns();
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
 
 static struct drgw_restore_view *view_of(void)
 {
@@ -417,24 +440,33 @@ static int rv_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return 0;
 }
 
-/* Opens the first location of n's snapshot, from first on, that works.
- * Network I/O: called without the view's lock. */
+/* Opens the first location of n's snapshot, from first on, that works,
+ * backends that failed lately last.  Network I/O: called without the
+ * view's lock. */
 static int open_any(struct drgw_restore_view *v, const struct rnode *n,
 		    size_t first, struct drgw_rfile **ret_rf, size_t *ret_loc)
 {
 	const struct drgw_snapshot *s = n->snap;
 	int r = -EIO;
 
-	for (size_t i = 0; i < s->n_locs; i++) {
-		size_t li = (first + i) % s->n_locs;
-		struct drgw_err err = { 0 };
+	for (int failing = 0; failing < 2; failing++) {
+		for (size_t i = 0; i < s->n_locs; i++) {
+			size_t li = (first + i) % s->n_locs;
+			size_t b = s->locs[li].backend;
+			struct drgw_err err = { 0 };
 
-		r = drgw_remote_open(v->gw, v->rd, s, li, false, ret_rf, &err);
-		if (r == 0) {
-			*ret_loc = li;
-			return 0;
+			if (backend_failing(v, b) != failing)
+				continue;
+			r = drgw_remote_open(v->gw, v->rd, s, li, false, ret_rf,
+					     &err);
+			if (r == 0) {
+				*ret_loc = li;
+				return 0;
+			}
+			log_error("cannot open %s: %s", s->meta.name, err.msg);
+			if (r != -ENOMEM)
+				backend_failed(v, b);
 		}
-		log_error("cannot open %s: %s", s->meta.name, err.msg);
 	}
 	return r;
 }
@@ -515,6 +547,7 @@ static int rv_read(const char *path, char *buf, size_t size, off_t off,
 			  n->snap->meta.name, (long long)off,
 			  v->gw->backend_names[n->snap->locs[loc].backend],
 			  err.msg);
+		backend_failed(v, n->snap->locs[loc].backend);
 		/* Another backend may hold a good copy of this version. */
 		if (n->snap->n_locs > 1 &&
 		    open_any(v, n, loc + 1, &next, &next_loc) == 0) {

@@ -204,6 +204,7 @@ def test_restore_reads_fail_over_from_a_stalled_backend(env, s3, tmp_path):
         gw = env.gateway(backends=[*offsite, *env.backend_args()]).start()
         data = os.urandom(3 << 20)
         (env.mnt / "app.db").write_bytes(data)
+        (env.mnt / "other.db").write_bytes(data[:1 << 20])
         env.wait(timeout=60)
         gw.stop()
         backends = [*offsite, *env.backend_args()]
@@ -220,6 +221,12 @@ def test_restore_reads_fail_over_from_a_stalled_backend(env, s3, tmp_path):
         view = env.restore_view("--read-deadline", "2s",
                                 backends=backends).start()
         assert (view.mountpoint / "app.db").read_bytes() == data
+        # The view remembers: the next file does not wait out offsite's
+        # deadline again.
+        assert (view.mountpoint / "other.db").read_bytes() == data[:1 << 20]
         view.stop()
+        offsite_failures = [l for l in view.log().splitlines()
+                            if "level=error" in l and "offsite" in l]
+        assert len(offsite_failures) == 1, offsite_failures
     finally:
         proxy.close()
