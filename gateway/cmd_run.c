@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "fs.h"
 #include "log.h"
+#include "watch.h"
 
 /* Documented in `drgw run --help` and drgw(1). */
 #define EXIT_NOT_REPLICATED 3
@@ -438,6 +439,8 @@ static int run_no_mount(struct run *s, const struct drgw_config *cfg,
 	signal_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	r = drgw_daemon_started(&s->d, &err);
+	if (r == 0)
+		r = drgw_watch_seal_leftovers(s->d.gw, &err);
 	if (r < 0) {
 		drgw_cli_error("%s", err.msg);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);

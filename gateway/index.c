@@ -188,6 +188,33 @@ static void make_index_vid(int64_t now_ns, char *buf, size_t size)
 		 (long long)(now_ns % NSEC_PER_SEC), randombytes_random());
 }
 
+/* The key of an index record being written to backend b is kept in the
+ * catalog until the put returns: one a SIGKILL interrupted leaves a
+ * temporary (the local backend's ".<name>.part") that the next write
+ * discards. */
+static void writing(struct drgw_gateway *gw, size_t b, const char *key)
+{
+	char name[160];
+
+	snprintf(name, sizeof(name), "index-writing:%s", gw->backend_names[b]);
+	drgw_catalog_set_meta(gw->cat, name, key);
+}
+
+static void discard_interrupted(struct drgw_gateway *gw, size_t b)
+{
+	char name[160], key[DRGW_OBJ_VID_MAX + 16] = "";
+	struct drgw_err e = { 0 };
+
+	snprintf(name, sizeof(name), "index-writing:%s", gw->backend_names[b]);
+	if (drgw_catalog_get_meta(gw->cat, name, key, sizeof(key)) < 0 ||
+	    !key[0])
+		return;
+	if (drgw_backend_abort_put(gw->backends[b], key, NULL, 0, &e) < 0)
+		log_debug("cannot discard the interrupted index record %s on %s: %s",
+			  key, gw->backend_names[b], e.msg);
+	writing(gw, b, "");
+}
+
 int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 {
 	struct drgw_encode_opts opts = { .chunk_size = gw->cfg->chunk_size,
@@ -227,7 +254,10 @@ int drgw_index_write(struct drgw_gateway *gw, size_t b, struct drgw_err *err)
 	memcpy(src.sha256, res.object_sha256, sizeof(src.sha256));
 	snprintf(key, sizeof(key), DRGW_INDEX_PREFIX "%s" DRGW_INDEX_SUFFIX,
 		 meta->vid);
+	discard_interrupted(gw, b);
+	writing(gw, b, key);
 	r = drgw_backend_put(gw->backends[b], key, &src, err);
+	writing(gw, b, "");
 	if (r < 0)
 		goto out;
 	log_info("wrote index %s to %s (%llu bytes)", key, gw->backend_names[b],

@@ -52,6 +52,7 @@ struct drgw_watch {
 	/* DRGW_WATCH_RUN, set before sealing stops: drgw_watch_run_ended() */
 	int64_t run_deadline;
 	unsigned leftover_procs;
+	bool leftover_base; /* a killed run's baseline was loaded */
 	/* Read by drgw_watch_pending() from other threads: files left to
 	 * seal (RUN: 1 until the final scan counted them), and whether the
 	 * last round after sealing stopped is over. */
@@ -368,6 +369,7 @@ static int start_run(struct drgw_watch *w, struct drgw_err *err)
 		drgw_format_time(taken, when, sizeof(when));
 		log_warning("an earlier run on %s stopped before it sealed everything; sealing what changed since %s",
 			    w->dir, when);
+		w->leftover_base = true;
 	} else if (r == -ENOENT) {
 		r = walk_dir(&k, "", 0);
 		if (r == 0)
@@ -899,6 +901,65 @@ void *drgw_watch_main(void *arg)
 				  INT64_MAX);
 	seal_run(w);
 	return NULL;
+}
+
+int drgw_watch_seal_leftovers(struct drgw_gateway *gw, struct drgw_err *err)
+{
+	struct drgw_watch *w = gw->watch;
+	struct candidates c = { 0 };
+	struct walker k = { .w = w, .file = changed_file, .arg = &c };
+	struct drgw_queue_stats qs = { .versions_unencoded = 1 };
+	int64_t deadline = drgw_mono_ns() + gw->cfg->drain_timeout_ns;
+	unsigned left = 0;
+	int r;
+
+	if (!w->leftover_base)
+		return 0;
+	r = walk_dir(&k, "", 0);
+	for (size_t i = 0; i < c.n; i++) {
+		struct drgw_writer who;
+		int64_t wait;
+
+		if (r == 0 && try_seal(w, c.paths[i], false, &who, &wait) !=
+				      SEALED_OR_NOTHING)
+			left++;
+		free(c.paths[i]);
+	}
+	free(c.paths);
+	/* Encoded is read: the command may overwrite them now. */
+	while (r == 0 && drgw_mono_ns() < deadline &&
+	       drgw_catalog_queue_stats(gw->cat, NULL, &qs) == 0 &&
+	       qs.versions_unencoded > 0)
+		usleep(50 * 1000);
+	if (r < 0 || left || qs.versions_unencoded) {
+		/* Today's backup matters more: run the command all the same
+		 * (the old baseline stays, so this run seals those too). */
+		log_warning("cannot secure what an earlier, killed run left in %s before the command runs (%s); a file it overwrites keeps only its new content",
+			    w->dir, r < 0 ? strerror(-r) :
+			    left ? "files still open for writing or unreadable" :
+				   "not encoded within drain-timeout");
+		return 0;
+	}
+	/* A fresh baseline for this run's command. */
+	for (size_t i = 0; i < w->n_base; i++)
+		free((char *)w->base[i].name);
+	w->n_base = 0;
+	w->leftover_base = false;
+	k = (struct walker){ .w = w, .file = base_file };
+	r = walk_dir(&k, "", 0);
+	if (r == 0)
+		r = drgw_catalog_baseline_save(gw->cat, w->dir, drgw_now_ns(),
+					       w->base, w->n_base);
+	if (r < 0) {
+		drgw_err_set(err, "cannot record what %s holds: %s", w->dir,
+			     strerror(-r));
+		return r;
+	}
+	if (w->n_base)
+		qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
+	log_info("what the earlier run left is backed up; %s holds %zu files before the command runs",
+		 w->dir, w->n_base);
+	return 0;
 }
 
 void drgw_watch_wake(struct drgw_watch *w)

@@ -85,6 +85,13 @@ unsigned drgw_watch_unsealed(const struct drgw_watch *w);
  */
 int drgw_watch_encode_begin(struct drgw_gateway *gw, int fd, struct stat *st);
 int drgw_watch_encode_check(struct drgw_gateway *gw, int fd);
+/* drgw run --no-mount, before the command: seals and encodes what a
+ * killed earlier run left (its baseline was still recorded), then takes
+ * a fresh baseline, so that the command cannot overwrite it first.  What
+ * cannot be secured is logged, and the command runs anyway.  -errno with
+ * a message only when the fresh baseline cannot be recorded. */
+int drgw_watch_seal_leftovers(struct drgw_gateway *gw, struct drgw_err *err);
+
 /* Every byte was read: lets writers go on (what they write is the next
  * version). */
 void drgw_watch_encode_release(struct drgw_gateway *gw, int fd);

@@ -161,7 +161,7 @@ def report(label):
 
 @pytest.mark.parametrize("point", points(LOCAL_POINTS))
 def test_kill_sweep_local(env, tmp_path, point):
-    files = source_files(tmp_path, 3 if LONG else 1)
+    files = source_files(tmp_path, 4 if LONG else 1)
     problems = sweep_one(env, tmp_path, point, env.backend_args(), files)
     report("local")
     assert not problems, problems
@@ -170,7 +170,7 @@ def test_kill_sweep_local(env, tmp_path, point):
 
 @pytest.mark.parametrize("point", points(S3_POINTS))
 def test_kill_sweep_s3(env, s3, tmp_path, point):
-    files = source_files(tmp_path, 3 if LONG else 1)
+    files = source_files(tmp_path, 4 if LONG else 1)
     backends = ["--backend",
                 "offsite=" + backend_url(s3.url, "app", **{"part-size": "5M"})]
     problems = sweep_one(env, tmp_path, point, backends, files)

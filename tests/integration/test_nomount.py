@@ -373,8 +373,9 @@ def test_unreadable_files_are_reported(world):
 
 def test_sigkill_while_sealing_then_next_run(world):
     """SIGKILL after the command exited, while drgw waits to seal a file
-    still being written: the next run seals that file, and what the killed
-    run had sealed is not sealed again."""
+    still being written: the next run seals that file before its command
+    runs (which writes the same name again), and what the killed run had
+    sealed is not sealed again."""
     writer, command = writer_during_run(world, "late.db", "part", 3)
     log = world.home / "run1.log"
     with open(log, "w") as f:
@@ -393,15 +394,25 @@ def test_sigkill_while_sealing_then_next_run(world):
     assert "sealed early.db" in log.read_text()
     assert "late.db" not in [s["name"] for s in world.ls()]
 
-    p = world.run("true")
-    assert "sealed late.db" in p.stderr and "sealed early.db" not in p.stderr, p.stderr
+    p = world.run(f"echo next > {world.dir}/late.db")
+    assert "sealed early.db" not in p.stderr, p.stderr
+    assert "what the earlier run left is backed up" in p.stderr, p.stderr
     versions = world.ls("--versions")
-    assert sorted(v["name"] for v in versions) == ["early.db", "late.db", "quickpart.db"]
+    assert sorted(v["name"] for v in versions) == \
+        ["early.db", "late.db", "late.db", "quickpart.db"]
     assert all(v["replicas"]["nfs"]["state"] == "replicated" for v in versions)
-    assert len(world.objects()) == 3
+    assert len(world.objects()) == 4
+    late = sorted((v for v in versions if v["name"] == "late.db"),
+                  key=lambda v: v["version"])
     out = world.home / "late.out"
-    world.restore("late.db", out)
+    p = world.drgw("restore", "--version", late[0]["version"],
+                   *world.common(world.home / "restore-cache"),
+                   *world.backends(), "late.db", out)
+    assert p.returncode == 0, p.stderr
     assert out.read_bytes() == b"part1-part2"
+    out.unlink()
+    world.restore("late.db", out)
+    assert out.read_bytes() == b"next\n"
 
 
 def test_watch_concurrent_writers(world):
