@@ -9,6 +9,7 @@ A minimal fixture of the prune tests (tests/integration/test_prune_lock.py);
 a shared radosgw fixture elsewhere in tests/ may replace it.
 """
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -89,6 +90,20 @@ rgw data = {r}/rgw
         return p.stdout
 
     def start(self):
+        """Starts the cluster; once more from scratch, on new ports, if
+        the first try fails (a monitor that never answered `ceph osd new`
+        within a minute, once, on a loaded machine)."""
+        try:
+            return self._start()
+        except (RuntimeError, subprocess.TimeoutExpired):
+            self.stop()
+            for d in ("run", "log", "mon", "osd", "rgw"):
+                shutil.rmtree(self.root / d, ignore_errors=True)
+            self.mon_port, self.port = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            return self._start()
+
+    def _start(self):
         self.fsid = str(uuid.uuid4())
         for d in ("run", "log", "mon", "osd", "rgw"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
