@@ -234,6 +234,28 @@ static int by_vid_ptr(const void *a, const void *b)
 		      (*(const struct drgw_prune_item *const *)b)->vid);
 }
 
+/* items[0..n) by vid, for find_vid(); NULL without memory. */
+static struct drgw_prune_item **sort_by_vid(struct drgw_prune_item *items,
+					    size_t n)
+{
+	struct drgw_prune_item **sorted = calloc(n + 1, sizeof(*sorted));
+
+	for (size_t i = 0; sorted && i < n; i++)
+		sorted[i] = &items[i];
+	if (sorted)
+		qsort(sorted, n, sizeof(*sorted), by_vid_ptr);
+	return sorted;
+}
+
+static struct drgw_prune_item *find_vid(struct drgw_prune_item **sorted,
+					size_t n, const char *vid)
+{
+	struct drgw_prune_item key = { .vid = vid }, *kp = &key, **hit;
+
+	hit = bsearch(&kp, sorted, n, sizeof(*sorted), by_vid_ptr);
+	return hit ? *hit : NULL;
+}
+
 /* Marks what it references as kept (reason base). */
 static int keep_refs(struct pruner *p, struct drgw_prune_item *it,
 		     struct drgw_prune_item **sorted)
@@ -254,12 +276,10 @@ static int keep_refs(struct pruner *p, struct drgw_prune_item *it,
 	}
 	refs = drgw_rfile_refs(rf, &n_refs);
 	for (size_t k = 0; k < n_refs; k++) {
-		struct drgw_prune_item key = { .vid = refs[k].vid };
-		struct drgw_prune_item *kp = &key, **hit;
+		struct drgw_prune_item *base = find_vid(sorted, p->n, refs[k].vid);
 
-		hit = bsearch(&kp, sorted, p->n, sizeof(*sorted), by_vid_ptr);
-		if (hit)
-			(*hit)->reasons |= DRGW_REASON_BASE;
+		if (base)
+			base->reasons |= DRGW_REASON_BASE;
 		else
 			warn(p, "%s references %s, which the backend does not list",
 			     it->key, refs[k].vid);
@@ -279,15 +299,12 @@ static int keep_refs(struct pruner *p, struct drgw_prune_item *it,
  */
 static int keep_bases(struct pruner *p)
 {
-	struct drgw_prune_item **sorted = calloc(p->n + 1, sizeof(*sorted));
+	struct drgw_prune_item **sorted = sort_by_vid(p->items, p->n);
 	bool more = true;
 	int r = 0;
 
 	if (!sorted)
 		return -ENOMEM;
-	for (size_t i = 0; i < p->n; i++)
-		sorted[i] = &p->items[i];
-	qsort(sorted, p->n, sizeof(*sorted), by_vid_ptr);
 	while (more && r == 0) {
 		more = false;
 		for (size_t i = 0; r == 0 && i < p->n; i++)
@@ -428,13 +445,10 @@ static int by_vid(const void *a, const void *b)
 static int preview_bases(struct drgw_catalog *c, struct drgw_prune_item *items,
 			 size_t n)
 {
-	struct drgw_prune_item **sorted = calloc(n + 1, sizeof(*sorted));
+	struct drgw_prune_item **sorted = sort_by_vid(items, n);
 
 	if (!sorted)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = &items[i];
-	qsort(sorted, n, sizeof(*sorted), by_vid_ptr);
 	for (bool more = true; more;) {
 		more = false;
 		for (size_t i = 0; i < n; i++) {
@@ -449,13 +463,10 @@ static int preview_bases(struct drgw_catalog *c, struct drgw_prune_item *items,
 			refs = v.delta_refs;
 			for (char *r = refs ? strtok_r(refs, ",", &save) : NULL; r;
 			     r = strtok_r(NULL, ",", &save)) {
-				struct drgw_prune_item key = { .vid = r };
-				struct drgw_prune_item *kp = &key, **hit;
+				struct drgw_prune_item *base = find_vid(sorted, n, r);
 
-				hit = bsearch(&kp, sorted, n, sizeof(*sorted),
-					      by_vid_ptr);
-				if (hit && !(*hit)->reasons) {
-					(*hit)->reasons |= DRGW_REASON_BASE;
+				if (base && !base->reasons) {
+					base->reasons |= DRGW_REASON_BASE;
 					more = true;
 				}
 			}
