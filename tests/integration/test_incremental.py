@@ -351,7 +351,7 @@ def test_two_databases_of_one_series_each_take_their_own_base(env, tmp_path):
     for v in env.ls("--versions"):
         by_name.setdefault(v["name"], []).append(v)
     for i in (1, 2):
-        vs = sorted(by_name[f"shard-{i}.db"], key=lambda v: v["version"])
+        vs = sorted(by_name[f"shard-{i}.db"], key=lambda v: v["mtime_ns"])
         assert [v["stored_as"] for v in vs] == ["full", "incremental", "incremental"], vs
         own = {v["version"] for v in vs}
         for v in vs[1:]:

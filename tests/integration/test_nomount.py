@@ -403,7 +403,7 @@ def test_sigkill_while_sealing_then_next_run(world):
     assert all(v["replicas"]["nfs"]["state"] == "replicated" for v in versions)
     assert len(world.objects()) == 4
     late = sorted((v for v in versions if v["name"] == "late.db"),
-                  key=lambda v: v["version"])
+                  key=lambda v: v["mtime_ns"])  # vids of one second do not sort by time
     out = world.home / "late.out"
     p = world.drgw("restore", "--version", late[0]["version"],
                    *world.common(world.home / "restore-cache"),
