@@ -355,36 +355,55 @@ static bool in_base(const struct drgw_watch *w, const char *name,
 	       e->ino == (uint64_t)st->st_ino;
 }
 
-static int start_run(struct drgw_watch *w, struct drgw_err *err)
+static void drop_base(struct drgw_watch *w)
 {
-	struct drgw_gateway *gw = w->gw;
+	for (size_t i = 0; i < w->n_base; i++)
+		free((char *)w->base[i].name);
+	w->n_base = 0;
+}
+
+/* Records what dir holds now as the baseline of the command to come. */
+static int take_base(struct drgw_watch *w, struct drgw_err *err)
+{
 	struct walker k = { .w = w, .file = base_file };
-	int64_t taken;
 	int r;
 
-	r = drgw_catalog_baseline_load(gw->cat, w->dir, &taken, base_loaded, w);
-	if (r == 0) {
-		char when[32];
-
-		drgw_format_time(taken, when, sizeof(when));
-		log_warning("an earlier run on %s stopped before it sealed everything; sealing what changed since %s",
-			    w->dir, when);
-		w->leftover_base = true;
-	} else if (r == -ENOENT) {
-		r = walk_dir(&k, "", 0);
-		if (r == 0)
-			r = drgw_catalog_baseline_save(gw->cat, w->dir,
-						       drgw_now_ns(), w->base,
-						       w->n_base);
-		if (r == 0)
-			log_info("%s holds %zu files before the command runs",
-				 w->dir, w->n_base);
-	}
+	drop_base(w);
+	r = walk_dir(&k, "", 0);
+	if (r == 0)
+		r = drgw_catalog_baseline_save(w->gw->cat, w->dir, drgw_now_ns(),
+					       w->base, w->n_base);
 	if (r < 0) {
 		drgw_err_set(err, "cannot record what %s holds: %s", w->dir,
 			     strerror(-r));
 		return r;
 	}
+	if (w->n_base)
+		qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
+	log_info("%s holds %zu files before the command runs", w->dir,
+		 w->n_base);
+	return 0;
+}
+
+static int start_run(struct drgw_watch *w, struct drgw_err *err)
+{
+	int64_t taken;
+	char when[32];
+	int r;
+
+	r = drgw_catalog_baseline_load(w->gw->cat, w->dir, &taken, base_loaded,
+				       w);
+	if (r == -ENOENT)
+		return take_base(w, err);
+	if (r < 0) {
+		drgw_err_set(err, "cannot read what %s held: %s", w->dir,
+			     strerror(-r));
+		return r;
+	}
+	drgw_format_time(taken, when, sizeof(when));
+	log_warning("an earlier run on %s stopped before it sealed everything; sealing what changed since %s",
+		    w->dir, when);
+	w->leftover_base = true;
 	if (w->n_base)
 		qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
 	return 0;
@@ -940,26 +959,9 @@ int drgw_watch_seal_leftovers(struct drgw_gateway *gw, struct drgw_err *err)
 				   "not encoded within drain-timeout");
 		return 0;
 	}
-	/* A fresh baseline for this run's command. */
-	for (size_t i = 0; i < w->n_base; i++)
-		free((char *)w->base[i].name);
-	w->n_base = 0;
+	log_info("what the earlier run left is backed up (%s)", w->dir);
 	w->leftover_base = false;
-	k = (struct walker){ .w = w, .file = base_file };
-	r = walk_dir(&k, "", 0);
-	if (r == 0)
-		r = drgw_catalog_baseline_save(gw->cat, w->dir, drgw_now_ns(),
-					       w->base, w->n_base);
-	if (r < 0) {
-		drgw_err_set(err, "cannot record what %s holds: %s", w->dir,
-			     strerror(-r));
-		return r;
-	}
-	if (w->n_base)
-		qsort(w->base, w->n_base, sizeof(*w->base), cmp_base);
-	log_info("what the earlier run left is backed up; %s holds %zu files before the command runs",
-		 w->dir, w->n_base);
-	return 0;
+	return take_base(w, err);
 }
 
 void drgw_watch_wake(struct drgw_watch *w)
@@ -1088,8 +1090,7 @@ struct drgw_watch *drgw_watch_free(struct drgw_watch *w)
 {
 	if (!w)
 		return NULL;
-	for (size_t i = 0; i < w->n_base; i++)
-		free((char *)w->base[i].name);
+	drop_base(w);
 	free(w->base);
 	clear_wds(w);
 	free(w->wds);
