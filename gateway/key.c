@@ -143,6 +143,40 @@ int drgw_keyring_add_bytes(struct drgw_keyring *kr,
 }
 
 /*
+ * The rules a key, identity or recipient file must follow: a regular file
+ * owned by root or by us (whoever owns it can swap it, as ssh reasons),
+ * with none of the forbidden permission bits: 077 for secrets, 022 for
+ * recipients (public, but whoever may change the file can add their own
+ * and read every later backup).  what names the kind in messages.
+ */
+static int check_file(int fd, const char *what, const char *path,
+		      mode_t forbidden, struct drgw_err *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		drgw_err_set(err, "%s %s is not a regular file", what, path);
+		return -EINVAL;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		drgw_err_set(err,
+			     "%s %s is owned by uid %u, not by root or the user drgw runs as (uid %u); run 'chown %u %s'",
+			     what, path, (unsigned)st.st_uid, (unsigned)geteuid(),
+			     (unsigned)geteuid(), path);
+		return -EPERM;
+	}
+	if (st.st_mode & forbidden) {
+		drgw_err_set(err,
+			     forbidden == 077 ?
+				     "%s %s is accessible by group or others (mode %04o); run 'chmod 600 %s' (Kubernetes: defaultMode: 0400)" :
+				     "%s %s is writable by group or others (mode %04o); run 'chmod 644 %s'",
+			     what, path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
  * Reads a small secret file into buf (at most size - 1 bytes, then a NUL),
  * refusing what a stranger could have written or read: not a regular
  * file, owned by someone other than root or us (as ssh does), or
@@ -152,7 +186,6 @@ static int read_secret_file(const char *path, const char *what,
 			    const char *create_hint, uint8_t *buf, size_t size,
 			    size_t *ret_len, struct drgw_err *err)
 {
-	struct stat st;
 	ssize_t n;
 	int fd, r;
 
@@ -167,27 +200,10 @@ static int read_secret_file(const char *path, const char *what,
 				     strerror(-r));
 		return r;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	r = check_file(fd, what, path, 077, err);
+	if (r < 0) {
 		close(fd);
-		drgw_err_set(err, "%s %s is not a regular file", what, path);
-		return -EINVAL;
-	}
-	/* Whoever owns the file can swap the key (and read what the daemon
-	 * then writes with it). */
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		close(fd);
-		drgw_err_set(err,
-			     "%s %s is owned by uid %u, not by root or the user drgw runs as (uid %u); run 'chown %u %s'",
-			     what, path, (unsigned)st.st_uid, (unsigned)geteuid(),
-			     (unsigned)geteuid(), path);
-		return -EPERM;
-	}
-	if (st.st_mode & 077) {
-		close(fd);
-		drgw_err_set(err,
-			     "%s %s is accessible by group or others (mode %04o); run 'chmod 600 %s' (Kubernetes: defaultMode: 0400)",
-			     what, path, (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
+		return r;
 	}
 	n = drgw_pread_full(fd, buf, size, 0);
 	close(fd);
@@ -364,7 +380,7 @@ int drgw_keyring_add_identity_file(struct drgw_keyring *kr, const char *path,
 
 int drgw_identity_recipient(const char *path,
 			    char recipient[DRGW_RECIPIENT_STR_MAX],
-			    struct drgw_err *err)
+			    uint8_t tag[8], struct drgw_err *err)
 {
 	uint8_t *sk, pk[32];
 	int r;
@@ -378,6 +394,7 @@ int drgw_identity_recipient(const char *path,
 	if (r == 0) {
 		crypto_scalarmult_base(pk, sk);
 		drgw_recipient_string(pk, recipient);
+		drgw_recipient_tag(pk, tag);
 	}
 	sodium_free(sk);
 	return r;
@@ -385,7 +402,7 @@ int drgw_identity_recipient(const char *path,
 
 int drgw_identity_generate(const char *path,
 			   char recipient[DRGW_RECIPIENT_STR_MAX],
-			   struct drgw_err *err)
+			   uint8_t tag[8], struct drgw_err *err)
 {
 	char line[128], text[512];
 	uint8_t *sk;
@@ -402,6 +419,7 @@ int drgw_identity_generate(const char *path,
 	randombytes_buf(sk, 32);
 	crypto_scalarmult_base(pk, sk);
 	drgw_recipient_string(pk, recipient);
+	drgw_recipient_tag(pk, tag);
 	drgw_bech32_encode(DRGW_IDENTITY_HRP, sk, 32, true, line, sizeof(line));
 	sodium_free(sk);
 	snprintf(text, sizeof(text),
@@ -473,37 +491,15 @@ int drgw_keyring_add_recipient_file(struct drgw_keyring *kr, const char *path,
 	int fd = open(path, O_RDONLY | O_CLOEXEC), found = 0, r = 0;
 	ssize_t n;
 
-	struct stat st;
-
 	if (fd < 0) {
 		drgw_err_set(err, "cannot open recipient file %s: %s", path,
 			     strerror(errno));
 		return -errno;
 	}
-	/* Recipients are public, but whoever may change the file can add
-	 * their own and read every later backup: the key file's owner rule,
-	 * and no one else may write it. */
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
+	r = check_file(fd, "recipient file", path, 022, err);
+	if (r < 0) {
 		close(fd);
-		drgw_err_set(err, "cannot stat recipient file %s: %s", path,
-			     strerror(-r));
 		return r;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		close(fd);
-		drgw_err_set(err,
-			     "recipient file %s is owned by uid %u, not by root or the user drgw runs as (uid %u); run 'chown %u %s'",
-			     path, (unsigned)st.st_uid, (unsigned)geteuid(),
-			     (unsigned)geteuid(), path);
-		return -EPERM;
-	}
-	if (st.st_mode & 022) {
-		close(fd);
-		drgw_err_set(err,
-			     "recipient file %s is writable by group or others (mode %04o); run 'chmod 644 %s'",
-			     path, (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
 	}
 	n = drgw_pread_full(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
