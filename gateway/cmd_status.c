@@ -734,12 +734,17 @@ static json_t *mount_io(struct drgw_gateway *gw, long pid)
 	return o;
 }
 
-/* Files settling: the catalog's count, or the daemon's own where that is
- * more (the catalog could not record them: a full cache disk). */
-static uint64_t settling(const char *cache_dir, uint64_t in_catalog)
+/* Files settling: none without a daemon (the catalog's rows are stale),
+ * else the catalog's count, or the daemon's own where that is more (the
+ * catalog could not record them: a full cache disk). */
+static uint64_t settling(const char *cache_dir, bool running,
+			 uint64_t in_catalog)
 {
-	uint64_t n = drgw_gateway_daemon_unsealed(cache_dir);
+	uint64_t n;
 
+	if (!running)
+		return 0;
+	n = drgw_gateway_daemon_unsealed(cache_dir);
 	return n > in_catalog ? n : in_catalog;
 }
 
@@ -776,12 +781,9 @@ int drgw_cmd_status(int argc, char **argv)
 				  sizeof(repo)) < 0)
 		snprintf(repo, sizeof(repo), "none yet");
 	r = drgw_catalog_queue_stats(x.gw->cat, NULL, &qs);
-	if (!running) {
-		qs.files_settling = 0; /* stale without a daemon */
-	} else {
-		qs.files_settling = settling(cfg.cache_dir, qs.files_settling);
+	qs.files_settling = settling(cfg.cache_dir, running, qs.files_settling);
+	if (running)
 		mio = mount_io(x.gw, pid);
-	}
 	drgw_format_size(qs.bytes_pending, pend, sizeof(pend));
 	drgw_format_duration(qs.oldest_pending_ns ? x.now - qs.oldest_pending_ns : -1,
 			     age, sizeof(age));
@@ -897,10 +899,8 @@ int drgw_cmd_wait(int argc, char **argv)
 			drgw_cli_error("cannot read the catalog");
 			break;
 		}
-		if (!running)
-			qs.files_settling = 0;
-		else
-			qs.files_settling = settling(cfg.cache_dir, qs.files_settling);
+		qs.files_settling = settling(cfg.cache_dir, running,
+					     qs.files_settling);
 		left = qs.files_settling + qs.versions_unencoded + qs.replicas_pending;
 		if (left == 0) {
 			r = 0;

@@ -192,11 +192,17 @@ static void make_index_vid(int64_t now_ns, char *buf, size_t size)
  * catalog until the put returns: one a SIGKILL interrupted leaves a
  * temporary (the local backend's ".<name>.part") that the next write
  * discards. */
+static void writing_name(struct drgw_gateway *gw, size_t b, char *buf,
+			 size_t size)
+{
+	snprintf(buf, size, "index-writing:%s", gw->backend_names[b]);
+}
+
 static void writing(struct drgw_gateway *gw, size_t b, const char *key)
 {
 	char name[160];
 
-	snprintf(name, sizeof(name), "index-writing:%s", gw->backend_names[b]);
+	writing_name(gw, b, name, sizeof(name));
 	drgw_catalog_set_meta(gw->cat, name, key);
 }
 
@@ -205,7 +211,7 @@ static void discard_interrupted(struct drgw_gateway *gw, size_t b)
 	char name[160], key[DRGW_OBJ_VID_MAX + 16] = "";
 	struct drgw_err e = { 0 };
 
-	snprintf(name, sizeof(name), "index-writing:%s", gw->backend_names[b]);
+	writing_name(gw, b, name, sizeof(name));
 	if (drgw_catalog_get_meta(gw->cat, name, key, sizeof(key)) < 0 ||
 	    !key[0])
 		return;

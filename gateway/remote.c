@@ -289,6 +289,7 @@ static void open_one(struct scan *s, struct found *f)
 	struct drgw_err err = { 0 };
 	struct drgw_rfile *rf = NULL;
 	const struct drgw_obj_meta *m;
+	const struct drgw_obj_ext *x;
 
 	if (!f->indexed && (!s->gw->cat || from_cache(s, f) < 0)) {
 		pthread_mutex_lock(&s->lock);
@@ -308,8 +309,9 @@ static void open_one(struct scan *s, struct found *f)
 			drgw_rfile_close(rf);
 			return;
 		}
-		f->meta.check = (uint8_t)drgw_rfile_ext(rf)->check;
-		f->meta.incomplete = drgw_rfile_ext(rf)->problem != NULL;
+		x = drgw_rfile_ext(rf);
+		f->meta.check = (uint8_t)x->check;
+		f->meta.incomplete = x->problem != NULL;
 	}
 	if (!key_matches(f->key, f->meta.vid))
 		fail(f, -EIO, "%s on %s holds version %s under another name",
