@@ -81,14 +81,15 @@ void drgw_keyring_clear(struct drgw_keyring *kr);
 void drgw_key_id_hex(const uint8_t id[DRGW_KEY_ID_BYTES], char out[17]);
 
 /* Writes a new identity to path (mode 0600, refuses to overwrite) and its
- * recipient string into recipient. */
+ * recipient string and tag into recipient and tag. */
 int drgw_identity_generate(const char *path,
 			   char recipient[DRGW_RECIPIENT_STR_MAX],
-			   struct drgw_err *err);
-/* The recipient string of the identity in path. */
+			   uint8_t tag[8], struct drgw_err *err);
+/* The recipient string of the identity in path, and its tag (what objects
+ * and "wrong identity" errors name it by). */
 int drgw_identity_recipient(const char *path,
 			    char recipient[DRGW_RECIPIENT_STR_MAX],
-			    struct drgw_err *err);
+			    uint8_t tag[8], struct drgw_err *err);
 /* Loads an identity file into the ring (same permission rules as key
  * files). */
 int drgw_keyring_add_identity_file(struct drgw_keyring *kr, const char *path,

@@ -11,7 +11,6 @@
 #include <sys/prctl.h>
 
 #include "aead.h"
-#include "bech32.h"
 #include "cli.h"
 #include "drgw-build.h"
 #include "key.h"
@@ -65,7 +64,9 @@ static const struct cli_cmd keygen_cmd = {
 		"0600) instead and prints its recipient, the public key (drgw1...),\n"
 		"on stdout.  A backup writer given only recipients (--recipient)\n"
 		"encrypts to them but can never decrypt; restores need the identity.\n"
-		"--recipient-of prints the recipient of an existing identity FILE.",
+		"--recipient-of prints the recipient of an existing identity FILE.\n"
+		"Both also say, on stderr, the recipient's tag: what objects and\n"
+		"\"wrong key file or identity\" errors name it by.",
 	.opts = keygen_opts,
 	.opts_help = "options:\n"
 		     "  --identity        write an identity, print its recipient\n"
@@ -86,6 +87,7 @@ static int keygen_opt(void *arg, int id, const char *value)
 int drgw_cmd_keygen(int argc, char **argv)
 {
 	char recipient[DRGW_RECIPIENT_STR_MAX];
+	uint8_t tag[8];
 	struct drgw_config cfg;
 	struct drgw_err err = { 0 };
 	int i, r, mode = 0;
@@ -98,9 +100,9 @@ int drgw_cmd_keygen(int argc, char **argv)
 	if (argc - i != 1)
 		return drgw_cli_usage_error(&keygen_cmd, "expected one FILE");
 	if (mode == OPT_IDENTITY)
-		r = drgw_identity_generate(argv[i], recipient, &err);
+		r = drgw_identity_generate(argv[i], recipient, tag, &err);
 	else if (mode == OPT_RECIPIENT_OF)
-		r = drgw_identity_recipient(argv[i], recipient, &err);
+		r = drgw_identity_recipient(argv[i], recipient, tag, &err);
 	else
 		r = drgw_key_generate(argv[i], &err);
 	if (r < 0) {
@@ -108,18 +110,12 @@ int drgw_cmd_keygen(int argc, char **argv)
 		return 1;
 	}
 	if (mode) {
-		uint8_t pk[32], tag[8];
 		char hex[17];
 
 		printf("%s\n", recipient);
-		/* What objects and "wrong identity" errors name it by. */
-		if (drgw_bech32_decode(recipient, DRGW_RECIPIENT_HRP, pk,
-				       sizeof(pk)) == 0) {
-			drgw_recipient_tag(pk, tag);
-			drgw_hex(tag, sizeof(tag), hex);
-			fprintf(stderr, "objects and error messages name this recipient by its tag %s\n",
-				hex);
-		}
+		drgw_hex(tag, sizeof(tag), hex);
+		fprintf(stderr, "objects and error messages name this recipient by its tag %s\n",
+			hex);
 	} else
 		printf("wrote a new key to %s\n", argv[i]);
 	return 0;
