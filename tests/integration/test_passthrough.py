@@ -66,11 +66,11 @@ def test_status_and_log_name_the_io_path(env):
     assert "mount I/O" not in env.drgw("status").stdout
 
 
-def test_passthrough_off_falls_back_to_the_writeback_cache(env, tmp_path):
-    gw = env.gateway("--passthrough", "off").start()
+def works_on_the_writeback_cache(env, tmp_path, gw, why):
+    """gw says it fell back to the writeback cache, and why, and backs up."""
     m = mount_io(env)
     assert m["io"] == "writeback-cache", m
-    assert "turned off (passthrough = off)" in m["detail"], m
+    assert why in m["detail"], m
     assert "gateway I/O: writeback-cache" in gw.log()
     make_app_db(env.mnt / "app.db", rows=3000)
     env.wait()
@@ -78,6 +78,12 @@ def test_passthrough_off_falls_back_to_the_writeback_cache(env, tmp_path):
     out = tmp_path / "out.db"
     env.client("restore", "app.db", out)
     assert filecmp.cmp(out, env.cache / "files" / "app.db", shallow=False)
+
+
+def test_passthrough_off_falls_back_to_the_writeback_cache(env, tmp_path):
+    gw = env.gateway("--passthrough", "off").start()
+    works_on_the_writeback_cache(env, tmp_path, gw,
+                                 "turned off (passthrough = off)")
 
 
 def test_a_kernel_without_passthrough_falls_back_to_the_writeback_cache(
@@ -88,15 +94,8 @@ def test_a_kernel_without_passthrough_falls_back_to_the_writeback_cache(
     need_passthrough()
     monkeypatch.setenv("DRGW_TEST_KERNEL_WITHOUT_PASSTHROUGH", "1")
     gw = env.gateway(expect_io=None).start()
-    m = mount_io(env)
-    assert m["io"] == "writeback-cache", m
-    assert "the kernel does not offer it" in m["detail"], m
-    make_app_db(env.mnt / "app.db", rows=3000)
-    env.wait()
-    gw.stop()
-    out = tmp_path / "out.db"
-    env.client("restore", "app.db", out)
-    assert filecmp.cmp(out, env.cache / "files" / "app.db", shallow=False)
+    works_on_the_writeback_cache(env, tmp_path, gw,
+                                 "the kernel does not offer it")
 
 
 def test_in_a_user_namespace_falls_back_to_the_writeback_cache(env, tmp_path):

@@ -54,8 +54,13 @@ def test_seal_is_retried_after_the_cache_disk_was_full(env, small_fs, tmp_path):
     # While nothing can be sealed, nothing may claim to be replicated.
     p = env.drgw("wait", "--timeout", "2s", cache=cache, check=False)
     assert p.returncode != 0, p.stdout
+    space_back_then_replicated(env, small_fs, gw, tmp_path, data)
+
+
+def space_back_then_replicated(env, small_fs, gw, tmp_path, data):
+    """The filler goes: a.db is sealed, replicated and restores as data."""
     os.unlink(small_fs / "filler")
-    env.drgw("wait", "--timeout", "60s", cache=cache)
+    env.drgw("wait", "--timeout", "60s", cache=small_fs / "cache")
     gw.stop()
     out = tmp_path / "out"
     env.client("restore", "a.db", out)
@@ -78,12 +83,7 @@ def test_a_file_closed_on_a_full_cache_disk_is_still_waited_for(env, small_fs, t
     assert p.returncode != 0, (p.stdout, gw.log()[-2000:])
     status = json.loads(env.drgw("status", "--json", cache=cache).stdout)
     assert status["files_settling"] >= 1, status
-    os.unlink(small_fs / "filler")
-    env.drgw("wait", "--timeout", "60s", cache=cache)
-    gw.stop()
-    out = tmp_path / "out"
-    env.client("restore", "a.db", out)
-    assert out.read_bytes() == data
+    space_back_then_replicated(env, small_fs, gw, tmp_path, data)
 
 
 def test_stop_with_an_unsealable_file_does_not_claim_replicated(env, small_fs):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PLUGINS, ROOT, make_app_db, run, sqlite
+from conftest import PLUGINS, ROOT, Daemon, make_app_db, run, sqlite
 
 DECODER = ROOT / "tools" / "drgw-decode"
 
@@ -49,16 +49,21 @@ def writer_args(env, *recipients):
     return args
 
 
+def start_writer(env, *recipients, backends=None):
+    """A gateway at env.mnt that holds only the recipients."""
+    gw = Daemon(env.tmp, "writer",
+                [*writer_args(env, *recipients),
+                 *(backends or env.backend_args()), "--settle-delay", "0.2s",
+                 "--retry-min", "0.2s", "--retry-max", "1s",
+                 "--drain-timeout", "30s"], env.mnt)
+    env.daemons.append(gw)
+    return gw.start()
+
+
 def test_recipient_only_gateway_backs_up_and_identities_restore(env, tmp_path):
     id_a, rec_a = identity(env, "team.id")
     id_b, rec_b = identity(env, "escrow.id")
-    gw_args = [*writer_args(env, rec_a, rec_b), *env.backend_args(),
-               "--settle-delay", "0.2s", "--retry-min", "0.2s",
-               "--retry-max", "1s", "--drain-timeout", "30s"]
-    from conftest import Daemon
-    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
-    env.daemons.append(gw)
-    gw.start()
+    gw = start_writer(env, rec_a, rec_b)
     db = tmp_path / "app.db"
     make_app_db(db, rows=20000)
     # The seed's backup job, unchanged.
@@ -169,12 +174,7 @@ def test_decoder_reads_the_version_1_vector_and_refuses_tampering(env, tmp_path)
 
 def test_recipient_only_backfill_copies_and_checks_without_decrypting(env, tmp_path):
     id_a, rec_a = identity(env, "team.id")
-    from conftest import Daemon
-    gw_args = [*writer_args(env, rec_a), *env.backend_args(),
-               "--settle-delay", "0.2s", "--drain-timeout", "30s"]
-    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
-    env.daemons.append(gw)
-    gw.start()
+    gw = start_writer(env, rec_a)
     for n in range(3):
         (env.mnt / f"f{n}.bin").write_bytes(os.urandom(70000))
     env.wait(timeout=60)
@@ -319,7 +319,6 @@ def test_a_key_change_starts_a_new_chain(env, tmp_path):
     """After moving from a key file to recipients, the next backup is a
     full object: an increment of the old object would need the old key
     too, and the new identity alone must restore it."""
-    from conftest import Daemon
     db = tmp_path / "app.db"
     make_app_db(db, rows=20000)
     gw = env.gateway().start()
@@ -327,11 +326,7 @@ def test_a_key_change_starts_a_new_chain(env, tmp_path):
     env.wait()
     gw.stop()
     id_a, rec_a = identity(env, "team.id")
-    gw_args = [*writer_args(env, rec_a), *env.backend_args(),
-               "--settle-delay", "0.2s", "--drain-timeout", "30s"]
-    gw = Daemon(env.tmp, "writer", gw_args, env.mnt)
-    env.daemons.append(gw)
-    gw.start()
+    gw = start_writer(env, rec_a)
     for day in (2, 3):
         sqlite(db, f"UPDATE applications SET state = 'day{day}' WHERE id > 19900")
         sqlite(db, f".backup '{env.mnt}/app-{day}.db'")
@@ -352,13 +347,8 @@ def round_trip(env, tmp_path, backends):
     """A writer with one recipient backs up to backends (an object store);
     the identity alone restores each backend from an empty cache, and the
     index record the writer left describes the objects (no tail read)."""
-    from conftest import Daemon
     ident, rec = identity(env, "team.id")
-    gw = Daemon(env.tmp, "writer",
-                [*writer_args(env, rec), *backends, "--settle-delay", "0.2s",
-                 "--retry-min", "0.2s", "--drain-timeout", "30s"], env.mnt)
-    env.daemons.append(gw)
-    gw.start()
+    gw = start_writer(env, rec, backends=backends)
     db = tmp_path / "app.db"
     make_app_db(db, rows=20000)
     for day in (1, 2):
